@@ -1,0 +1,93 @@
+//! An alert: what a rule found in one event, with everything a person or a SIEM needs.
+//! Its JSON form is the SIEM feed (one object per line); field names are an interface.
+
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+/// Alert severity, ordered from `info` to `critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+/// One alert. `None` fields are written as JSON `null` so the feed's shape never changes.
+#[derive(Debug, Clone, Serialize)]
+pub struct Alert {
+    /// Deterministic from rule and event id: downstream can dedupe on it.
+    pub alert_id: String,
+    pub rule: String,
+    pub severity: Severity,
+    pub event_id: Option<String>,
+    pub event_time: Option<String>,
+    pub account: Option<String>,
+    pub account_name: Option<String>,
+    pub ou: Option<String>,
+    pub region: Option<String>,
+    pub principal: Option<String>,
+    pub principal_type: Option<String>,
+    pub event_source: Option<String>,
+    pub event_name: Option<String>,
+    pub event_type: Option<String>,
+    pub read_only: Option<bool>,
+    pub source_ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub error_code: Option<String>,
+    /// One sentence: what, where, who, and which policy level made it unapproved.
+    pub reason: String,
+    pub approved_regions: Vec<String>,
+    /// Where the approved list came from (`organization`, `ou:…`, `account`).
+    pub policy_level: String,
+    /// The original CloudTrail record (`--include-event`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub event: Option<Box<RawValue>>,
+}
+
+/// `alert_id` for a rule and an event: the 128-bit xxh3 of both, as 32 hex digits.
+pub fn alert_id(rule: &str, event_key: &str) -> String {
+    let mut buf = Vec::with_capacity(rule.len() + 1 + event_key.len());
+    buf.extend_from_slice(rule.as_bytes());
+    buf.push(0);
+    buf.extend_from_slice(event_key.as_bytes());
+    format!("{:032x}", xxhash_rust::xxh3::xxh3_128(&buf))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn alert_id_is_deterministic_and_rule_specific() {
+        let a = alert_id("unapproved-region", "e1");
+        assert_eq!(a, alert_id("unapproved-region", "e1"));
+        assert_eq!(a.len(), 32);
+        assert_ne!(a, alert_id("unapproved-region", "e2"));
+        assert_ne!(a, alert_id("other-rule", "e1"));
+        // The separator keeps ("ab","c") and ("a","bc") apart.
+        assert_ne!(alert_id("ab", "c"), alert_id("a", "bc"));
+    }
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Critical > Severity::High && Severity::Medium > Severity::Low);
+        let s: Severity = serde_json::from_str("\"medium\"").unwrap();
+        assert_eq!(s, Severity::Medium);
+        assert!(serde_json::from_str::<Severity>("\"severe\"").is_err());
+    }
+}

@@ -1,0 +1,237 @@
+//! `trailwatch explain`: for each event in a file (any envelope), every fact the rule looks
+//! at, then its decision: why it alerts, or why not.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
+use trailwatch::event::{format_utc_secs, Event};
+use trailwatch::rules::region::{self, NotActivity, Verdict};
+use trailwatch::rules::RegionPolicy;
+
+use super::{exit, load_config, wall_clock};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// The event: a file in any form replay reads (or `-` for stdin).
+    #[arg(long, short)]
+    event: String,
+    /// Time the exemptions are judged at: `now` (default), `event` (the event's own time,
+    /// as replay does), or an RFC 3339 time.
+    #[arg(long, default_value = "now")]
+    at: String,
+}
+
+struct Explainer<'p> {
+    policy: &'p RegionPolicy,
+    at: Option<i64>,
+    text: String,
+    events: usize,
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+impl Explainer<'_> {
+    fn explain(&mut self, ev: &Event<'_>) -> String {
+        use std::fmt::Write;
+        let p = self.policy;
+        let now = self
+            .at
+            .or_else(|| ev.time_secs())
+            .unwrap_or_else(wall_clock);
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "event {} {} ({}) at {}",
+            ev.event_id().unwrap_or("(no eventID)"),
+            ev.event_name().unwrap_or("?"),
+            ev.event_source().unwrap_or("?"),
+            ev.event_time.as_deref().unwrap_or("?")
+        );
+        let _ = writeln!(
+            s,
+            "  principal:      {} ({})",
+            ev.principal().unwrap_or("?"),
+            ev.principal_type().unwrap_or("?")
+        );
+        let acct = p.for_account(ev.account());
+        let _ = writeln!(
+            s,
+            "  account:        {}{}{}",
+            ev.account().unwrap_or("(none)"),
+            acct.name
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default(),
+            acct.ou
+                .as_deref()
+                .map(|o| format!(", OU {o}"))
+                .unwrap_or_default()
+        );
+        let activity = match region::activity(p, ev) {
+            Ok(()) => match ev.read_only {
+                Some(false) => "yes: readOnly is false".to_string(),
+                _ => format!(
+                    "yes: no readOnly field, and {:?} starts with no read prefix",
+                    ev.event_name().unwrap_or("")
+                ),
+            },
+            Err(NotActivity::ReadOnly) => "no: readOnly is true".into(),
+            Err(NotActivity::EventType(t)) => {
+                format!("no: eventType {t} is AWS acting, not the account")
+            }
+            Err(NotActivity::ReadPrefix(pre)) => {
+                format!("no: no readOnly field, and the name starts with the read prefix {pre:?}")
+            }
+            Err(NotActivity::Unknown) => "no: neither readOnly nor eventName".into(),
+        };
+        let _ = writeln!(s, "  activity:       {activity}");
+        let region = ev.region();
+        let _ = writeln!(s, "  region:         {}", region.unwrap_or("(none)"));
+        let _ = writeln!(
+            s,
+            "  approved:       {} (set by {})",
+            if acct.approved.is_empty() {
+                "none".to_string()
+            } else {
+                acct.approved.join(", ")
+            },
+            acct.level
+        );
+        let global = ev
+            .event_source()
+            .is_some_and(|x| p.global_sources.contains(x));
+        let _ = writeln!(
+            s,
+            "  global service: {}{}",
+            yes_no(global),
+            if global {
+                format!(" (does not count as use of {})", p.global_regions.join("/"))
+            } else {
+                String::new()
+            }
+        );
+        for ex in &p.exemptions {
+            if ex.matches(ev) {
+                let state = if ex.is_active(now) {
+                    "matches".to_string()
+                } else {
+                    format!(
+                        "would match but expired on {}",
+                        ex.expires_text.as_deref().unwrap_or("?")
+                    )
+                };
+                let _ = writeln!(
+                    s,
+                    "  exemption:      policy.exempt[{}] {state} ({})",
+                    ex.index, ex.reason
+                );
+            }
+        }
+        let _ = writeln!(s, "  failed call:    {}", ev.error_code().unwrap_or("no"));
+        let verdict = region::evaluate(p, ev, now);
+        let decision = match &verdict {
+            Verdict::Alert(a, sev) => {
+                format!("ALERT ({}): {}", sev.as_str(), region::reason(ev, a))
+            }
+            Verdict::NotActivity(_) => "no alert: not activity".into(),
+            Verdict::NoRegion => "no alert: the record has no awsRegion".into(),
+            Verdict::Approved(_) => format!(
+                "no alert: {} is approved for this account",
+                region.unwrap_or("?")
+            ),
+            Verdict::GlobalService => {
+                "no alert: a global service recording in its global region".into()
+            }
+            Verdict::Exempt(_, ex) => format!(
+                "no alert: exempt by policy.exempt[{}] ({})",
+                ex.index, ex.reason
+            ),
+            Verdict::FailedCallIgnored(_) => {
+                "no alert: failed call and alert_on_failed_calls = false".into()
+            }
+        };
+        let _ = writeln!(s, "  exemptions judged at {}", format_utc_secs(now));
+        let _ = writeln!(s, "  => {decision}");
+        s
+    }
+}
+
+impl Visit for Explainer<'_> {
+    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+        self.events += 1;
+        let text = self.explain(&ev);
+        self.text.push_str(&text);
+        self.text.push('\n');
+    }
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        self.text.push_str(&format!(
+            "unreadable record at {} {}: {}\n\n",
+            dead.input, dead.path, dead.reason
+        ));
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let at = match args.at.as_str() {
+        "now" => Some(wall_clock()),
+        "event" => None,
+        t => match trailwatch::config::parse_date(t) {
+            Ok(secs) => Some(secs),
+            Err(why) => {
+                eprintln!("trailwatch: --at: {why}");
+                return Ok(exit::bad_config());
+            }
+        },
+    };
+    let mut data = Vec::new();
+    if args.event == "-" {
+        std::io::stdin().read_to_end(&mut data)?;
+    } else {
+        data = std::fs::read(&args.event).with_context(|| format!("cannot read {}", args.event))?;
+    }
+    let policy = RegionPolicy::build(&config.policy);
+    let mut ex = Explainer {
+        policy: &policy,
+        at,
+        text: String::new(),
+        events: 0,
+    };
+    let decoder = Decoder::new(config.decode.limits());
+    let mut pos = Position::new(args.event.clone());
+    let text = String::from_utf8_lossy(&data);
+    // A JSON-lines file holds one event per line; anything else is one document.
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    let one_per_line = lines.len() > 1
+        && lines
+            .iter()
+            .all(|l| serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok());
+    if one_per_line {
+        for (i, line) in lines.iter().enumerate() {
+            pos.line = Some(i as u64 + 1);
+            decoder.decode(line.as_bytes(), &mut pos, &mut ex);
+        }
+    } else {
+        decoder.decode(&data, &mut pos, &mut ex);
+    }
+    print!("{}", ex.text);
+    Ok(if ex.events == 0 {
+        exit::nothing_read()
+    } else {
+        exit::ok()
+    })
+}

@@ -1,0 +1,239 @@
+//! `trailwatch replay`: inputs → decode → pipeline → SIEM feed on stdout, dead letters to a
+//! file, a summary on stderr.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Instant;
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use trailwatch::alert::Alert;
+use trailwatch::decode::{DeadLetter, Decoder, Position, Skip, Visit};
+use trailwatch::event::Event;
+use trailwatch::pipeline::{Disposition, Pipeline};
+use trailwatch::sink::{AlertSink, DeadLetterFile, JsonLines};
+use trailwatch::source::replay::{self, Input, Reader};
+
+use super::{exit, load_config, wall_clock};
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Config file (TOML).
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Append one JSON line per unreadable record to this file.
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
+    /// Add the original CloudTrail record to each alert (`event`).
+    #[arg(long)]
+    include_event: bool,
+    /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
+    #[arg(required = true, value_name = "INPUT")]
+    inputs: Vec<String>,
+}
+
+/// What a replay counted.
+#[derive(Debug, Default)]
+struct Counts {
+    inputs: u64,
+    records: u64,
+    events: u64,
+    duplicates: u64,
+    alerts: u64,
+    dead_letters: u64,
+    control_messages: u64,
+    skipped: u64,
+    digests: u64,
+}
+
+struct Run<'o> {
+    pipeline: Pipeline,
+    alerts: Vec<Alert>,
+    out: JsonLines<io::StdoutLock<'o>>,
+    dead: Option<DeadLetterFile>,
+    counts: Counts,
+    /// Replay runs on event time: the latest event time seen so far.
+    clock: Option<i64>,
+    wall: i64,
+    /// The first output error; once set, replay stops.
+    failed: Option<io::Error>,
+}
+
+impl Visit for Run<'_> {
+    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+        self.counts.events += 1;
+        if let Some(t) = ev.time_secs() {
+            self.clock = Some(self.clock.map_or(t, |c| c.max(t)));
+        }
+        let now = self.clock.unwrap_or(self.wall);
+        match self.pipeline.process(&ev, now, &mut self.alerts) {
+            Disposition::Duplicate => self.counts.duplicates += 1,
+            Disposition::Evaluated { .. } => {}
+        }
+        for alert in self.alerts.drain(..) {
+            self.counts.alerts += 1;
+            if self.failed.is_none() {
+                if let Err(e) = self.out.send(&alert) {
+                    self.failed = Some(e);
+                }
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        self.counts.dead_letters += 1;
+        tracing::warn!(
+            input = %dead.input,
+            line = dead.line,
+            path = %dead.path,
+            sequence_number = dead.sequence_number.as_deref(),
+            reason = %dead.reason,
+            "dead letter"
+        );
+        if let Some(f) = &mut self.dead {
+            if let Err(e) = f.write(&dead) {
+                self.failed.get_or_insert(e);
+            }
+        }
+    }
+
+    fn control_message(&mut self, _pos: &Position) {
+        self.counts.control_messages += 1;
+    }
+
+    fn skipped(&mut self, why: Skip, pos: &Position) {
+        self.counts.skipped += 1;
+        tracing::debug!(input = %pos.input, line = pos.line, path = %pos.path(), why = replay::skip_name(why), "skipped");
+    }
+
+    fn transport_record(&mut self, _pos: &Position) {
+        self.counts.records += 1;
+    }
+}
+
+fn progress_bar(inputs: &[Input]) -> ProgressBar {
+    let total: u64 = inputs
+        .iter()
+        .filter_map(|i| match i {
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Stdin => None,
+        })
+        .sum();
+    let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let dead = match &args.dead_letter {
+        Some(p) => Some(
+            DeadLetterFile::open(p)
+                .with_context(|| format!("cannot open dead-letter file {}", p.display()))?,
+        ),
+        None => None,
+    };
+    let (inputs, digests, open_errors) = replay::expand(&args.inputs);
+    for (name, e) in &open_errors {
+        eprintln!("trailwatch: cannot read {name}: {e}");
+    }
+    let reader = Reader {
+        decoder: Decoder::new(config.decode.limits()),
+        max_document_bytes: config.decode.max_document_bytes,
+    };
+    let stdout = io::stdout();
+    let mut run = Run {
+        pipeline: Pipeline::new(&config, args.include_event),
+        alerts: Vec::new(),
+        out: JsonLines::new(stdout.lock()),
+        dead,
+        counts: Counts {
+            digests: digests as u64,
+            ..Counts::default()
+        },
+        clock: None,
+        wall: wall_clock(),
+        failed: None,
+    };
+    let bar = progress_bar(&inputs);
+    let started = Instant::now();
+    let mut read_failures = open_errors.len();
+    for input in &inputs {
+        let name = input.name();
+        bar.set_message(name.clone());
+        let stats =
+            replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut run));
+        match stats {
+            Ok(s) => {
+                run.counts.inputs += 1;
+                run.counts.records += s.units;
+            }
+            Err(e) => {
+                read_failures += 1;
+                eprintln!("trailwatch: error reading {name}: {e}");
+            }
+        }
+        if run.failed.is_some() {
+            break;
+        }
+    }
+    bar.finish_and_clear();
+    let flushed = run.out.flush();
+    if let Some(f) = &mut run.dead {
+        if let Err(e) = f.sync() {
+            run.failed.get_or_insert(e);
+        }
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let c = &run.counts;
+    let rate = if elapsed > 0.0 {
+        c.events as f64 / elapsed
+    } else {
+        0.0
+    };
+    let mut err = io::stderr().lock();
+    let _ = writeln!(
+        err,
+        "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} alerts, \
+         {} dead letters, {} control messages, {} skipped, {} digest files skipped, \
+         {:.2} s, {:.0} events/s",
+        c.inputs,
+        c.records,
+        c.events,
+        c.duplicates,
+        c.alerts,
+        c.dead_letters,
+        c.control_messages,
+        c.skipped,
+        c.digests,
+        elapsed,
+        rate
+    );
+    if run.pipeline.dedup().evicted_early > 0 {
+        let _ = writeln!(
+            err,
+            "trailwatch: warning: {} event ids were forgotten before their TTL because \
+             dedup.max_event_ids was reached; raise it to catch all duplicates",
+            run.pipeline.dedup().evicted_early
+        );
+    }
+    match (run.failed.take(), flushed) {
+        (Some(e), _) | (None, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
+            return Err(e).context("writing output");
+        }
+        _ => {}
+    }
+    let readable = c.events + c.control_messages + c.skipped + c.digests;
+    if readable == 0 && (c.dead_letters > 0 || read_failures > 0) {
+        return Ok(exit::nothing_read());
+    }
+    Ok(exit::ok())
+}

@@ -1,0 +1,352 @@
+//! Reading the TOML section by section and checking its meaning, collecting every problem.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::de::DeserializeOwned;
+use toml::{Table, Value};
+
+use super::schema::*;
+use super::{Level, Problem};
+use crate::regions::{check_region, RegionCheck};
+
+struct Collector<'f> {
+    file: &'f str,
+    problems: Vec<Problem>,
+}
+
+impl Collector<'_> {
+    fn push(&mut self, level: Level, key: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem {
+            level,
+            file: self.file.to_string(),
+            key: key.into(),
+            message: message.into(),
+        });
+    }
+    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Level::Error, key, message);
+    }
+    fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.push(Level::Warning, key, message);
+    }
+
+    /// Deserializes one table entry on its own; a failure is recorded, not fatal.
+    fn read<T: DeserializeOwned>(&mut self, key: &str, value: Value) -> Option<T> {
+        match value.try_into::<T>() {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.message().trim().to_string();
+                self.error(key, msg);
+                None
+            }
+        }
+    }
+}
+
+/// Quotes a TOML key when it needs it.
+fn k(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !key.chars().all(|c| c.is_ascii_digit())
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
+}
+
+fn take_table(c: &mut Collector, parent: &mut Table, name: &str, key: &str) -> Table {
+    match parent.remove(name) {
+        None => Table::new(),
+        Some(Value::Table(t)) => t,
+        Some(other) => {
+            c.error(key, format!("expected a table, found {}", other.type_str()));
+            Table::new()
+        }
+    }
+}
+
+/// Parses and validates; returns the config when every section could be read.
+pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, Vec<Problem>) {
+    let mut c = Collector {
+        file,
+        problems: Vec::new(),
+    };
+    let mut root: Table = match text.parse() {
+        Ok(t) => t,
+        Err(e) => {
+            let e: toml::de::Error = e;
+            let where_ = e
+                .span()
+                .map(|s| {
+                    let before = &text[..s.start.min(text.len())];
+                    let line = before.matches('\n').count() + 1;
+                    let col = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+                    format!("line {line}, column {col}")
+                })
+                .unwrap_or_default();
+            c.error(where_, format!("TOML syntax: {}", e.message()));
+            return (None, c.problems);
+        }
+    };
+    let mut ok = true;
+    let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
+    let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
+    let decode_t = take_table(&mut c, &mut root, "decode", "decode");
+    for (key, _) in root {
+        c.error(
+            k(&key),
+            "unknown section; expected one of `policy`, `dedup`, `decode`",
+        );
+        ok = false;
+    }
+
+    let ous_t = take_table(&mut c, &mut policy_t, "ous", "policy.ous");
+    let accounts_t = take_table(&mut c, &mut policy_t, "accounts", "policy.accounts");
+    let global_t = take_table(&mut c, &mut policy_t, "global_services", "policy.global_services");
+    let exempt_v = policy_t.remove("exempt");
+    let top: Option<PolicyTop> = c.read("policy", Value::Table(policy_t));
+    let global: Option<GlobalServices> = c.read("policy.global_services", Value::Table(global_t));
+    let mut ous = BTreeMap::new();
+    for (id, v) in ous_t {
+        let key = format!("policy.ous.{}", k(&id));
+        match c.read::<Ou>(&key, v) {
+            Some(ou) => drop(ous.insert(id, ou)),
+            None => ok = false,
+        }
+    }
+    let mut accounts = BTreeMap::new();
+    for (id, v) in accounts_t {
+        let key = format!("policy.accounts.{}", k(&id));
+        match c.read::<Account>(&key, v) {
+            Some(a) => drop(accounts.insert(id, a)),
+            None => ok = false,
+        }
+    }
+    let mut exempt = Vec::new();
+    match exempt_v {
+        None => {}
+        Some(Value::Array(items)) => {
+            for (i, v) in items.into_iter().enumerate() {
+                match c.read::<Exempt>(&format!("policy.exempt[{i}]"), v) {
+                    Some(e) => exempt.push(e),
+                    None => ok = false,
+                }
+            }
+        }
+        Some(other) => {
+            c.error(
+                "policy.exempt",
+                format!(
+                    "expected an array of tables ([[policy.exempt]]), found {}",
+                    other.type_str()
+                ),
+            );
+            ok = false;
+        }
+    }
+    let dedup_raw: Option<DedupRaw> = c.read("dedup", Value::Table(dedup_t));
+    let decode: Option<Decode> = c.read("decode", Value::Table(decode_t));
+
+    let (Some(top), Some(global), Some(dedup_raw), Some(decode), true) =
+        (top, global, dedup_raw, decode, ok)
+    else {
+        return (None, c.problems);
+    };
+    let policy = Policy {
+        top,
+        ous,
+        accounts,
+        exempt,
+        global_services: global,
+    };
+    check_policy(&mut c, &policy, now_secs);
+    let dedup = check_dedup(&mut c, &dedup_raw);
+    check_decode(&mut c, &decode);
+    let config = Config {
+        policy,
+        dedup,
+        decode,
+    };
+    (Some(config), c.problems)
+}
+
+fn check_regions(c: &mut Collector, key: &str, regions: &[String]) {
+    let mut seen = BTreeSet::new();
+    for (i, r) in regions.iter().enumerate() {
+        let key = format!("{key}[{i}]");
+        if !seen.insert(r.as_str()) {
+            c.warn(&key, format!("region {r:?} is listed twice"));
+        }
+        match check_region(r) {
+            RegionCheck::Known { .. } => {}
+            RegionCheck::UnknownWellFormed { partition, .. } => c.warn(
+                key,
+                format!(
+                    "region {r:?} is well-formed for partition {partition} but not a region \
+                     trailwatch knows; accepted (new regions appear often), check the spelling"
+                ),
+            ),
+            RegionCheck::Invalid { why, hint } => {
+                let hint = hint.map(|h| format!(" (did you mean {h:?}?)")).unwrap_or_default();
+                c.error(key, format!("region {r:?} {why}{hint}; expected a region code like \"us-east-1\""));
+            }
+        }
+    }
+}
+
+fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
+    check_regions(c, "policy.approved_regions", &p.top.approved_regions);
+    if p.top.approved_regions.is_empty() {
+        c.warn(
+            "policy.approved_regions",
+            "empty: every account without its own list alerts on activity in any region",
+        );
+    }
+    if p.top.read_prefixes.iter().any(|s| s.is_empty()) {
+        c.error(
+            "policy.read_prefixes",
+            "an empty prefix would make every event read-only",
+        );
+    }
+    let g = &p.global_services;
+    check_regions(c, "policy.global_services.recorded_in", &g.recorded_in);
+    for (ou_id, ou) in &p.ous {
+        let key = format!("policy.ous.{}", k(ou_id));
+        if !ou_id.starts_with("ou-") && !ou_id.starts_with("r-") {
+            c.warn(&key, "OU ids look like \"ou-ab12-cdef3456\" (or \"r-ab12\" for the root)");
+        }
+        if let Some(list) = &ou.approved_regions {
+            check_regions(c, &format!("{key}.approved_regions"), list);
+        }
+        check_regions(c, &format!("{key}.extra_regions"), &ou.extra_regions);
+        if let Some(parent) = &ou.parent {
+            if !p.ous.contains_key(parent) {
+                c.error(format!("{key}.parent"), format!("unknown OU {parent:?}; expected a key of [policy.ous]"));
+            }
+        }
+        // Cycle check: follow parents at most |ous| steps.
+        let mut cur = ou.parent.as_deref();
+        for _ in 0..=p.ous.len() {
+            match cur {
+                Some(id) if id == ou_id => {
+                    c.error(format!("{key}.parent"), "OU parents form a cycle");
+                    break;
+                }
+                Some(id) => cur = p.ous.get(id).and_then(|o| o.parent.as_deref()),
+                None => break,
+            }
+        }
+        for (i, acct) in ou.accounts.iter().enumerate() {
+            let akey = format!("{key}.accounts[{i}]");
+            if !is_account_id(acct) {
+                c.error(&akey, format!("{acct:?} is not an account id; expected 12 digits"));
+            }
+            if let Some(other) = p.accounts.get(acct).and_then(|a| a.ou.as_ref()) {
+                if other != ou_id {
+                    c.error(&akey, format!("account {acct} is also placed in OU {other:?} by policy.accounts.{acct}.ou"));
+                }
+            }
+            let others: Vec<_> = p
+                .ous
+                .iter()
+                .filter(|(id, o)| *id < ou_id && o.accounts.contains(acct))
+                .map(|(id, _)| id.as_str())
+                .collect();
+            if let Some(first) = others.first() {
+                c.error(&akey, format!("account {acct} is also a member of OU {first:?}"));
+            }
+        }
+    }
+    for (id, acct) in &p.accounts {
+        let key = format!("policy.accounts.{}", k(id));
+        if !is_account_id(id) {
+            c.error(&key, format!("{id:?} is not an account id; expected 12 digits (quote it: [policy.accounts.\"111122223333\"])"));
+        }
+        if let Some(ou) = &acct.ou {
+            if !p.ous.contains_key(ou) {
+                c.error(format!("{key}.ou"), format!("unknown OU {ou:?}; expected a key of [policy.ous]"));
+            }
+        }
+        if let Some(list) = &acct.approved_regions {
+            check_regions(c, &format!("{key}.approved_regions"), list);
+        }
+        check_regions(c, &format!("{key}.extra_regions"), &acct.extra_regions);
+    }
+    for (i, e) in p.exempt.iter().enumerate() {
+        let key = format!("policy.exempt[{i}]");
+        if e.principal.is_none()
+            && e.event_source.is_none()
+            && e.event_name.is_none()
+            && e.account.is_none()
+            && e.region.is_none()
+        {
+            c.error(&key, "matches nothing: give at least one of principal, event_source, event_name, account, region");
+        }
+        if e.reason.trim().is_empty() {
+            c.error(format!("{key}.reason"), "missing: every exemption needs a reason (it is shown in explain)");
+        }
+        if let Some(exp) = &e.expires {
+            match parse_date(exp) {
+                Err(why) => c.error(format!("{key}.expires"), why),
+                Ok(t) if t <= now_secs => c.warn(
+                    format!("{key}.expires"),
+                    format!("expired on {exp}: this exemption no longer applies"),
+                ),
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn check_dedup(c: &mut Collector, raw: &DedupRaw) -> Dedup {
+    let mut d = Dedup {
+        max_event_ids: raw.max_event_ids,
+        ..Dedup::default()
+    };
+    match parse_duration(&raw.event_ttl) {
+        Ok(secs) => d.event_ttl_secs = secs,
+        Err(why) => c.error("dedup.event_ttl", why),
+    }
+    if raw.max_event_ids == 0 {
+        c.error("dedup.max_event_ids", "must be at least 1");
+    }
+    d
+}
+
+fn check_decode(c: &mut Collector, d: &Decode) {
+    for (key, v) in [
+        ("decode.max_decompressed_bytes", d.max_decompressed_bytes),
+        ("decode.max_event_bytes", d.max_event_bytes),
+        ("decode.max_document_bytes", d.max_document_bytes),
+    ] {
+        if v < 1024 {
+            c.error(key, format!("{v} is too small; expected at least 1024 bytes"));
+        }
+    }
+}
+
+/// `"90s"`, `"15m"`, `"2h"`, `"1d"` (humantime syntax) → whole seconds.
+pub fn parse_duration(s: &str) -> Result<i64, String> {
+    humantime::parse_duration(s)
+        .map_err(|e| format!("{s:?} is not a duration ({e}); expected e.g. \"90s\", \"15m\", \"2h\""))
+        .and_then(|d| i64::try_from(d.as_secs()).map_err(|_| format!("{s:?} is too long")))
+}
+
+/// `YYYY-MM-DD` (the end of that day, UTC) or an RFC 3339 time → seconds since the epoch.
+pub fn parse_date(s: &str) -> Result<i64, String> {
+    use time::format_description::well_known::Rfc3339;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    if let Ok(d) = time::Date::parse(s, &fmt) {
+        return Ok(d.midnight().assume_utc().unix_timestamp() + 86_400 - 1);
+    }
+    time::OffsetDateTime::parse(s, &Rfc3339)
+        .map(|t| t.unix_timestamp())
+        .map_err(|_| format!("{s:?} is not a date; expected \"YYYY-MM-DD\" or an RFC 3339 time"))
+}

@@ -1,0 +1,327 @@
+//! Bytes → CloudTrail events. Content decides the envelope, never a flag: gzip magic, KPL
+//! magic, then the JSON shape (see [`shape`]). Envelopes nest (a `get-records` dump holds
+//! base64 Kinesis records holding gzip'd CloudWatch Logs envelopes holding CloudTrail records),
+//! so decoding recurses, to a bounded depth.
+//!
+//! Nothing here panics on input: a record that cannot be read is handed to
+//! [`Visit::dead_letter`] with its position and the reason, and decoding goes on with the next.
+
+pub mod gzip;
+pub mod kpl;
+pub mod shape;
+
+use std::fmt::Write as _;
+
+use base64::Engine as _;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use crate::event::Event;
+
+/// Size and depth limits. Defaults suit CloudTrail (events ≤ 256 KB; Kinesis records ≤ 10 MiB).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Largest output of one gzip layer; more is a dead letter (gzip-bomb guard).
+    pub max_decompressed_bytes: usize,
+    /// Largest single CloudTrail record (its JSON text); larger ones are dead letters.
+    pub max_event_bytes: usize,
+    /// Deepest envelope nesting (gzip, base64, KPL, Records, logEvents each count one).
+    pub max_depth: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_decompressed_bytes: 128 << 20,
+            max_event_bytes: 1 << 20,
+            max_depth: 12,
+        }
+    }
+}
+
+/// One step from the outside of a record inwards, for positions in dead letters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Element `i` of an array field (`Records`, `records`, `logEvents`, or `[]` for a bare array).
+    Index(&'static str, usize),
+    Base64,
+    Gzip,
+    /// Sub-record `i` of a KPL aggregate (the KCL sub-sequence number).
+    Kpl(usize),
+    /// EventBridge `detail`.
+    Detail,
+}
+
+/// Where a record sits: input name, line, and the steps into it.
+#[derive(Debug, Clone, Default)]
+pub struct Position {
+    pub input: String,
+    /// 1-based line of the input where the record (or its enclosing document) starts.
+    pub line: Option<u64>,
+    /// Kinesis sequence number of the enclosing transport record, when known.
+    pub sequence_number: Option<String>,
+    pub steps: Vec<Step>,
+}
+
+impl Position {
+    pub fn new(input: impl Into<String>) -> Self {
+        Position {
+            input: input.into(),
+            ..Default::default()
+        }
+    }
+
+    /// `Records[3]/base64/gzip/logEvents[17]`.
+    pub fn path(&self) -> String {
+        let mut s = String::new();
+        for (i, step) in self.steps.iter().enumerate() {
+            if i > 0 {
+                s.push('/');
+            }
+            let _ = match step {
+                Step::Index(name, n) => write!(s, "{name}[{n}]"),
+                Step::Base64 => write!(s, "base64"),
+                Step::Gzip => write!(s, "gzip"),
+                Step::Kpl(n) => write!(s, "kpl[{n}]"),
+                Step::Detail => write!(s, "detail"),
+            };
+        }
+        s
+    }
+
+    /// The innermost KPL sub-record index, if the record came out of an aggregate.
+    pub fn sub_sequence(&self) -> Option<usize> {
+        self.steps.iter().rev().find_map(|s| match s {
+            Step::Kpl(n) => Some(*n),
+            _ => None,
+        })
+    }
+
+    fn with<T>(&mut self, step: Step, f: impl FnOnce(&mut Self) -> T) -> T {
+        self.steps.push(step);
+        let out = f(self);
+        self.steps.pop();
+        out
+    }
+}
+
+/// A record that could not be read: one JSON line of the dead-letter file.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub input: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sequence_number: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_sequence: Option<usize>,
+    pub reason: String,
+    /// Size of the unreadable record in bytes.
+    pub size: usize,
+    /// Its first bytes (up to [`DeadLetter::HEAD_BYTES`]), base64.
+    pub head_base64: String,
+}
+
+impl DeadLetter {
+    pub const HEAD_BYTES: usize = 256;
+
+    pub fn new(pos: &Position, data: &[u8], reason: impl Into<String>) -> Self {
+        let head = &data[..data.len().min(Self::HEAD_BYTES)];
+        DeadLetter {
+            input: pos.input.clone(),
+            line: pos.line,
+            path: pos.path(),
+            sequence_number: pos.sequence_number.clone(),
+            sub_sequence: pos.sub_sequence(),
+            reason: reason.into(),
+            size: data.len(),
+            head_base64: base64::engine::general_purpose::STANDARD.encode(head),
+        }
+    }
+}
+
+/// Why a readable record carried no CloudTrail event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// A CloudTrail digest file.
+    Digest,
+    /// An EventBridge event that is not CloudTrail-delivered.
+    NotCloudTrail,
+    /// An empty transport record (Firehose allows them).
+    Empty,
+}
+
+/// What decoding finds, handed to the caller as it goes.
+pub trait Visit {
+    fn event(&mut self, event: Event<'_>, pos: &Position);
+    fn dead_letter(&mut self, dead: DeadLetter);
+    /// A CloudWatch Logs `CONTROL_MESSAGE` (a subscription's reachability probe).
+    fn control_message(&mut self, _pos: &Position) {}
+    fn skipped(&mut self, _why: Skip, _pos: &Position) {}
+    /// A base64 transport record (Kinesis, Firehose) was opened.
+    fn transport_record(&mut self, _pos: &Position) {}
+}
+
+/// Decodes records of any supported envelope.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Decoder {
+    pub limits: Limits,
+}
+
+fn is_cloudtrail_detail_type(dt: &str) -> bool {
+    dt.ends_with(" via CloudTrail")
+}
+
+impl Decoder {
+    pub fn new(limits: Limits) -> Self {
+        Decoder { limits }
+    }
+
+    /// Decodes one record, document or payload and reports what it holds to `v`.
+    pub fn decode(&self, data: &[u8], pos: &mut Position, v: &mut impl Visit) {
+        self.bytes(data, pos, v, 0);
+    }
+
+    fn bytes(&self, data: &[u8], pos: &mut Position, v: &mut impl Visit, depth: u32) {
+        if depth > self.limits.max_depth {
+            let why = format!("envelopes nested deeper than {} levels", self.limits.max_depth);
+            return v.dead_letter(DeadLetter::new(pos, data, why));
+        }
+        if gzip::is_gzip(data) {
+            return match gzip::gunzip(data, self.limits.max_decompressed_bytes) {
+                Ok(plain) => pos.with(Step::Gzip, |pos| self.bytes(&plain, pos, v, depth + 1)),
+                Err(e) => v.dead_letter(DeadLetter::new(pos, data, e.to_string())),
+            };
+        }
+        if data.starts_with(&kpl::MAGIC) {
+            match kpl::deaggregate(data) {
+                Ok(Some(subs)) => {
+                    for (i, sub) in subs.iter().enumerate() {
+                        pos.with(Step::Kpl(i), |pos| self.bytes(sub.data, pos, v, depth + 1));
+                    }
+                    return;
+                }
+                Ok(None) => {} // bad MD5 or too short: a plain record, as KCL does
+                Err(e) => return v.dead_letter(DeadLetter::new(pos, data, e.to_string())),
+            }
+        }
+        let body = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data).trim_ascii();
+        match body.first() {
+            None => v.skipped(Skip::Empty, pos),
+            Some(b'{' | b'[') => match std::str::from_utf8(body) {
+                Ok(text) => self.json(text, pos, v, depth),
+                Err(e) => v.dead_letter(DeadLetter::new(pos, data, format!("not UTF-8: {e}"))),
+            },
+            Some(b) => {
+                let why = format!(
+                    "unknown format: not gzip, KPL or JSON (first byte 0x{b:02x}, {:?})",
+                    char::from(*b)
+                );
+                v.dead_letter(DeadLetter::new(pos, data, why))
+            }
+        }
+    }
+
+    fn json(&self, text: &str, pos: &mut Position, v: &mut impl Visit, depth: u32) {
+        if depth > self.limits.max_depth {
+            let why = format!("envelopes nested deeper than {} levels", self.limits.max_depth);
+            return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why));
+        }
+        let dead = |v: &mut dyn FnMut(DeadLetter), pos: &Position, why: String| {
+            v(DeadLetter::new(pos, text.as_bytes(), why))
+        };
+        if text.starts_with('[') {
+            // A bare array of records, as tools (and Stratus Red Team) save them.
+            return match serde_json::from_str::<Vec<&RawValue>>(text) {
+                Ok(items) => self.each(&items, "[]", pos, v, depth),
+                Err(e) => dead(&mut |d| v.dead_letter(d), pos, format!("JSON: {e}")),
+            };
+        }
+        let shape = match shape::parse(text) {
+            Ok(s) => s,
+            Err(e) => return dead(&mut |d| v.dead_letter(d), pos, format!("JSON: {e}")),
+        };
+        let (event, env) = (shape.event, shape.envelope);
+        if let Some(items) = &env.records_upper {
+            return self.each(items, "Records", pos, v, depth);
+        }
+        if let Some(items) = &env.records_lower {
+            return self.each(items, "records", pos, v, depth);
+        }
+        if let Some(kind) = env.message_type.as_deref() {
+            return match kind {
+                "CONTROL_MESSAGE" => v.control_message(pos),
+                "DATA_MESSAGE" => {
+                    for (i, e) in env.log_events.iter().flatten().enumerate() {
+                        pos.with(Step::Index("logEvents", i), |pos| {
+                            self.bytes(e.message.as_bytes(), pos, v, depth + 1)
+                        });
+                    }
+                }
+                other => {
+                    let why = format!("unknown CloudWatch Logs messageType {other:?}");
+                    dead(&mut |d| v.dead_letter(d), pos, why)
+                }
+            };
+        }
+        if let Some(kind) = env.detail_type.as_deref() {
+            return match (is_cloudtrail_detail_type(kind), env.detail) {
+                (false, _) => v.skipped(Skip::NotCloudTrail, pos),
+                (true, Some(detail)) => {
+                    pos.with(Step::Detail, |pos| self.json(detail.get(), pos, v, depth + 1))
+                }
+                (true, None) => {
+                    let why = format!("EventBridge {kind:?} event without `detail`");
+                    dead(&mut |d| v.dead_letter(d), pos, why)
+                }
+            };
+        }
+        if let Some(b64) = env.data.as_deref() {
+            let outer_seq = match env.sequence_number {
+                Some(seq) => pos.sequence_number.replace(seq.into_owned()),
+                None => pos.sequence_number.clone(),
+            };
+            v.transport_record(pos);
+            match base64::engine::general_purpose::STANDARD.decode(b64) {
+                Ok(bytes) => pos.with(Step::Base64, |pos| self.bytes(&bytes, pos, v, depth + 1)),
+                Err(e) => dead(&mut |d| v.dead_letter(d), pos, format!("base64: {e}")),
+            }
+            pos.sequence_number = outer_seq;
+            return;
+        }
+        if env.digest {
+            return v.skipped(Skip::Digest, pos);
+        }
+        if !event.looks_like_cloudtrail() {
+            let why = "unknown envelope: a JSON object with neither CloudTrail fields \
+                       (eventID, eventVersion, eventName+eventSource) nor a known envelope key";
+            return dead(&mut |d| v.dead_letter(d), pos, why.to_string());
+        }
+        if text.len() > self.limits.max_event_bytes {
+            let why = format!(
+                "record of {} bytes exceeds max_event_bytes ({})",
+                text.len(),
+                self.limits.max_event_bytes
+            );
+            return dead(&mut |d| v.dead_letter(d), pos, why);
+        }
+        v.event(event, pos)
+    }
+
+    fn each(
+        &self,
+        items: &[&RawValue],
+        field: &'static str,
+        pos: &mut Position,
+        v: &mut impl Visit,
+        depth: u32,
+    ) {
+        for (i, item) in items.iter().enumerate() {
+            pos.with(Step::Index(field, i), |pos| self.json(item.get(), pos, v, depth + 1));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

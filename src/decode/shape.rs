@@ -1,0 +1,224 @@
+//! One pass over a JSON object that fills both the CloudTrail hot fields and the keys that
+//! identify an envelope. Content decides what the object is: `{"Records":[..]}` (S3 log file,
+//! `get-records` dump, Lambda Kinesis event), `records` (Firehose), `messageType` (CloudWatch
+//! Logs), `detail-type` (EventBridge), `Data`/`kinesis`/`data` (one transport record), digest
+//! keys, or else a CloudTrail record.
+//!
+//! Parsing is borrowed: nested records stay `&RawValue` slices of the input and are parsed
+//! when they are visited; strings borrow unless escaped.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::event::{Event, UserIdentity};
+
+/// What was found beside (or instead of) the CloudTrail fields.
+#[derive(Debug, Default)]
+pub struct Envelope<'a> {
+    pub records_upper: Option<Vec<&'a RawValue>>,
+    pub records_lower: Option<Vec<&'a RawValue>>,
+    pub message_type: Option<Cow<'a, str>>,
+    pub log_events: Option<Vec<LogEvent<'a>>>,
+    pub detail_type: Option<Cow<'a, str>>,
+    pub detail: Option<&'a RawValue>,
+    /// `Data` (get-records), `data` (Firehose record), `kinesis.data`, `awslogs.data`: base64.
+    pub data: Option<Cow<'a, str>>,
+    pub sequence_number: Option<Cow<'a, str>>,
+    pub digest: bool,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogEvent<'a> {
+    #[serde(borrow)]
+    pub message: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct Inner<'a> {
+    #[serde(borrow)]
+    data: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "sequenceNumber")]
+    sequence_number: Option<Cow<'a, str>>,
+}
+
+/// A parsed JSON object: CloudTrail fields and envelope keys.
+#[derive(Debug, Default)]
+pub struct Shape<'a> {
+    pub event: Event<'a>,
+    pub envelope: Envelope<'a>,
+}
+
+impl Envelope<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.records_upper.is_none()
+            && self.records_lower.is_none()
+            && self.message_type.is_none()
+            && self.detail_type.is_none()
+            && self.data.is_none()
+            && !self.digest
+    }
+}
+
+/// Parses one JSON object. The error message names the offending key.
+pub fn parse(text: &str) -> Result<Shape<'_>, serde_json::Error> {
+    let mut shape: Shape<'_> = serde_json::from_str(text)?;
+    shape.event.raw = text;
+    Ok(shape)
+}
+
+/// `readOnly` as CloudTrail writes it (a bool); strings "true"/"false" are accepted too,
+/// since hand-made and re-serialised records carry them.
+struct LenientBool(Option<bool>);
+
+impl<'de> Deserialize<'de> for LenientBool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = LenientBool;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a boolean")
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<LenientBool, E> {
+                Ok(LenientBool(Some(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientBool, E> {
+                match v.to_ascii_lowercase().as_str() {
+                    "true" => Ok(LenientBool(Some(true))),
+                    "false" => Ok(LenientBool(Some(false))),
+                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
+                }
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<LenientBool, E> {
+                Ok(LenientBool(None))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_map(ShapeVisitor)
+    }
+}
+
+struct ShapeVisitor;
+
+/// Reads the next value, naming the key in the error.
+fn field<'de, A, T>(map: &mut A, key: &str) -> Result<T, A::Error>
+where
+    A: MapAccess<'de>,
+    T: Deserialize<'de>,
+{
+    map.next_value::<T>()
+        .map_err(|e| de::Error::custom(format_args!("field `{key}`: {e}")))
+}
+
+impl<'de> Visitor<'de> for ShapeVisitor {
+    type Value = Shape<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a JSON object (a CloudTrail record or an envelope)")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape<'de>, A::Error> {
+        let mut s = Shape::default();
+        let (ev, env) = (&mut s.event, &mut s.envelope);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let key = key.as_ref();
+            match key {
+                "eventID" => ev.event_id = field(&mut map, key)?,
+                "eventTime" => ev.event_time = field(&mut map, key)?,
+                "eventVersion" => ev.event_version = field(&mut map, key)?,
+                "eventSource" => ev.event_source = field(&mut map, key)?,
+                "eventName" => ev.event_name = field(&mut map, key)?,
+                "eventType" => ev.event_type = field(&mut map, key)?,
+                "eventCategory" => ev.event_category = field(&mut map, key)?,
+                "awsRegion" => ev.aws_region = field(&mut map, key)?,
+                "sourceIPAddress" => ev.source_ip = field(&mut map, key)?,
+                "userAgent" => ev.user_agent = field(&mut map, key)?,
+                "errorCode" => ev.error_code = field(&mut map, key)?,
+                "recipientAccountId" => ev.recipient_account_id = field(&mut map, key)?,
+                "readOnly" => ev.read_only = field::<_, LenientBool>(&mut map, key)?.0,
+                "userIdentity" => {
+                    ev.user_identity = field::<_, Option<UserIdentity<'de>>>(&mut map, key)?
+                }
+                "Records" => env.records_upper = field(&mut map, key)?,
+                "records" => env.records_lower = field(&mut map, key)?,
+                "messageType" => env.message_type = field(&mut map, key)?,
+                "logEvents" => env.log_events = field(&mut map, key)?,
+                "detail-type" => env.detail_type = field(&mut map, key)?,
+                "detail" => env.detail = field(&mut map, key)?,
+                "Data" | "data" => env.data = field(&mut map, key)?,
+                "SequenceNumber" => env.sequence_number = field(&mut map, key)?,
+                "kinesis" | "awslogs" => {
+                    if let Some(inner) = field::<_, Option<Inner<'de>>>(&mut map, key)? {
+                        env.data = inner.data;
+                        if inner.sequence_number.is_some() {
+                            env.sequence_number = inner.sequence_number;
+                        }
+                    }
+                }
+                "digestStartTime" | "digestSignatureAlgorithm" | "logFiles" => {
+                    map.next_value::<IgnoredAny>()?;
+                    env.digest = true;
+                }
+                _ => {
+                    map.next_value::<IgnoredAny>()?;
+                }
+            }
+        }
+        Ok(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_hot_fields_borrowed() {
+        let text = r#"{"eventID":"e1","eventName":"RunInstances","awsRegion":"us-west-1",
+            "readOnly":false,"userIdentity":{"type":"IAMUser","arn":"arn:aws:iam::1:user/a"},
+            "requestParameters":{"deep":[1,2,{"x":null}]}}"#;
+        let s = parse(text).unwrap();
+        assert!(s.envelope.is_empty());
+        assert_eq!(s.event.event_name(), Some("RunInstances"));
+        assert!(matches!(s.event.event_name, Some(Cow::Borrowed(_))));
+        assert_eq!(s.event.read_only, Some(false));
+        assert_eq!(s.event.principal(), Some("arn:aws:iam::1:user/a"));
+        assert_eq!(s.event.raw, text);
+    }
+
+    #[test]
+    fn wrong_type_names_the_field() {
+        let err = parse(r#"{"eventID":"e1","eventName":5}"#).unwrap_err();
+        assert!(err.to_string().contains("field `eventName`"), "{err}");
+        let err = parse(r#"{"userIdentity":{"arn":["x"]}}"#).unwrap_err();
+        assert!(err.to_string().contains("field `userIdentity`"), "{err}");
+        let err = parse(r#"{"Records":{"a":1}}"#).unwrap_err();
+        assert!(err.to_string().contains("field `Records`"), "{err}");
+    }
+
+    #[test]
+    fn read_only_is_lenient_about_strings_and_null() {
+        assert_eq!(parse(r#"{"readOnly":"True"}"#).unwrap().event.read_only, Some(true));
+        assert_eq!(parse(r#"{"readOnly":null}"#).unwrap().event.read_only, None);
+        assert!(parse(r#"{"readOnly":"maybe"}"#).is_err());
+    }
+
+    #[test]
+    fn finds_envelope_keys() {
+        let s = parse(r#"{"kinesis":{"data":"eyJ9","sequenceNumber":"49"},"eventID":"x"}"#).unwrap();
+        assert_eq!(s.envelope.data.as_deref(), Some("eyJ9"));
+        assert_eq!(s.envelope.sequence_number.as_deref(), Some("49"));
+        let s = parse(r#"{"digestStartTime":"t","logFiles":[]}"#).unwrap();
+        assert!(s.envelope.digest);
+        let s = parse(r#"{"Records":[{"a":1},{"b":[2]}]}"#).unwrap();
+        assert_eq!(s.envelope.records_upper.unwrap()[1].get(), r#"{"b":[2]}"#);
+    }
+}

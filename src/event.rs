@@ -1,0 +1,291 @@
+//! The CloudTrail event model: the hot fields every rule needs, borrowed from the record's
+//! JSON text, plus that text itself so later rules (filter patterns) can reach any field.
+//!
+//! An [`Event`] is parsed once, by [`crate::decode`], and never cloned per rule. Strings are
+//! `Cow`s: borrowed from the input unless the JSON escaped them.
+
+use std::borrow::Cow;
+
+use serde::Deserialize;
+
+/// One CloudTrail record.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Event<'a> {
+    pub event_id: Option<Cow<'a, str>>,
+    pub event_time: Option<Cow<'a, str>>,
+    pub event_version: Option<Cow<'a, str>>,
+    pub event_source: Option<Cow<'a, str>>,
+    pub event_name: Option<Cow<'a, str>>,
+    pub event_type: Option<Cow<'a, str>>,
+    pub event_category: Option<Cow<'a, str>>,
+    pub aws_region: Option<Cow<'a, str>>,
+    pub source_ip: Option<Cow<'a, str>>,
+    pub user_agent: Option<Cow<'a, str>>,
+    pub error_code: Option<Cow<'a, str>>,
+    pub recipient_account_id: Option<Cow<'a, str>>,
+    /// `readOnly`; `None` when absent (unknown, not "read-only").
+    pub read_only: Option<bool>,
+    pub user_identity: Option<UserIdentity<'a>>,
+    /// The record's JSON text, exactly as received (after unwrapping its envelope).
+    pub raw: &'a str,
+}
+
+/// The parts of `userIdentity` that alerts and exemptions use.
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct UserIdentity<'a> {
+    #[serde(borrow, rename = "type")]
+    pub kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub account_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub principal_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub user_name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub invoked_by: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub session_context: Option<SessionContext<'a>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionContext<'a> {
+    #[serde(borrow)]
+    pub session_issuer: Option<SessionIssuer<'a>>,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionIssuer<'a> {
+    #[serde(borrow)]
+    pub arn: Option<Cow<'a, str>>,
+}
+
+fn opt<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+    s.as_deref()
+}
+
+impl<'a> Event<'a> {
+    pub fn event_id(&self) -> Option<&str> {
+        opt(&self.event_id)
+    }
+    pub fn event_name(&self) -> Option<&str> {
+        opt(&self.event_name)
+    }
+    pub fn event_source(&self) -> Option<&str> {
+        opt(&self.event_source)
+    }
+    pub fn region(&self) -> Option<&str> {
+        opt(&self.aws_region)
+    }
+    pub fn event_type(&self) -> Option<&str> {
+        opt(&self.event_type)
+    }
+    pub fn error_code(&self) -> Option<&str> {
+        opt(&self.error_code).filter(|c| !c.is_empty())
+    }
+
+    /// The account the event belongs to: `recipientAccountId`, else `userIdentity.accountId`.
+    pub fn account(&self) -> Option<&str> {
+        opt(&self.recipient_account_id)
+            .filter(|a| !a.is_empty())
+            .or_else(|| {
+                self.user_identity
+                    .as_ref()
+                    .and_then(|u| opt(&u.account_id))
+                    .filter(|a| !a.is_empty())
+            })
+    }
+
+    /// The acting principal: `userIdentity.arn`; for AWS services, the service that invoked;
+    /// for other accounts, the principal id; else the session issuer.
+    pub fn principal(&self) -> Option<&str> {
+        let u = self.user_identity.as_ref()?;
+        opt(&u.arn)
+            .filter(|a| !a.is_empty())
+            .or_else(|| {
+                u.session_context
+                    .as_ref()
+                    .and_then(|s| s.session_issuer.as_ref())
+                    .and_then(|i| opt(&i.arn))
+                    .filter(|a| !a.is_empty())
+            })
+            .or_else(|| opt(&u.invoked_by).filter(|a| !a.is_empty()))
+            .or_else(|| opt(&u.principal_id).filter(|a| !a.is_empty()))
+    }
+
+    pub fn principal_type(&self) -> Option<&str> {
+        self.user_identity.as_ref().and_then(|u| opt(&u.kind))
+    }
+
+    /// Event time as seconds since the Unix epoch, when it is a well-formed UTC timestamp.
+    pub fn time_secs(&self) -> Option<i64> {
+        self.event_time.as_deref().and_then(parse_utc_secs)
+    }
+
+    /// True when the record carries any CloudTrail field (as opposed to an unknown object).
+    pub fn looks_like_cloudtrail(&self) -> bool {
+        self.event_id.is_some()
+            || self.event_version.is_some()
+            || (self.event_name.is_some() && self.event_source.is_some())
+            || self.event_type.is_some()
+    }
+}
+
+/// Parses `YYYY-MM-DDTHH:MM:SS[.fraction]Z` (or a space instead of `T`, or `+00:00`) into
+/// seconds since the Unix epoch. Returns `None` for anything else.
+pub fn parse_utc_secs(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<i64> {
+        let mut v: i64 = 0;
+        for &c in b.get(r)? {
+            if !c.is_ascii_digit() {
+                return None;
+            }
+            v = v * 10 + i64::from(c - b'0');
+        }
+        Some(v)
+    };
+    if b[4] != b'-' || b[7] != b'-' || !(b[10] == b'T' || b[10] == b' ') || b[13] != b':' {
+        return None;
+    }
+    if b[16] != b':' {
+        return None;
+    }
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, sec) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    if !(1..=12).contains(&mo) || !(1..=31).contains(&d) || h > 23 || mi > 59 || sec > 60 {
+        return None;
+    }
+    let mut rest = &b[19..];
+    if let Some((&b'.', frac)) = rest.split_first() {
+        let digits = frac.iter().take_while(|c| c.is_ascii_digit()).count();
+        if digits == 0 {
+            return None;
+        }
+        rest = &frac[digits..];
+    }
+    match rest {
+        b"" | b"Z" | b"z" | b"+00:00" | b"+0000" => {}
+        _ => return None,
+    }
+    Some(days_from_civil(y, mo, d) * 86_400 + h * 3600 + mi * 60 + sec)
+}
+
+/// Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's algorithm).
+pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Formats seconds since the epoch as `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_utc_secs(secs: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(secs) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second()
+        ),
+        Err(_) => secs.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_cloudtrail_timestamps_like_the_time_crate() {
+        use time::format_description::well_known::Rfc3339;
+        for s in [
+            "1970-01-01T00:00:00Z",
+            "2021-07-28T15:28:12Z",
+            "2000-02-29T23:59:59Z",
+            "2026-11-01T00:00:00.123Z",
+            "1969-12-31T23:59:59Z",
+            "2100-03-01T12:00:00Z",
+        ] {
+            let want = time::OffsetDateTime::parse(s, &Rfc3339).unwrap().unix_timestamp();
+            assert_eq!(parse_utc_secs(s), Some(want), "{s}");
+        }
+        assert_eq!(
+            parse_utc_secs("2026-01-11 22:54:56.000000000"),
+            parse_utc_secs("2026-01-11T22:54:56Z")
+        );
+    }
+
+    #[test]
+    fn rejects_malformed_timestamps() {
+        for s in [
+            "",
+            "foo",
+            "2021-13-01T00:00:00Z",
+            "2021-07-28T25:00:00Z",
+            "2021-07-28T15:28:12+02:00",
+            "2021-07-28T15:28:12.Z",
+            "2021-07-28T15:28:1",
+            "２０２１-07-28T15:28:12Z",
+        ] {
+            assert_eq!(parse_utc_secs(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn formats_round_trip() {
+        assert_eq!(format_utc_secs(0), "1970-01-01T00:00:00Z");
+        let s = "2026-11-26T20:07:54Z";
+        assert_eq!(format_utc_secs(parse_utc_secs(s).unwrap()), s);
+    }
+
+    #[test]
+    fn account_falls_back_to_user_identity() {
+        let mut ev = Event {
+            user_identity: Some(UserIdentity {
+                account_id: Some("222233334444".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(ev.account(), Some("222233334444"));
+        ev.recipient_account_id = Some("111122223333".into());
+        assert_eq!(ev.account(), Some("111122223333"));
+        ev.recipient_account_id = Some("".into());
+        assert_eq!(ev.account(), Some("222233334444"));
+    }
+
+    #[test]
+    fn principal_prefers_arn_then_issuer_then_service() {
+        let ui = |arn: Option<&'static str>, issuer: Option<&'static str>, by: Option<&'static str>| {
+            Event {
+                user_identity: Some(UserIdentity {
+                    arn: arn.map(Into::into),
+                    invoked_by: by.map(Into::into),
+                    session_context: issuer.map(|i| SessionContext {
+                        session_issuer: Some(SessionIssuer { arn: Some(i.into()) }),
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }
+        };
+        assert_eq!(ui(Some("a"), Some("b"), Some("c")).principal(), Some("a"));
+        assert_eq!(ui(Some(""), Some("b"), Some("c")).principal(), Some("b"));
+        assert_eq!(ui(None, None, Some("c")).principal(), Some("c"));
+        assert_eq!(Event::default().principal(), None);
+    }
+}

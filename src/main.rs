@@ -1,0 +1,72 @@
+//! The `trailwatch` binary: parses the command line, sets up logging, runs a command and maps
+//! its outcome to an exit code (0 ran, 1 nothing could be read, 2 bad arguments or config).
+
+mod commands;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "trailwatch",
+    version,
+    about = "Organization-wide CloudTrail alerts in seconds"
+)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
+    Replay(commands::replay::Args),
+    /// Check a config file and report every problem at once.
+    Validate {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Say why an event alerts, or why not.
+    Explain(commands::explain::Args),
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("TRAILWATCH_LOG").unwrap_or_else(|_| EnvFilter::new("warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Replay(args) => commands::replay::run(args),
+        Command::Validate { config } => commands::validate::run(&config),
+        Command::Explain(args) => commands::explain::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("trailwatch: {e:#}");
+            commands::exit::nothing_read()
+        }
+    }
+}

@@ -1,0 +1,135 @@
+//! A bounded, TTL'd set of event ids: "have we seen this eventID recently?"
+//!
+//! Keys are 128-bit xxh3 hashes of the id (16 bytes whatever the id's length; a collision
+//! needs ~2^64 ids). Entries expire `ttl` seconds after they were first seen, and the oldest
+//! go first when the set is full, so memory is bounded by `max_ids` whatever the input.
+
+use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The keys are already uniform hashes: use their low bits directly.
+#[derive(Default)]
+struct PassThrough(u64);
+
+impl Hasher for PassThrough {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 << 8) | u64::from(*b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type Key = [u64; 2];
+
+pub struct Dedup {
+    ttl_secs: i64,
+    max_ids: usize,
+    seen: HashMap<Key, i64, BuildHasherDefault<PassThrough>>,
+    order: VecDeque<(Key, i64)>,
+    /// Ids forgotten early because the set was full (a sign `max_event_ids` is too small).
+    pub evicted_early: u64,
+}
+
+fn key(id: &str) -> Key {
+    let h = xxhash_rust::xxh3::xxh3_128(id.as_bytes());
+    [h as u64, (h >> 64) as u64]
+}
+
+impl Dedup {
+    pub fn new(ttl_secs: i64, max_ids: usize) -> Self {
+        Dedup {
+            ttl_secs,
+            max_ids: max_ids.max(1),
+            seen: HashMap::default(),
+            order: VecDeque::new(),
+            evicted_early: 0,
+        }
+    }
+
+    /// True the first time `id` is seen within the TTL; false for a duplicate.
+    pub fn first_seen(&mut self, id: &str, now: i64) -> bool {
+        self.expire(now);
+        let k = key(id);
+        if self.seen.contains_key(&k) {
+            return false;
+        }
+        if self.seen.len() >= self.max_ids {
+            if let Some((old, _)) = self.order.pop_front() {
+                self.seen.remove(&old);
+                self.evicted_early += 1;
+            }
+        }
+        self.seen.insert(k, now);
+        self.order.push_back((k, now));
+        true
+    }
+
+    fn expire(&mut self, now: i64) {
+        while let Some(&(k, t)) = self.order.front() {
+            if t.saturating_add(self.ttl_secs) > now {
+                break;
+            }
+            self.order.pop_front();
+            self.seen.remove(&k);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn duplicates_within_ttl_are_caught() {
+        let mut d = Dedup::new(60, 100);
+        assert!(d.first_seen("a", 0));
+        assert!(!d.first_seen("a", 59));
+        assert!(d.first_seen("b", 59));
+        // 60 s after it was first seen, "a" is forgotten.
+        assert!(d.first_seen("a", 60));
+        assert!(!d.first_seen("b", 60));
+    }
+
+    #[test]
+    fn time_going_backwards_does_not_expire() {
+        let mut d = Dedup::new(60, 100);
+        assert!(d.first_seen("a", 1000));
+        assert!(!d.first_seen("a", 10));
+    }
+
+    #[test]
+    fn size_is_bounded_and_oldest_go_first() {
+        let mut d = Dedup::new(3600, 3);
+        for id in ["a", "b", "c", "d"] {
+            assert!(d.first_seen(id, 0));
+        }
+        assert_eq!(d.len(), 3);
+        assert_eq!(d.evicted_early, 1);
+        assert!(!d.first_seen("d", 1));
+        assert!(d.first_seen("a", 1), "a was evicted to make room");
+    }
+
+    #[test]
+    fn stays_bounded_over_a_long_run() {
+        let mut d = Dedup::new(10, 1000);
+        for i in 0..100_000i64 {
+            d.first_seen(&i.to_string(), i / 100);
+        }
+        assert!(d.len() <= 1000);
+        assert!(d.order.len() <= 1000);
+    }
+}

@@ -1,0 +1,193 @@
+//! The region policy, resolved once at start-up: for every configured account, its approved
+//! regions and where they came from (organization → parent OUs → OU → account).
+
+use std::collections::{HashMap, HashSet};
+
+use crate::alert::Severity;
+use crate::config;
+use crate::rules::glob::Glob;
+
+/// An account's effective policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountPolicy {
+    pub name: Option<String>,
+    pub ou: Option<String>,
+    /// Sorted, without duplicates.
+    pub approved: Vec<String>,
+    /// Which level set the list: `organization`, `ou:<id>`, or `account`, with `+ extra` notes.
+    pub level: String,
+}
+
+impl AccountPolicy {
+    pub fn approves(&self, region: &str) -> bool {
+        self.approved.iter().any(|r| r == region)
+    }
+}
+
+/// A compiled exemption.
+#[derive(Debug, Clone)]
+pub struct Exemption {
+    /// Its index in `[[policy.exempt]]`.
+    pub index: usize,
+    pub principal: Vec<Glob>,
+    pub event_source: Vec<Glob>,
+    pub event_name: Vec<Glob>,
+    pub account: Vec<Glob>,
+    pub region: Vec<Glob>,
+    pub reason: String,
+    /// Seconds since the epoch after which it no longer applies.
+    pub expires: Option<i64>,
+    pub expires_text: Option<String>,
+}
+
+fn any(globs: &[Glob], value: Option<&str>) -> bool {
+    // An empty list does not constrain; a constraint on an absent field does not match.
+    globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
+}
+
+impl Exemption {
+    pub fn is_active(&self, now: i64) -> bool {
+        self.expires.is_none_or(|t| now <= t)
+    }
+
+    pub fn matches(&self, ev: &crate::event::Event<'_>) -> bool {
+        any(&self.principal, ev.principal())
+            && any(&self.event_source, ev.event_source())
+            && any(&self.event_name, ev.event_name())
+            && any(&self.account, ev.account())
+            && any(&self.region, ev.region())
+    }
+}
+
+/// The whole resolved policy for the `unapproved-region` rule.
+#[derive(Debug, Clone)]
+pub struct RegionPolicy {
+    pub organization: AccountPolicy,
+    pub accounts: HashMap<String, AccountPolicy>,
+    pub read_prefixes: Vec<String>,
+    pub read_prefix_exceptions: HashSet<String>,
+    pub global_sources: HashSet<String>,
+    pub global_regions: Vec<String>,
+    pub exemptions: Vec<Exemption>,
+    pub severity: Severity,
+    pub failed_call_severity: Severity,
+    pub alert_on_failed_calls: bool,
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v.dedup();
+    v
+}
+
+fn globs(v: &Option<config::OneOrMany>) -> Vec<Glob> {
+    v.clone()
+        .map(|v| v.into_vec().iter().map(|s| Glob::new(s)).collect())
+        .unwrap_or_default()
+}
+
+impl RegionPolicy {
+    /// Builds the policy from a validated config (validation guarantees the references).
+    pub fn build(p: &config::Policy) -> Self {
+        let organization = AccountPolicy {
+            name: None,
+            ou: None,
+            approved: sorted(p.top.approved_regions.clone()),
+            level: "organization".into(),
+        };
+        // OU membership: `ou = …` on the account wins over `accounts = […]` on the OU.
+        let mut member_of: HashMap<&str, &str> = HashMap::new();
+        for (ou_id, ou) in &p.ous {
+            for a in &ou.accounts {
+                member_of.entry(a.as_str()).or_insert(ou_id.as_str());
+            }
+        }
+        for (id, a) in &p.accounts {
+            if let Some(ou) = &a.ou {
+                member_of.insert(id.as_str(), ou.as_str());
+            }
+        }
+        let ou_policy = |ou_id: &str| -> AccountPolicy {
+            // Walk to the root, then apply from the top down.
+            let mut chain = Vec::new();
+            let mut cur = Some(ou_id);
+            while let Some(id) = cur {
+                if chain.contains(&id) || chain.len() > p.ous.len() {
+                    break;
+                }
+                chain.push(id);
+                cur = p.ous.get(id).and_then(|o| o.parent.as_deref());
+            }
+            let mut pol = organization.clone();
+            for id in chain.iter().rev() {
+                if let Some(ou) = p.ous.get(*id) {
+                    apply(&mut pol, &ou.approved_regions, &ou.extra_regions, &format!("ou:{id}"));
+                }
+            }
+            pol.ou = Some(ou_id.to_string());
+            pol
+        };
+        let mut accounts = HashMap::new();
+        for (&acct, &ou) in &member_of {
+            accounts.insert(acct.to_string(), ou_policy(ou));
+        }
+        for (id, a) in &p.accounts {
+            let mut pol = accounts.remove(id).unwrap_or_else(|| organization.clone());
+            apply(&mut pol, &a.approved_regions, &a.extra_regions, "account");
+            pol.name = a.name.clone();
+            accounts.insert(id.clone(), pol);
+        }
+        let g = &p.global_services;
+        RegionPolicy {
+            organization,
+            accounts,
+            read_prefixes: p.top.read_prefixes.clone(),
+            read_prefix_exceptions: p.top.read_prefix_exceptions.iter().cloned().collect(),
+            global_sources: g
+                .event_sources
+                .iter()
+                .chain(&g.extra_event_sources)
+                .cloned()
+                .collect(),
+            global_regions: g.recorded_in.clone(),
+            exemptions: p
+                .exempt
+                .iter()
+                .enumerate()
+                .map(|(index, e)| Exemption {
+                    index,
+                    principal: globs(&e.principal),
+                    event_source: globs(&e.event_source),
+                    event_name: globs(&e.event_name),
+                    account: globs(&e.account),
+                    region: globs(&e.region),
+                    reason: e.reason.clone(),
+                    expires: e.expires.as_deref().and_then(|s| config::parse_date(s).ok()),
+                    expires_text: e.expires.clone(),
+                })
+                .collect(),
+            severity: p.top.severity,
+            failed_call_severity: p.top.failed_call_severity,
+            alert_on_failed_calls: p.top.alert_on_failed_calls,
+        }
+    }
+
+    /// The policy for an account; unknown (or absent) accounts get the organization default.
+    pub fn for_account(&self, account: Option<&str>) -> &AccountPolicy {
+        account
+            .and_then(|a| self.accounts.get(a))
+            .unwrap_or(&self.organization)
+    }
+}
+
+/// One level's effect: `approved_regions` replaces, `extra_regions` adds.
+fn apply(pol: &mut AccountPolicy, replace: &Option<Vec<String>>, extra: &[String], level: &str) {
+    if let Some(list) = replace {
+        pol.approved = sorted(list.clone());
+        pol.level = level.to_string();
+    }
+    if !extra.is_empty() {
+        pol.approved = sorted(pol.approved.iter().chain(extra).cloned().collect());
+        pol.level = format!("{} + {level} extra_regions", pol.level);
+    }
+}

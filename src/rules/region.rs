@@ -1,0 +1,181 @@
+//! The headline rule, `unapproved-region`: activity, in a region not approved for the
+//! event's account, by a principal that is not exempt.
+//!
+//! [`evaluate`] returns a [`Verdict`] that says why, so `explain` and the alert's `reason`
+//! come from the same decision as the alert itself.
+
+use serde_json::value::RawValue;
+
+use crate::alert::{alert_id, Alert, Severity};
+use crate::event::Event;
+use crate::rules::policy::{AccountPolicy, Exemption, RegionPolicy};
+
+pub const RULE: &str = "unapproved-region";
+
+/// Why an event is not activity.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotActivity {
+    /// `readOnly: true`.
+    ReadOnly,
+    /// `eventType` is `AwsServiceEvent` or `AwsCloudTrailInsight`: AWS acting, not the account.
+    EventType(String),
+    /// No `readOnly`, and the event name starts with a read prefix.
+    ReadPrefix(String),
+    /// No `readOnly` and no `eventName`: nothing says it changed anything.
+    Unknown,
+}
+
+/// The rule's decision on one event.
+#[derive(Debug, Clone)]
+pub enum Verdict<'p> {
+    NotActivity(NotActivity),
+    /// The record has no `awsRegion`.
+    NoRegion,
+    Approved(&'p AccountPolicy),
+    /// A global service recording in its partition's global region.
+    GlobalService,
+    /// The region is not approved but an exemption applies.
+    Exempt(&'p AccountPolicy, &'p Exemption),
+    /// A failed call, and `alert_on_failed_calls = false`.
+    FailedCallIgnored(&'p AccountPolicy),
+    Alert(&'p AccountPolicy, Severity),
+}
+
+impl Verdict<'_> {
+    pub fn is_alert(&self) -> bool {
+        matches!(self, Verdict::Alert(..))
+    }
+}
+
+/// Is the event account activity (a change), per `readOnly` or the name classifier?
+pub fn activity(policy: &RegionPolicy, ev: &Event<'_>) -> Result<(), NotActivity> {
+    if let Some(t @ ("AwsServiceEvent" | "AwsCloudTrailInsight")) = ev.event_type() {
+        return Err(NotActivity::EventType(t.to_string()));
+    }
+    match ev.read_only {
+        Some(true) => Err(NotActivity::ReadOnly),
+        Some(false) => Ok(()),
+        None => {
+            let Some(name) = ev.event_name() else {
+                return Err(NotActivity::Unknown);
+            };
+            if policy.read_prefix_exceptions.contains(name) {
+                return Ok(());
+            }
+            match policy.read_prefixes.iter().find(|p| name.starts_with(p.as_str())) {
+                Some(p) => Err(NotActivity::ReadPrefix(p.clone())),
+                None => Ok(()),
+            }
+        }
+    }
+}
+
+/// Decides one event. `now` (seconds since the epoch) decides which exemptions have expired.
+pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdict<'p> {
+    if let Err(why) = activity(policy, ev) {
+        return Verdict::NotActivity(why);
+    }
+    let Some(region) = ev.region() else {
+        return Verdict::NoRegion;
+    };
+    let acct = policy.for_account(ev.account());
+    if acct.approves(region) {
+        return Verdict::Approved(acct);
+    }
+    if ev
+        .event_source()
+        .is_some_and(|s| policy.global_sources.contains(s))
+        && policy.global_regions.iter().any(|r| r == region)
+    {
+        return Verdict::GlobalService;
+    }
+    if let Some(ex) = policy
+        .exemptions
+        .iter()
+        .find(|e| e.is_active(now) && e.matches(ev))
+    {
+        return Verdict::Exempt(acct, ex);
+    }
+    if ev.error_code().is_some() {
+        if !policy.alert_on_failed_calls {
+            return Verdict::FailedCallIgnored(acct);
+        }
+        return Verdict::Alert(acct, policy.failed_call_severity);
+    }
+    Verdict::Alert(acct, policy.severity)
+}
+
+fn describe_level(level: &str) -> String {
+    if level == "organization" {
+        "the organization default".to_string()
+    } else {
+        level.replace("ou:", "OU ")
+    }
+}
+
+/// The alert's one-sentence reason.
+pub fn reason(ev: &Event<'_>, acct: &AccountPolicy) -> String {
+    let name = ev.event_name().unwrap_or("an unnamed call");
+    let source = ev.event_source().unwrap_or("unknown source");
+    let who = ev.principal().unwrap_or("an unknown principal");
+    let region = ev.region().unwrap_or("?");
+    let account = ev.account().unwrap_or("unknown account");
+    let label = acct
+        .name
+        .as_deref()
+        .map(|n| format!("{account} ({n})"))
+        .unwrap_or_else(|| account.to_string());
+    let failed = ev
+        .error_code()
+        .map(|c| format!(" (failed: {c})"))
+        .unwrap_or_default();
+    let approved = if acct.approved.is_empty() {
+        "none".to_string()
+    } else {
+        acct.approved.join(", ")
+    };
+    format!(
+        "{name} ({source}){failed} by {who} in {region}, which is not approved for account \
+         {label}; approved regions are {approved}, set by {}.",
+        describe_level(&acct.level)
+    )
+}
+
+/// Builds the alert for an event the rule flagged.
+pub fn alert(ev: &Event<'_>, acct: &AccountPolicy, severity: Severity, include_event: bool) -> Alert {
+    let own = |s: Option<&str>| s.map(str::to_string);
+    let key = ev.event_id().map(str::to_string).unwrap_or_else(|| {
+        format!("raw:{:032x}", xxhash_rust::xxh3::xxh3_128(ev.raw.as_bytes()))
+    });
+    Alert {
+        alert_id: alert_id(RULE, &key),
+        rule: RULE.to_string(),
+        severity,
+        event_id: own(ev.event_id()),
+        event_time: own(ev.event_time.as_deref()),
+        account: own(ev.account()),
+        account_name: acct.name.clone(),
+        ou: acct.ou.clone(),
+        region: own(ev.region()),
+        principal: own(ev.principal()),
+        principal_type: own(ev.principal_type()),
+        event_source: own(ev.event_source()),
+        event_name: own(ev.event_name()),
+        event_type: own(ev.event_type()),
+        read_only: ev.read_only,
+        source_ip: own(ev.source_ip.as_deref()),
+        user_agent: own(ev.user_agent.as_deref()),
+        error_code: own(ev.error_code()),
+        reason: reason(ev, acct),
+        approved_regions: acct.approved.clone(),
+        policy_level: acct.level.clone(),
+        event: if include_event {
+            RawValue::from_string(ev.raw.to_string()).ok()
+        } else {
+            None
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

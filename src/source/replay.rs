@@ -1,0 +1,292 @@
+//! The replay source: files, directories (recursively) and stdin, plain or gzip'd.
+//!
+//! Each input is streamed. JSON lines are decoded line by line, so one bad line costs one
+//! dead letter and memory stays flat however long the input. An input whose first line is not
+//! a complete JSON value (a pretty-printed S3 log file or dump), or that is binary (a KPL
+//! aggregate), is read whole, up to `max_document_bytes`, and decoded as one document.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use flate2::read::MultiGzDecoder;
+use serde_json::value::RawValue;
+
+use crate::decode::{gzip, kpl, DeadLetter, Decoder, Position, Skip, Visit};
+
+/// One input to replay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Input {
+    Stdin,
+    File(PathBuf),
+}
+
+impl Input {
+    pub fn name(&self) -> String {
+        match self {
+            Input::Stdin => "-".to_string(),
+            Input::File(p) => p.display().to_string(),
+        }
+    }
+}
+
+/// Expands arguments into inputs: `-` is stdin, directories are walked recursively in name
+/// order, skipping hidden entries and CloudTrail digest files (`/CloudTrail-Digest/`).
+/// Returns the inputs, the digest files skipped, and the arguments that could not be read.
+pub fn expand(args: &[String]) -> (Vec<Input>, usize, Vec<(String, io::Error)>) {
+    let (mut inputs, mut digests, mut errors) = (Vec::new(), 0, Vec::new());
+    for arg in args {
+        if arg == "-" {
+            inputs.push(Input::Stdin);
+            continue;
+        }
+        let path = PathBuf::from(arg);
+        match std::fs::metadata(&path) {
+            Ok(m) if m.is_dir() => walk(&path, &mut inputs, &mut digests, &mut errors),
+            Ok(_) => inputs.push(Input::File(path)),
+            Err(e) => errors.push((arg.clone(), e)),
+        }
+    }
+    (inputs, digests, errors)
+}
+
+fn is_digest(path: &Path) -> bool {
+    path.components()
+        .any(|c| c.as_os_str() == "CloudTrail-Digest")
+        || path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.contains("_CloudTrail-Digest_"))
+}
+
+fn walk(dir: &Path, out: &mut Vec<Input>, digests: &mut usize, errors: &mut Vec<(String, io::Error)>) {
+    let mut entries: Vec<_> = match std::fs::read_dir(dir) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(e) => return errors.push((dir.display().to_string(), e)),
+    };
+    entries.sort();
+    for path in entries {
+        let hidden = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if hidden {
+            continue;
+        }
+        if path.is_dir() {
+            if is_digest(&path) {
+                *digests += count_files(&path);
+                continue;
+            }
+            walk(&path, out, digests, errors);
+        } else if is_digest(&path) {
+            *digests += 1;
+        } else {
+            out.push(Input::File(path));
+        }
+    }
+}
+
+fn count_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .map(|rd| {
+            rd.filter_map(Result::ok)
+                .map(|e| e.path())
+                .map(|p| if p.is_dir() { count_files(&p) } else { 1 })
+                .sum()
+        })
+        .unwrap_or(0)
+}
+
+/// Opens an input as a byte stream (the caller wraps it, e.g. for progress).
+pub fn open(input: &Input) -> io::Result<Box<dyn Read + Send>> {
+    Ok(match input {
+        Input::Stdin => Box::new(io::stdin()),
+        Input::File(p) => Box::new(File::open(p)?),
+    })
+}
+
+/// Counts from reading one input.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Lines (JSON lines) or documents decoded.
+    pub units: u64,
+}
+
+/// Reads inputs and hands every record to a decoder.
+#[derive(Debug, Clone, Copy)]
+pub struct Reader {
+    pub decoder: Decoder,
+    pub max_document_bytes: usize,
+}
+
+enum Line {
+    Eof,
+    Line,
+    TooLong(usize),
+}
+
+/// Reads up to and excluding the next `\n` into `buf`; a line over `cap` is skipped to its end.
+fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<Line> {
+    buf.clear();
+    let mut total = 0usize;
+    let mut any = false;
+    loop {
+        let chunk = match r.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(match (any, total > cap) {
+                (false, _) => Line::Eof,
+                (true, true) => Line::TooLong(total),
+                (true, false) => Line::Line,
+            });
+        }
+        any = true;
+        let (take, done) = match memchr::memchr(b'\n', chunk) {
+            Some(i) => (i, true),
+            None => (chunk.len(), false),
+        };
+        total += take;
+        if total <= cap {
+            buf.extend_from_slice(&chunk[..take]);
+        }
+        r.consume(take + usize::from(done));
+        if done {
+            return Ok(if total > cap {
+                Line::TooLong(total)
+            } else {
+                Line::Line
+            });
+        }
+    }
+}
+
+/// Is this text a JSON value that stops early (a pretty-printed document's first line)?
+fn is_incomplete_json(line: &[u8]) -> bool {
+    matches!(
+        serde_json::from_slice::<serde::de::IgnoredAny>(line),
+        Err(e) if e.is_eof()
+    )
+}
+
+impl Reader {
+    /// Reads one input to its end. I/O errors end the input (the caller reports them);
+    /// unreadable records become dead letters and reading goes on.
+    pub fn read<'r>(&self, name: &str, raw: impl Read + 'r, v: &mut impl Visit) -> io::Result<ReadStats> {
+        let mut stats = ReadStats::default();
+        let mut pos = Position::new(name);
+        let mut r: Box<dyn BufRead + 'r> = Box::new(BufReader::with_capacity(256 << 10, raw));
+        if gzip::is_gzip(r.fill_buf()?) {
+            r = Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(r)));
+        }
+        let head = r.fill_buf()?;
+        let binary = head.starts_with(&kpl::MAGIC) || gzip::is_gzip(head);
+        let mut buf = Vec::new();
+        if binary {
+            return self.document(r, buf, 1, &mut pos, v, &mut stats).map(|_| stats);
+        }
+        let mut line_no = 0u64;
+        let mut first = true;
+        loop {
+            let line = read_line_capped(&mut *r, &mut buf, self.max_document_bytes)?;
+            line_no += 1;
+            pos.line = Some(line_no);
+            match line {
+                Line::Eof => break,
+                Line::TooLong(n) => {
+                    stats.units += 1;
+                    let why = format!("line of {n} bytes exceeds max_document_bytes ({})", self.max_document_bytes);
+                    v.dead_letter(DeadLetter::new(&pos, &buf, why));
+                    first = false;
+                }
+                Line::Line => {
+                    let text = buf.trim_ascii();
+                    if text.is_empty() {
+                        continue;
+                    }
+                    if first && text.first() != Some(&b'{') && text.first() != Some(&b'[') {
+                        // Not JSON lines: decode the input as one document (it will say why).
+                        buf.push(b'\n');
+                        return self.document(r, buf, line_no, &mut pos, v, &mut stats).map(|_| stats);
+                    }
+                    if first && is_incomplete_json(text) {
+                        buf.push(b'\n');
+                        return self.document(r, buf, line_no, &mut pos, v, &mut stats).map(|_| stats);
+                    }
+                    first = false;
+                    stats.units += 1;
+                    self.decoder.decode(text, &mut pos, v);
+                }
+            }
+        }
+        Ok(stats)
+    }
+
+    /// Reads the rest of the input into `buf` (capped) and decodes the JSON values in it.
+    fn document(
+        &self,
+        mut r: Box<dyn BufRead + '_>,
+        mut buf: Vec<u8>,
+        first_line: u64,
+        pos: &mut Position,
+        v: &mut impl Visit,
+        stats: &mut ReadStats,
+    ) -> io::Result<()> {
+        pos.line = Some(first_line);
+        let cap = self.max_document_bytes;
+        let room = (cap + 1).saturating_sub(buf.len()) as u64;
+        (&mut r).take(room).read_to_end(&mut buf)?;
+        if buf.len() > cap {
+            stats.units += 1;
+            let why = format!("document exceeds max_document_bytes ({cap})");
+            v.dead_letter(DeadLetter::new(pos, &buf, why));
+            return Ok(());
+        }
+        let text = match std::str::from_utf8(&buf) {
+            Ok(t) if t.trim_start().starts_with(['{', '[']) => t,
+            _ => {
+                // Binary or non-JSON: the decoder detects gzip/KPL or says what it is.
+                stats.units += 1;
+                self.decoder.decode(&buf, pos, v);
+                return Ok(());
+            }
+        };
+        let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+        let (mut line, mut counted_to) = (first_line, 0usize);
+        loop {
+            match values.next() {
+                None => break,
+                Some(Ok(value)) => {
+                    let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
+                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count() as u64;
+                    counted_to = start;
+                    pos.line = Some(line);
+                    stats.units += 1;
+                    self.decoder.decode(value.get().as_bytes(), pos, v);
+                }
+                Some(Err(e)) => {
+                    stats.units += 1;
+                    let at = values.byte_offset().min(text.len());
+                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..at]).count() as u64;
+                    pos.line = Some(line);
+                    let rest = &text.as_bytes()[at..];
+                    v.dead_letter(DeadLetter::new(pos, rest, format!("JSON: {e}")));
+                    break;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Convenience for `Skip` reporting in summaries.
+pub fn skip_name(s: Skip) -> &'static str {
+    match s {
+        Skip::Digest => "digest",
+        Skip::NotCloudTrail => "not_cloudtrail",
+        Skip::Empty => "empty",
+    }
+}
