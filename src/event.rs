@@ -34,17 +34,17 @@ pub struct Event<'a> {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct UserIdentity<'a> {
-    #[serde(borrow, rename = "type")]
+    #[serde(borrow, rename = "type", default, deserialize_with = "opt_str")]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub arn: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub account_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub principal_id: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub user_name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub invoked_by: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub session_context: Option<SessionContext<'a>>,
@@ -60,8 +60,48 @@ pub struct SessionContext<'a> {
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionIssuer<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub arn: Option<Cow<'a, str>>,
+}
+
+/// Deserializes an optional string, borrowing from the input when it has no escapes
+/// (serde's own `Cow` impl always copies).
+pub fn opt_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(d.deserialize_any(StrVisitor)?.0)
+}
+
+/// `Option<Cow<str>>` that borrows when it can; accepts `null`.
+#[derive(Debug, Default)]
+pub struct OptStr<'a>(pub Option<Cow<'a, str>>);
+
+impl<'de> Deserialize<'de> for OptStr<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(StrVisitor)
+    }
+}
+
+struct StrVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrVisitor {
+    type Value = OptStr<'de>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(OptStr(Some(Cow::Borrowed(v))))
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(OptStr(Some(Cow::Owned(v.to_string()))))
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        Ok(OptStr(Some(Cow::Owned(v))))
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(OptStr(None))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(OptStr(None))
+    }
 }
 
 fn opt<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
@@ -220,7 +260,9 @@ mod tests {
             "1969-12-31T23:59:59Z",
             "2100-03-01T12:00:00Z",
         ] {
-            let want = time::OffsetDateTime::parse(s, &Rfc3339).unwrap().unix_timestamp();
+            let want = time::OffsetDateTime::parse(s, &Rfc3339)
+                .unwrap()
+                .unix_timestamp();
             assert_eq!(parse_utc_secs(s), Some(want), "{s}");
         }
         assert_eq!(
@@ -270,19 +312,22 @@ mod tests {
 
     #[test]
     fn principal_prefers_arn_then_issuer_then_service() {
-        let ui = |arn: Option<&'static str>, issuer: Option<&'static str>, by: Option<&'static str>| {
-            Event {
-                user_identity: Some(UserIdentity {
-                    arn: arn.map(Into::into),
-                    invoked_by: by.map(Into::into),
-                    session_context: issuer.map(|i| SessionContext {
-                        session_issuer: Some(SessionIssuer { arn: Some(i.into()) }),
+        let ui =
+            |arn: Option<&'static str>, issuer: Option<&'static str>, by: Option<&'static str>| {
+                Event {
+                    user_identity: Some(UserIdentity {
+                        arn: arn.map(Into::into),
+                        invoked_by: by.map(Into::into),
+                        session_context: issuer.map(|i| SessionContext {
+                            session_issuer: Some(SessionIssuer {
+                                arn: Some(i.into()),
+                            }),
+                        }),
+                        ..Default::default()
                     }),
                     ..Default::default()
-                }),
-                ..Default::default()
-            }
-        };
+                }
+            };
         assert_eq!(ui(Some("a"), Some("b"), Some("c")).principal(), Some("a"));
         assert_eq!(ui(Some(""), Some("b"), Some("c")).principal(), Some("b"));
         assert_eq!(ui(None, None, Some("c")).principal(), Some("c"));

@@ -313,7 +313,7 @@ fn closest_known(code: &str) -> Option<&'static str> {
             continue;
         }
         let distance = levenshtein(code, region);
-        if distance <= MAX_HINT_DISTANCE && best.map_or(true, |(_, d)| distance < d) {
+        if distance <= MAX_HINT_DISTANCE && best.is_none_or(|(_, d)| distance < d) {
             best = Some((region, distance));
         }
     }

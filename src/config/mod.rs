@@ -95,3 +95,143 @@ pub fn load_str(text: &str, file: &str, today_secs: i64) -> Result<Loaded, Confi
         }),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_example_file_loads_with_its_documented_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trailwatch.toml");
+        let loaded = load(&path, 0).unwrap();
+        assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+        let c = &loaded.config;
+        // The example spells out every default: they must equal the built-in ones.
+        assert_eq!(c.policy.top.read_prefixes, schema::default_read_prefixes());
+        assert_eq!(c.policy.global_services, GlobalServices::default());
+        assert_eq!(c.dedup, Dedup::default());
+        assert_eq!(c.decode, Decode::default());
+        assert_eq!(
+            c.policy.accounts["111122223333"].ou.as_deref(),
+            Some("ou-ab12-prodeu")
+        );
+        assert_eq!(c.policy.exempt.len(), 2);
+    }
+
+    #[test]
+    fn an_empty_file_is_the_defaults() {
+        let loaded = load_str("", "empty.toml", 0).unwrap();
+        assert_eq!(loaded.config.dedup, Dedup::default());
+        // ... with a warning that no region is approved.
+        assert_eq!(loaded.warnings.len(), 1);
+        assert_eq!(loaded.warnings[0].key, "policy.approved_regions");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = r#"
+[policy]
+approved_regions = ["us-east-1", "eu-nrth-1", "aws-global"]
+colour = "blue"
+
+[policy.ous."ou-x"]
+approved_regions = ["us-east-1a"]
+
+[policy.accounts."111122223333"]
+ou = "ou-missing"
+nmae = "typo"
+
+[policy.accounts."1234"]
+name = "short"
+
+[[policy.exempt]]
+principal = "arn:aws:iam::*:role/X"
+
+[[policy.exempt]]
+reason = "nothing to match"
+expires = "tomorrow"
+
+[dedup]
+event_ttl = "forever"
+
+[sinks]
+"#;
+        let err = load_str(text, "bad.toml", 0).unwrap_err();
+        let keys: Vec<_> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        // Unknown keys in a section and in an entry are found in the same pass.
+        assert!(keys.contains(&"policy"), "{keys:?}");
+        assert!(
+            keys.contains(&"policy.accounts.\"111122223333\""),
+            "{keys:?}"
+        );
+        assert!(keys.contains(&"sinks"), "{keys:?}");
+        let msg = err.to_string();
+        assert!(msg.contains("unknown field `colour`"), "{msg}");
+        assert!(msg.contains("unknown field `nmae`"), "{msg}");
+        assert!(msg.starts_with("error: bad.toml: "), "{msg}");
+        // Reading stopped at unknown keys, so fix those and the meaning checks all report.
+        let text = text
+            .replace("colour = \"blue\"\n", "")
+            .replace("nmae = \"typo\"\n", "")
+            .replace("[sinks]\n", "");
+        let err = load_str(&text, "bad.toml", 0).unwrap_err();
+        let msg = err.to_string();
+        for want in [
+            "policy.approved_regions[1]: region \"eu-nrth-1\"",
+            "did you mean \"eu-north-1\"",
+            "policy.approved_regions[2]: region \"aws-global\"",
+            "policy.ous.ou-x.approved_regions[0]: region \"us-east-1a\" is an availability zone",
+            "policy.accounts.\"111122223333\".ou: unknown OU \"ou-missing\"",
+            "policy.accounts.\"1234\": \"1234\" is not an account id",
+            "policy.exempt[0].reason: missing",
+            "policy.exempt[1]: matches nothing",
+            "policy.exempt[1].expires: \"tomorrow\" is not a date",
+            "dedup.event_ttl: \"forever\" is not a duration",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+    }
+
+    #[test]
+    fn syntax_errors_give_line_and_column() {
+        let err =
+            load_str("[policy]\napproved_regions = [\"us-east-1\"\n", "s.toml", 0).unwrap_err();
+        assert_eq!(err.problems.len(), 1);
+        assert!(
+            err.problems[0].key.starts_with("line 3, column 1"),
+            "{:?}",
+            err.problems[0]
+        );
+        assert!(err.problems[0].message.starts_with("TOML syntax"));
+    }
+
+    #[test]
+    fn expired_exemptions_warn_but_load() {
+        let text = "[policy]\napproved_regions = [\"us-east-1\"]\n[[policy.exempt]]\nevent_name = \"X\"\nreason = \"r\"\nexpires = \"2020-01-01\"\n";
+        let now = parse_date("2026-11-26").unwrap();
+        let loaded = load_str(text, "e.toml", now).unwrap();
+        assert_eq!(loaded.warnings.len(), 1);
+        assert!(loaded.warnings[0].message.contains("expired on 2020-01-01"));
+        assert!(load_str(text, "e.toml", 0).unwrap().warnings.is_empty());
+    }
+
+    #[test]
+    fn ou_cycles_and_double_membership_are_errors() {
+        let text = r#"
+[policy]
+approved_regions = ["us-east-1"]
+[policy.ous."ou-a"]
+parent = "ou-b"
+accounts = ["111122223333"]
+[policy.ous."ou-b"]
+parent = "ou-a"
+accounts = ["111122223333"]
+"#;
+        let msg = load_str(text, "c.toml", 0).unwrap_err().to_string();
+        assert!(
+            msg.contains("policy.ous.ou-a.parent: OU parents form a cycle"),
+            "{msg}"
+        );
+        assert!(msg.contains("also a member of OU \"ou-a\""), "{msg}");
+    }
+}

@@ -217,7 +217,9 @@ fn strings(v: &[&str]) -> Vec<String> {
     v.iter().map(|s| s.to_string()).collect()
 }
 pub fn default_read_prefixes() -> Vec<String> {
-    strings(&["Describe", "Get", "List", "Head", "BatchGet", "Lookup", "Search"])
+    strings(&[
+        "Describe", "Get", "List", "Head", "BatchGet", "Lookup", "Search",
+    ])
 }
 pub fn default_read_prefix_exceptions() -> Vec<String> {
     // STS issues credentials with these: they change state (EventBridge treats them so too).

@@ -105,7 +105,12 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
 
     let ous_t = take_table(&mut c, &mut policy_t, "ous", "policy.ous");
     let accounts_t = take_table(&mut c, &mut policy_t, "accounts", "policy.accounts");
-    let global_t = take_table(&mut c, &mut policy_t, "global_services", "policy.global_services");
+    let global_t = take_table(
+        &mut c,
+        &mut policy_t,
+        "global_services",
+        "policy.global_services",
+    );
     let exempt_v = policy_t.remove("exempt");
     let top: Option<PolicyTop> = c.read("policy", Value::Table(policy_t));
     let global: Option<GlobalServices> = c.read("policy.global_services", Value::Table(global_t));
@@ -190,8 +195,13 @@ fn check_regions(c: &mut Collector, key: &str, regions: &[String]) {
                 ),
             ),
             RegionCheck::Invalid { why, hint } => {
-                let hint = hint.map(|h| format!(" (did you mean {h:?}?)")).unwrap_or_default();
-                c.error(key, format!("region {r:?} {why}{hint}; expected a region code like \"us-east-1\""));
+                let hint = hint
+                    .map(|h| format!(" (did you mean {h:?}?)"))
+                    .unwrap_or_default();
+                c.error(
+                    key,
+                    format!("region {r:?} {why}{hint}; expected a region code like \"us-east-1\""),
+                );
             }
         }
     }
@@ -220,7 +230,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
     for (ou_id, ou) in &p.ous {
         let key = format!("policy.ous.{}", k(ou_id));
         if !ou_id.starts_with("ou-") && !ou_id.starts_with("r-") {
-            c.warn(&key, "OU ids look like \"ou-ab12-cdef3456\" (or \"r-ab12\" for the root)");
+            c.warn(
+                &key,
+                "OU ids look like \"ou-ab12-cdef3456\" (or \"r-ab12\" for the root)",
+            );
         }
         if let Some(list) = &ou.approved_regions {
             check_regions(c, &format!("{key}.approved_regions"), list);
@@ -228,7 +241,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
         check_regions(c, &format!("{key}.extra_regions"), &ou.extra_regions);
         if let Some(parent) = &ou.parent {
             if !p.ous.contains_key(parent) {
-                c.error(format!("{key}.parent"), format!("unknown OU {parent:?}; expected a key of [policy.ous]"));
+                c.error(
+                    format!("{key}.parent"),
+                    format!("unknown OU {parent:?}; expected a key of [policy.ous]"),
+                );
             }
         }
         // Cycle check: follow parents at most |ous| steps.
@@ -246,7 +262,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
         for (i, acct) in ou.accounts.iter().enumerate() {
             let akey = format!("{key}.accounts[{i}]");
             if !is_account_id(acct) {
-                c.error(&akey, format!("{acct:?} is not an account id; expected 12 digits"));
+                c.error(
+                    &akey,
+                    format!("{acct:?} is not an account id; expected 12 digits"),
+                );
             }
             if let Some(other) = p.accounts.get(acct).and_then(|a| a.ou.as_ref()) {
                 if other != ou_id {
@@ -260,7 +279,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
                 .map(|(id, _)| id.as_str())
                 .collect();
             if let Some(first) = others.first() {
-                c.error(&akey, format!("account {acct} is also a member of OU {first:?}"));
+                c.error(
+                    &akey,
+                    format!("account {acct} is also a member of OU {first:?}"),
+                );
             }
         }
     }
@@ -271,7 +293,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
         }
         if let Some(ou) = &acct.ou {
             if !p.ous.contains_key(ou) {
-                c.error(format!("{key}.ou"), format!("unknown OU {ou:?}; expected a key of [policy.ous]"));
+                c.error(
+                    format!("{key}.ou"),
+                    format!("unknown OU {ou:?}; expected a key of [policy.ous]"),
+                );
             }
         }
         if let Some(list) = &acct.approved_regions {
@@ -290,7 +315,10 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
             c.error(&key, "matches nothing: give at least one of principal, event_source, event_name, account, region");
         }
         if e.reason.trim().is_empty() {
-            c.error(format!("{key}.reason"), "missing: every exemption needs a reason (it is shown in explain)");
+            c.error(
+                format!("{key}.reason"),
+                "missing: every exemption needs a reason (it is shown in explain)",
+            );
         }
         if let Some(exp) = &e.expires {
             match parse_date(exp) {
@@ -327,7 +355,10 @@ fn check_decode(c: &mut Collector, d: &Decode) {
         ("decode.max_document_bytes", d.max_document_bytes),
     ] {
         if v < 1024 {
-            c.error(key, format!("{v} is too small; expected at least 1024 bytes"));
+            c.error(
+                key,
+                format!("{v} is too small; expected at least 1024 bytes"),
+            );
         }
     }
 }
@@ -335,7 +366,9 @@ fn check_decode(c: &mut Collector, d: &Decode) {
 /// `"90s"`, `"15m"`, `"2h"`, `"1d"` (humantime syntax) → whole seconds.
 pub fn parse_duration(s: &str) -> Result<i64, String> {
     humantime::parse_duration(s)
-        .map_err(|e| format!("{s:?} is not a duration ({e}); expected e.g. \"90s\", \"15m\", \"2h\""))
+        .map_err(|e| {
+            format!("{s:?} is not a duration ({e}); expected e.g. \"90s\", \"15m\", \"2h\"")
+        })
         .and_then(|d| i64::try_from(d.as_secs()).map_err(|_| format!("{s:?} is too long")))
 }
 

@@ -54,7 +54,10 @@ mod tests {
     fn caps_output() {
         let bomb = gz(&vec![0u8; 1 << 20]);
         assert!(bomb.len() < 5000);
-        assert_eq!(gunzip(&bomb, 1000), Err(GzipError::TooLarge { limit: 1000 }));
+        assert_eq!(
+            gunzip(&bomb, 1000),
+            Err(GzipError::TooLarge { limit: 1000 })
+        );
         assert_eq!(gunzip(&bomb, 1 << 20).unwrap().len(), 1 << 20);
     }
 
@@ -62,7 +65,10 @@ mod tests {
     fn corrupt_and_truncated_are_errors() {
         let good = gz(b"some text that is long enough to matter");
         let truncated = &good[..good.len() - 10];
-        assert!(matches!(gunzip(truncated, 1000), Err(GzipError::Corrupt(_))));
+        assert!(matches!(
+            gunzip(truncated, 1000),
+            Err(GzipError::Corrupt(_))
+        ));
         let mut flipped = good.clone();
         flipped[12] ^= 0xff;
         assert!(gunzip(&flipped, 1000).is_err());

@@ -27,6 +27,9 @@ pub struct Limits {
     pub max_event_bytes: usize,
     /// Deepest envelope nesting (gzip, base64, KPL, Records, logEvents each count one).
     pub max_depth: u32,
+    /// Deepest JSON nesting inside a record (arrays and objects); deeper is a dead letter.
+    /// Below serde_json's own limit (128), so later full parses of a record cannot fail on it.
+    pub max_json_depth: usize,
 }
 
 impl Default for Limits {
@@ -35,6 +38,7 @@ impl Default for Limits {
             max_decompressed_bytes: 128 << 20,
             max_event_bytes: 1 << 20,
             max_depth: 12,
+            max_json_depth: 100,
         }
     }
 }
@@ -185,7 +189,10 @@ impl Decoder {
 
     fn bytes(&self, data: &[u8], pos: &mut Position, v: &mut impl Visit, depth: u32) {
         if depth > self.limits.max_depth {
-            let why = format!("envelopes nested deeper than {} levels", self.limits.max_depth);
+            let why = format!(
+                "envelopes nested deeper than {} levels",
+                self.limits.max_depth
+            );
             return v.dead_letter(DeadLetter::new(pos, data, why));
         }
         if gzip::is_gzip(data) {
@@ -206,7 +213,10 @@ impl Decoder {
                 Err(e) => return v.dead_letter(DeadLetter::new(pos, data, e.to_string())),
             }
         }
-        let body = data.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(data).trim_ascii();
+        let body = data
+            .strip_prefix(b"\xEF\xBB\xBF")
+            .unwrap_or(data)
+            .trim_ascii();
         match body.first() {
             None => v.skipped(Skip::Empty, pos),
             Some(b'{' | b'[') => match std::str::from_utf8(body) {
@@ -225,7 +235,10 @@ impl Decoder {
 
     fn json(&self, text: &str, pos: &mut Position, v: &mut impl Visit, depth: u32) {
         if depth > self.limits.max_depth {
-            let why = format!("envelopes nested deeper than {} levels", self.limits.max_depth);
+            let why = format!(
+                "envelopes nested deeper than {} levels",
+                self.limits.max_depth
+            );
             return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why));
         }
         let dead = |v: &mut dyn FnMut(DeadLetter), pos: &Position, why: String| {
@@ -268,9 +281,9 @@ impl Decoder {
         if let Some(kind) = env.detail_type.as_deref() {
             return match (is_cloudtrail_detail_type(kind), env.detail) {
                 (false, _) => v.skipped(Skip::NotCloudTrail, pos),
-                (true, Some(detail)) => {
-                    pos.with(Step::Detail, |pos| self.json(detail.get(), pos, v, depth + 1))
-                }
+                (true, Some(detail)) => pos.with(Step::Detail, |pos| {
+                    self.json(detail.get(), pos, v, depth + 1)
+                }),
                 (true, None) => {
                     let why = format!("EventBridge {kind:?} event without `detail`");
                     dead(&mut |d| v.dead_letter(d), pos, why)
@@ -306,6 +319,13 @@ impl Decoder {
             );
             return dead(&mut |d| v.dead_letter(d), pos, why);
         }
+        if let Some(depth) = too_deep(text, self.limits.max_json_depth) {
+            let why = format!(
+                "JSON nested {depth} levels deep, more than max_json_depth ({})",
+                self.limits.max_json_depth
+            );
+            return dead(&mut |d| v.dead_letter(d), pos, why);
+        }
         v.event(event, pos)
     }
 
@@ -318,9 +338,42 @@ impl Decoder {
         depth: u32,
     ) {
         for (i, item) in items.iter().enumerate() {
-            pos.with(Step::Index(field, i), |pos| self.json(item.get(), pos, v, depth + 1));
+            pos.with(Step::Index(field, i), |pos| {
+                self.json(item.get(), pos, v, depth + 1)
+            });
         }
     }
+}
+
+/// The nesting depth of `text` when it exceeds `limit`. Cheap for normal records: the exact
+/// scan runs only when there are more brackets than the limit.
+fn too_deep(text: &str, limit: usize) -> Option<usize> {
+    let b = text.as_bytes();
+    if b.iter().filter(|&&c| c == b'[' || c == b'{').count() <= limit {
+        return None;
+    }
+    let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);
+    for &c in b {
+        if in_str {
+            match (escaped, c) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_str = false,
+                _ => {}
+            }
+            continue;
+        }
+        match c {
+            b'"' => in_str = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max > limit).then_some(max)
 }
 
 #[cfg(test)]

@@ -14,7 +14,7 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{Event, UserIdentity};
+use crate::event::{opt_str, Event, OptStr, UserIdentity};
 
 /// What was found beside (or instead of) the CloudTrail fields.
 #[derive(Debug, Default)]
@@ -39,9 +39,14 @@ pub struct LogEvent<'a> {
 
 #[derive(Deserialize)]
 struct Inner<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "opt_str")]
     data: Option<Cow<'a, str>>,
-    #[serde(borrow, rename = "sequenceNumber")]
+    #[serde(
+        borrow,
+        default,
+        deserialize_with = "opt_str",
+        rename = "sequenceNumber"
+    )]
     sequence_number: Option<Cow<'a, str>>,
 }
 
@@ -131,30 +136,32 @@ impl<'de> Visitor<'de> for ShapeVisitor {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let key = key.as_ref();
             match key {
-                "eventID" => ev.event_id = field(&mut map, key)?,
-                "eventTime" => ev.event_time = field(&mut map, key)?,
-                "eventVersion" => ev.event_version = field(&mut map, key)?,
-                "eventSource" => ev.event_source = field(&mut map, key)?,
-                "eventName" => ev.event_name = field(&mut map, key)?,
-                "eventType" => ev.event_type = field(&mut map, key)?,
-                "eventCategory" => ev.event_category = field(&mut map, key)?,
-                "awsRegion" => ev.aws_region = field(&mut map, key)?,
-                "sourceIPAddress" => ev.source_ip = field(&mut map, key)?,
-                "userAgent" => ev.user_agent = field(&mut map, key)?,
-                "errorCode" => ev.error_code = field(&mut map, key)?,
-                "recipientAccountId" => ev.recipient_account_id = field(&mut map, key)?,
+                "eventID" => ev.event_id = field::<_, OptStr>(&mut map, key)?.0,
+                "eventTime" => ev.event_time = field::<_, OptStr>(&mut map, key)?.0,
+                "eventVersion" => ev.event_version = field::<_, OptStr>(&mut map, key)?.0,
+                "eventSource" => ev.event_source = field::<_, OptStr>(&mut map, key)?.0,
+                "eventName" => ev.event_name = field::<_, OptStr>(&mut map, key)?.0,
+                "eventType" => ev.event_type = field::<_, OptStr>(&mut map, key)?.0,
+                "eventCategory" => ev.event_category = field::<_, OptStr>(&mut map, key)?.0,
+                "awsRegion" => ev.aws_region = field::<_, OptStr>(&mut map, key)?.0,
+                "sourceIPAddress" => ev.source_ip = field::<_, OptStr>(&mut map, key)?.0,
+                "userAgent" => ev.user_agent = field::<_, OptStr>(&mut map, key)?.0,
+                "errorCode" => ev.error_code = field::<_, OptStr>(&mut map, key)?.0,
+                "recipientAccountId" => {
+                    ev.recipient_account_id = field::<_, OptStr>(&mut map, key)?.0
+                }
                 "readOnly" => ev.read_only = field::<_, LenientBool>(&mut map, key)?.0,
                 "userIdentity" => {
                     ev.user_identity = field::<_, Option<UserIdentity<'de>>>(&mut map, key)?
                 }
                 "Records" => env.records_upper = field(&mut map, key)?,
                 "records" => env.records_lower = field(&mut map, key)?,
-                "messageType" => env.message_type = field(&mut map, key)?,
+                "messageType" => env.message_type = field::<_, OptStr>(&mut map, key)?.0,
                 "logEvents" => env.log_events = field(&mut map, key)?,
-                "detail-type" => env.detail_type = field(&mut map, key)?,
+                "detail-type" => env.detail_type = field::<_, OptStr>(&mut map, key)?.0,
                 "detail" => env.detail = field(&mut map, key)?,
-                "Data" | "data" => env.data = field(&mut map, key)?,
-                "SequenceNumber" => env.sequence_number = field(&mut map, key)?,
+                "Data" | "data" => env.data = field::<_, OptStr>(&mut map, key)?.0,
+                "SequenceNumber" => env.sequence_number = field::<_, OptStr>(&mut map, key)?.0,
                 "kinesis" | "awslogs" => {
                     if let Some(inner) = field::<_, Option<Inner<'de>>>(&mut map, key)? {
                         env.data = inner.data;
@@ -206,14 +213,18 @@ mod tests {
 
     #[test]
     fn read_only_is_lenient_about_strings_and_null() {
-        assert_eq!(parse(r#"{"readOnly":"True"}"#).unwrap().event.read_only, Some(true));
+        assert_eq!(
+            parse(r#"{"readOnly":"True"}"#).unwrap().event.read_only,
+            Some(true)
+        );
         assert_eq!(parse(r#"{"readOnly":null}"#).unwrap().event.read_only, None);
         assert!(parse(r#"{"readOnly":"maybe"}"#).is_err());
     }
 
     #[test]
     fn finds_envelope_keys() {
-        let s = parse(r#"{"kinesis":{"data":"eyJ9","sequenceNumber":"49"},"eventID":"x"}"#).unwrap();
+        let s =
+            parse(r#"{"kinesis":{"data":"eyJ9","sequenceNumber":"49"},"eventID":"x"}"#).unwrap();
         assert_eq!(s.envelope.data.as_deref(), Some("eyJ9"));
         assert_eq!(s.envelope.sequence_number.as_deref(), Some("49"));
         let s = parse(r#"{"digestStartTime":"t","logFiles":[]}"#).unwrap();

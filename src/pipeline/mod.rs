@@ -10,6 +10,9 @@ use crate::rules::{region, RegionPolicy};
 
 pub use dedup::Dedup;
 
+const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
+const ALERT_ID_CAPACITY: usize = 200_000;
+
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -21,6 +24,10 @@ pub enum Disposition {
 
 pub struct Pipeline {
     dedup: Dedup,
+    /// Alert ids already emitted: a second line of defence for events redelivered after the
+    /// event-id TTL (CloudWatch Logs retries for up to 24 h). Alerts are rare, so this is
+    /// cheap to keep for a week.
+    alerted: Dedup,
     policy: RegionPolicy,
     include_event: bool,
 }
@@ -29,6 +36,10 @@ impl Pipeline {
     pub fn new(config: &Config, include_event: bool) -> Self {
         Pipeline {
             dedup: Dedup::new(config.dedup.event_ttl_secs, config.dedup.max_event_ids),
+            alerted: Dedup::new(
+                config.dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
+                ALERT_ID_CAPACITY,
+            ),
             policy: RegionPolicy::build(&config.policy),
             include_event,
         }
@@ -52,10 +63,73 @@ impl Pipeline {
         }
         let before = out.len();
         if let region::Verdict::Alert(acct, severity) = region::evaluate(&self.policy, ev, now) {
-            out.push(region::alert(ev, acct, severity, self.include_event));
+            let alert = region::alert(ev, acct, severity, self.include_event);
+            if !self.alerted.first_seen(&alert.alert_id, now) {
+                return Disposition::Duplicate;
+            }
+            out.push(alert);
         }
         Disposition::Evaluated {
             alerts: out.len() - before,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::shape;
+
+    fn pipeline(ttl: &str) -> Pipeline {
+        let text = format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n[dedup]\nevent_ttl = \"{ttl}\"\n"
+        );
+        let loaded = crate::config::load_str(&text, "t.toml", 0).unwrap();
+        Pipeline::new(&loaded.config, false)
+    }
+
+    const EV: &str = r#"{"eventID":"e1","eventName":"CreateUser","eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","readOnly":false,"recipientAccountId":"111122223333"}"#;
+
+    #[test]
+    fn a_duplicate_is_not_evaluated_again() {
+        let mut p = pipeline("2h");
+        let ev = shape::parse(EV).unwrap().event;
+        let mut out = Vec::new();
+        assert_eq!(
+            p.process(&ev, 0, &mut out),
+            Disposition::Evaluated { alerts: 1 }
+        );
+        assert_eq!(p.process(&ev, 60, &mut out), Disposition::Duplicate);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn an_event_redelivered_after_the_ttl_still_alerts_once() {
+        let mut p = pipeline("1m");
+        let ev = shape::parse(EV).unwrap().event;
+        let mut out = Vec::new();
+        p.process(&ev, 0, &mut out);
+        assert_eq!(p.process(&ev, 3 * 3600, &mut out), Disposition::Duplicate);
+        assert_eq!(out.len(), 1);
+    }
+
+    #[test]
+    fn events_without_an_id_are_all_evaluated() {
+        let mut p = pipeline("2h");
+        let text = EV.replace(r#""eventID":"e1","#, "");
+        let ev = shape::parse(&text).unwrap().event;
+        let mut out = Vec::new();
+        assert_eq!(
+            p.process(&ev, 0, &mut out),
+            Disposition::Evaluated { alerts: 1 }
+        );
+        // Same record again: same alert id (derived from the record), so not re-sent.
+        assert_eq!(p.process(&ev, 1, &mut out), Disposition::Duplicate);
+        let other = text.replace("CreateUser", "DeleteUser");
+        let ev = shape::parse(&other).unwrap().event;
+        assert_eq!(
+            p.process(&ev, 2, &mut out),
+            Disposition::Evaluated { alerts: 1 }
+        );
     }
 }

@@ -59,10 +59,26 @@ mod tests {
     #[test]
     fn table() {
         let cases = [
-            ("arn:aws:iam::*:role/BreakGlass*", "arn:aws:iam::111122223333:role/BreakGlassAdmin", true),
-            ("arn:aws:iam::*:role/BreakGlass*", "arn:aws:iam::111122223333:role/Admin", false),
-            ("arn:aws:sts::*:assumed-role/Deploy/*", "arn:aws:sts::1:assumed-role/Deploy/ci-42", true),
-            ("arn:aws:sts::*:assumed-role/Deploy/*", "arn:aws:sts::1:assumed-role/Deployer/x", false),
+            (
+                "arn:aws:iam::*:role/BreakGlass*",
+                "arn:aws:iam::111122223333:role/BreakGlassAdmin",
+                true,
+            ),
+            (
+                "arn:aws:iam::*:role/BreakGlass*",
+                "arn:aws:iam::111122223333:role/Admin",
+                false,
+            ),
+            (
+                "arn:aws:sts::*:assumed-role/Deploy/*",
+                "arn:aws:sts::1:assumed-role/Deploy/ci-42",
+                true,
+            ),
+            (
+                "arn:aws:sts::*:assumed-role/Deploy/*",
+                "arn:aws:sts::1:assumed-role/Deployer/x",
+                false,
+            ),
             ("Get*", "GetObject", true),
             ("Get*", "get", false),
             ("*Bucket*", "PutBucketPolicy", true),
@@ -73,7 +89,11 @@ mod tests {
             ("", "x", false),
             ("exact", "exact", true),
             ("exact", "exactly", false),
-            ("*a*a*a*a*b", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", false),
+            (
+                "*a*a*a*a*b",
+                "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+                false,
+            ),
         ];
         for (p, t, want) in cases {
             assert_eq!(Glob::new(p).matches(t), want, "{p} vs {t}");

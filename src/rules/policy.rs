@@ -121,7 +121,12 @@ impl RegionPolicy {
             let mut pol = organization.clone();
             for id in chain.iter().rev() {
                 if let Some(ou) = p.ous.get(*id) {
-                    apply(&mut pol, &ou.approved_regions, &ou.extra_regions, &format!("ou:{id}"));
+                    apply(
+                        &mut pol,
+                        &ou.approved_regions,
+                        &ou.extra_regions,
+                        &format!("ou:{id}"),
+                    );
                 }
             }
             pol.ou = Some(ou_id.to_string());
@@ -162,7 +167,10 @@ impl RegionPolicy {
                     account: globs(&e.account),
                     region: globs(&e.region),
                     reason: e.reason.clone(),
-                    expires: e.expires.as_deref().and_then(|s| config::parse_date(s).ok()),
+                    expires: e
+                        .expires
+                        .as_deref()
+                        .and_then(|s| config::parse_date(s).ok()),
                     expires_text: e.expires.clone(),
                 })
                 .collect(),

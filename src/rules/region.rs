@@ -62,7 +62,11 @@ pub fn activity(policy: &RegionPolicy, ev: &Event<'_>) -> Result<(), NotActivity
             if policy.read_prefix_exceptions.contains(name) {
                 return Ok(());
             }
-            match policy.read_prefixes.iter().find(|p| name.starts_with(p.as_str())) {
+            match policy
+                .read_prefixes
+                .iter()
+                .find(|p| name.starts_with(p.as_str()))
+            {
                 Some(p) => Err(NotActivity::ReadPrefix(p.clone())),
                 None => Ok(()),
             }
@@ -142,10 +146,18 @@ pub fn reason(ev: &Event<'_>, acct: &AccountPolicy) -> String {
 }
 
 /// Builds the alert for an event the rule flagged.
-pub fn alert(ev: &Event<'_>, acct: &AccountPolicy, severity: Severity, include_event: bool) -> Alert {
+pub fn alert(
+    ev: &Event<'_>,
+    acct: &AccountPolicy,
+    severity: Severity,
+    include_event: bool,
+) -> Alert {
     let own = |s: Option<&str>| s.map(str::to_string);
     let key = ev.event_id().map(str::to_string).unwrap_or_else(|| {
-        format!("raw:{:032x}", xxhash_rust::xxh3::xxh3_128(ev.raw.as_bytes()))
+        format!(
+            "raw:{:032x}",
+            xxhash_rust::xxh3::xxh3_128(ev.raw.as_bytes())
+        )
     });
     Alert {
         alert_id: alert_id(RULE, &key),

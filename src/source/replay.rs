@@ -59,7 +59,12 @@ fn is_digest(path: &Path) -> bool {
             .is_some_and(|n| n.contains("_CloudTrail-Digest_"))
 }
 
-fn walk(dir: &Path, out: &mut Vec<Input>, digests: &mut usize, errors: &mut Vec<(String, io::Error)>) {
+fn walk(
+    dir: &Path,
+    out: &mut Vec<Input>,
+    digests: &mut usize,
+    errors: &mut Vec<(String, io::Error)>,
+) {
     let mut entries: Vec<_> = match std::fs::read_dir(dir) {
         Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
         Err(e) => return errors.push((dir.display().to_string(), e)),
@@ -122,7 +127,7 @@ pub struct Reader {
 
 enum Line {
     Eof,
-    Line,
+    Complete,
     TooLong(usize),
 }
 
@@ -141,7 +146,7 @@ fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::R
             return Ok(match (any, total > cap) {
                 (false, _) => Line::Eof,
                 (true, true) => Line::TooLong(total),
-                (true, false) => Line::Line,
+                (true, false) => Line::Complete,
             });
         }
         any = true;
@@ -158,7 +163,7 @@ fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::R
             return Ok(if total > cap {
                 Line::TooLong(total)
             } else {
-                Line::Line
+                Line::Complete
             });
         }
     }
@@ -175,7 +180,12 @@ fn is_incomplete_json(line: &[u8]) -> bool {
 impl Reader {
     /// Reads one input to its end. I/O errors end the input (the caller reports them);
     /// unreadable records become dead letters and reading goes on.
-    pub fn read<'r>(&self, name: &str, raw: impl Read + 'r, v: &mut impl Visit) -> io::Result<ReadStats> {
+    pub fn read<'r>(
+        &self,
+        name: &str,
+        raw: impl Read + 'r,
+        v: &mut impl Visit,
+    ) -> io::Result<ReadStats> {
         let mut stats = ReadStats::default();
         let mut pos = Position::new(name);
         let mut r: Box<dyn BufRead + 'r> = Box::new(BufReader::with_capacity(256 << 10, raw));
@@ -186,7 +196,9 @@ impl Reader {
         let binary = head.starts_with(&kpl::MAGIC) || gzip::is_gzip(head);
         let mut buf = Vec::new();
         if binary {
-            return self.document(r, buf, 1, &mut pos, v, &mut stats).map(|_| stats);
+            return self
+                .document(r, buf, 1, &mut pos, v, &mut stats)
+                .map(|_| stats);
         }
         let mut line_no = 0u64;
         let mut first = true;
@@ -198,11 +210,14 @@ impl Reader {
                 Line::Eof => break,
                 Line::TooLong(n) => {
                     stats.units += 1;
-                    let why = format!("line of {n} bytes exceeds max_document_bytes ({})", self.max_document_bytes);
+                    let why = format!(
+                        "line of {n} bytes exceeds max_document_bytes ({})",
+                        self.max_document_bytes
+                    );
                     v.dead_letter(DeadLetter::new(&pos, &buf, why));
                     first = false;
                 }
-                Line::Line => {
+                Line::Complete => {
                     let text = buf.trim_ascii();
                     if text.is_empty() {
                         continue;
@@ -210,11 +225,15 @@ impl Reader {
                     if first && text.first() != Some(&b'{') && text.first() != Some(&b'[') {
                         // Not JSON lines: decode the input as one document (it will say why).
                         buf.push(b'\n');
-                        return self.document(r, buf, line_no, &mut pos, v, &mut stats).map(|_| stats);
+                        return self
+                            .document(r, buf, line_no, &mut pos, v, &mut stats)
+                            .map(|_| stats);
                     }
                     if first && is_incomplete_json(text) {
                         buf.push(b'\n');
-                        return self.document(r, buf, line_no, &mut pos, v, &mut stats).map(|_| stats);
+                        return self
+                            .document(r, buf, line_no, &mut pos, v, &mut stats)
+                            .map(|_| stats);
                     }
                     first = false;
                     stats.units += 1;
@@ -261,7 +280,8 @@ impl Reader {
                 None => break,
                 Some(Ok(value)) => {
                     let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
-                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count() as u64;
+                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count()
+                        as u64;
                     counted_to = start;
                     pos.line = Some(line);
                     stats.units += 1;
@@ -270,7 +290,8 @@ impl Reader {
                 Some(Err(e)) => {
                     stats.units += 1;
                     let at = values.byte_offset().min(text.len());
-                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..at]).count() as u64;
+                    line +=
+                        memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..at]).count() as u64;
                     pos.line = Some(line);
                     let rest = &text.as_bytes()[at..];
                     v.dead_letter(DeadLetter::new(pos, rest, format!("JSON: {e}")));
