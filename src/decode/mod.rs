@@ -233,6 +233,17 @@ impl Decoder {
         }
     }
 
+    /// [`Self::bytes`] for text already known to be UTF-8 (a log message): a `str` cannot
+    /// start with the gzip or KPL magic, so only the JSON check remains.
+    fn text(&self, text: &str, pos: &mut Position, v: &mut impl Visit, depth: u32) {
+        let body = text.trim_start_matches('\u{feff}').trim_ascii();
+        if body.starts_with(['{', '[']) {
+            self.json(body, pos, v, depth)
+        } else {
+            self.bytes(text.as_bytes(), pos, v, depth)
+        }
+    }
+
     fn json(&self, text: &str, pos: &mut Position, v: &mut impl Visit, depth: u32) {
         if depth > self.limits.max_depth {
             let why = format!(
@@ -268,7 +279,7 @@ impl Decoder {
                 "DATA_MESSAGE" => {
                     for (i, e) in env.log_events.iter().flatten().enumerate() {
                         pos.with(Step::Index("logEvents", i), |pos| {
-                            self.bytes(e.message.as_bytes(), pos, v, depth + 1)
+                            self.text(&e.message, pos, v, depth + 1)
                         });
                     }
                 }
@@ -349,7 +360,7 @@ impl Decoder {
 /// scan runs only when there are more brackets than the limit.
 fn too_deep(text: &str, limit: usize) -> Option<usize> {
     let b = text.as_bytes();
-    if b.iter().filter(|&&c| c == b'[' || c == b'{').count() <= limit {
+    if memchr::memchr2_iter(b'[', b'{', b).take(limit + 1).count() <= limit {
         return None;
     }
     let (mut depth, mut max, mut in_str, mut escaped) = (0usize, 0usize, false, false);

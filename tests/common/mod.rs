@@ -56,7 +56,10 @@ where
     }
     let out = child.wait_with_output().expect("wait for trailwatch");
     Out {
-        code: out.status.code().expect("trailwatch was killed by a signal (crash?)"),
+        code: out
+            .status
+            .code()
+            .expect("trailwatch was killed by a signal (crash?)"),
         stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
@@ -105,7 +108,12 @@ impl Out {
         let alerts = self.alerts();
         let ids: Vec<String> = alerts
             .iter()
-            .map(|a| a["event_id"].as_str().expect("alert without event_id").to_string())
+            .map(|a| {
+                a["event_id"]
+                    .as_str()
+                    .expect("alert without event_id")
+                    .to_string()
+            })
             .collect();
         let set: BTreeSet<String> = ids.iter().cloned().collect();
         assert_eq!(set.len(), ids.len(), "an event alerted twice: {ids:?}");
@@ -239,7 +247,9 @@ approved_regions = ["us-east-1"]
 // Fixture records
 
 pub fn fixture_path(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 pub fn fixture(name: &str) -> String {
