@@ -151,7 +151,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stdout = io::stdout();
     let mut run = Run {
-        pipeline: Pipeline::new(&config, args.include_event),
+        pipeline: Pipeline::new(&config, args.include_event).judge_on_event_time(true),
         alerts: Vec::new(),
         out: JsonLines::new(stdout.lock()),
         dead,

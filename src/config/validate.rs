@@ -30,14 +30,27 @@ impl Collector<'_> {
         self.push(Level::Warning, key, message);
     }
 
-    /// Deserializes one table entry on its own; a failure is recorded, not fatal.
-    fn read<T: DeserializeOwned>(&mut self, key: &str, value: Value) -> Option<T> {
-        match value.try_into::<T>() {
-            Ok(v) => Some(v),
-            Err(e) => {
-                let msg = e.message().trim().to_string();
-                self.error(key, msg);
-                None
+    /// Deserializes one table entry on its own; a failure is recorded, not fatal. Unknown
+    /// keys are reported and dropped, then reading goes on, so the rest is still checked.
+    fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
+        loop {
+            match value.clone().try_into::<T>() {
+                Ok(v) => return Some(v),
+                Err(e) => {
+                    let msg = e.message().trim().to_string();
+                    let unknown = msg
+                        .strip_prefix("unknown field `")
+                        .and_then(|r| r.split('`').next())
+                        .map(str::to_string);
+                    self.error(key, msg);
+                    let removed = match (unknown, value.as_table_mut()) {
+                        (Some(field), Some(t)) => t.remove(&field).is_some(),
+                        _ => false,
+                    };
+                    if !removed {
+                        return None;
+                    }
+                }
             }
         }
     }
@@ -155,27 +168,29 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let dedup_raw: Option<DedupRaw> = c.read("dedup", Value::Table(dedup_t));
     let decode: Option<Decode> = c.read("decode", Value::Table(decode_t));
 
-    let (Some(top), Some(global), Some(dedup_raw), Some(decode), true) =
-        (top, global, dedup_raw, decode, ok)
-    else {
-        return (None, c.problems);
-    };
+    // Check the meaning of everything that could be read (defaults stand in for sections
+    // that could not), so one typo does not hide the other problems.
+    let complete =
+        ok && top.is_some() && global.is_some() && dedup_raw.is_some() && decode.is_some();
     let policy = Policy {
-        top,
+        top: top.unwrap_or_else(|| Policy::default().top),
         ous,
         accounts,
         exempt,
-        global_services: global,
+        global_services: global.unwrap_or_default(),
     };
     check_policy(&mut c, &policy, now_secs);
-    let dedup = check_dedup(&mut c, &dedup_raw);
+    let dedup = dedup_raw
+        .map(|d| check_dedup(&mut c, &d))
+        .unwrap_or_default();
+    let decode = decode.unwrap_or_default();
     check_decode(&mut c, &decode);
     let config = Config {
         policy,
         dedup,
         decode,
     };
-    (Some(config), c.problems)
+    (complete.then_some(config), c.problems)
 }
 
 fn check_regions(c: &mut Collector, key: &str, regions: &[String]) {

@@ -262,9 +262,44 @@ impl Decoder {
                 Err(e) => dead(&mut |d| v.dead_letter(d), pos, format!("JSON: {e}")),
             };
         }
-        let shape = match shape::parse(text) {
-            Ok(s) => s,
-            Err(e) => return dead(&mut |d| v.dead_letter(d), pos, format!("JSON: {e}")),
+        // Usually one object; several when producers concatenate them (Firehose to S3 does).
+        let mut values = serde_json::Deserializer::from_str(text).into_iter::<shape::Shape>();
+        let (mut start, mut n) = (0, 0);
+        while let Some(item) = values.next() {
+            let end = values.byte_offset().min(text.len());
+            match item {
+                Ok(mut shape) => {
+                    let one = text.get(start..end).unwrap_or(text).trim_ascii();
+                    shape.event.raw = one;
+                    if n == 0 {
+                        self.shape(one, shape, pos, v, depth);
+                    } else {
+                        pos.with(Step::Index("values", n), |pos| {
+                            self.shape(one, shape, pos, v, depth)
+                        });
+                    }
+                }
+                Err(e) => {
+                    let rest = text.get(start..).unwrap_or(text);
+                    v.dead_letter(DeadLetter::new(pos, rest.as_bytes(), format!("JSON: {e}")));
+                    break;
+                }
+            }
+            (start, n) = (end, n + 1);
+        }
+    }
+
+    /// Acts on one parsed object: an envelope to open, or a CloudTrail event.
+    fn shape(
+        &self,
+        text: &str,
+        shape: shape::Shape<'_>,
+        pos: &mut Position,
+        v: &mut impl Visit,
+        depth: u32,
+    ) {
+        let dead = |v: &mut dyn FnMut(DeadLetter), pos: &Position, why: String| {
+            v(DeadLetter::new(pos, text.as_bytes(), why))
         };
         let (event, env) = (shape.event, shape.envelope);
         if let Some(items) = &env.records_upper {

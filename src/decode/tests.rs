@@ -315,6 +315,21 @@ fn json_depth_counts_only_real_brackets() {
 }
 
 #[test]
+fn concatenated_objects_are_each_read() {
+    let two = format!("{}{}", rec(1), rec(2));
+    let c = decode(two.as_bytes());
+    assert_eq!(c.ids, [id(1), id(2)]);
+    assert_eq!(c.raws, [rec(1), rec(2)]);
+    // Two gzip'd envelopes concatenated (Firehose to S3) inflate to two objects on one line.
+    let mut gzs = cwl(&[rec(3)]);
+    gzs.extend(cwl(&[rec(4)]));
+    assert_eq!(decode(&gzs).ids, [id(3), id(4)]);
+    let c = decode(format!("{} trailing", rec(5)).as_bytes());
+    assert_eq!(c.ids, [id(5)]);
+    assert_eq!(c.dead.len(), 1);
+}
+
+#[test]
 fn digest_files_are_skipped() {
     let digest = r#"{"awsAccountId":"1","digestStartTime":"t","digestEndTime":"t","logFiles":[]}"#;
     let c = decode(digest.as_bytes());

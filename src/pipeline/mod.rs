@@ -30,6 +30,8 @@ pub struct Pipeline {
     alerted: Dedup,
     policy: RegionPolicy,
     include_event: bool,
+    /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
+    judge_on_event_time: bool,
 }
 
 impl Pipeline {
@@ -42,7 +44,15 @@ impl Pipeline {
             ),
             policy: RegionPolicy::build(&config.policy),
             include_event,
+            judge_on_event_time: false,
         }
+    }
+
+    /// Replay: exemptions are judged at each event's own `eventTime`, so the result does not
+    /// depend on the order of the input.
+    pub fn judge_on_event_time(mut self, yes: bool) -> Self {
+        self.judge_on_event_time = yes;
+        self
     }
 
     pub fn policy(&self) -> &RegionPolicy {
@@ -62,7 +72,11 @@ impl Pipeline {
             }
         }
         let before = out.len();
-        if let region::Verdict::Alert(acct, severity) = region::evaluate(&self.policy, ev, now) {
+        let at = match self.judge_on_event_time {
+            true => ev.time_secs().unwrap_or(now),
+            false => now,
+        };
+        if let region::Verdict::Alert(acct, severity) = region::evaluate(&self.policy, ev, at) {
             let alert = region::alert(ev, acct, severity, self.include_event);
             if !self.alerted.first_seen(&alert.alert_id, now) {
                 return Disposition::Duplicate;

@@ -177,6 +177,20 @@ fn is_incomplete_json(line: &[u8]) -> bool {
     )
 }
 
+/// A first line that is not a whole JSON value, followed by one that is: JSON lines with a
+/// damaged first line, not a pretty-printed document (whose second line is never whole).
+fn looks_like_json_lines_with_bad_first_line(buf: &[u8]) -> bool {
+    let mut lines = buf
+        .split(|&b| b == b'\n')
+        .map(<[u8]>::trim_ascii)
+        .filter(|l| !l.is_empty());
+    let (Some(first), Some(second)) = (lines.next(), lines.next()) else {
+        return false;
+    };
+    let whole = |l: &[u8]| serde_json::from_slice::<serde::de::IgnoredAny>(l).is_ok();
+    !whole(first) && second.starts_with(b"{") && whole(second)
+}
+
 impl Reader {
     /// Reads one input to its end. I/O errors end the input (the caller reports them);
     /// unreadable records become dead letters and reading goes on.
@@ -188,6 +202,21 @@ impl Reader {
     ) -> io::Result<ReadStats> {
         let mut stats = ReadStats::default();
         let mut pos = Position::new(name);
+        if let Err(e) = self.read_inner(raw, &mut pos, v, &mut stats) {
+            // Unreadable input (corrupt gzip, I/O error): a dead letter where it stopped.
+            stats.units += 1;
+            v.dead_letter(DeadLetter::new(&pos, &[], format!("read error: {e}")));
+        }
+        Ok(stats)
+    }
+
+    fn read_inner<'r>(
+        &self,
+        raw: impl Read + 'r,
+        pos: &mut Position,
+        v: &mut impl Visit,
+        stats: &mut ReadStats,
+    ) -> io::Result<()> {
         let mut r: Box<dyn BufRead + 'r> = Box::new(BufReader::with_capacity(256 << 10, raw));
         if gzip::is_gzip(r.fill_buf()?) {
             r = Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(r)));
@@ -196,16 +225,22 @@ impl Reader {
         let binary = head.starts_with(&kpl::MAGIC) || gzip::is_gzip(head);
         let mut buf = Vec::new();
         if binary {
-            return self
-                .document(r, buf, 1, &mut pos, v, &mut stats)
-                .map(|_| stats);
+            return self.document(r, buf, 1, pos, v, stats);
         }
         let mut line_no = 0u64;
         let mut first = true;
         loop {
-            let line = read_line_capped(&mut *r, &mut buf, self.max_document_bytes)?;
             line_no += 1;
             pos.line = Some(line_no);
+            let line = match read_line_capped(&mut *r, &mut buf, self.max_document_bytes) {
+                Ok(line) => line,
+                Err(e) => {
+                    // A corrupt gzip stream (or a failing disk) ends this input here.
+                    stats.units += 1;
+                    v.dead_letter(DeadLetter::new(pos, &buf, format!("read error: {e}")));
+                    break;
+                }
+            };
             match line {
                 Line::Eof => break,
                 Line::TooLong(n) => {
@@ -214,7 +249,7 @@ impl Reader {
                         "line of {n} bytes exceeds max_document_bytes ({})",
                         self.max_document_bytes
                     );
-                    v.dead_letter(DeadLetter::new(&pos, &buf, why));
+                    v.dead_letter(DeadLetter::new(pos, &buf, why));
                     first = false;
                 }
                 Line::Complete => {
@@ -225,23 +260,19 @@ impl Reader {
                     if first && text.first() != Some(&b'{') && text.first() != Some(&b'[') {
                         // Not JSON lines: decode the input as one document (it will say why).
                         buf.push(b'\n');
-                        return self
-                            .document(r, buf, line_no, &mut pos, v, &mut stats)
-                            .map(|_| stats);
+                        return self.document(r, buf, line_no, pos, v, stats);
                     }
                     if first && is_incomplete_json(text) {
                         buf.push(b'\n');
-                        return self
-                            .document(r, buf, line_no, &mut pos, v, &mut stats)
-                            .map(|_| stats);
+                        return self.document(r, buf, line_no, pos, v, stats);
                     }
                     first = false;
                     stats.units += 1;
-                    self.decoder.decode(text, &mut pos, v);
+                    self.decoder.decode(text, pos, v);
                 }
             }
         }
-        Ok(stats)
+        Ok(())
     }
 
     /// Reads the rest of the input into `buf` (capped) and decodes the JSON values in it.
@@ -262,6 +293,18 @@ impl Reader {
             stats.units += 1;
             let why = format!("document exceeds max_document_bytes ({cap})");
             v.dead_letter(DeadLetter::new(pos, &buf, why));
+            return Ok(());
+        }
+        if looks_like_json_lines_with_bad_first_line(&buf) {
+            // JSON lines whose first line is damaged: one dead letter, then the rest.
+            for (i, line) in buf.split(|&b| b == b'\n').enumerate() {
+                let line = line.trim_ascii();
+                if !line.is_empty() {
+                    pos.line = Some(first_line + i as u64);
+                    stats.units += 1;
+                    self.decoder.decode(line, pos, v);
+                }
+            }
             return Ok(());
         }
         let text = match std::str::from_utf8(&buf) {
