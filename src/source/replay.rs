@@ -10,7 +10,6 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
-use serde_json::value::RawValue;
 
 use crate::decode::{gzip, kpl, DeadLetter, Decoder, Position, Skip, Visit};
 
@@ -307,41 +306,9 @@ impl Reader {
             }
             return Ok(());
         }
-        let text = match std::str::from_utf8(&buf) {
-            Ok(t) if t.trim_start().starts_with(['{', '[']) => t,
-            _ => {
-                // Binary or non-JSON: the decoder detects gzip/KPL or says what it is.
-                stats.units += 1;
-                self.decoder.decode(&buf, pos, v);
-                return Ok(());
-            }
-        };
-        let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
-        let (mut line, mut counted_to) = (first_line, 0usize);
-        loop {
-            match values.next() {
-                None => break,
-                Some(Ok(value)) => {
-                    let start = value.get().as_ptr() as usize - text.as_ptr() as usize;
-                    line += memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..start]).count()
-                        as u64;
-                    counted_to = start;
-                    pos.line = Some(line);
-                    stats.units += 1;
-                    self.decoder.decode(value.get().as_bytes(), pos, v);
-                }
-                Some(Err(e)) => {
-                    stats.units += 1;
-                    let at = values.byte_offset().min(text.len());
-                    line +=
-                        memchr::memchr_iter(b'\n', &text.as_bytes()[counted_to..at]).count() as u64;
-                    pos.line = Some(line);
-                    let rest = &text.as_bytes()[at..];
-                    v.dead_letter(DeadLetter::new(pos, rest, format!("JSON: {e}")));
-                    break;
-                }
-            }
-        }
+        // The decoder reads concatenated values itself (each one's path says `values[n]`).
+        stats.units += 1;
+        self.decoder.decode(&buf, pos, v);
         Ok(())
     }
 }
