@@ -779,6 +779,24 @@ name = "too short"
 principal = "arn:aws:iam::*:role/BreakGlass*"
 "#;
 
+/// The four meaning problems of `MANY_PROBLEMS`, each with its file and key path.
+fn assert_meaning_problems(errors: &[String], file: &str) {
+    assert_problem(
+        errors,
+        file,
+        "policy.ous.ou-ab12-prodeu.approved_regions[0]",
+        &["eu-nrth-1", "eu-north-1"],
+    );
+    assert_problem(errors, file, "policy.exempt[0].reason", &["reason"]);
+    assert_problem(
+        errors,
+        file,
+        "policy.accounts.\"444455556666\".ou",
+        &["ou-zz99-missing"],
+    );
+    assert_problem(errors, file, "policy.accounts.\"12345\"", &["12 digits"]);
+}
+
 #[test]
 fn validate_reports_every_problem_at_once() {
     let t = Tmp::new();
@@ -793,20 +811,7 @@ fn validate_reports_every_problem_at_once() {
         "policy.accounts.\"111122223333\"",
         &["colour"],
     );
-    assert_problem(
-        &errors,
-        &file,
-        "policy.ous.ou-ab12-prodeu.approved_regions[0]",
-        &["eu-nrth-1", "eu-north-1"],
-    );
-    assert_problem(&errors, &file, "policy.exempt[0].reason", &["reason"]);
-    assert_problem(
-        &errors,
-        &file,
-        "policy.accounts.\"444455556666\".ou",
-        &["ou-zz99-missing"],
-    );
-    assert_problem(&errors, &file, "policy.accounts.\"12345\"", &["12 digits"]);
+    assert_meaning_problems(&errors, &file);
     assert_eq!(errors.len(), 5, "{}", out.show());
 }
 
@@ -819,20 +824,7 @@ fn validate_reports_all_meaning_problems_at_once() {
     assert_eq!(out.code, 2, "{}", out.show());
     let file = s(&cfg);
     let errors = problem_lines(&out, "error");
-    assert_problem(
-        &errors,
-        &file,
-        "policy.ous.ou-ab12-prodeu.approved_regions[0]",
-        &["eu-nrth-1", "eu-north-1"],
-    );
-    assert_problem(&errors, &file, "policy.exempt[0].reason", &["reason"]);
-    assert_problem(
-        &errors,
-        &file,
-        "policy.accounts.\"444455556666\".ou",
-        &["ou-zz99-missing"],
-    );
-    assert_problem(&errors, &file, "policy.accounts.\"12345\"", &["12 digits"]);
+    assert_meaning_problems(&errors, &file);
     assert_eq!(errors.len(), 4, "{}", out.show());
 }
 

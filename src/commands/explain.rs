@@ -1,7 +1,6 @@
 //! `trailwatch explain`: for each event in a file (any envelope), every fact the rule looks
 //! at, then its decision: why it alerts, or why not.
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -10,6 +9,7 @@ use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::{format_utc_secs, Event};
 use trailwatch::rules::region::{self, NotActivity, Verdict};
 use trailwatch::rules::RegionPolicy;
+use trailwatch::source::replay::{self, Input, Reader};
 
 use super::{exit, load_config, wall_clock};
 
@@ -198,12 +198,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let mut data = Vec::new();
-    if args.event == "-" {
-        std::io::stdin().read_to_end(&mut data)?;
-    } else {
-        data = std::fs::read(&args.event).with_context(|| format!("cannot read {}", args.event))?;
-    }
     let policy = RegionPolicy::build(&config.policy);
     let mut ex = Explainer {
         policy: &policy,
@@ -211,23 +205,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         text: String::new(),
         events: 0,
     };
-    let decoder = Decoder::new(config.decode.limits());
-    let mut pos = Position::new(args.event.clone());
-    let text = String::from_utf8_lossy(&data);
-    // A JSON-lines file holds one event per line; anything else is one document.
-    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
-    let one_per_line = lines.len() > 1
-        && lines
-            .iter()
-            .all(|l| serde_json::from_str::<serde::de::IgnoredAny>(l).is_ok());
-    if one_per_line {
-        for (i, line) in lines.iter().enumerate() {
-            pos.line = Some(i as u64 + 1);
-            decoder.decode(line.as_bytes(), &mut pos, &mut ex);
-        }
+    // The same reading as replay: gzip, JSON lines or documents, any envelope.
+    let reader = Reader {
+        decoder: Decoder::new(config.decode.limits()),
+        max_document_bytes: config.decode.max_document_bytes,
+    };
+    let input = if args.event == "-" {
+        Input::Stdin
     } else {
-        decoder.decode(&data, &mut pos, &mut ex);
-    }
+        Input::File(args.event.clone().into())
+    };
+    let raw = replay::open(&input).with_context(|| format!("cannot read {}", args.event))?;
+    reader.read(&args.event, raw, &mut ex)?;
     print!("{}", ex.text);
     Ok(if ex.events == 0 {
         exit::nothing_read()

@@ -187,12 +187,17 @@ impl Decoder {
         self.bytes(data, pos, v, 0);
     }
 
-    fn bytes(&self, data: &[u8], pos: &mut Position, v: &mut impl Visit, depth: u32) {
-        if depth > self.limits.max_depth {
-            let why = format!(
+    fn too_nested(&self, depth: u32) -> Option<String> {
+        (depth > self.limits.max_depth).then(|| {
+            format!(
                 "envelopes nested deeper than {} levels",
                 self.limits.max_depth
-            );
+            )
+        })
+    }
+
+    fn bytes(&self, data: &[u8], pos: &mut Position, v: &mut impl Visit, depth: u32) {
+        if let Some(why) = self.too_nested(depth) {
             return v.dead_letter(DeadLetter::new(pos, data, why));
         }
         if gzip::is_gzip(data) {
@@ -245,21 +250,16 @@ impl Decoder {
     }
 
     fn json(&self, text: &str, pos: &mut Position, v: &mut impl Visit, depth: u32) {
-        if depth > self.limits.max_depth {
-            let why = format!(
-                "envelopes nested deeper than {} levels",
-                self.limits.max_depth
-            );
+        if let Some(why) = self.too_nested(depth) {
             return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why));
         }
-        let dead = |v: &mut dyn FnMut(DeadLetter), pos: &Position, why: String| {
-            v(DeadLetter::new(pos, text.as_bytes(), why))
-        };
         if text.starts_with('[') {
             // A bare array of records, as tools (and Stratus Red Team) save them.
             return match serde_json::from_str::<Vec<&RawValue>>(text) {
                 Ok(items) => self.each(&items, "[]", pos, v, depth),
-                Err(e) => dead(&mut |d| v.dead_letter(d), pos, format!("JSON: {e}")),
+                Err(e) => {
+                    v.dead_letter(DeadLetter::new(pos, text.as_bytes(), format!("JSON: {e}")))
+                }
             };
         }
         // Usually one object; several when producers concatenate them (Firehose to S3 does).
@@ -298,9 +298,6 @@ impl Decoder {
         v: &mut impl Visit,
         depth: u32,
     ) {
-        let dead = |v: &mut dyn FnMut(DeadLetter), pos: &Position, why: String| {
-            v(DeadLetter::new(pos, text.as_bytes(), why))
-        };
         let (event, env) = (shape.event, shape.envelope);
         if let Some(items) = &env.records_upper {
             return self.each(items, "Records", pos, v, depth);
@@ -320,7 +317,7 @@ impl Decoder {
                 }
                 other => {
                     let why = format!("unknown CloudWatch Logs messageType {other:?}");
-                    dead(&mut |d| v.dead_letter(d), pos, why)
+                    v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why))
                 }
             };
         }
@@ -332,7 +329,7 @@ impl Decoder {
                 }),
                 (true, None) => {
                     let why = format!("EventBridge {kind:?} event without `detail`");
-                    dead(&mut |d| v.dead_letter(d), pos, why)
+                    v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why))
                 }
             };
         }
@@ -344,7 +341,11 @@ impl Decoder {
             v.transport_record(pos);
             match base64::engine::general_purpose::STANDARD.decode(b64) {
                 Ok(bytes) => pos.with(Step::Base64, |pos| self.bytes(&bytes, pos, v, depth + 1)),
-                Err(e) => dead(&mut |d| v.dead_letter(d), pos, format!("base64: {e}")),
+                Err(e) => v.dead_letter(DeadLetter::new(
+                    pos,
+                    text.as_bytes(),
+                    format!("base64: {e}"),
+                )),
             }
             pos.sequence_number = outer_seq;
             return;
@@ -355,7 +356,7 @@ impl Decoder {
         if !event.looks_like_cloudtrail() {
             let why = "unknown envelope: a JSON object with neither CloudTrail fields \
                        (eventID, eventVersion, eventName+eventSource) nor a known envelope key";
-            return dead(&mut |d| v.dead_letter(d), pos, why.to_string());
+            return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why.to_string()));
         }
         if text.len() > self.limits.max_event_bytes {
             let why = format!(
@@ -363,14 +364,14 @@ impl Decoder {
                 text.len(),
                 self.limits.max_event_bytes
             );
-            return dead(&mut |d| v.dead_letter(d), pos, why);
+            return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why));
         }
         if let Some(depth) = too_deep(text, self.limits.max_json_depth) {
             let why = format!(
                 "JSON nested {depth} levels deep, more than max_json_depth ({})",
                 self.limits.max_json_depth
             );
-            return dead(&mut |d| v.dead_letter(d), pos, why);
+            return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), why));
         }
         v.event(event, pos)
     }
