@@ -7,12 +7,14 @@
 //! [`Visit::dead_letter`] with its position and the reason, and decoding goes on with the next.
 
 pub mod gzip;
+mod inflate;
 pub mod kpl;
 pub mod shape;
 
 use std::fmt::Write as _;
 
 use base64::Engine as _;
+use serde::de::DeserializeSeed;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
@@ -262,30 +264,53 @@ impl Decoder {
                 }
             };
         }
-        // Usually one object; several when producers concatenate them (Firehose to S3 does).
-        let mut values = serde_json::Deserializer::from_str(text).into_iter::<shape::Shape>();
-        let (mut start, mut n) = (0, 0);
-        while let Some(item) = values.next() {
+        // CloudWatch Logs messages are decoded as the parser reaches them, straight from its
+        // buffer (see `shape::ShapeSeed`).
+        let mut de = serde_json::Deserializer::from_str(text);
+        let parsed = {
+            let mut sink = |message: &str, i: usize| {
+                pos.with(Step::Index("logEvents", i), |pos| {
+                    self.text(message, pos, v, depth + 1)
+                })
+            };
+            shape::ShapeSeed {
+                sink: Some(&mut sink),
+            }
+            .deserialize(&mut de)
+        };
+        let mut shape = match parsed {
+            Ok(shape) => shape,
+            Err(e) => {
+                return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), format!("JSON: {e}")))
+            }
+        };
+        if de.end().is_ok() {
+            shape.event.raw = text;
+            return self.shape(text, shape, pos, v, depth);
+        }
+        // Several objects back to back (Firehose writes them so to S3): the first is parsed
+        // already; split off the others and read each.
+        let mut values = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
+        let mut start = 0;
+        for n in 0.. {
+            let item = values.next();
             let end = values.byte_offset().min(text.len());
             match item {
-                Ok(mut shape) => {
-                    let one = text.get(start..end).unwrap_or(text).trim_ascii();
-                    shape.event.raw = one;
-                    if n == 0 {
-                        self.shape(one, shape, pos, v, depth);
-                    } else {
-                        pos.with(Step::Index("values", n), |pos| {
-                            self.shape(one, shape, pos, v, depth)
-                        });
-                    }
+                None => break,
+                Some(Ok(raw)) if n == 0 => {
+                    shape.event.raw = raw.get();
+                    self.shape(raw.get(), std::mem::take(&mut shape), pos, v, depth);
                 }
-                Err(e) => {
+                Some(Ok(raw)) => pos.with(Step::Index("values", n), |pos| {
+                    self.json(raw.get(), pos, v, depth)
+                }),
+                Some(Err(e)) => {
                     let rest = text.get(start..).unwrap_or(text);
                     v.dead_letter(DeadLetter::new(pos, rest.as_bytes(), format!("JSON: {e}")));
                     break;
                 }
             }
-            (start, n) = (end, n + 1);
+            start = end;
         }
     }
 
@@ -308,6 +333,7 @@ impl Decoder {
         if let Some(kind) = env.message_type.as_deref() {
             return match kind {
                 "CONTROL_MESSAGE" => v.control_message(pos),
+                // Already decoded while parsing, unless `logEvents` came before `messageType`.
                 "DATA_MESSAGE" => {
                     for (i, e) in env.log_events.iter().flatten().enumerate() {
                         pos.with(Step::Index("logEvents", i), |pos| {

@@ -10,7 +10,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
@@ -23,6 +23,8 @@ pub struct Envelope<'a> {
     pub records_lower: Option<Vec<&'a RawValue>>,
     pub message_type: Option<Cow<'a, str>>,
     pub log_events: Option<Vec<LogEvent<'a>>>,
+    /// How many `logEvents` messages went straight to the message sink during parsing.
+    pub streamed_log_events: Option<usize>,
     pub detail_type: Option<Cow<'a, str>>,
     pub detail: Option<&'a RawValue>,
     /// `Data` (get-records), `data` (Firehose record), `kinesis.data`, `awslogs.data`: base64.
@@ -107,11 +109,122 @@ impl<'de> Deserialize<'de> for LenientBool {
 
 impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ShapeVisitor)
+        d.deserialize_map(ShapeVisitor { sink: None })
     }
 }
 
-struct ShapeVisitor;
+/// Receives each CloudWatch Logs message (and its index) while the envelope is parsed, so
+/// an escaped message is read straight from the parser's buffer, never copied out.
+pub type MessageSink<'s> = &'s mut dyn FnMut(&str, usize);
+
+/// Parses a [`Shape`]; `DATA_MESSAGE` log events go to `sink` when `messageType` comes
+/// before `logEvents` (as AWS writes it); otherwise they are kept in `log_events`.
+pub struct ShapeSeed<'s> {
+    pub sink: Option<MessageSink<'s>>,
+}
+
+impl<'de, 's> DeserializeSeed<'de> for ShapeSeed<'s> {
+    type Value = Shape<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape<'de>, D::Error> {
+        d.deserialize_map(ShapeVisitor { sink: self.sink })
+    }
+}
+
+/// `logEvents`: each element's `message` to the sink.
+struct LogEvents<'s, 'k> {
+    sink: &'k mut MessageSink<'s>,
+}
+
+impl<'de> DeserializeSeed<'de> for LogEvents<'_, '_> {
+    type Value = usize;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<usize, D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for LogEvents<'_, '_> {
+    type Value = usize;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("an array of log events")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<usize, A::Error> {
+        let mut index = 0;
+        while seq
+            .next_element_seed(OneLogEvent {
+                sink: &mut *self.sink,
+                index,
+            })?
+            .is_some()
+        {
+            index += 1;
+        }
+        Ok(index)
+    }
+}
+
+struct OneLogEvent<'s, 'k> {
+    sink: &'k mut MessageSink<'s>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for OneLogEvent<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> Visitor<'de> for OneLogEvent<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a log event object")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut seen = false;
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            if key == "message" && !seen {
+                seen = true;
+                map.next_value_seed(Message {
+                    sink: &mut *self.sink,
+                    index: self.index,
+                })?;
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        if !seen {
+            return Err(de::Error::missing_field("message"));
+        }
+        Ok(())
+    }
+}
+
+struct Message<'s, 'k> {
+    sink: &'k mut MessageSink<'s>,
+    index: usize,
+}
+
+impl<'de> DeserializeSeed<'de> for Message<'_, '_> {
+    type Value = ();
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_str(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Message<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("a string")
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
+        (self.sink)(v, self.index);
+        Ok(())
+    }
+}
+
+struct ShapeVisitor<'s> {
+    sink: Option<MessageSink<'s>>,
+}
 
 /// Reads the next value, naming the key in the error.
 fn field<'de, A, T>(map: &mut A, key: &str) -> Result<T, A::Error>
@@ -123,14 +236,14 @@ where
         .map_err(|e| de::Error::custom(format_args!("field `{key}`: {e}")))
 }
 
-impl<'de> Visitor<'de> for ShapeVisitor {
+impl<'de> Visitor<'de> for ShapeVisitor<'_> {
     type Value = Shape<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object (a CloudTrail record or an envelope)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Shape<'de>, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Shape<'de>, A::Error> {
         let mut s = Shape::default();
         let (ev, env) = (&mut s.event, &mut s.envelope);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
@@ -157,7 +270,15 @@ impl<'de> Visitor<'de> for ShapeVisitor {
                 "Records" => env.records_upper = field(&mut map, key)?,
                 "records" => env.records_lower = field(&mut map, key)?,
                 "messageType" => env.message_type = field::<_, OptStr>(&mut map, key)?.0,
-                "logEvents" => env.log_events = field(&mut map, key)?,
+                "logEvents" => match (&mut self.sink, env.message_type.as_deref()) {
+                    (Some(sink), Some("DATA_MESSAGE")) => {
+                        let n = map
+                            .next_value_seed(LogEvents { sink })
+                            .map_err(|e| de::Error::custom(format_args!("field `{key}`: {e}")))?;
+                        env.streamed_log_events = Some(n);
+                    }
+                    _ => env.log_events = field(&mut map, key)?,
+                },
                 "detail-type" => env.detail_type = field::<_, OptStr>(&mut map, key)?.0,
                 "detail" => env.detail = field(&mut map, key)?,
                 "Data" | "data" => env.data = field::<_, OptStr>(&mut map, key)?.0,

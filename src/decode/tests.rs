@@ -106,6 +106,29 @@ fn cloudwatch_logs_envelope_and_control_message() {
 }
 
 #[test]
+fn log_events_before_message_type_are_still_read() {
+    let env = serde_json::json!({"logEvents": [{"id": "1", "timestamp": 1, "message": rec(1)},
+        {"message": rec(2), "id": "2"}], "messageType": "DATA_MESSAGE", "owner": "1"});
+    let c = decode(env.to_string().as_bytes());
+    assert_eq!(c.ids, [id(1), id(2)]);
+    // And in AWS's order, a log event without a message is an error for the envelope.
+    let bad = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1"}]}"#;
+    let c = decode(bad.as_bytes());
+    assert!(
+        c.dead[0].reason.contains("missing field `message`"),
+        "{}",
+        c.dead[0].reason
+    );
+    let bad = r#"{"messageType":"DATA_MESSAGE","logEvents":[{"message":5}]}"#;
+    let c = decode(bad.as_bytes());
+    assert!(
+        c.dead[0].reason.contains("field `logEvents`"),
+        "{}",
+        c.dead[0].reason
+    );
+}
+
+#[test]
 fn eventbridge_detail_is_the_record() {
     let eb = format!(
         r#"{{"version":"0","id":"x","detail-type":"AWS API Call via CloudTrail","source":"aws.ec2","account":"111122223333","time":"t","region":"sa-east-1","resources":[],"detail":{}}}"#,
