@@ -16,6 +16,7 @@ pub mod alert;
 pub mod config;
 pub mod decode;
 pub mod event;
+pub mod filter;
 pub mod pipeline;
 pub mod regions;
 pub mod rules;

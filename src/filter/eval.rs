@@ -1,0 +1,156 @@
+//! Evaluating JSON patterns. A [`Doc`] answers "which values does this selector reach?";
+//! conditions are existential over those values; `&&`/`||` use three-valued logic so a
+//! document that only knows some fields (the event's hot fields) can still answer "no".
+//!
+//! Value semantics (CloudWatch's, where documented; README lists the choices where not):
+//! - `=`/`!=` apply to strings and numbers only; objects, arrays, booleans and null never
+//!   match either; a missing field matches neither (so `!=` is "present and different").
+//! - a quoted or bare string compares exactly, with a leading/trailing `*` wildcard; against a
+//!   number it compares the number's text. A numeric literal compares numbers by value and
+//!   strings by text (`$.recipientAccountId = 111122223333`).
+//! - `< > <= >=` match JSON numbers only. Regexes search strings (and numbers' text).
+//! - `IS NULL`/`IS TRUE`/`IS FALSE` match JSON null/true/false only; `NOT EXISTS` holds when the
+//!   selector reaches nothing.
+
+use std::borrow::Cow;
+
+use super::ast::{Condition, Expr, JsonPattern, Literal, Op, Seg, Selector, Test};
+
+/// A value reached by a selector.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Val<'a> {
+    Str(Cow<'a, str>),
+    /// A number: its JSON text and value.
+    Num(Cow<'a, str>, f64),
+    Bool(bool),
+    Null,
+    Object,
+    Array,
+}
+
+/// What a document knows about a selector.
+pub trait Doc {
+    /// Calls `f` on each value `sel` reaches (slot: the selector's id in a rule set) until it
+    /// returns true. `Some(found)`, or `None` when this document cannot tell.
+    fn any(&self, slot: usize, sel: &Selector, f: &mut dyn FnMut(&Val<'_>) -> bool)
+        -> Option<bool>;
+}
+
+fn eq(v: &Val<'_>, lit: &Literal) -> bool {
+    match (lit, v) {
+        (Literal::Str { matcher, .. }, Val::Str(s) | Val::Num(s, _)) => matcher.matches(s),
+        (Literal::Num { value, .. }, Val::Num(_, n)) => n == value,
+        (Literal::Num { text, .. }, Val::Str(s)) => s == text,
+        (Literal::Regex(r), Val::Str(s) | Val::Num(s, _)) => r.is_match(s),
+        _ => false,
+    }
+}
+
+/// Does one value satisfy a test? (`NOT EXISTS` is decided by the caller.)
+pub fn test_value(v: &Val<'_>, test: &Test) -> bool {
+    match test {
+        Test::Cmp(Op::Eq, lit) => eq(v, lit),
+        Test::Cmp(Op::Ne, lit) => matches!(v, Val::Str(_) | Val::Num(..)) && !eq(v, lit),
+        Test::Cmp(op, Literal::Num { value, .. }) => match v {
+            Val::Num(_, n) => match op {
+                Op::Lt => n < value,
+                Op::Gt => n > value,
+                Op::Le => n <= value,
+                Op::Ge => n >= value,
+                Op::Eq | Op::Ne => false,
+            },
+            _ => false,
+        },
+        Test::Cmp(..) => false,
+        Test::IsNull => *v == Val::Null,
+        Test::IsTrue => *v == Val::Bool(true),
+        Test::IsFalse => *v == Val::Bool(false),
+        Test::NotExists => false,
+    }
+}
+
+pub fn condition(doc: &dyn Doc, slot: usize, c: &Condition) -> Option<bool> {
+    match &c.test {
+        Test::NotExists => doc
+            .any(slot, &c.selector, &mut |_| true)
+            .map(|found| !found),
+        t => doc.any(slot, &c.selector, &mut |v| test_value(v, t)),
+    }
+}
+
+/// Three-valued evaluation; `slots[i]` is condition i's selector slot.
+pub fn expr(p: &JsonPattern, e: &Expr, doc: &dyn Doc, slots: &[usize]) -> Option<bool> {
+    match e {
+        Expr::Cond(i) => condition(doc, slots.get(*i).copied().unwrap_or(0), &p.conditions[*i]),
+        Expr::And(items) => {
+            let mut known = true;
+            for item in items {
+                match expr(p, item, doc, slots) {
+                    Some(false) => return Some(false),
+                    None => known = false,
+                    Some(true) => {}
+                }
+            }
+            known.then_some(true)
+        }
+        Expr::Or(items) => {
+            let mut known = true;
+            for item in items {
+                match expr(p, item, doc, slots) {
+                    Some(true) => return Some(true),
+                    None => known = false,
+                    Some(false) => {}
+                }
+            }
+            known.then_some(false)
+        }
+    }
+}
+
+/// A parsed JSON document (`serde_json::Value`): knows everything.
+pub struct ValueDoc<'v>(pub &'v serde_json::Value);
+
+pub fn to_val(v: &serde_json::Value) -> Val<'_> {
+    use serde_json::Value as V;
+    match v {
+        V::String(s) => Val::Str(Cow::Borrowed(s)),
+        V::Number(n) => Val::Num(Cow::Owned(n.to_string()), n.as_f64().unwrap_or(f64::NAN)),
+        V::Bool(b) => Val::Bool(*b),
+        V::Null => Val::Null,
+        V::Object(_) => Val::Object,
+        V::Array(_) => Val::Array,
+    }
+}
+
+fn walk(v: &serde_json::Value, segs: &[Seg], f: &mut dyn FnMut(&Val<'_>) -> bool) -> bool {
+    let Some((seg, rest)) = segs.split_first() else {
+        return f(&to_val(v));
+    };
+    match seg {
+        Seg::Key(k) => v
+            .as_object()
+            .and_then(|o| o.get(k))
+            .is_some_and(|c| walk(c, rest, f)),
+        Seg::Index(i) => v
+            .as_array()
+            .and_then(|a| a.get(*i))
+            .is_some_and(|c| walk(c, rest, f)),
+        Seg::AnyIndex => v
+            .as_array()
+            .is_some_and(|a| a.iter().any(|c| walk(c, rest, f))),
+        Seg::AnyKey => v
+            .as_object()
+            .is_some_and(|o| o.values().any(|c| walk(c, rest, f))),
+    }
+}
+
+impl Doc for ValueDoc<'_> {
+    fn any(
+        &self,
+        _slot: usize,
+        sel: &Selector,
+        f: &mut dyn FnMut(&Val<'_>) -> bool,
+    ) -> Option<bool> {
+        Some(walk(self.0, &sel.segs, f))
+    }
+}
