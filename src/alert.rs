@@ -33,6 +33,8 @@ pub struct Alert {
     /// Deterministic from rule and event id: downstream can dedupe on it.
     pub alert_id: String,
     pub rule: String,
+    /// The rule's title, for people.
+    pub title: String,
     pub severity: Severity,
     pub event_id: Option<String>,
     pub event_time: Option<String>,
@@ -51,6 +53,8 @@ pub struct Alert {
     pub error_code: Option<String>,
     /// One sentence: what, where, who, and which policy level made it unapproved.
     pub reason: String,
+    /// Where to look next (custom rules' `runbook`).
+    pub runbook: Option<String>,
     pub approved_regions: Vec<String>,
     /// Where the approved list came from (`organization`, `ou:…`, `account`).
     pub policy_level: String,

@@ -28,6 +28,29 @@ pub struct Event<'a> {
     pub user_identity: Option<UserIdentity<'a>>,
     /// The record's JSON text, exactly as received (after unwrapping its envelope).
     pub raw: &'a str,
+    /// Which top-level hot keys the record has (bits of [`present`]): tells a missing field
+    /// from a `null` one, so rules can decide on hot fields alone.
+    pub present: u16,
+}
+
+/// Bits of [`Event::present`].
+pub mod present {
+    pub const EVENT_ID: u16 = 1;
+    pub const EVENT_TIME: u16 = 1 << 1;
+    pub const EVENT_VERSION: u16 = 1 << 2;
+    pub const EVENT_SOURCE: u16 = 1 << 3;
+    pub const EVENT_NAME: u16 = 1 << 4;
+    pub const EVENT_TYPE: u16 = 1 << 5;
+    pub const EVENT_CATEGORY: u16 = 1 << 6;
+    pub const AWS_REGION: u16 = 1 << 7;
+    pub const SOURCE_IP: u16 = 1 << 8;
+    pub const USER_AGENT: u16 = 1 << 9;
+    pub const ERROR_CODE: u16 = 1 << 10;
+    pub const RECIPIENT_ACCOUNT_ID: u16 = 1 << 11;
+    pub const READ_ONLY: u16 = 1 << 12;
+    pub const USER_IDENTITY: u16 = 1 << 13;
+    /// `readOnly` was written as a string (`"true"`), which `read_only` accepts leniently.
+    pub const READ_ONLY_IS_STRING: u16 = 1 << 14;
 }
 
 /// The parts of `userIdentity` that alerts and exemptions use.

@@ -5,8 +5,11 @@
 //! an exemption) is read on its own, so one typo does not hide the next; then
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
+mod rules;
 mod schema;
 mod validate;
+
+pub use rules::{Rule, RuleTest};
 
 use std::fmt;
 use std::path::Path;

@@ -13,6 +13,8 @@ pub struct Config {
     pub policy: Policy,
     pub dedup: Dedup,
     pub decode: Decode,
+    /// Custom filter-pattern rules (`[[rules]]` and `include_rules`).
+    pub rules: Vec<super::rules::Rule>,
 }
 
 /// `[policy]`: the `unapproved-region` rule.

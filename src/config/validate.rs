@@ -9,21 +9,54 @@ use super::schema::*;
 use super::{Level, Problem};
 use crate::regions::{check_region, RegionCheck};
 
-struct Collector<'f> {
+pub(super) struct Collector<'f> {
     file: &'f str,
     problems: Vec<Problem>,
 }
 
 impl Collector<'_> {
     fn push(&mut self, level: Level, key: impl Into<String>, message: impl Into<String>) {
+        let file = self.file.to_string();
+        self.push_in(&file, level, key, message);
+    }
+    fn push_in(
+        &mut self,
+        file: &str,
+        level: Level,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
         self.problems.push(Problem {
             level,
-            file: self.file.to_string(),
+            file: file.to_string(),
             key: key.into(),
             message: message.into(),
         });
     }
-    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    /// An error in another file (an included rules file).
+    pub(super) fn error_in(
+        &mut self,
+        file: &str,
+        key: impl Into<String>,
+        message: impl Into<String>,
+    ) {
+        self.push_in(file, Level::Error, key, message);
+    }
+    /// [`Self::read`] for a value from another file.
+    pub(super) fn read_in<T: DeserializeOwned>(
+        &mut self,
+        file: &str,
+        key: &str,
+        value: Value,
+    ) -> Option<T> {
+        let before = self.problems.len();
+        let out = self.read(key, value);
+        for p in &mut self.problems[before..] {
+            p.file = file.to_string();
+        }
+        out
+    }
+    pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Level::Error, key, message);
     }
     fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
@@ -57,7 +90,7 @@ impl Collector<'_> {
 }
 
 /// Quotes a TOML key when it needs it.
-fn k(key: &str) -> String {
+pub(super) fn k(key: &str) -> String {
     if !key.is_empty()
         && key
             .chars()
@@ -108,10 +141,17 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
     let decode_t = take_table(&mut c, &mut root, "decode", "decode");
+    let mut rules = Vec::new();
+    super::rules::read_rules(&mut c, root.remove("rules"), file, &mut rules);
+    let base = std::path::Path::new(file)
+        .parent()
+        .unwrap_or(std::path::Path::new("."));
+    super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
+    super::rules::check_unique(&mut c, &rules);
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`",
+            "unknown section; expected one of `policy`, `dedup`, `decode`, `rules`, `include_rules`",
         );
         ok = false;
     }
@@ -189,6 +229,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         policy,
         dedup,
         decode,
+        rules,
     };
     (complete.then_some(config), c.problems)
 }

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{opt_str, Event, OptStr, UserIdentity};
+use crate::event::{opt_str, present, Event, OptStr, UserIdentity};
 
 /// What was found beside (or instead of) the CloudTrail fields.
 #[derive(Debug, Default)]
@@ -79,7 +79,7 @@ pub fn parse(text: &str) -> Result<Shape<'_>, serde_json::Error> {
 
 /// `readOnly` as CloudTrail writes it (a bool); strings "true"/"false" are accepted too,
 /// since hand-made and re-serialised records carry them.
-struct LenientBool(Option<bool>);
+struct LenientBool(Option<bool>, bool);
 
 impl<'de> Deserialize<'de> for LenientBool {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -90,17 +90,17 @@ impl<'de> Deserialize<'de> for LenientBool {
                 f.write_str("a boolean")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<LenientBool, E> {
-                Ok(LenientBool(Some(v)))
+                Ok(LenientBool(Some(v), false))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientBool, E> {
                 match v.to_ascii_lowercase().as_str() {
-                    "true" => Ok(LenientBool(Some(true))),
-                    "false" => Ok(LenientBool(Some(false))),
+                    "true" => Ok(LenientBool(Some(true), true)),
+                    "false" => Ok(LenientBool(Some(false), true)),
                     _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
                 }
             }
             fn visit_unit<E: de::Error>(self) -> Result<LenientBool, E> {
-                Ok(LenientBool(None))
+                Ok(LenientBool(None, false))
             }
         }
         d.deserialize_any(V)
@@ -249,22 +249,64 @@ impl<'de> Visitor<'de> for ShapeVisitor<'_> {
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let key = key.as_ref();
             match key {
-                "eventID" => ev.event_id = field::<_, OptStr>(&mut map, key)?.0,
-                "eventTime" => ev.event_time = field::<_, OptStr>(&mut map, key)?.0,
-                "eventVersion" => ev.event_version = field::<_, OptStr>(&mut map, key)?.0,
-                "eventSource" => ev.event_source = field::<_, OptStr>(&mut map, key)?.0,
-                "eventName" => ev.event_name = field::<_, OptStr>(&mut map, key)?.0,
-                "eventType" => ev.event_type = field::<_, OptStr>(&mut map, key)?.0,
-                "eventCategory" => ev.event_category = field::<_, OptStr>(&mut map, key)?.0,
-                "awsRegion" => ev.aws_region = field::<_, OptStr>(&mut map, key)?.0,
-                "sourceIPAddress" => ev.source_ip = field::<_, OptStr>(&mut map, key)?.0,
-                "userAgent" => ev.user_agent = field::<_, OptStr>(&mut map, key)?.0,
-                "errorCode" => ev.error_code = field::<_, OptStr>(&mut map, key)?.0,
+                "eventID" => {
+                    ev.present |= present::EVENT_ID;
+                    ev.event_id = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventTime" => {
+                    ev.present |= present::EVENT_TIME;
+                    ev.event_time = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventVersion" => {
+                    ev.present |= present::EVENT_VERSION;
+                    ev.event_version = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventSource" => {
+                    ev.present |= present::EVENT_SOURCE;
+                    ev.event_source = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventName" => {
+                    ev.present |= present::EVENT_NAME;
+                    ev.event_name = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventType" => {
+                    ev.present |= present::EVENT_TYPE;
+                    ev.event_type = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "eventCategory" => {
+                    ev.present |= present::EVENT_CATEGORY;
+                    ev.event_category = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "awsRegion" => {
+                    ev.present |= present::AWS_REGION;
+                    ev.aws_region = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "sourceIPAddress" => {
+                    ev.present |= present::SOURCE_IP;
+                    ev.source_ip = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "userAgent" => {
+                    ev.present |= present::USER_AGENT;
+                    ev.user_agent = field::<_, OptStr>(&mut map, key)?.0
+                }
+                "errorCode" => {
+                    ev.present |= present::ERROR_CODE;
+                    ev.error_code = field::<_, OptStr>(&mut map, key)?.0
+                }
                 "recipientAccountId" => {
+                    ev.present |= present::RECIPIENT_ACCOUNT_ID;
                     ev.recipient_account_id = field::<_, OptStr>(&mut map, key)?.0
                 }
-                "readOnly" => ev.read_only = field::<_, LenientBool>(&mut map, key)?.0,
+                "readOnly" => {
+                    let b = field::<_, LenientBool>(&mut map, key)?;
+                    ev.present |= present::READ_ONLY;
+                    if b.1 {
+                        ev.present |= present::READ_ONLY_IS_STRING;
+                    }
+                    ev.read_only = b.0
+                }
                 "userIdentity" => {
+                    ev.present |= present::USER_IDENTITY;
                     ev.user_identity = field::<_, Option<UserIdentity<'de>>>(&mut map, key)?
                 }
                 "Records" => env.records_upper = field(&mut map, key)?,

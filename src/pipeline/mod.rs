@@ -6,7 +6,8 @@ pub mod dedup;
 use crate::alert::Alert;
 use crate::config::Config;
 use crate::event::Event;
-use crate::rules::{region, RegionPolicy};
+use crate::rules::custom::{EvalStats, RuleSet};
+use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
 
 pub use dedup::Dedup;
 
@@ -23,6 +24,9 @@ pub enum Disposition {
 }
 
 pub struct Pipeline {
+    custom: RuleSet,
+    matched: Vec<usize>,
+    pub eval_stats: EvalStats,
     dedup: Dedup,
     /// Alert ids already emitted: a second line of defence for events redelivered after the
     /// event-id TTL (CloudWatch Logs retries for up to 24 h). Alerts are rare, so this is
@@ -36,7 +40,20 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: &Config, include_event: bool) -> Self {
+        let mut custom = RuleSet::default();
+        for r in &config.rules {
+            custom.add(
+                r.id.clone(),
+                r.title.clone(),
+                r.severity,
+                r.runbook.clone(),
+                r.pattern.clone(),
+            );
+        }
         Pipeline {
+            custom,
+            matched: Vec::new(),
+            eval_stats: EvalStats::default(),
             dedup: Dedup::new(config.dedup.event_ttl_secs, config.dedup.max_event_ids),
             alerted: Dedup::new(
                 config.dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
@@ -72,16 +89,44 @@ impl Pipeline {
             }
         }
         let before = out.len();
+        let mut repeated = 0;
         let at = match self.judge_on_event_time {
             true => ev.time_secs().unwrap_or(now),
             false => now,
         };
         if let region::Verdict::Alert(acct, severity) = region::evaluate(&self.policy, ev, at) {
             let alert = region::alert(ev, acct, severity, self.include_event);
-            if !self.alerted.first_seen(&alert.alert_id, now) {
-                return Disposition::Duplicate;
+            if self.alerted.first_seen(&alert.alert_id, now) {
+                out.push(alert);
+            } else {
+                repeated += 1;
             }
-            out.push(alert);
+        }
+        if !self.custom.is_empty() {
+            self.matched.clear();
+            self.custom
+                .evaluate(ev, &mut self.matched, &mut self.eval_stats);
+            for &i in &self.matched {
+                let rule = &self.custom.rules[i];
+                let acct = self.policy.for_account(ev.account());
+                let what = AlertWhat {
+                    rule: &rule.id,
+                    title: &rule.title,
+                    runbook: rule.runbook.as_deref(),
+                    severity: rule.severity,
+                    reason: custom_reason(ev, &rule.title, acct),
+                };
+                let alert = build_alert(ev, acct, what, self.include_event);
+                if self.alerted.first_seen(&alert.alert_id, now) {
+                    out.push(alert);
+                } else {
+                    repeated += 1;
+                }
+            }
+        }
+        // Every alert it would raise was raised before: a redelivery after the id TTL.
+        if out.len() == before && repeated > 0 {
+            return Disposition::Duplicate;
         }
         Disposition::Evaluated {
             alerts: out.len() - before,

@@ -4,13 +4,12 @@
 //! [`evaluate`] returns a [`Verdict`] that says why, so `explain` and the alert's `reason`
 //! come from the same decision as the alert itself.
 
-use serde_json::value::RawValue;
-
-use crate::alert::{alert_id, Alert, Severity};
+use crate::alert::{Alert, Severity};
 use crate::event::Event;
 use crate::rules::policy::{AccountPolicy, Exemption, RegionPolicy};
 
 pub const RULE: &str = "unapproved-region";
+pub const TITLE: &str = "Activity in a region not approved for the account";
 
 /// Why an event is not activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -152,41 +151,14 @@ pub fn alert(
     severity: Severity,
     include_event: bool,
 ) -> Alert {
-    let own = |s: Option<&str>| s.map(str::to_string);
-    let key = ev.event_id().map(str::to_string).unwrap_or_else(|| {
-        format!(
-            "raw:{:032x}",
-            xxhash_rust::xxh3::xxh3_128(ev.raw.as_bytes())
-        )
-    });
-    Alert {
-        alert_id: alert_id(RULE, &key),
-        rule: RULE.to_string(),
+    let what = super::AlertWhat {
+        rule: RULE,
+        title: TITLE,
+        runbook: None,
         severity,
-        event_id: own(ev.event_id()),
-        event_time: own(ev.event_time.as_deref()),
-        account: own(ev.account()),
-        account_name: acct.name.clone(),
-        ou: acct.ou.clone(),
-        region: own(ev.region()),
-        principal: own(ev.principal()),
-        principal_type: own(ev.principal_type()),
-        event_source: own(ev.event_source()),
-        event_name: own(ev.event_name()),
-        event_type: own(ev.event_type()),
-        read_only: ev.read_only,
-        source_ip: own(ev.source_ip.as_deref()),
-        user_agent: own(ev.user_agent.as_deref()),
-        error_code: own(ev.error_code()),
         reason: reason(ev, acct),
-        approved_regions: acct.approved.clone(),
-        policy_level: acct.level.clone(),
-        event: if include_event {
-            RawValue::from_string(ev.raw.to_string()).ok()
-        } else {
-            None
-        },
-    }
+    };
+    super::build_alert(ev, acct, what, include_event)
 }
 
 #[cfg(test)]

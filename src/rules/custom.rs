@@ -1,0 +1,318 @@
+//! Custom rules: CloudWatch Logs filter patterns from the config, evaluated beside the region
+//! rule.
+//!
+//! Speed: every distinct selector of the rule set gets a slot. Most CloudTrail patterns test
+//! hot fields (`eventName`, `eventSource`, `errorCode`, `userIdentity.type`, …) that the decoder
+//! has already parsed, so each rule is first evaluated on those alone with three-valued logic.
+//! Only a rule that this cannot decide (it needs `additionalEventData.MFAUsed`, say) makes the
+//! event's JSON be parsed in full, once per event, shared by all rules.
+
+use std::borrow::Cow;
+use std::cell::OnceCell;
+
+use crate::alert::Severity;
+use crate::event::{present, Event};
+use crate::filter::ast::Selector;
+use crate::filter::eval::{self, Doc, Val, ValueDoc};
+use crate::filter::Pattern;
+
+/// A compiled custom rule.
+#[derive(Debug, Clone)]
+pub struct CustomRule {
+    pub id: String,
+    pub title: String,
+    pub severity: Severity,
+    pub runbook: Option<String>,
+    pub pattern: Pattern,
+    /// Slot of each condition's selector (JSON patterns).
+    slots: Vec<usize>,
+}
+
+/// Where a selector's value lives among the hot fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hot {
+    /// A top-level string field: its presence bit and which field.
+    Top(u16, for<'e> fn(&'e Event<'_>) -> Option<&'e str>),
+    ReadOnly,
+    UserIdentity,
+    /// A string field of `userIdentity`.
+    Ident(for<'e> fn(&'e Event<'_>) -> Option<&'e str>),
+}
+
+fn hot_of(sel: &Selector) -> Option<Hot> {
+    let keys = sel.keys()?;
+    use present::*;
+    let top = |bit, f: for<'e> fn(&'e Event<'_>) -> Option<&'e str>| Some(Hot::Top(bit, f));
+    match keys.as_slice() {
+        ["eventID"] => top(EVENT_ID, |e| e.event_id.as_deref()),
+        ["eventTime"] => top(EVENT_TIME, |e| e.event_time.as_deref()),
+        ["eventVersion"] => top(EVENT_VERSION, |e| e.event_version.as_deref()),
+        ["eventSource"] => top(EVENT_SOURCE, |e| e.event_source.as_deref()),
+        ["eventName"] => top(EVENT_NAME, |e| e.event_name.as_deref()),
+        ["eventType"] => top(EVENT_TYPE, |e| e.event_type.as_deref()),
+        ["eventCategory"] => top(EVENT_CATEGORY, |e| e.event_category.as_deref()),
+        ["awsRegion"] => top(AWS_REGION, |e| e.aws_region.as_deref()),
+        ["sourceIPAddress"] => top(SOURCE_IP, |e| e.source_ip.as_deref()),
+        ["userAgent"] => top(USER_AGENT, |e| e.user_agent.as_deref()),
+        ["errorCode"] => top(ERROR_CODE, |e| e.error_code.as_deref()),
+        ["recipientAccountId"] => top(RECIPIENT_ACCOUNT_ID, |e| e.recipient_account_id.as_deref()),
+        ["readOnly"] => Some(Hot::ReadOnly),
+        ["userIdentity"] => Some(Hot::UserIdentity),
+        ["userIdentity", "type"] => Some(Hot::Ident(|e| e.user_identity.as_ref()?.kind.as_deref())),
+        ["userIdentity", "arn"] => Some(Hot::Ident(|e| e.user_identity.as_ref()?.arn.as_deref())),
+        ["userIdentity", "accountId"] => Some(Hot::Ident(|e| {
+            e.user_identity.as_ref()?.account_id.as_deref()
+        })),
+        ["userIdentity", "principalId"] => Some(Hot::Ident(|e| {
+            e.user_identity.as_ref()?.principal_id.as_deref()
+        })),
+        ["userIdentity", "userName"] => Some(Hot::Ident(|e| {
+            e.user_identity.as_ref()?.user_name.as_deref()
+        })),
+        ["userIdentity", "invokedBy"] => Some(Hot::Ident(|e| {
+            e.user_identity.as_ref()?.invoked_by.as_deref()
+        })),
+        _ => None,
+    }
+}
+
+/// An event's hot fields as a [`Doc`]: certain answers where the decoder's parse allows.
+struct HotDoc<'e, 'a> {
+    ev: &'e Event<'a>,
+    hot: &'e [Option<Hot>],
+}
+
+impl Doc for HotDoc<'_, '_> {
+    fn any(
+        &self,
+        slot: usize,
+        _sel: &Selector,
+        f: &mut dyn FnMut(&Val<'_>) -> bool,
+    ) -> Option<bool> {
+        let ev = self.ev;
+        let has = |bit| ev.present & bit != 0;
+        let one = |v: Val<'_>, f: &mut dyn FnMut(&Val<'_>) -> bool| Some(f(&v));
+        match (*self.hot.get(slot)?)? {
+            Hot::Top(bit, get) => match (has(bit), get(ev)) {
+                (false, _) => Some(false),
+                (true, Some(s)) => one(Val::Str(Cow::Borrowed(s)), f),
+                (true, None) => one(Val::Null, f),
+            },
+            Hot::ReadOnly => match (has(present::READ_ONLY), ev.read_only) {
+                (false, _) => Some(false),
+                _ if has(present::READ_ONLY_IS_STRING) => None,
+                (true, Some(b)) => one(Val::Bool(b), f),
+                (true, None) => one(Val::Null, f),
+            },
+            Hot::UserIdentity => match (has(present::USER_IDENTITY), &ev.user_identity) {
+                (false, _) => Some(false),
+                (true, Some(_)) => one(Val::Object, f),
+                (true, None) => one(Val::Null, f),
+            },
+            Hot::Ident(get) => match (has(present::USER_IDENTITY), &ev.user_identity, get(ev)) {
+                (false, _, _) | (true, None, _) => Some(false), // no parent: field missing
+                (true, Some(_), Some(s)) => one(Val::Str(Cow::Borrowed(s)), f),
+                (true, Some(_), None) => None, // null or missing: the full parse tells
+            },
+        }
+    }
+}
+
+/// Compiled custom rules and their selector slots.
+#[derive(Debug, Clone, Default)]
+pub struct RuleSet {
+    pub rules: Vec<CustomRule>,
+    selectors: Vec<Selector>,
+    hot: Vec<Option<Hot>>,
+}
+
+/// Per-event counters, for benchmarks and metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EvalStats {
+    pub decided_on_hot_fields: u64,
+    pub full_parses: u64,
+}
+
+impl RuleSet {
+    pub fn add(
+        &mut self,
+        id: String,
+        title: String,
+        severity: Severity,
+        runbook: Option<String>,
+        pattern: Pattern,
+    ) {
+        let slots = match &pattern {
+            Pattern::Json(p) => p
+                .conditions
+                .iter()
+                .map(|c| self.slot(&c.selector))
+                .collect(),
+            _ => Vec::new(),
+        };
+        self.rules.push(CustomRule {
+            id,
+            title,
+            severity,
+            runbook,
+            pattern,
+            slots,
+        });
+    }
+
+    fn slot(&mut self, sel: &Selector) -> usize {
+        if let Some(i) = self.selectors.iter().position(|s| s == sel) {
+            return i;
+        }
+        self.selectors.push(sel.clone());
+        self.hot.push(hot_of(sel));
+        self.selectors.len() - 1
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    /// Appends the indexes of the rules that match `ev` to `out`.
+    pub fn evaluate(&self, ev: &Event<'_>, out: &mut Vec<usize>, stats: &mut EvalStats) {
+        let full: OnceCell<Option<serde_json::Value>> = OnceCell::new();
+        let hot = HotDoc { ev, hot: &self.hot };
+        for (i, rule) in self.rules.iter().enumerate() {
+            let matched = match &rule.pattern {
+                Pattern::Json(p) => match eval::expr(p, &p.expr, &hot, &rule.slots) {
+                    Some(m) => {
+                        stats.decided_on_hot_fields += 1;
+                        m
+                    }
+                    None => {
+                        let v = full.get_or_init(|| {
+                            stats.full_parses += 1;
+                            serde_json::from_str(ev.raw).ok()
+                        });
+                        v.as_ref().is_some_and(|v| {
+                            eval::expr(p, &p.expr, &ValueDoc(v), &rule.slots) == Some(true)
+                        })
+                    }
+                },
+                other => other.matches_text(ev.raw),
+            };
+            if matched {
+                out.push(i);
+            }
+        }
+    }
+}
+
+/// True when a pattern's conditions all sit on hot fields (lint and docs use it).
+pub fn all_hot(p: &Pattern) -> bool {
+    match p {
+        Pattern::Json(j) => j.conditions.iter().all(|c| hot_of(&c.selector).is_some()),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::shape;
+
+    fn set(patterns: &[&str]) -> RuleSet {
+        let mut s = RuleSet::default();
+        for (i, p) in patterns.iter().enumerate() {
+            s.add(
+                format!("r{i}"),
+                "t".into(),
+                Severity::High,
+                None,
+                Pattern::parse(p).unwrap(),
+            );
+        }
+        s
+    }
+
+    fn run(s: &RuleSet, record: &str) -> (Vec<usize>, EvalStats) {
+        let ev = shape::parse(record).unwrap().event;
+        let (mut out, mut stats) = (Vec::new(), EvalStats::default());
+        s.evaluate(&ev, &mut out, &mut stats);
+        (out, stats)
+    }
+
+    /// The hot-field shortcut gives the same answer as a full parse, on every kind of value.
+    #[test]
+    fn hot_fields_agree_with_the_full_document() {
+        let patterns = [
+            r#"{ $.eventName = "ConsoleLogin" }"#,
+            r#"{ $.errorCode = "AccessDenied*" || $.errorCode = "*UnauthorizedOperation" }"#,
+            r#"{ $.errorCode NOT EXISTS }"#,
+            r#"{ $.errorCode IS NULL }"#,
+            r#"{ $.errorCode != "x" }"#,
+            r#"{ $.readOnly IS FALSE }"#,
+            r#"{ $.readOnly NOT EXISTS }"#,
+            r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS }"#,
+            r#"{ $.userIdentity.invokedBy = * }"#,
+            r#"{ $.userIdentity NOT EXISTS }"#,
+            r#"{ $.userIdentity IS NULL }"#,
+            r#"{ $.eventName = %Log% && $.additionalEventData.MFAUsed != "Yes" }"#,
+        ];
+        let records = [
+            r#"{"eventID":"1","eventName":"ConsoleLogin","readOnly":false,"userIdentity":{"type":"Root"},"additionalEventData":{"MFAUsed":"No"}}"#,
+            r#"{"eventID":"2","eventName":"StopLogging","errorCode":"AccessDenied","readOnly":"false","userIdentity":{"type":"Root","invokedBy":"x"}}"#,
+            r#"{"eventID":"3","eventName":"StartLogging","errorCode":null,"readOnly":null,"userIdentity":null}"#,
+            r#"{"eventID":"4","eventName":"RunInstances","errorCode":"Client.UnauthorizedOperation","userIdentity":{"type":"IAMUser","invokedBy":null}}"#,
+            r#"{"eventID":"5","eventName":"X"}"#,
+        ];
+        for p in patterns {
+            let s = set(&[p]);
+            for r in records {
+                let want = Pattern::parse(p).unwrap().matches_message(r);
+                assert_eq!(!run(&s, r).0.is_empty(), want, "{p} on {r}");
+            }
+        }
+    }
+
+    #[test]
+    fn most_events_are_decided_without_a_full_parse() {
+        let s = set(&[
+            r#"{ $.eventName = "ConsoleLogin" && $.additionalEventData.MFAUsed != "Yes" }"#,
+            r#"{ ($.eventName = CreateTrail) || ($.eventName = StopLogging) }"#,
+        ]);
+        let (out, stats) = run(&s, r#"{"eventID":"1","eventName":"RunInstances"}"#);
+        assert!(out.is_empty());
+        assert_eq!(
+            stats,
+            EvalStats {
+                decided_on_hot_fields: 2,
+                full_parses: 0
+            }
+        );
+        let (out, stats) = run(
+            &s,
+            r#"{"eventID":"1","eventName":"ConsoleLogin","additionalEventData":{"MFAUsed":"No"}}"#,
+        );
+        assert_eq!(out, [0]);
+        assert_eq!(
+            stats,
+            EvalStats {
+                decided_on_hot_fields: 1,
+                full_parses: 1
+            }
+        );
+    }
+
+    #[test]
+    fn text_patterns_read_the_raw_record() {
+        let s = set(&["StopLogging -AccessDenied", "%^\\{%"]);
+        assert_eq!(
+            run(&s, r#"{"eventID":"1","eventName":"StopLogging"}"#).0,
+            [0, 1]
+        );
+        assert_eq!(
+            run(
+                &s,
+                r#"{"eventID":"1","eventName":"StopLogging","errorCode":"AccessDenied"}"#
+            )
+            .0,
+            [1]
+        );
+    }
+}
