@@ -39,6 +39,12 @@ enum Command {
     },
     /// Say why an event alerts, or why not.
     Explain(commands::explain::Args),
+    /// Point at mistakes in filter patterns (one, or every rule of a config).
+    Lint(commands::lint_cmd::Args),
+    /// Print the events a CloudWatch Logs filter pattern matches (like grep).
+    Match(commands::match_cmd::Args),
+    /// Run every rule test in the config; non-zero exit on any failure.
+    Test(commands::test_cmd::Args),
 }
 
 fn init_logging(format: LogFormat) {
@@ -61,6 +67,9 @@ fn main() -> ExitCode {
         Command::Replay(args) => commands::replay::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),
+        Command::Match(args) => commands::match_cmd::run(args),
+        Command::Lint(args) => commands::lint_cmd::run(args),
+        Command::Test(args) => commands::test_cmd::run(args),
     };
     match result {
         Ok(code) => code,

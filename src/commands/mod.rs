@@ -1,7 +1,10 @@
 //! The binary's commands. Library errors become messages and exit codes here.
 
 pub mod explain;
+pub mod lint_cmd;
+pub mod match_cmd;
 pub mod replay;
+pub mod test_cmd;
 pub mod validate;
 
 use std::path::Path;

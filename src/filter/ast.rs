@@ -217,10 +217,18 @@ pub enum Expr {
 }
 
 /// A JSON pattern: `{ … }`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct JsonPattern {
     pub expr: Expr,
     pub conditions: Vec<Condition>,
+    /// Where `a && b` sits beside `||` without parentheses (it binds tighter: lint warns).
+    pub precedence_traps: Vec<Span>,
+}
+
+impl PartialEq for JsonPattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.expr == other.expr && self.conditions == other.conditions
+    }
 }
 
 impl JsonPattern {

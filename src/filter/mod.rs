@@ -9,6 +9,7 @@ pub mod ast;
 pub mod cwl_regex;
 pub mod error;
 pub mod eval;
+pub mod lint;
 pub mod parse;
 pub mod text;
 

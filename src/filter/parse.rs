@@ -20,6 +20,7 @@ pub struct Parser<'t> {
     conditions: Vec<Condition>,
     regexes: usize,
     wildcards: usize,
+    traps: Vec<Span>,
 }
 
 type R<T> = Result<T, ParseError>;
@@ -44,6 +45,7 @@ impl<'t> Parser<'t> {
             conditions: Vec::new(),
             regexes: 0,
             wildcards: 0,
+            traps: Vec::new(),
         }
     }
 
@@ -115,23 +117,42 @@ impl<'t> Parser<'t> {
         Ok(JsonPattern {
             expr,
             conditions: self.conditions,
+            precedence_traps: self.traps,
         })
     }
 
     fn or(&mut self, depth: usize) -> R<Expr> {
-        let mut items = vec![self.and(depth)?];
+        let mut bare_ands = Vec::new();
+        let mut items = vec![self.and_noting(depth, &mut bare_ands)?];
         loop {
             self.ws();
             if !self.eat("||") {
                 break;
             }
-            items.push(self.and(depth)?);
+            items.push(self.and_noting(depth, &mut bare_ands)?);
+        }
+        if items.len() > 1 {
+            self.traps.extend(bare_ands);
         }
         Ok(if items.len() == 1 {
             items.remove(0)
         } else {
             Expr::Or(items)
         })
+    }
+
+    /// [`Self::and`], noting the span of an `a && b` written without parentheses.
+    fn and_noting(&mut self, depth: usize, bare: &mut Vec<Span>) -> R<Expr> {
+        self.ws();
+        let start = self.pos;
+        let e = self.and(depth)?;
+        if matches!(e, Expr::And(_)) {
+            bare.push(Span {
+                start,
+                end: self.pos,
+            });
+        }
+        Ok(e)
     }
 
     fn and(&mut self, depth: usize) -> R<Expr> {

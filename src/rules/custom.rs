@@ -29,7 +29,7 @@ pub struct CustomRule {
 }
 
 /// Where a selector's value lives among the hot fields.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy)]
 enum Hot {
     /// A top-level string field: its presence bit and which field.
     Top(u16, for<'e> fn(&'e Event<'_>) -> Option<&'e str>),

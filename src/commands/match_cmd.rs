@@ -1,0 +1,122 @@
+//! `trailwatch match`: grep with a filter pattern. Prints each matching event (or message),
+//! exits 0 when something matched, 1 when nothing did, 2 when the pattern is invalid.
+
+use std::io::{self, BufRead, BufReader, Write};
+use std::process::ExitCode;
+
+use trailwatch::decode::{DeadLetter, Decoder, Limits, Position, Visit};
+use trailwatch::event::Event;
+use trailwatch::filter::Pattern;
+use trailwatch::source::replay::{self, Input, Reader};
+
+use super::exit;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// The CloudWatch Logs filter pattern.
+    #[arg(long, short)]
+    pattern: String,
+    /// Take each line as one log message, verbatim (term and space-delimited patterns need it).
+    #[arg(long)]
+    raw: bool,
+    /// Inputs in any form `replay` reads (default: stdin).
+    #[arg(value_name = "FILE")]
+    inputs: Vec<String>,
+}
+
+struct Grep<'p, W: Write> {
+    pattern: &'p Pattern,
+    out: W,
+    matched: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Grep<'_, W> {
+    fn emit(&mut self, text: &str) {
+        self.matched += 1;
+        if self.error.is_none() {
+            if let Err(e) = writeln!(self.out, "{text}") {
+                self.error = Some(e);
+            }
+        }
+    }
+}
+
+impl<W: Write> Visit for Grep<'_, W> {
+    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+        let hit = match self.pattern {
+            Pattern::Json(p) => serde_json::from_str(ev.raw).is_ok_and(|v| p.matches_value(&v)),
+            other => other.matches_text(ev.raw),
+        };
+        if hit {
+            self.emit(ev.raw);
+        }
+    }
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        tracing::warn!(input = %dead.input, line = dead.line, path = %dead.path, reason = %dead.reason, "unreadable record");
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let pattern = match Pattern::parse(&args.pattern) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("trailwatch: invalid filter pattern: {e}");
+            return Ok(exit::bad_config());
+        }
+    };
+    let inputs: Vec<String> = if args.inputs.is_empty() {
+        vec!["-".into()]
+    } else {
+        args.inputs
+    };
+    let stdout = io::stdout();
+    let mut grep = Grep {
+        pattern: &pattern,
+        out: io::BufWriter::new(stdout.lock()),
+        matched: 0,
+        error: None,
+    };
+    let (expanded, _, errors) = replay::expand(&inputs);
+    for (name, e) in &errors {
+        eprintln!("trailwatch: cannot read {name}: {e}");
+    }
+    for input in &expanded {
+        let raw = replay::open(input)?;
+        if args.raw {
+            // Verbatim lines, as CloudWatch Logs sees messages (gzip'd files are unpacked).
+            let reader: Box<dyn io::Read> = match input {
+                Input::File(p) if p.extension().is_some_and(|e| e == "gz") => {
+                    Box::new(flate2::read::MultiGzDecoder::new(raw))
+                }
+                _ => raw,
+            };
+            for line in BufReader::new(reader).lines() {
+                let line = line?;
+                if pattern.matches_message(&line) {
+                    grep.emit(&line);
+                }
+            }
+        } else {
+            let reader = Reader {
+                decoder: Decoder::new(Limits::default()),
+                max_document_bytes: 1 << 30,
+            };
+            reader.read(&input.name(), raw, &mut grep)?;
+        }
+        if grep.error.is_some() {
+            break;
+        }
+    }
+    grep.out.flush().ok();
+    if let Some(e) = grep.error {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(e.into());
+        }
+    }
+    Ok(if grep.matched > 0 {
+        exit::ok()
+    } else {
+        exit::nothing_read()
+    })
+}

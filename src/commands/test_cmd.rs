@@ -1,0 +1,124 @@
+//! `trailwatch test`: runs every `[[rules.tests]]` and prints a table; non-zero exit on any
+//! failure.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use trailwatch::config::Rule;
+use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
+use trailwatch::event::Event;
+use trailwatch::rules::custom::{EvalStats, RuleSet};
+
+use super::{exit, load_config};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, short)]
+    config: PathBuf,
+}
+
+/// Collects whether the rule matched each event in a test's input.
+struct Check<'r> {
+    rules: &'r RuleSet,
+    events: usize,
+    matched: usize,
+    dead: Vec<String>,
+}
+
+impl Visit for Check<'_> {
+    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+        self.events += 1;
+        let mut out = Vec::new();
+        self.rules
+            .evaluate(&ev, &mut out, &mut EvalStats::default());
+        self.matched += usize::from(!out.is_empty());
+    }
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead.push(dead.reason);
+    }
+}
+
+fn one_rule(rule: &Rule) -> RuleSet {
+    let mut set = RuleSet::default();
+    set.add(
+        rule.id.clone(),
+        rule.title.clone(),
+        rule.severity,
+        rule.runbook.clone(),
+        rule.pattern.clone(),
+    );
+    set
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    let (mut passed, mut failed, mut untested) = (0, 0, Vec::new());
+    println!(
+        "{:<6} {:<32} {:<48} {:<6} DETAIL",
+        "RESULT", "RULE", "TEST", "EXPECT"
+    );
+    for rule in &config.rules {
+        if rule.tests.is_empty() {
+            untested.push(rule.id.as_str());
+        }
+        let set = one_rule(rule);
+        for t in &rule.tests {
+            let mut check = Check {
+                rules: &set,
+                events: 0,
+                matched: 0,
+                dead: vec![],
+            };
+            let mut pos = Position::new(format!("{} / {}", rule.id, t.name));
+            Decoder::new(config.decode.limits()).decode(t.event.as_bytes(), &mut pos, &mut check);
+            // A test passes when its one event (or every event of its input) gives `expect`.
+            let (ok, detail) = if !check.dead.is_empty() {
+                (
+                    false,
+                    format!("unreadable event: {}", check.dead.join("; ")),
+                )
+            } else if check.events == 0 {
+                (false, "no CloudTrail event in the test input".to_string())
+            } else {
+                let got = check.matched == check.events;
+                let none = check.matched == 0;
+                let ok = if t.expect { got } else { none };
+                (
+                    ok,
+                    format!("matched {} of {} events", check.matched, check.events),
+                )
+            };
+            if ok {
+                passed += 1;
+            } else {
+                failed += 1;
+            }
+            println!(
+                "{:<6} {:<32} {:<48} {:<6} {}",
+                if ok { "ok" } else { "FAIL" },
+                rule.id,
+                t.name.chars().take(48).collect::<String>(),
+                t.expect,
+                detail
+            );
+        }
+    }
+    println!(
+        "{passed} passed, {failed} failed, {} rules, {} without tests{}",
+        config.rules.len(),
+        untested.len(),
+        if untested.is_empty() {
+            String::new()
+        } else {
+            format!(": {}", untested.join(", "))
+        }
+    );
+    Ok(if failed == 0 {
+        exit::ok()
+    } else {
+        exit::nothing_read()
+    })
+}
