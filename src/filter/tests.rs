@@ -116,3 +116,156 @@ fn patterns_in_the_wild_parse() {
     }
     assert_eq!(rejected.len(), 6, "{}", rejected.join("\n"));
 }
+
+mod round_trip {
+    use super::*;
+    use proptest::prelude::*;
+
+    const EVENT: &str = r#"{"eventName":"ConsoleLogin","awsRegion":"us-east-1","readOnly":false,"errorCode":null,"userIdentity":{"type":"Root"},"resources":[{"type":"AWS::IAM::Role"},{"type":"x"}],"requestParameters":{"n":5,"s":"a\"b\\c*"}}"#;
+
+    fn selector() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("$.eventName".to_string()),
+            Just("$.awsRegion".to_string()),
+            Just("$.readOnly".to_string()),
+            Just("$.errorCode".to_string()),
+            Just("$.userIdentity.type".to_string()),
+            Just("$.resources[*].type".to_string()),
+            Just("$.resources[1].type".to_string()),
+            Just("$.requestParameters.n".to_string()),
+            Just("$.requestParameters.['s']".to_string()),
+            Just("$.*".to_string()),
+        ]
+    }
+
+    fn literal() -> impl Strategy<Value = String> {
+        prop_oneof![
+            "[A-Za-z0-9_.-]{1,8}\\*?",
+            "\\*[A-Za-z]{0,5}",
+            "[-+]?[0-9]{1,4}(\\.[0-9]{1,2})?([eE][-+]?[0-9])?",
+            "[a-z \"\\\\*:/]{0,10}".prop_map(|s| {
+                let esc: String = s
+                    .chars()
+                    .flat_map(|c| match c {
+                        '"' | '\\' => vec!['\\', c],
+                        c => vec![c],
+                    })
+                    .collect();
+                format!("\"{esc}\"")
+            }),
+            "[A-Za-z0-9^$|.*+?]{1,8}".prop_map(|s| format!("%{s}%")),
+        ]
+    }
+
+    fn condition() -> impl Strategy<Value = String> {
+        (
+            selector(),
+            prop_oneof![
+                Just("="),
+                Just("!="),
+                Just("<"),
+                Just(">="),
+                Just("IS"),
+                Just("NOT")
+            ],
+            literal(),
+        )
+            .prop_map(|(s, op, lit)| match op {
+                "IS" => format!("{s} IS {}", ["NULL", "TRUE", "FALSE"][lit.len() % 3]),
+                "NOT" => format!("{s} NOT EXISTS"),
+                op => format!("{s} {op} {lit}"),
+            })
+    }
+
+    fn expr() -> impl Strategy<Value = String> {
+        condition().prop_recursive(4, 24, 4, |inner| {
+            (
+                proptest::collection::vec(inner, 2..4),
+                any::<bool>(),
+                any::<bool>(),
+            )
+                .prop_map(|(items, and, paren)| {
+                    let joined = items.join(if and { " && " } else { " || " });
+                    if paren {
+                        format!("({joined})")
+                    } else {
+                        joined
+                    }
+                })
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(3000))]
+
+        /// Printing a parsed pattern and parsing it again gives the same matcher.
+        #[test]
+        fn print_then_parse_is_the_same_pattern(body in expr()) {
+            let text = format!("{{ {body} }}");
+            if let Ok(p) = Pattern::parse(&text) {
+                let printed = p.to_string();
+                let again = Pattern::parse(&printed).map_err(|e| TestCaseError::fail(format!("{printed}: {e}")))?;
+                prop_assert_eq!(&again, &p);
+                prop_assert_eq!(again.matches_message(EVENT), p.matches_message(EVENT));
+            }
+        }
+
+        /// Any text: parse and lint never panic.
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,80}") {
+            let _ = Pattern::parse(&text);
+            let _ = lint::lint(&text);
+        }
+    }
+}
+
+#[test]
+fn limits_are_parse_errors() {
+    let deep = format!("{{ {}$.a = 1{} }}", "(".repeat(40), ")".repeat(40));
+    assert!(Pattern::parse(&deep)
+        .unwrap_err()
+        .message
+        .contains("nested deeper than 32"));
+    let long = format!("{{ $.a = \"{}\" }}", "x".repeat(1100));
+    assert!(Pattern::parse(&long)
+        .unwrap_err()
+        .message
+        .contains("CloudWatch allows 1024"));
+    let three = r#"{ $.a = %x% || $.b = %y% || $.c = %z% }"#;
+    assert!(Pattern::parse(three)
+        .unwrap_err()
+        .message
+        .contains("more than 2 regular expressions"));
+    let four = "{ $.a[*] = 1 || $.b[*] = 1 || $.c[*] = 1 || $.d[*] = 1 }";
+    assert!(Pattern::parse(four)
+        .unwrap_err()
+        .message
+        .contains("more than 3 wildcard"));
+}
+
+#[test]
+fn many_ellipses_stay_fast() {
+    let p = Pattern::parse(&format!(
+        "[{}, last = nomatch]",
+        vec!["..., x"; 60].join(", ")
+    ))
+    .unwrap();
+    let message = vec!["x"; 400].join(" ");
+    let t = std::time::Instant::now();
+    assert!(!p.matches_message(&message));
+    assert!(
+        t.elapsed() < std::time::Duration::from_secs(2),
+        "{:?}",
+        t.elapsed()
+    );
+}
+
+#[test]
+fn parse_errors_point_at_the_spot() {
+    let e = Pattern::parse(r#"{ $.eventName = "StopLogging" && $eventName = "x" }"#).unwrap_err();
+    assert_eq!(e.line_col(), (1, 34));
+    assert!(e.to_string().contains("expected `.` or `[` after `$`"));
+    let e = Pattern::parse("  { $.a > \"x\" }").unwrap_err();
+    assert_eq!(e.line_col(), (1, 11));
+    assert!(e.message.contains("compares numbers only"));
+}

@@ -1,6 +1,7 @@
 //! Patterns over the raw message text: terms (`ERROR -DEBUG ?WARN "a phrase"`) and
 //! space-delimited patterns (`[ip, user, ..., status_code = 4*]`).
 
+use std::collections::HashSet;
 use std::fmt;
 
 use super::ast::{Literal, Op, Span, StrMatch};
@@ -341,21 +342,43 @@ impl Spaced {
 
     pub fn matches(&self, message: &str) -> bool {
         let spans = split_fields(message);
-        self.match_from(0, &spans, 0, message)
+        // Failed (field, message field) states: with several `...` the search would otherwise
+        // be exponential; remembering them makes it O(pattern fields × message fields).
+        let mut failed = HashSet::new();
+        self.match_from(0, &spans, 0, message, &mut failed)
     }
 
     fn match_from(
         &self,
         fi: usize,
-        spans: &[(usize, usize, usize, usize)],
+        spans: &[FieldSpan],
         mi: usize,
         msg: &str,
+        failed: &mut HashSet<(usize, usize)>,
+    ) -> bool {
+        if failed.contains(&(fi, mi)) {
+            return false;
+        }
+        let ok = self.match_here(fi, spans, mi, msg, failed);
+        if !ok {
+            failed.insert((fi, mi));
+        }
+        ok
+    }
+
+    fn match_here(
+        &self,
+        fi: usize,
+        spans: &[FieldSpan],
+        mi: usize,
+        msg: &str,
+        failed: &mut HashSet<(usize, usize)>,
     ) -> bool {
         let Some(field) = self.fields.get(fi) else {
             return mi == spans.len();
         };
         if field.name.is_none() {
-            return (mi..=spans.len()).any(|k| self.match_from(fi + 1, spans, k, msg));
+            return (mi..=spans.len()).any(|k| self.match_from(fi + 1, spans, k, msg, failed));
         }
         let Some(&(start, _, inner_s, inner_e)) = spans.get(mi) else {
             return false;
@@ -373,9 +396,12 @@ impl Spaced {
         if last {
             return true;
         }
-        self.match_from(fi + 1, spans, mi + 1, msg)
+        self.match_from(fi + 1, spans, mi + 1, msg, failed)
     }
 }
+
+/// A message field: start, end, and the inside of its quotes or brackets.
+type FieldSpan = (usize, usize, usize, usize);
 
 fn field_matches(f: &Field, value: &str) -> bool {
     f.any_of.is_empty()
@@ -406,7 +432,7 @@ fn field_matches(f: &Field, value: &str) -> bool {
 }
 
 /// Splits on spaces; `"…"` and `[…]` group a field. Returns (start, end, inner start, inner end).
-fn split_fields(msg: &str) -> Vec<(usize, usize, usize, usize)> {
+fn split_fields(msg: &str) -> Vec<FieldSpan> {
     let b = msg.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;
