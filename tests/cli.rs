@@ -1085,11 +1085,46 @@ fn bundled_example_replays() {
     let sum = out.summary();
     assert_eq!(sum.events, 434, "{}", out.show());
     assert_eq!(sum.dead_letters, 0, "{}", out.show());
+    // The example config includes the CIS rules: their alerts are exactly what each rule's
+    // pattern matches among the sample's distinct events.
+    let (region, cis): (Vec<&Value>, Vec<&Value>) = alerts
+        .iter()
+        .partition(|a| a["rule"] == "unapproved-region");
+    let text = {
+        let gz = std::fs::read(root.join("examples/org-sample.jsonl.gz")).unwrap();
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(&gz[..]), &mut s)
+            .unwrap();
+        s
+    };
+    let mut seen = BTreeSet::new();
+    let events: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            seen.insert(v["eventID"].as_str().unwrap().to_string())
+        })
+        .collect();
+    let rules: toml::Table = std::fs::read_to_string(root.join("examples/rules/cis.toml"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let mut expected_cis = 0;
+    for rule in rules["rules"].as_array().unwrap() {
+        let p = trailwatch::filter::Pattern::parse(rule["filter"].as_str().unwrap()).unwrap();
+        expected_cis += events.iter().filter(|e| p.matches_message(e)).count();
+    }
+    assert!(expected_cis > 0);
+    assert_eq!(cis.len(), expected_cis, "{}", out.show());
+    assert_eq!(sum.alerts as usize, alerts.len());
+    for a in &cis {
+        assert!(a["rule"].as_str().unwrap().starts_with("cis-"), "{a}");
+        assert!(a["title"].as_str().is_some_and(|t| !t.is_empty()), "{a}");
+    }
     // examples/SOURCES.md: 20 unique readOnly:false records in unapproved regions.
-    assert_eq!(alerts.len(), 20, "{}", out.show());
-    assert_eq!(sum.alerts, 20);
+    assert_eq!(region.len(), 20, "{}", out.show());
     let mut alert_ids = BTreeSet::new();
-    for a in &alerts {
+    for a in alerts.iter().filter(|a| a["rule"] == "unapproved-region") {
         let obj = a.as_object().unwrap();
         for f in ALERT_FIELDS {
             assert!(obj.contains_key(f), "alert lacks {f}: {a}");

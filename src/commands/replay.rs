@@ -40,6 +40,8 @@ struct Counts {
     records: u64,
     events: u64,
     duplicates: u64,
+    /// Redeliveries after the eventID TTL whose alerts had all been raised already.
+    repeated: u64,
     alerts: u64,
     dead_letters: u64,
     control_messages: u64,
@@ -69,6 +71,7 @@ impl Visit for Run<'_> {
         let now = self.clock.unwrap_or(self.wall);
         match self.pipeline.process(&ev, now, &mut self.alerts) {
             Disposition::Duplicate => self.counts.duplicates += 1,
+            Disposition::Repeated => self.counts.repeated += 1,
             Disposition::Evaluated { .. } => {}
         }
         for alert in self.alerts.drain(..) {
@@ -202,13 +205,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} alerts, \
+        "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} repeated alerts suppressed, {} alerts, \
          {} dead letters, {} control messages, {} skipped, {} digest files skipped, \
          {:.2} s, {:.0} events/s",
         c.inputs,
         c.records,
         c.events,
         c.duplicates,
+        c.repeated,
         c.alerts,
         c.dead_letters,
         c.control_messages,

@@ -57,7 +57,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let (mut passed, mut failed, mut untested) = (0, 0, Vec::new());
     println!(
-        "{:<6} {:<32} {:<48} {:<6} DETAIL",
+        "{:<6} {:<40} {:<56} {:<6} DETAIL",
         "RESULT", "RULE", "TEST", "EXPECT"
     );
     for rule in &config.rules {
@@ -97,10 +97,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 failed += 1;
             }
             println!(
-                "{:<6} {:<32} {:<48} {:<6} {}",
+                "{:<6} {:<40} {:<56} {:<6} {}",
                 if ok { "ok" } else { "FAIL" },
                 rule.id,
-                t.name.chars().take(48).collect::<String>(),
+                t.name.chars().take(56).collect::<String>(),
                 t.expect,
                 detail
             );

@@ -17,12 +17,14 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             let policy = RegionPolicy::build(&loaded.config.policy);
             let p = &loaded.config.policy;
             println!(
-                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, organization default {}",
+                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, organization default {}",
                 path.display(),
                 loaded.warnings.len(),
                 policy.accounts.len(),
                 p.ous.len(),
                 p.exempt.len(),
+                loaded.config.rules.len(),
+                loaded.config.rules.iter().map(|r| r.tests.len()).sum::<usize>(),
                 if policy.organization.approved.is_empty() {
                     "none".to_string()
                 } else {

@@ -378,7 +378,9 @@ impl Spaced {
             return mi == spans.len();
         };
         if field.name.is_none() {
-            return (mi..=spans.len()).any(|k| self.match_from(fi + 1, spans, k, msg, failed));
+            // `...` takes no more fields, or one more and stays: O(1) per memoized state.
+            return self.match_from(fi + 1, spans, mi, msg, failed)
+                || (mi < spans.len() && self.match_from(fi, spans, mi + 1, msg, failed));
         }
         let Some(&(start, _, inner_s, inner_e)) = spans.get(mi) else {
             return false;

@@ -19,6 +19,8 @@ const ALERT_ID_CAPACITY: usize = 200_000;
 pub enum Disposition {
     /// Its eventID was seen within the dedup TTL: nothing evaluated.
     Duplicate,
+    /// Evaluated, but every alert it raises was raised before (a redelivery after the TTL).
+    Repeated,
     /// Evaluated; `alerts` were appended to the output.
     Evaluated { alerts: usize },
 }
@@ -126,7 +128,7 @@ impl Pipeline {
         }
         // Every alert it would raise was raised before: a redelivery after the id TTL.
         if out.len() == before && repeated > 0 {
-            return Disposition::Duplicate;
+            return Disposition::Repeated;
         }
         Disposition::Evaluated {
             alerts: out.len() - before,
@@ -168,7 +170,7 @@ mod tests {
         let ev = shape::parse(EV).unwrap().event;
         let mut out = Vec::new();
         p.process(&ev, 0, &mut out);
-        assert_eq!(p.process(&ev, 3 * 3600, &mut out), Disposition::Duplicate);
+        assert_eq!(p.process(&ev, 3 * 3600, &mut out), Disposition::Repeated);
         assert_eq!(out.len(), 1);
     }
 
@@ -183,7 +185,7 @@ mod tests {
             Disposition::Evaluated { alerts: 1 }
         );
         // Same record again: same alert id (derived from the record), so not re-sent.
-        assert_eq!(p.process(&ev, 1, &mut out), Disposition::Duplicate);
+        assert_eq!(p.process(&ev, 1, &mut out), Disposition::Repeated);
         let other = text.replace("CreateUser", "DeleteUser");
         let ev = shape::parse(&other).unwrap().event;
         assert_eq!(
