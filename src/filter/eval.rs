@@ -14,7 +14,7 @@
 
 use std::borrow::Cow;
 
-use super::ast::{Condition, Expr, JsonPattern, Literal, Op, Seg, Selector, Test};
+use super::ast::{Condition, Expr, JsonPattern, Literal, Op, Seg, Selector, StrMatch, Test};
 
 /// A value reached by a selector.
 #[derive(Debug, Clone, PartialEq)]
@@ -97,6 +97,125 @@ pub fn expr(p: &JsonPattern, e: &Expr, doc: &dyn Doc, slots: &[usize]) -> Option
             let mut known = true;
             for item in items {
                 match expr(p, item, doc, slots) {
+                    Some(true) => return Some(true),
+                    None => known = false,
+                    Some(false) => {}
+                }
+            }
+            known.then_some(false)
+        }
+    }
+}
+
+/// An expression compiled for repeated evaluation: an `||` of three or more exact string
+/// equalities on one selector (CIS lists of event names) becomes one set lookup.
+#[derive(Debug, Clone)]
+pub enum Node {
+    Cond {
+        cond: usize,
+        slot: usize,
+    },
+    In {
+        cond: usize,
+        slot: usize,
+        values: std::collections::HashSet<Box<str>>,
+    },
+    And(Vec<Node>),
+    Or(Vec<Node>),
+}
+
+/// Compiles `p`'s expression; `slots[i]` is condition i's selector slot.
+pub fn compile(p: &JsonPattern, slots: &[usize]) -> Node {
+    compile_expr(p, &p.expr, slots)
+}
+
+fn exact_eq(c: &Condition) -> Option<&str> {
+    match &c.test {
+        Test::Cmp(
+            Op::Eq,
+            Literal::Str {
+                matcher: StrMatch::Exact(s),
+                ..
+            },
+        ) => Some(s),
+        _ => None,
+    }
+}
+
+fn compile_expr(p: &JsonPattern, e: &Expr, slots: &[usize]) -> Node {
+    let slot = |i: usize| slots.get(i).copied().unwrap_or(0);
+    match e {
+        Expr::Cond(i) => Node::Cond {
+            cond: *i,
+            slot: slot(*i),
+        },
+        Expr::And(items) => Node::And(items.iter().map(|x| compile_expr(p, x, slots)).collect()),
+        Expr::Or(items) => {
+            let mut out = Vec::new();
+            let mut groups: Vec<(usize, usize, Vec<&str>)> = Vec::new(); // (slot, first cond, values)
+            for item in items {
+                if let Expr::Cond(i) = item {
+                    if let Some(v) = exact_eq(&p.conditions[*i]) {
+                        match groups.iter_mut().find(|g| g.0 == slot(*i)) {
+                            Some(g) => g.2.push(v),
+                            None => groups.push((slot(*i), *i, vec![v])),
+                        }
+                        continue;
+                    }
+                }
+                out.push(compile_expr(p, item, slots));
+            }
+            for (slot, cond, values) in groups {
+                if values.len() >= 3 {
+                    out.push(Node::In {
+                        cond,
+                        slot,
+                        values: values.into_iter().map(Box::from).collect(),
+                    });
+                } else {
+                    // Too few to gain from a set: keep the plain conditions.
+                    let conds = items.iter().filter_map(|x| match x {
+                        Expr::Cond(i)
+                            if exact_eq(&p.conditions[*i]).is_some()
+                                && slots.get(*i).copied().unwrap_or(0) == slot =>
+                        {
+                            Some(*i)
+                        }
+                        _ => None,
+                    });
+                    out.extend(conds.map(|i| Node::Cond { cond: i, slot }));
+                }
+            }
+            Node::Or(out)
+        }
+    }
+}
+
+/// Three-valued evaluation of a compiled expression (same answers as [`expr`]).
+pub fn eval(p: &JsonPattern, n: &Node, doc: &dyn Doc) -> Option<bool> {
+    match n {
+        Node::Cond { cond, slot } => condition(doc, *slot, &p.conditions[*cond]),
+        Node::In { cond, slot, values } => {
+            doc.any(*slot, &p.conditions[*cond].selector, &mut |v| match v {
+                Val::Str(s) | Val::Num(s, _) => values.contains(s.as_ref()),
+                _ => false,
+            })
+        }
+        Node::And(items) => {
+            let mut known = true;
+            for item in items {
+                match eval(p, item, doc) {
+                    Some(false) => return Some(false),
+                    None => known = false,
+                    Some(true) => {}
+                }
+            }
+            known.then_some(true)
+        }
+        Node::Or(items) => {
+            let mut known = true;
+            for item in items {
+                match eval(p, item, doc) {
                     Some(true) => return Some(true),
                     None => known = false,
                     Some(false) => {}

@@ -269,3 +269,25 @@ fn parse_errors_point_at_the_spot() {
     assert_eq!(e.line_col(), (1, 11));
     assert!(e.message.contains("compares numbers only"));
 }
+
+/// Found by the fuzzer: a bare term holding a quote must print bare.
+#[test]
+fn terms_print_back_to_themselves() {
+    for text in [
+        "\0\"",
+        "a\"b -c ?\"d e\"",
+        "\"-x\" \"?y\" \"\"",
+        "$.eventName = \"StopLogging\"",
+        "\"{\"",
+        "-x {\"a",
+        "\"%a\" b%",
+        "\"[x\" y",
+    ] {
+        let p = Pattern::parse(text).unwrap();
+        assert_eq!(
+            Pattern::parse(&p.to_string()).unwrap(),
+            p,
+            "{text:?} printed as {p}"
+        );
+    }
+}

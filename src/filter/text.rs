@@ -92,23 +92,43 @@ impl Terms {
     }
 }
 
+/// Prints a term so that it parses back the same: bare unless it needs the quotes (a
+/// phrase with spaces, an empty phrase, or a leading `-`, `?` or `"`). A bare term cannot hold
+/// whitespace and a phrase cannot hold `"`, so one of the two always fits.
 fn quote_term(t: &str) -> String {
-    if !t.is_empty() && t.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_') {
-        t.to_string()
-    } else {
+    let needs_quotes = t.is_empty()
+        || t.bytes().any(|c| c.is_ascii_whitespace())
+        || t.starts_with(['-', '?', '"']);
+    if needs_quotes {
         format!("\"{t}\"")
+    } else {
+        t.to_string()
     }
 }
 
 impl fmt::Display for Terms {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let items: Vec<String> = self
-            .all
+        let all: Vec<String> = self.all.iter().map(|t| quote_term(t)).collect();
+        let rest: Vec<String> = self
+            .none
             .iter()
-            .map(|t| quote_term(t))
-            .chain(self.none.iter().map(|t| format!("-{}", quote_term(t))))
+            .map(|t| format!("-{}", quote_term(t)))
             .chain(self.any.iter().map(|t| format!("?{}", quote_term(t))))
             .collect();
+        // The first character picks the pattern kind: a term must not start the text with
+        // `{`, `[` or `%`. Quote it, or (if it holds a quote) lead with another term.
+        let risky = |s: &String| s.starts_with(['{', '[', '%']);
+        let mut items = all.clone();
+        if items.first().is_some_and(risky) {
+            if !self.all[0].contains('"') {
+                items[0] = format!("\"{}\"", self.all[0]);
+                items.extend(rest);
+            } else {
+                items = rest.into_iter().chain(all).collect();
+            }
+        } else {
+            items.extend(rest);
+        }
         f.write_str(&items.join(" "))
     }
 }

@@ -24,8 +24,8 @@ pub struct CustomRule {
     pub severity: Severity,
     pub runbook: Option<String>,
     pub pattern: Pattern,
-    /// Slot of each condition's selector (JSON patterns).
-    slots: Vec<usize>,
+    /// The compiled expression (JSON patterns).
+    node: Option<eval::Node>,
 }
 
 /// Where a selector's value lives among the hot fields.
@@ -150,13 +150,14 @@ impl RuleSet {
                 .collect(),
             _ => Vec::new(),
         };
+        let node = pattern.as_json().map(|p| eval::compile(p, &slots));
         self.rules.push(CustomRule {
             id,
             title,
             severity,
             runbook,
             pattern,
-            slots,
+            node,
         });
     }
 
@@ -178,8 +179,8 @@ impl RuleSet {
         let full: OnceCell<Option<serde_json::Value>> = OnceCell::new();
         let hot = HotDoc { ev, hot: &self.hot };
         for (i, rule) in self.rules.iter().enumerate() {
-            let matched = match &rule.pattern {
-                Pattern::Json(p) => match eval::expr(p, &p.expr, &hot, &rule.slots) {
+            let matched = match (&rule.pattern, &rule.node) {
+                (Pattern::Json(p), Some(node)) => match eval::eval(p, node, &hot) {
                     Some(m) => {
                         stats.decided_on_hot_fields += 1;
                         m
@@ -189,12 +190,11 @@ impl RuleSet {
                             stats.full_parses += 1;
                             serde_json::from_str(ev.raw).ok()
                         });
-                        v.as_ref().is_some_and(|v| {
-                            eval::expr(p, &p.expr, &ValueDoc(v), &rule.slots) == Some(true)
-                        })
+                        v.as_ref()
+                            .is_some_and(|v| eval::eval(p, node, &ValueDoc(v)) == Some(true))
                     }
                 },
-                other => other.matches_text(ev.raw),
+                (other, _) => other.matches_text(ev.raw),
             };
             if matched {
                 out.push(i);
@@ -253,6 +253,9 @@ mod tests {
             r#"{ $.userIdentity NOT EXISTS }"#,
             r#"{ $.userIdentity IS NULL }"#,
             r#"{ $.eventName = %Log% && $.additionalEventData.MFAUsed != "Yes" }"#,
+            r#"{ ($.eventName = StopLogging) || ($.eventName = StartLogging) || ($.eventName = X) || ($.errorCode = "AccessDenied") || $.eventName = "ConsoleLogin" }"#,
+            r#"{ $.userIdentity.type = A || $.userIdentity.type = B || $.userIdentity.type = Root || $.readOnly IS TRUE }"#,
+            r#"{ $.additionalEventData.MFAUsed = "No" || $.additionalEventData.MFAUsed = "x" || $.additionalEventData.MFAUsed = "y" }"#,
         ];
         let records = [
             r#"{"eventID":"1","eventName":"ConsoleLogin","readOnly":false,"userIdentity":{"type":"Root"},"additionalEventData":{"MFAUsed":"No"}}"#,
