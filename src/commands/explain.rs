@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::{format_utc_secs, Event};
+use trailwatch::rules::custom::{EvalStats, RuleSet};
 use trailwatch::rules::region::{self, NotActivity, Verdict};
 use trailwatch::rules::RegionPolicy;
 use trailwatch::source::replay::{self, Input, Reader};
@@ -28,6 +29,7 @@ pub struct Args {
 
 struct Explainer<'p> {
     policy: &'p RegionPolicy,
+    rules: RuleSet,
     at: Option<i64>,
     text: String,
     events: usize,
@@ -163,6 +165,19 @@ impl Explainer<'_> {
         };
         let _ = writeln!(s, "  exemptions judged at {}", format_utc_secs(now));
         let _ = writeln!(s, "  => {decision}");
+        if !self.rules.is_empty() {
+            let mut hits = Vec::new();
+            self.rules
+                .evaluate(ev, &mut hits, &mut EvalStats::default());
+            for (i, rule) in self.rules.rules.iter().enumerate() {
+                let verdict = if hits.contains(&i) {
+                    format!("ALERT ({})", rule.severity.as_str())
+                } else {
+                    "no match".to_string()
+                };
+                let _ = writeln!(s, "  rule {}: {verdict}", rule.id);
+            }
+        }
         s
     }
 }
@@ -199,8 +214,19 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let policy = RegionPolicy::build(&config.policy);
+    let mut rules = RuleSet::default();
+    for r in &config.rules {
+        rules.add(
+            r.id.clone(),
+            r.title.clone(),
+            r.severity,
+            r.runbook.clone(),
+            r.pattern.clone(),
+        );
+    }
     let mut ex = Explainer {
         policy: &policy,
+        rules,
         at,
         text: String::new(),
         events: 0,

@@ -48,8 +48,12 @@ impl Pattern {
                 format!("pattern of {n} characters; CloudWatch allows {MAX_PATTERN_CHARS}"),
             ));
         }
-        let t = text.trim();
-        let lead = text.len() - text.trim_start().len();
+        // ASCII whitespace only, as everywhere in the parsers (so printing round-trips).
+        let t = text.trim_matches(|c: char| c.is_ascii_whitespace());
+        let lead = text.len()
+            - text
+                .trim_start_matches(|c: char| c.is_ascii_whitespace())
+                .len();
         let shift = |mut e: ParseError| {
             e.span.start += lead;
             e.span.end += lead;

@@ -282,6 +282,7 @@ fn terms_print_back_to_themselves() {
         "-x {\"a",
         "\"%a\" b%",
         "\"[x\" y",
+        "\"\u{b}\"y:\"",
     ] {
         let p = Pattern::parse(text).unwrap();
         assert_eq!(
