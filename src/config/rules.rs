@@ -1,7 +1,6 @@
 //! `[[rules]]`: custom filter-pattern rules with their tests, from the config file and from
 //! the files named in `include_rules`.
 
-use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -147,6 +146,14 @@ pub(super) fn read_rules(c: &mut Collector, value: Option<Value>, file: &str, ou
             continue;
         }
         let key = format!("rules[{i}] ({})", raw.id);
+        if c.rule_ids.contains(&raw.id) {
+            c.error_in(
+                file,
+                &key,
+                format!("rule id {:?} is used more than once", raw.id),
+            );
+        }
+        c.rule_ids.insert(raw.id.clone());
         if raw.id.trim().is_empty() || raw.id == crate::rules::region::RULE {
             c.error_in(
                 file,
@@ -233,19 +240,5 @@ fn resolve(base: &Path, name: &str) -> PathBuf {
         p.to_path_buf()
     } else {
         base.join(p)
-    }
-}
-
-/// Rule ids must be unique across the config and its includes.
-pub(super) fn check_unique(c: &mut Collector, rules: &[Rule]) {
-    let mut seen = BTreeSet::new();
-    for r in rules {
-        if !seen.insert(r.id.as_str()) {
-            c.error_in(
-                &r.file,
-                format!("rules ({})", r.id),
-                format!("rule id {:?} is used more than once", r.id),
-            );
-        }
     }
 }

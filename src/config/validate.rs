@@ -12,6 +12,8 @@ use crate::regions::{check_region, RegionCheck};
 pub(super) struct Collector<'f> {
     file: &'f str,
     problems: Vec<Problem>,
+    /// Custom rule ids seen so far (they must be unique across files).
+    pub(super) rule_ids: std::collections::BTreeSet<String>,
 }
 
 impl Collector<'_> {
@@ -119,6 +121,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut c = Collector {
         file,
         problems: Vec::new(),
+        rule_ids: Default::default(),
     };
     let mut root: Table = match text.parse() {
         Ok(t) => t,
@@ -147,7 +150,6 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .parent()
         .unwrap_or(std::path::Path::new("."));
     super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
-    super::rules::check_unique(&mut c, &rules);
     for (key, _) in root {
         c.error(
             k(&key),

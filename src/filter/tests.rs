@@ -283,6 +283,8 @@ fn terms_print_back_to_themselves() {
         "\"%a\" b%",
         "\"[x\" y",
         "\"\u{b}\"y:\"",
+        "??\"\n\u{8a}",
+        "--x\" ?-\"",
     ] {
         let p = Pattern::parse(text).unwrap();
         assert_eq!(

@@ -96,6 +96,11 @@ impl Terms {
 /// phrase with spaces, an empty phrase, or a leading `-`, `?` or `"`). A bare term cannot hold
 /// whitespace and a phrase cannot hold `"`, so one of the two always fits.
 fn quote_term(t: &str) -> String {
+    // A term holding `"` was written bare (a phrase cannot hold one), and a bare term never
+    // starts with `"`; after a `-`/`?` marker it may start with anything else.
+    if t.contains('"') {
+        return t.to_string();
+    }
     let needs_quotes = t.is_empty()
         || t.bytes().any(|c| c.is_ascii_whitespace())
         || t.starts_with(['-', '?', '"']);
