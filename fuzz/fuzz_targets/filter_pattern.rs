@@ -9,7 +9,9 @@ use trailwatch::filter::{lint::lint, Pattern};
 const EVENT: &str = r#"{"eventVersion":"1.08","eventName":"ConsoleLogin","eventSource":"signin.amazonaws.com","awsRegion":"us-east-1","readOnly":false,"userIdentity":{"type":"Root","arn":"arn:aws:iam::111122223333:root"},"resources":[{"ARN":"a","type":"AWS::IAM::Role"}],"requestParameters":{"n":5,"x":null}}"#;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(text) = std::str::from_utf8(data) else { return };
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
     let _ = lint(text);
     if let Ok(p) = Pattern::parse(text) {
         let printed = p.to_string();
