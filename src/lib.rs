@@ -20,5 +20,6 @@ pub mod filter;
 pub mod pipeline;
 pub mod regions;
 pub mod rules;
+pub mod shaping;
 pub mod sink;
 pub mod source;
