@@ -12,6 +12,7 @@ use trailwatch::alert::Alert;
 use trailwatch::decode::{DeadLetter, Decoder, Position, Skip, Visit};
 use trailwatch::event::Event;
 use trailwatch::pipeline::{Disposition, Pipeline};
+use trailwatch::shaping::{NotifyItem, Shaper};
 use trailwatch::sink::{AlertSink, DeadLetterFile, JsonLines};
 use trailwatch::source::replay::{self, Input, Reader};
 
@@ -28,9 +29,28 @@ pub struct Args {
     /// Add the original CloudTrail record to each alert (`event`).
     #[arg(long)]
     include_event: bool,
+    /// Which stream to print: every alert (`siem`), what people receive after aggregation,
+    /// rate limits and digests (`notify`), or both, each line tagged with `"stream"`.
+    #[arg(long, value_enum, default_value_t = StreamChoice::Siem)]
+    stream: StreamChoice,
     /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum StreamChoice {
+    Siem,
+    Notify,
+    Both,
+}
+
+/// A line of `--stream both`: the item with its stream's name.
+#[derive(serde::Serialize)]
+struct Tagged<'a, T: serde::Serialize> {
+    stream: &'static str,
+    #[serde(flatten)]
+    item: &'a T,
 }
 
 /// What a replay counted.
@@ -43,6 +63,8 @@ struct Counts {
     /// Redeliveries after the eventID TTL whose alerts had all been raised already.
     repeated: u64,
     alerts: u64,
+    /// Notify items written.
+    notify: u64,
     dead_letters: u64,
     control_messages: u64,
     skipped: u64,
@@ -60,6 +82,45 @@ struct Run<'o> {
     wall: i64,
     /// The first output error; once set, replay stops.
     failed: Option<io::Error>,
+    stream: StreamChoice,
+    /// Shaping (only when the notify stream is printed).
+    shaper: Option<Shaper>,
+    notify: Vec<NotifyItem>,
+}
+
+impl Run<'_> {
+    fn write<T: serde::Serialize>(&mut self, item: &T) {
+        if self.failed.is_none() {
+            if let Err(e) = self.out.write(item) {
+                self.failed = Some(e);
+            }
+        }
+    }
+
+    fn write_notify(&mut self) {
+        let items = std::mem::take(&mut self.notify);
+        for item in &items {
+            self.counts.notify += 1;
+            match self.stream {
+                StreamChoice::Notify => self.write(item),
+                StreamChoice::Both => self.write(&Tagged {
+                    stream: "notify",
+                    item,
+                }),
+                StreamChoice::Siem => {}
+            }
+        }
+        self.notify = items;
+        self.notify.clear();
+    }
+
+    /// End of input: close every window, emit every digest.
+    fn flush_shaping(&mut self) {
+        if let Some(shaper) = &mut self.shaper {
+            shaper.flush(&mut self.notify);
+        }
+        self.write_notify();
+    }
 }
 
 impl Visit for Run<'_> {
@@ -74,14 +135,26 @@ impl Visit for Run<'_> {
             Disposition::Repeated => self.counts.repeated += 1,
             Disposition::Evaluated { .. } => {}
         }
-        for alert in self.alerts.drain(..) {
+        let mut alerts = std::mem::take(&mut self.alerts);
+        for alert in alerts.drain(..) {
             self.counts.alerts += 1;
-            if self.failed.is_none() {
-                if let Err(e) = self.out.send(&alert) {
-                    self.failed = Some(e);
-                }
+            match self.stream {
+                StreamChoice::Siem => self.write(&alert),
+                StreamChoice::Both => self.write(&Tagged {
+                    stream: "siem",
+                    item: &alert,
+                }),
+                StreamChoice::Notify => {}
+            }
+            if let Some(shaper) = &mut self.shaper {
+                shaper.push(alert, now, &mut self.notify);
             }
         }
+        self.alerts = alerts;
+        if let Some(shaper) = &mut self.shaper {
+            shaper.advance(now, &mut self.notify);
+        }
+        self.write_notify();
     }
 
     fn dead_letter(&mut self, dead: DeadLetter) {
@@ -165,6 +238,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         clock: None,
         wall: wall_clock(),
         failed: None,
+        stream: args.stream,
+        shaper: (args.stream != StreamChoice::Siem).then(|| {
+            let per_rule = config
+                .rules
+                .iter()
+                .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
+                .collect();
+            Shaper::new(config.shaping.clone(), per_rule)
+        }),
+        notify: Vec::new(),
     };
     let bar = progress_bar(&inputs);
     let started = Instant::now();
@@ -189,6 +272,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     bar.finish_and_clear();
+    run.flush_shaping();
     let flushed = run.out.flush();
     if let Some(f) = &mut run.dead {
         if let Err(e) = f.sync() {
@@ -205,7 +289,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut err = io::stderr().lock();
     let _ = writeln!(
         err,
-        "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} repeated alerts suppressed, {} alerts, \
+        "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} repeated alerts suppressed, {} alerts, {} notify items, \
          {} dead letters, {} control messages, {} skipped, {} digest files skipped, \
          {:.2} s, {:.0} events/s",
         c.inputs,
@@ -214,6 +298,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         c.duplicates,
         c.repeated,
         c.alerts,
+        c.notify,
         c.dead_letters,
         c.control_messages,
         c.skipped,

@@ -7,6 +7,7 @@
 
 mod rules;
 mod schema;
+mod shaping;
 mod validate;
 
 pub use rules::{Rule, RuleTest};

@@ -21,6 +21,8 @@ pub struct Rule {
     pub filter: String,
     pub pattern: Pattern,
     pub tests: Vec<RuleTest>,
+    /// This rule's shaping, when it overrides `[shaping]`.
+    pub shaping: Option<crate::shaping::Settings>,
     /// The file it came from.
     pub file: String,
 }
@@ -48,6 +50,8 @@ struct RuleRaw {
     enabled: bool,
     #[serde(default)]
     tests: Vec<Value>,
+    /// Overrides of `[shaping]` for this rule.
+    shaping: Option<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -220,7 +224,14 @@ pub(super) fn read_rules(c: &mut Collector, value: Option<Value>, file: &str, ou
                 expect: tr.expect,
             });
         }
+        let shaping = raw.shaping.and_then(|v| {
+            let skey = format!("{key}.shaping");
+            let r = c.read_in::<super::shaping::ShapingRaw>(file, &skey, v)?;
+            let base = c.shaping.clone();
+            Some(super::shaping::apply(c, file, &skey, &base, r))
+        });
         out.push(Rule {
+            shaping,
             title: raw.title.unwrap_or_else(|| raw.id.clone()),
             id: raw.id,
             severity: raw.severity,

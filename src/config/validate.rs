@@ -14,6 +14,8 @@ pub(super) struct Collector<'f> {
     problems: Vec<Problem>,
     /// Custom rule ids seen so far (they must be unique across files).
     pub(super) rule_ids: std::collections::BTreeSet<String>,
+    /// `[shaping]` as read, the base of rules' overrides.
+    pub(super) shaping: crate::shaping::Settings,
 }
 
 impl Collector<'_> {
@@ -122,6 +124,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         file,
         problems: Vec::new(),
         rule_ids: Default::default(),
+        shaping: Default::default(),
     };
     let mut root: Table = match text.parse() {
         Ok(t) => t,
@@ -144,6 +147,12 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
     let decode_t = take_table(&mut c, &mut root, "decode", "decode");
+    let shaping_t = take_table(&mut c, &mut root, "shaping", "shaping");
+    let shaping = match c.read::<super::shaping::ShapingRaw>("shaping", Value::Table(shaping_t)) {
+        Some(raw) => super::shaping::apply(&mut c, file, "shaping", &Default::default(), raw),
+        None => Default::default(),
+    };
+    c.shaping = shaping.clone();
     let mut rules = Vec::new();
     super::rules::read_rules(&mut c, root.remove("rules"), file, &mut rules);
     let base = std::path::Path::new(file)
@@ -153,7 +162,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`, `rules`, `include_rules`",
+            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `rules`, `include_rules`",
         );
         ok = false;
     }
@@ -232,6 +241,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         dedup,
         decode,
         rules,
+        shaping,
     };
     (complete.then_some(config), c.problems)
 }

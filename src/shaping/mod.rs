@@ -161,6 +161,8 @@ impl Tally {
 /// An open aggregation window for one group key.
 #[derive(Debug, Clone)]
 struct Window {
+    /// The group key as shown (`group_by` fields joined by `|`).
+    shown: String,
     closes_at: i64,
     /// The alert that opened the key (its fields head the update).
     head: Alert,
@@ -176,6 +178,7 @@ struct Window {
 /// Suppressed counts for one rate-limit key.
 #[derive(Debug, Clone)]
 struct Digest {
+    shown: String,
     head: Alert,
     events: u64,
     first_seen: i64,
@@ -237,7 +240,9 @@ impl Shaper {
         self.advance(now, out);
         self.stats.alerts_in += 1;
         let s = self.settings(&alert.rule).clone();
-        let gkey = format!("{}#{}", alert.rule, key_of(&alert, &s.group_by));
+        let shown = key_of(&alert, &s.group_by);
+        // Windows are per rule (rules may shape differently), whatever `group_by` says.
+        let gkey = format!("{}#{shown}", alert.rule);
         if let Some(w) = self.windows.get_mut(&gkey) {
             w.count += 1;
             w.total += 1;
@@ -257,7 +262,7 @@ impl Shaper {
         let item = NotifyItem {
             kind: Kind::Alert,
             events: 1,
-            group_key: gkey.clone(),
+            group_key: shown.clone(),
             first_seen: secs(now),
             last_seen: secs(now),
             suppressed: None,
@@ -271,6 +276,7 @@ impl Shaper {
         self.windows.insert(
             gkey.clone(),
             Window {
+                shown,
                 closes_at,
                 head: alert,
                 count: 0,
@@ -345,7 +351,7 @@ impl Shaper {
         let item = NotifyItem {
             kind: Kind::Update,
             events: w.count,
-            group_key: key.to_string(),
+            group_key: w.shown.clone(),
             first_seen: secs(w.first_seen.unwrap_or(w.last_seen)),
             last_seen: secs(w.last_seen),
             suppressed: None,
@@ -401,6 +407,7 @@ impl Shaper {
             self.emit_digests(out);
         }
         let d = self.digests.entry(dkey).or_insert_with(|| Digest {
+            shown: lkey,
             head: item.alert.clone(),
             events: 0,
             first_seen: now,
@@ -418,12 +425,12 @@ impl Shaper {
     fn emit_digests(&mut self, out: &mut Vec<NotifyItem>) {
         let mut all: Vec<(String, Digest)> = self.digests.drain().collect();
         all.sort_by(|a, b| a.0.cmp(&b.0));
-        for (key, d) in all {
+        for (_, d) in all {
             self.stats.items_out += 1;
             out.push(NotifyItem {
                 kind: Kind::Digest,
                 events: d.events,
-                group_key: key,
+                group_key: d.shown,
                 first_seen: secs(d.first_seen),
                 last_seen: secs(d.last_seen),
                 suppressed: Some(d.events),

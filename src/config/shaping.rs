@@ -1,0 +1,98 @@
+//! `[shaping]` and per-rule `shaping` overrides → [`crate::shaping::Settings`].
+
+use serde::Deserialize;
+
+use super::validate::{parse_duration, Collector};
+use crate::alert::Severity;
+use crate::shaping::{KeyField, Settings};
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct ShapingRaw {
+    group_by: Option<Vec<KeyField>>,
+    window: Option<String>,
+    rate_limit: Option<RateLimitRaw>,
+    digest_every: Option<String>,
+    escalate: Option<EscalateRaw>,
+    max_keys: Option<usize>,
+    max_event_ids: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RateLimitRaw {
+    per: Option<Vec<KeyField>>,
+    burst: Option<u32>,
+    per_minute: Option<u32>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EscalateRaw {
+    count: u64,
+    to: Severity,
+}
+
+/// Applies `raw` on top of `base`, recording problems under `key` in `file`.
+pub(super) fn apply(
+    c: &mut Collector,
+    file: &str,
+    key: &str,
+    base: &Settings,
+    raw: ShapingRaw,
+) -> Settings {
+    let mut s = base.clone();
+    let mut err = |c: &mut Collector, k: &str, m: String| c.error_in(file, format!("{key}.{k}"), m);
+    if let Some(g) = raw.group_by {
+        if g.is_empty() {
+            err(c, "group_by", "must name at least one field".into());
+        }
+        s.group_by = g;
+    }
+    for (k, v, slot) in [
+        ("window", raw.window, &mut s.window_secs),
+        ("digest_every", raw.digest_every, &mut s.digest_every_secs),
+    ] {
+        if let Some(text) = v {
+            match parse_duration(&text) {
+                Ok(0) => err(c, k, "must be longer than 0s".into()),
+                Ok(secs) => *slot = secs,
+                Err(why) => err(c, k, why),
+            }
+        }
+    }
+    if let Some(r) = raw.rate_limit {
+        if let Some(per) = r.per {
+            if per.is_empty() {
+                err(c, "rate_limit.per", "must name at least one field".into());
+            }
+            s.limit_per = per;
+        }
+        for (k, v, slot) in [
+            ("rate_limit.burst", r.burst, &mut s.burst),
+            ("rate_limit.per_minute", r.per_minute, &mut s.per_minute),
+        ] {
+            match v {
+                Some(0) => err(c, k, "must be at least 1".into()),
+                Some(n) => *slot = n,
+                None => {}
+            }
+        }
+    }
+    if let Some(e) = raw.escalate {
+        if e.count == 0 {
+            err(c, "escalate.count", "must be at least 1".into());
+        }
+        s.escalate = Some((e.count, e.to));
+    }
+    if let Some(n) = raw.max_keys {
+        if n == 0 {
+            err(c, "max_keys", "must be at least 1".into());
+        }
+        s.max_keys = n.max(1);
+    }
+    if let Some(n) = raw.max_event_ids {
+        s.max_ids = n;
+    }
+    s
+}
