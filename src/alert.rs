@@ -28,7 +28,7 @@ impl Severity {
 }
 
 /// One alert. `None` fields are written as JSON `null` so the feed's shape never changes.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Alert {
     /// Deterministic from rule and event id: downstream can dedupe on it.
     pub alert_id: String,

@@ -13,7 +13,7 @@ use trailwatch::decode::{DeadLetter, Decoder, Position, Skip, Visit};
 use trailwatch::event::Event;
 use trailwatch::pipeline::{Disposition, Pipeline};
 use trailwatch::shaping::{NotifyItem, Shaper};
-use trailwatch::sink::{AlertSink, DeadLetterFile, JsonLines};
+use trailwatch::sink::{DeadLetterFile, JsonLines};
 use trailwatch::source::replay::{self, Input, Reader};
 
 use super::{exit, load_config, wall_clock};

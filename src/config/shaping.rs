@@ -42,7 +42,7 @@ pub(super) fn apply(
     raw: ShapingRaw,
 ) -> Settings {
     let mut s = base.clone();
-    let mut err = |c: &mut Collector, k: &str, m: String| c.error_in(file, format!("{key}.{k}"), m);
+    let err = |c: &mut Collector, k: &str, m: String| c.error_in(file, format!("{key}.{k}"), m);
     if let Some(g) = raw.group_by {
         if g.is_empty() {
             err(c, "group_by", "must name at least one field".into());

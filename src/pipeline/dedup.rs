@@ -27,7 +27,8 @@ impl Hasher for PassThrough {
     }
 }
 
-type Key = u64;
+/// A 64-bit fingerprint of an id.
+pub type Key = u64;
 
 pub struct Dedup {
     ttl_secs: i64,
@@ -79,6 +80,23 @@ impl Dedup {
             self.order.pop_front();
             self.seen.remove(&k);
         }
+    }
+
+    /// The ids held, oldest first, with the time each was first seen.
+    pub fn snapshot(&self) -> Vec<(Key, i64)> {
+        self.order.iter().copied().collect()
+    }
+
+    /// A set holding a snapshot's ids (the newest `max_ids` of them).
+    pub fn restore(ttl_secs: i64, max_ids: usize, snap: &[(Key, i64)]) -> Self {
+        let mut d = Dedup::new(ttl_secs, max_ids);
+        let skip = snap.len().saturating_sub(d.max_ids);
+        for &(k, t) in &snap[skip..] {
+            if d.seen.insert(k) {
+                d.order.push_back((k, t));
+            }
+        }
+        d
     }
 
     pub fn len(&self) -> usize {

@@ -14,6 +14,13 @@ pub use dedup::Dedup;
 const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
 const ALERT_ID_CAPACITY: usize = 200_000;
 
+/// The pipeline's state in serializable form.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct PipelineSnapshot {
+    pub event_ids: Vec<(dedup::Key, i64)>,
+    pub alert_ids: Vec<(dedup::Key, i64)>,
+}
+
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -80,6 +87,28 @@ impl Pipeline {
 
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
+    }
+
+    /// The dedup state (event ids and alert ids), to survive a restart without re-alerting.
+    pub fn snapshot(&self) -> PipelineSnapshot {
+        PipelineSnapshot {
+            event_ids: self.dedup.snapshot(),
+            alert_ids: self.alerted.snapshot(),
+        }
+    }
+
+    /// Continues from a snapshot (call on a pipeline built from the same config).
+    pub fn restore(&mut self, snap: &PipelineSnapshot, config: &Config) {
+        self.dedup = Dedup::restore(
+            config.dedup.event_ttl_secs,
+            config.dedup.max_event_ids,
+            &snap.event_ids,
+        );
+        self.alerted = Dedup::restore(
+            config.dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
+            ALERT_ID_CAPACITY,
+            &snap.alert_ids,
+        );
     }
 
     /// Runs one event through dedup and the rules at time `now` (seconds since the epoch),
@@ -150,6 +179,29 @@ mod tests {
     }
 
     const EV: &str = r#"{"eventID":"e1","eventName":"CreateUser","eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","readOnly":false,"recipientAccountId":"111122223333"}"#;
+
+    #[test]
+    fn snapshot_round_trip_keeps_duplicates_out() {
+        let mut p = pipeline("2h");
+        let ev = shape::parse(EV).unwrap().event;
+        let mut out = Vec::new();
+        p.process(&ev, 0, &mut out);
+        let text = serde_json::to_string(&p.snapshot()).unwrap();
+        let snap: PipelineSnapshot = serde_json::from_str(&text).unwrap();
+        let mut fresh = pipeline("2h");
+        let config = crate::config::load_str("[dedup]\nevent_ttl = \"2h\"\n", "t.toml", 0)
+            .unwrap()
+            .config;
+        fresh.restore(&snap, &config);
+        assert_eq!(fresh.snapshot(), p.snapshot());
+        assert_eq!(fresh.process(&ev, 60, &mut out), Disposition::Duplicate);
+        // After the id TTL, the alert-id set still knows it.
+        assert_eq!(
+            fresh.process(&ev, 3 * 3600, &mut out),
+            Disposition::Repeated
+        );
+        assert_eq!(out.len(), 1);
+    }
 
     #[test]
     fn a_duplicate_is_not_evaluated_again() {

@@ -17,7 +17,7 @@ mod limiter;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Severity};
 use crate::event::format_utc_secs;
@@ -133,7 +133,7 @@ pub struct NotifyItem {
 }
 
 /// Counts of distinct values, capped.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Tally {
     counts: BTreeMap<String, u64>,
 }
@@ -159,7 +159,7 @@ impl Tally {
 }
 
 /// An open aggregation window for one group key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Window {
     /// The group key as shown (`group_by` fields joined by `|`).
     shown: String,
@@ -176,7 +176,7 @@ struct Window {
 }
 
 /// Suppressed counts for one rate-limit key.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Digest {
     shown: String,
     head: Alert,
@@ -188,13 +188,25 @@ struct Digest {
 }
 
 /// Counters, for the summary and metrics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub alerts_in: u64,
     pub items_out: u64,
     pub suppressed: u64,
     /// Windows or digests emitted early because a table was full.
     pub evicted: u64,
+}
+
+/// The shaping state in a serializable form ([`Shaper::snapshot`]): open windows, digest
+/// counters, and each rate-limit key's budget (its GCRA theoretical arrival time).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Snapshot {
+    now: i64,
+    next_digest: Option<i64>,
+    windows: Vec<(String, Window)>,
+    digests: Vec<(String, Digest)>,
+    limiters: Vec<(String, Vec<(String, i64)>)>,
+    stats: Stats,
 }
 
 /// The shaping stage. Synchronous; `now` (seconds since the epoch) is always passed in.
@@ -440,6 +452,56 @@ impl Shaper {
                 alert: d.head,
             });
         }
+    }
+
+    /// The shaping state, to survive a restart without re-alerting or losing counts.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut windows: Vec<_> = self
+            .windows
+            .iter()
+            .map(|(k, w)| (k.clone(), w.clone()))
+            .collect();
+        windows.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut digests: Vec<_> = self
+            .digests
+            .iter()
+            .map(|(k, d)| (k.clone(), d.clone()))
+            .collect();
+        digests.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut limiters: Vec<_> = self
+            .limiters
+            .iter()
+            .map(|(r, l)| (r.clone(), l.snapshot()))
+            .collect();
+        limiters.sort();
+        Snapshot {
+            now: self.now,
+            next_digest: self.next_digest,
+            windows,
+            digests,
+            limiters,
+            stats: self.stats,
+        }
+    }
+
+    /// A shaper that continues from `snap` (settings come from the config, not the snapshot).
+    pub fn restore(default: Settings, per_rule: HashMap<String, Settings>, snap: Snapshot) -> Self {
+        let mut sh = Shaper::new(default, per_rule);
+        sh.now = snap.now;
+        sh.next_digest = snap.next_digest;
+        sh.stats = snap.stats;
+        for (k, w) in snap.windows {
+            sh.closing.insert((w.closes_at, k.clone()));
+            sh.windows.insert(k, w);
+        }
+        sh.digests = snap.digests.into_iter().collect();
+        for (rule, keys) in snap.limiters {
+            let s = sh.settings(&rule).clone();
+            let mut l = KeyedLimiter::new(s.burst, s.per_minute, s.max_keys);
+            l.restore(&keys, sh.now);
+            sh.limiters.insert(rule, l);
+        }
+        sh
     }
 
     /// Keys held (windows, digests, limiter keys), for memory figures.
