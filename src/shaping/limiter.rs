@@ -28,9 +28,8 @@ pub struct KeyedLimiter {
     /// Nanoseconds since the epoch at the clock's zero, and the clock's position.
     origin: Option<i64>,
     pos: i64,
-    /// Emission interval and burst tolerance, in nanoseconds (governor's `t` and `tau`).
+    /// Emission interval in nanoseconds (governor's `t`), and the burst size.
     t: i64,
-    tau: i64,
     burst: i64,
     /// Each key's TAT, in nanoseconds since the epoch (the mirror of governor's state).
     tat: HashMap<String, i64>,
@@ -54,7 +53,6 @@ impl KeyedLimiter {
             origin: None,
             pos: 0,
             t,
-            tau: t * (i64::from(burst.get()) - 1),
             burst: i64::from(burst.get()),
             tat: HashMap::new(),
             max_keys: max_keys.max(1),
