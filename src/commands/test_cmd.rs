@@ -106,6 +106,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
+    let (sp, sf) = run_sequences(&config);
+    passed += sp;
+    failed += sf;
     println!(
         "{passed} passed, {failed} failed, {} rules, {} without tests{}",
         config.rules.len(),
@@ -121,4 +124,75 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::nothing_read()
     })
+}
+
+/// Runs `[[sequences]]`: events through the whole pipeline and shaping, at the given times;
+/// the rule's notify items must be the expected ones, in order.
+fn run_sequences(config: &trailwatch::config::Config) -> (usize, usize) {
+    use trailwatch::decode::shape;
+    use trailwatch::pipeline::Pipeline;
+    use trailwatch::shaping::Shaper;
+    const START: i64 = 1_700_000_000;
+    let (mut passed, mut failed) = (0, 0);
+    for seq in &config.sequences {
+        let mut pipeline = Pipeline::new(config, false);
+        let per_rule = config
+            .rules
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
+            .collect();
+        let mut shaper = Shaper::new(config.shaping.clone(), per_rule);
+        let (mut alerts, mut items, mut problem) = (Vec::new(), Vec::new(), None);
+        for step in &seq.steps {
+            let now = START + step.at;
+            match shape::parse(&step.event) {
+                Ok(s) => {
+                    pipeline.process(&s.event, now, &mut alerts);
+                }
+                Err(e) => problem = Some(format!("unreadable event: {e}")),
+            }
+            for a in alerts.drain(..).filter(|a| a.rule == seq.rule) {
+                shaper.push(a, now, &mut items);
+            }
+            shaper.advance(now, &mut items);
+        }
+        shaper.flush(&mut items);
+        let got: Vec<String> = items
+            .iter()
+            .map(|i| format!("{}×{}", kind_name(i.kind), i.events))
+            .collect();
+        let want: Vec<String> = seq
+            .expect
+            .iter()
+            .map(|e| format!("{}×{}", e.kind, e.events))
+            .collect();
+        let ok = problem.is_none() && got == want;
+        if ok {
+            passed += 1;
+        } else {
+            failed += 1;
+        }
+        let detail = problem
+            .unwrap_or_else(|| format!("got [{}], expected [{}]", got.join(", "), want.join(", ")));
+        println!(
+            "{:<6} {:<40} {:<56} {:<6} {}",
+            if ok { "ok" } else { "FAIL" },
+            seq.rule,
+            format!("sequence: {}", seq.name)
+                .chars()
+                .take(56)
+                .collect::<String>(),
+            "-",
+            detail
+        );
+    }
+    (passed, failed)
+}
+
+fn kind_name(k: trailwatch::shaping::Kind) -> &'static str {
+    match k {
+        trailwatch::shaping::Kind::Alert => "alert",
+        trailwatch::shaping::Kind::Update => "update",
+        trailwatch::shaping::Kind::Digest => "digest",
+    }
 }

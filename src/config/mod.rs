@@ -7,10 +7,12 @@
 
 mod rules;
 mod schema;
+mod sequences;
 mod shaping;
 mod validate;
 
 pub use rules::{Rule, RuleTest};
+pub use sequences::{Expected, Sequence, SequenceStep};
 
 use std::fmt;
 use std::path::Path;
@@ -115,6 +117,10 @@ mod tests {
         assert_eq!(c.policy.global_services, GlobalServices::default());
         assert_eq!(c.dedup, Dedup::default());
         assert_eq!(c.decode, Decode::default());
+        assert_eq!(c.shaping, crate::shaping::Settings::default());
+        assert_eq!(c.sequences.len(), 2);
+        assert_eq!(c.sequences[0].steps.len(), 5);
+        assert_eq!(c.sequences[0].steps[4].at, 48);
         assert_eq!(
             c.policy.accounts["111122223333"].ou.as_deref(),
             Some("ou-ab12-prodeu")
@@ -188,6 +194,56 @@ event_ttl = "forever"
         ] {
             assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
         }
+    }
+
+    #[test]
+    fn shaping_settings_and_rule_overrides() {
+        let text = r#"
+[shaping]
+group_by = ["rule", "region"]
+window = "5m"
+rate_limit = { burst = 2 }
+
+[[rules]]
+id = "root"
+filter = '{ $.userIdentity.type = "Root" }'
+shaping = { window = "1m", rate_limit = { per = ["account"], per_minute = 10 } }
+"#;
+        let c = load_str(text, "s.toml", 0).unwrap().config;
+        assert_eq!(c.shaping.window_secs, 300);
+        assert_eq!(c.shaping.burst, 2);
+        assert_eq!(
+            c.shaping.per_minute, 1,
+            "untouched keys keep their defaults"
+        );
+        let root = c.rules[0].shaping.as_ref().unwrap();
+        assert_eq!(root.window_secs, 60);
+        assert_eq!(root.burst, 2, "a rule's override starts from [shaping]");
+        assert_eq!(root.per_minute, 10);
+        assert_eq!(root.limit_per, [crate::shaping::KeyField::Account]);
+        let bad = load_str(
+            "[shaping]\nwindow = \"0s\"\ngroup_by = [\"colour\"]\nrate_limit = { burst = 0 }\n",
+            "b.toml",
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(bad.contains("shaping: unknown variant `colour`"), "{bad}");
+        let bad = load_str(
+            "[shaping]\nwindow = \"0s\"\nrate_limit = { burst = 0 }\n",
+            "b.toml",
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            bad.contains("shaping.window: must be longer than 0s"),
+            "{bad}"
+        );
+        assert!(
+            bad.contains("shaping.rate_limit.burst: must be at least 1"),
+            "{bad}"
+        );
     }
 
     #[test]

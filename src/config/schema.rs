@@ -15,6 +15,8 @@ pub struct Config {
     pub decode: Decode,
     /// Custom filter-pattern rules (`[[rules]]` and `include_rules`).
     pub rules: Vec<super::rules::Rule>,
+    /// `[[sequences]]`: shaping tests for `trailwatch test`.
+    pub sequences: Vec<super::sequences::Sequence>,
     /// `[shaping]`: how the notify stream is shaped (rules may override).
     pub shaping: crate::shaping::Settings,
 }

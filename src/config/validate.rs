@@ -153,6 +153,8 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         None => Default::default(),
     };
     c.shaping = shaping.clone();
+    let mut sequences = Vec::new();
+    super::sequences::read(&mut c, root.remove("sequences"), file, &mut sequences);
     let mut rules = Vec::new();
     super::rules::read_rules(&mut c, root.remove("rules"), file, &mut rules);
     let base = std::path::Path::new(file)
@@ -162,7 +164,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `rules`, `include_rules`",
+            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `rules`, `sequences`, `include_rules`",
         );
         ok = false;
     }
@@ -241,6 +243,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         dedup,
         decode,
         rules,
+        sequences,
         shaping,
     };
     (complete.then_some(config), c.problems)
