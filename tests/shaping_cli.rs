@@ -44,13 +44,19 @@ fn notify_stream_aggregates_and_accounts_for_every_alert() {
     assert_eq!(out.code, 0, "{}", out.show());
     let items = out.alerts();
     let kinds: Vec<&str> = items.iter().map(|i| i["kind"].as_str().unwrap()).collect();
-    // sa-east-1: one alert at once, one update per 15-minute window; ap-east-1: one alert, one update.
+    // sa-east-1: one alert at once, then one update per 15-minute window (29, then 10 at the
+    // end of input); ap-east-1 (20 minutes in): its own alert, and an update of 2.
     assert_eq!(
         kinds,
-        ["alert", "alert", "update", "update", "update"],
+        ["alert", "update", "alert", "update", "update"],
         "{}",
         out.stdout
     );
+    let events: Vec<u64> = items
+        .iter()
+        .map(|i| i["events"].as_u64().unwrap())
+        .collect();
+    assert_eq!(events, [1, 29, 1, 10, 2]);
     let total: u64 = items.iter().map(|i| i["events"].as_u64().unwrap()).sum();
     assert_eq!(total, 43, "every siem alert is accounted for");
     for i in &items {
