@@ -13,8 +13,8 @@ use governor::clock::FakeRelativeClock;
 use governor::{Quota, RateLimiter};
 
 type Limiter = RateLimiter<
-    String,
-    governor::state::keyed::DefaultKeyedStateStore<String>,
+    u64,
+    governor::state::keyed::DefaultKeyedStateStore<u64>,
     FakeRelativeClock,
     governor::middleware::NoOpMiddleware<<FakeRelativeClock as governor::clock::Clock>::Instant>,
 >;
@@ -32,7 +32,7 @@ pub struct KeyedLimiter {
     t: i64,
     burst: i64,
     /// Each key's TAT, in nanoseconds since the epoch (the mirror of governor's state).
-    tat: HashMap<String, i64>,
+    tat: HashMap<u64, i64>,
     max_keys: usize,
     /// Times the key table was cleared because it was full of keys still in their window.
     pub resets: u64,
@@ -72,17 +72,17 @@ impl KeyedLimiter {
         origin + self.pos
     }
 
-    fn check(&mut self, key: &str, t0: i64) -> bool {
-        let ok = self.limiter.check_key(&key.to_string()).is_ok();
+    fn check(&mut self, key: u64, t0: i64) -> bool {
+        let ok = self.limiter.check_key(&key).is_ok();
         if ok {
-            let tat = self.tat.get(key).copied().unwrap_or(t0);
-            self.tat.insert(key.to_string(), tat.max(t0) + self.t);
+            let tat = self.tat.get(&key).copied().unwrap_or(t0);
+            self.tat.insert(key, tat.max(t0) + self.t);
         }
         ok
     }
 
     /// Is one more item for `key` within its budget at `now` (seconds since the epoch)?
-    pub fn allow(&mut self, key: &str, now: i64) -> bool {
+    pub fn allow(&mut self, key: u64, now: i64) -> bool {
         let t0 = self.set_time(now.saturating_mul(NS));
         if self.limiter.len() >= self.max_keys {
             // Forget keys whose budget has fully refilled (they behave as new keys anyway).
@@ -100,7 +100,7 @@ impl KeyedLimiter {
     }
 
     /// The keys still spending budget and their TATs (ns since the epoch).
-    pub fn snapshot(&self) -> Vec<(String, i64)> {
+    pub fn snapshot(&self) -> Vec<(u64, i64)> {
         let now = self.origin.map_or(i64::MIN, |o| o + self.pos);
         let mut v: Vec<_> = self
             .tat
@@ -113,16 +113,16 @@ impl KeyedLimiter {
     }
 
     /// Drives this fresh limiter to the snapshot's TATs at time `now` (seconds).
-    pub fn restore(&mut self, snap: &[(String, i64)], now: i64) {
+    pub fn restore(&mut self, snap: &[(u64, i64)], now: i64) {
         let now = now.saturating_mul(NS);
         // From a fresh key at time x, n cells leave TAT = x + n·t (n ≤ burst): pick the
         // fewest cells with x ≤ now.
-        let mut plan: Vec<(i64, i64, &str)> = snap
+        let mut plan: Vec<(i64, i64, u64)> = snap
             .iter()
             .filter(|(_, tat)| *tat > now)
             .map(|(k, tat)| {
                 let n = ((tat - now + self.t - 1) / self.t).clamp(1, self.burst);
-                (tat - n * self.t, n, k.as_str())
+                (tat - n * self.t, n, *k)
             })
             .collect();
         plan.sort();
@@ -150,15 +150,16 @@ mod tests {
     #[test]
     fn burst_then_refill() {
         let mut l = KeyedLimiter::new(2, 1, 100);
-        assert!(l.allow("k", 0));
-        assert!(l.allow("k", 0));
-        assert!(!l.allow("k", 1));
-        assert!(l.allow("other", 1));
-        assert!(!l.allow("k", 59));
-        assert!(l.allow("k", 60));
-        assert!(!l.allow("k", 61));
+        let (k, other) = (1, 2);
+        assert!(l.allow(k, 0));
+        assert!(l.allow(k, 0));
+        assert!(!l.allow(k, 1));
+        assert!(l.allow(other, 1));
+        assert!(!l.allow(k, 59));
+        assert!(l.allow(k, 60));
+        assert!(!l.allow(k, 61));
         // Time never goes back: a late event is judged at the latest time.
-        assert!(!l.allow("k", 0));
+        assert!(!l.allow(k, 0));
     }
 
     /// Restored from a snapshot, the limiter answers every later question as the original.
@@ -176,17 +177,17 @@ mod tests {
             let mut t = 1_700_000_000;
             for _ in 0..200 {
                 t += (next() % 20) as i64;
-                a.allow(&format!("k{}", next() % 4), t);
+                a.allow(next() % 4, t);
             }
             let mut b = KeyedLimiter::new(burst, per_minute, 100);
             b.restore(&a.snapshot(), t);
             for _ in 0..400 {
                 t += (next() % 20) as i64;
-                let k = format!("k{}", next() % 5);
+                let k = next() % 5;
                 assert_eq!(
-                    a.allow(&k, t),
-                    b.allow(&k, t),
-                    "burst {burst}, {per_minute}/min, {k} at {t}"
+                    a.allow(k, t),
+                    b.allow(k, t),
+                    "burst {burst}, {per_minute}/min, key {k} at {t}"
                 );
             }
         }

@@ -15,7 +15,8 @@
 
 mod limiter;
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
@@ -158,21 +159,36 @@ impl Tally {
     }
 }
 
-/// An open aggregation window for one group key.
+/// An open aggregation window for one group key. Kept small (most keys see one alert and go
+/// quiet): the details live in `busy`, only once a second alert arrives.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Window {
-    /// The group key as shown (`group_by` fields joined by `|`).
-    shown: String,
     closes_at: i64,
-    /// The alert that opened the key (its fields head the update).
-    head: Alert,
-    count: u64,
     /// All events of the key since it went quiet last (for escalation).
     total: u64,
-    first_seen: Option<i64>,
+    busy: Option<Box<Busy>>,
+}
+
+/// What a window aggregated (everything after the alert that went out at once).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Busy {
+    /// The first aggregated alert: its fields head the update.
+    head: Alert,
+    count: u64,
+    first_seen: i64,
     last_seen: i64,
     names: Tally,
     ids: Vec<String>,
+}
+
+/// A 64-bit key for a table (collisions need ~2^32 keys; one would merge two keys' counts,
+/// never lose them).
+fn hash_key(rule: &str, shown: &str) -> u64 {
+    let mut h = xxhash_rust::xxh3::Xxh3::new();
+    h.update(rule.as_bytes());
+    h.update(b"#");
+    h.update(shown.as_bytes());
+    h.digest()
 }
 
 /// Suppressed counts for one rate-limit key.
@@ -203,9 +219,9 @@ pub struct Stats {
 pub struct Snapshot {
     now: i64,
     next_digest: Option<i64>,
-    windows: Vec<(String, Window)>,
-    digests: Vec<(String, Digest)>,
-    limiters: Vec<(String, Vec<(String, i64)>)>,
+    windows: Vec<(u64, Window)>,
+    digests: Vec<(u64, Digest)>,
+    limiters: Vec<(String, Vec<(u64, i64)>)>,
     stats: Stats,
 }
 
@@ -213,11 +229,11 @@ pub struct Snapshot {
 pub struct Shaper {
     default: Settings,
     per_rule: HashMap<String, Settings>,
-    windows: HashMap<String, Window>,
-    /// Open windows by closing time.
-    closing: BTreeSet<(i64, String)>,
+    windows: HashMap<u64, Window>,
+    /// Open windows by closing time (a heap: 16 bytes a window; stale entries are skipped).
+    closing: BinaryHeap<Reverse<(i64, u64)>>,
     limiters: HashMap<String, KeyedLimiter>,
-    digests: HashMap<String, Digest>,
+    digests: HashMap<u64, Digest>,
     next_digest: Option<i64>,
     /// The latest time seen.
     now: i64,
@@ -234,7 +250,7 @@ impl Shaper {
             default,
             per_rule,
             windows: HashMap::new(),
-            closing: BTreeSet::new(),
+            closing: BinaryHeap::new(),
             limiters: HashMap::new(),
             digests: HashMap::new(),
             next_digest: None,
@@ -251,68 +267,76 @@ impl Shaper {
     pub fn push(&mut self, alert: Alert, now: i64, out: &mut Vec<NotifyItem>) {
         self.advance(now, out);
         self.stats.alerts_in += 1;
-        let s = self.settings(&alert.rule).clone();
+        let s = self.settings(&alert.rule);
+        let (max_ids, window_secs, max_keys) = (s.max_ids, s.window_secs, s.max_keys);
         let shown = key_of(&alert, &s.group_by);
         // Windows are per rule (rules may shape differently), whatever `group_by` says.
-        let gkey = format!("{}#{shown}", alert.rule);
+        let gkey = hash_key(&alert.rule, &shown);
         if let Some(w) = self.windows.get_mut(&gkey) {
-            w.count += 1;
             w.total += 1;
-            w.first_seen.get_or_insert(now);
-            w.last_seen = now;
-            w.names.add(alert.event_name.as_deref(), 1);
-            if w.ids.len() < s.max_ids {
-                if let Some(id) = &alert.event_id {
-                    w.ids.push(id.clone());
+            match &mut w.busy {
+                Some(b) => {
+                    b.count += 1;
+                    b.last_seen = now;
+                    b.names.add(alert.event_name.as_deref(), 1);
+                    if b.ids.len() < max_ids {
+                        b.ids.extend(alert.event_id.clone());
+                    }
+                }
+                None => {
+                    let mut names = Tally::default();
+                    names.add(alert.event_name.as_deref(), 1);
+                    let ids = alert.event_id.iter().take(max_ids).cloned().collect();
+                    w.busy = Some(Box::new(Busy {
+                        head: alert,
+                        count: 1,
+                        first_seen: now,
+                        last_seen: now,
+                        names,
+                        ids,
+                    }));
                 }
             }
             return;
         }
-        if self.windows.len() >= s.max_keys {
+        if self.windows.len() >= max_keys {
             self.evict_window(out);
         }
         let item = NotifyItem {
             kind: Kind::Alert,
             events: 1,
-            group_key: shown.clone(),
+            group_key: shown,
             first_seen: secs(now),
             last_seen: secs(now),
             suppressed: None,
             event_names: vec![],
             event_ids: vec![],
             accounts: vec![],
-            alert: alert.clone(),
+            alert,
         };
-        let now = self.now;
-        let closes_at = now.saturating_add(s.window_secs);
+        let closes_at = self.now.saturating_add(window_secs);
         self.windows.insert(
-            gkey.clone(),
+            gkey,
             Window {
-                shown,
                 closes_at,
-                head: alert,
-                count: 0,
                 total: 1,
-                first_seen: None,
-                last_seen: now,
-                names: Tally::default(),
-                ids: Vec::new(),
+                busy: None,
             },
         );
-        self.closing.insert((closes_at, gkey));
+        self.closing.push(Reverse((closes_at, gkey)));
         self.limit(item, now, out);
     }
 
     /// Lets time pass: closes due windows and emits due digests.
     pub fn advance(&mut self, now: i64, out: &mut Vec<NotifyItem>) {
         self.now = self.now.max(now);
-        while let Some((at, key)) = self.closing.first().cloned() {
+        while let Some(&Reverse((at, key))) = self.closing.peek() {
             if at > self.now {
                 break;
             }
-            self.closing.pop_first();
-            if let Some(w) = self.take_window(&key, at) {
-                self.finish(&key, w, true, out);
+            self.closing.pop();
+            if let Some(w) = self.take_window(key, at) {
+                self.finish(key, w, true, out);
             }
         }
         let every = self.default.digest_every_secs;
@@ -329,19 +353,19 @@ impl Shaper {
     /// End of input: closes every window and emits every digest.
     pub fn flush(&mut self, out: &mut Vec<NotifyItem>) {
         self.closing.clear();
-        let mut all: Vec<(String, Window)> = self.windows.drain().collect();
-        all.sort_by(|a, b| (a.1.closes_at, &a.0).cmp(&(b.1.closes_at, &b.0)));
+        let mut all: Vec<(u64, Window)> = self.windows.drain().collect();
+        all.sort_by_key(|(k, w)| (w.closes_at, *k));
         for (key, w) in all {
-            self.finish(&key, w, false, out);
+            self.finish(key, w, false, out);
         }
         self.emit_digests(out);
     }
 
     /// Removes the window of `key` if `at` is its current closing time (else the queue
     /// entry is stale: the window was renewed or evicted).
-    fn take_window(&mut self, key: &str, at: i64) -> Option<Window> {
-        if self.windows.get(key)?.closes_at == at {
-            self.windows.remove(key)
+    fn take_window(&mut self, key: u64, at: i64) -> Option<Window> {
+        if self.windows.get(&key)?.closes_at == at {
+            self.windows.remove(&key)
         } else {
             None
         }
@@ -349,51 +373,52 @@ impl Shaper {
 
     /// Emits a closing window's update (if it aggregated anything); `renew` keeps a busy key
     /// aggregating into the next window.
-    fn finish(&mut self, key: &str, mut w: Window, renew: bool, out: &mut Vec<NotifyItem>) {
-        if w.count == 0 {
+    fn finish(&mut self, key: u64, w: Window, renew: bool, out: &mut Vec<NotifyItem>) {
+        let Some(b) = w.busy else {
             return; // quiet: the key resets, the next alert goes out at once
-        }
-        let s = self.settings(&w.head.rule).clone();
-        let mut alert = w.head.clone();
-        if let Some((n, to)) = s.escalate {
+        };
+        let s = self.settings(&b.head.rule);
+        let (escalate, window_secs) = (s.escalate, s.window_secs);
+        let shown = key_of(&b.head, &s.group_by);
+        let mut alert = b.head;
+        if let Some((n, to)) = escalate {
             if w.total >= n && to > alert.severity {
                 alert.severity = to;
             }
         }
         let item = NotifyItem {
             kind: Kind::Update,
-            events: w.count,
-            group_key: w.shown.clone(),
-            first_seen: secs(w.first_seen.unwrap_or(w.last_seen)),
-            last_seen: secs(w.last_seen),
+            events: b.count,
+            group_key: shown,
+            first_seen: secs(b.first_seen),
+            last_seen: secs(b.last_seen),
             suppressed: None,
-            event_names: w.names.top(),
-            event_ids: std::mem::take(&mut w.ids),
+            event_names: b.names.top(),
+            event_ids: b.ids,
             accounts: vec![],
             alert,
         };
         if renew {
-            let closes_at = w.closes_at.saturating_add(s.window_secs);
-            let next = Window {
-                closes_at,
-                count: 0,
-                first_seen: None,
-                names: Tally::default(),
-                ids: Vec::new(),
-                ..w
-            };
-            self.windows.insert(key.to_string(), next);
-            self.closing.insert((closes_at, key.to_string()));
+            let closes_at = w.closes_at.saturating_add(window_secs);
+            self.windows.insert(
+                key,
+                Window {
+                    closes_at,
+                    total: w.total,
+                    busy: None,
+                },
+            );
+            self.closing.push(Reverse((closes_at, key)));
         }
         self.limit(item, self.now, out);
     }
 
     /// The table is full: the window closing soonest is flushed now.
     fn evict_window(&mut self, out: &mut Vec<NotifyItem>) {
-        while let Some((at, key)) = self.closing.pop_first() {
-            if let Some(w) = self.take_window(&key, at) {
+        while let Some(Reverse((at, key))) = self.closing.pop() {
+            if let Some(w) = self.take_window(key, at) {
                 self.stats.evicted += 1;
-                self.finish(&key, w, false, out);
+                self.finish(key, w, false, out);
                 return;
             }
         }
@@ -402,17 +427,18 @@ impl Shaper {
     fn limit(&mut self, item: NotifyItem, now: i64, out: &mut Vec<NotifyItem>) {
         let s = self.settings(&item.alert.rule).clone();
         let lkey = key_of(&item.alert, &s.limit_per);
+        let lhash = hash_key(&item.alert.rule, &lkey);
         let limiter = self
             .limiters
             .entry(item.alert.rule.clone())
             .or_insert_with(|| KeyedLimiter::new(s.burst, s.per_minute, s.max_keys));
-        if limiter.allow(&lkey, now) {
+        if limiter.allow(lhash, now) {
             self.stats.items_out += 1;
             out.push(item);
             return;
         }
         self.stats.suppressed += item.events;
-        let dkey = format!("{}#{}", item.alert.rule, lkey);
+        let dkey = lhash;
         if !self.digests.contains_key(&dkey) && self.digests.len() >= s.max_keys {
             // Full: emit the digests now rather than drop counts.
             self.stats.evicted += self.digests.len() as u64;
@@ -435,8 +461,8 @@ impl Shaper {
     }
 
     fn emit_digests(&mut self, out: &mut Vec<NotifyItem>) {
-        let mut all: Vec<(String, Digest)> = self.digests.drain().collect();
-        all.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut all: Vec<(u64, Digest)> = self.digests.drain().collect();
+        all.sort_by(|a, b| a.1.shown.cmp(&b.1.shown));
         for (_, d) in all {
             self.stats.items_out += 1;
             out.push(NotifyItem {
@@ -491,7 +517,7 @@ impl Shaper {
         sh.next_digest = snap.next_digest;
         sh.stats = snap.stats;
         for (k, w) in snap.windows {
-            sh.closing.insert((w.closes_at, k.clone()));
+            sh.closing.push(Reverse((w.closes_at, k)));
             sh.windows.insert(k, w);
         }
         sh.digests = snap.digests.into_iter().collect();
