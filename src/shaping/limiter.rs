@@ -106,7 +106,7 @@ impl KeyedLimiter {
             .tat
             .iter()
             .filter(|(_, t)| **t > now)
-            .map(|(k, t)| (k.clone(), *t))
+            .map(|(k, t)| (*k, *t))
             .collect();
         v.sort();
         v

@@ -482,18 +482,10 @@ impl Shaper {
 
     /// The shaping state, to survive a restart without re-alerting or losing counts.
     pub fn snapshot(&self) -> Snapshot {
-        let mut windows: Vec<_> = self
-            .windows
-            .iter()
-            .map(|(k, w)| (k.clone(), w.clone()))
-            .collect();
-        windows.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut digests: Vec<_> = self
-            .digests
-            .iter()
-            .map(|(k, d)| (k.clone(), d.clone()))
-            .collect();
-        digests.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut windows: Vec<_> = self.windows.iter().map(|(k, w)| (*k, w.clone())).collect();
+        windows.sort_by_key(|a| a.0);
+        let mut digests: Vec<_> = self.digests.iter().map(|(k, d)| (*k, d.clone())).collect();
+        digests.sort_by_key(|a| a.0);
         let mut limiters: Vec<_> = self
             .limiters
             .iter()
