@@ -306,6 +306,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         elapsed,
         rate
     );
+    if let Some(sh) = &run.shaper {
+        let st = sh.stats;
+        let _ = writeln!(
+            err,
+            "trailwatch shaping: {} siem alerts in, {} notify items out, {} alerts suppressed into digests, {} windows or digests flushed early (tables full)",
+            st.alerts_in, st.items_out, st.suppressed, st.evicted
+        );
+    }
     if run.pipeline.dedup().evicted_early > 0 {
         let _ = writeln!(
             err,

@@ -14,7 +14,7 @@ use governor::{Quota, RateLimiter};
 
 type Limiter = RateLimiter<
     u64,
-    governor::state::keyed::DefaultKeyedStateStore<u64>,
+    governor::state::keyed::HashMapStateStore<u64>,
     FakeRelativeClock,
     governor::middleware::NoOpMiddleware<<FakeRelativeClock as governor::clock::Clock>::Instant>,
 >;
@@ -47,7 +47,7 @@ impl KeyedLimiter {
         let t = (60 * NS) / i64::from(per.get());
         let clock = FakeRelativeClock::default();
         KeyedLimiter {
-            limiter: RateLimiter::dashmap_with_clock(quota, clock.clone()),
+            limiter: RateLimiter::hashmap_with_clock(quota, clock.clone()),
             quota,
             clock,
             origin: None,
@@ -91,7 +91,7 @@ impl KeyedLimiter {
             if self.limiter.len() >= self.max_keys {
                 // Still full of busy keys: start over rather than grow. Budgets reset (more
                 // may be sent), nothing is lost; counted.
-                self.limiter = RateLimiter::dashmap_with_clock(self.quota, self.clock.clone());
+                self.limiter = RateLimiter::hashmap_with_clock(self.quota, self.clock.clone());
                 self.tat.clear();
                 self.resets += 1;
             }
