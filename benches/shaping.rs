@@ -38,15 +38,42 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
 
 fn bench(c: &mut Criterion) {
     const N: usize = 5000;
-    let one_key: Vec<Alert> = (0..N).map(|i| alert(i, "arn:aws:sts::1:assumed-role/x/flood", "111122223333")).collect();
-    let many_keys: Vec<Alert> = (0..N).map(|i| alert(i, &format!("arn:aws:sts::1:assumed-role/x/s{i}"), "111122223333")).collect();
-    let over_limit: Vec<Alert> = (0..N).map(|i| alert(i, "arn:aws:sts::1:assumed-role/x/flood", &format!("{:012}", i % 500))).collect();
+    let one_key: Vec<Alert> = (0..N)
+        .map(|i| alert(i, "arn:aws:sts::1:assumed-role/x/flood", "111122223333"))
+        .collect();
+    let many_keys: Vec<Alert> = (0..N)
+        .map(|i| {
+            alert(
+                i,
+                &format!("arn:aws:sts::1:assumed-role/x/s{i}"),
+                "111122223333",
+            )
+        })
+        .collect();
+    let over_limit: Vec<Alert> = (0..N)
+        .map(|i| {
+            alert(
+                i,
+                "arn:aws:sts::1:assumed-role/x/flood",
+                &format!("{:012}", i % 500),
+            )
+        })
+        .collect();
     let mut g = c.benchmark_group("shaping");
     g.throughput(Throughput::Elements(N as u64));
-    for (name, alerts) in [("flood_one_key", &one_key), ("distinct_keys", &many_keys), ("over_rate_limit", &over_limit)] {
+    for (name, alerts) in [
+        ("flood_one_key", &one_key),
+        ("distinct_keys", &many_keys),
+        ("over_rate_limit", &over_limit),
+    ] {
         g.bench_function(name, |b| {
             b.iter_batched(
-                || (Shaper::new(Settings::default(), HashMap::new()), alerts.clone()),
+                || {
+                    (
+                        Shaper::new(Settings::default(), HashMap::new()),
+                        alerts.clone(),
+                    )
+                },
                 |(mut sh, alerts)| {
                     let mut out = Vec::new();
                     for (i, a) in alerts.into_iter().enumerate() {
