@@ -1,5 +1,6 @@
 //! Memory of the shaping tables with 1,000,000 distinct keys (the bound: well under
-//! 200 MB). Run: `cargo run --release --example shaping_keys`; prints keys held and peak RSS.
+//! 200 MB). Run: `cargo run --release --example shaping_keys [N] [MAX_KEYS]`; prints keys held
+//! and peak RSS.
 
 use std::collections::HashMap;
 
@@ -27,8 +28,13 @@ fn main() {
         .nth(1)
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
+    // Second argument: max_keys (default: n, so every key is held at once).
+    let max_keys = std::env::args()
+        .nth(2)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(n);
     let settings = Settings {
-        max_keys: n,
+        max_keys,
         ..Settings::default()
     };
     let mut shaper = Shaper::new(settings, HashMap::new());
@@ -67,8 +73,9 @@ fn main() {
         out.clear();
     }
     println!(
-        "{n} distinct keys: {} keys held (windows + digests + limiter keys), peak RSS {:.0} MiB (baseline {:.0} MiB)",
+        "{n} distinct keys, max_keys {max_keys}: {} keys held (windows + digests + limiter keys), {} flushed early, peak RSS {:.0} MiB (baseline {:.0} MiB)",
         shaper.keys_held(),
+        shaper.stats.evicted,
         peak_rss_mib(),
         base
     );
