@@ -30,6 +30,8 @@ enum LogFormat {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Consume the organization's CloudTrail Kinesis stream (the main job).
+    Run(commands::run::Args),
     /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
     Replay(commands::replay::Args),
     /// Check a config file and report every problem at once.
@@ -64,6 +66,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let result = match cli.command {
+        Command::Run(args) => commands::run::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),

@@ -4,6 +4,7 @@ pub mod explain;
 pub mod lint_cmd;
 pub mod match_cmd;
 pub mod replay;
+pub mod run;
 pub mod test_cmd;
 pub mod validate;
 

@@ -9,6 +9,9 @@ mod rules;
 mod schema;
 mod sequences;
 mod shaping;
+mod source;
+
+pub use source::{Checkpoint, KinesisSource};
 mod validate;
 
 pub use rules::{Rule, RuleTest};

@@ -17,6 +17,10 @@ pub struct Config {
     pub rules: Vec<super::rules::Rule>,
     /// `[[sequences]]`: shaping tests for `trailwatch test`.
     pub sequences: Vec<super::sequences::Sequence>,
+    /// `[source.kinesis]`: what `trailwatch run` consumes.
+    pub kinesis: Option<super::source::KinesisSource>,
+    /// `[checkpoint]`.
+    pub checkpoint: super::source::Checkpoint,
     /// `[shaping]`: how the notify stream is shaped (rules may override).
     pub shaping: crate::shaping::Settings,
 }

@@ -69,7 +69,7 @@ impl Collector<'_> {
 
     /// Deserializes one table entry on its own; a failure is recorded, not fatal. Unknown
     /// keys are reported and dropped, then reading goes on, so the rest is still checked.
-    fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
+    pub(super) fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
         loop {
             match value.clone().try_into::<T>() {
                 Ok(v) => return Some(v),
@@ -146,6 +146,10 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut ok = true;
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
+    let source_t = take_table(&mut c, &mut root, "source", "source");
+    let kinesis = super::source::read_source(&mut c, source_t);
+    let checkpoint_t = take_table(&mut c, &mut root, "checkpoint", "checkpoint");
+    let checkpoint = super::source::read_checkpoint(&mut c, checkpoint_t);
     let decode_t = take_table(&mut c, &mut root, "decode", "decode");
     let shaping_t = take_table(&mut c, &mut root, "shaping", "shaping");
     let shaping = match c.read::<super::shaping::ShapingRaw>("shaping", Value::Table(shaping_t)) {
@@ -164,7 +168,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `rules`, `sequences`, `include_rules`",
+            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`",
         );
         ok = false;
     }
@@ -244,6 +248,8 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         decode,
         rules,
         sequences,
+        kinesis,
+        checkpoint,
         shaping,
     };
     (complete.then_some(config), c.problems)

@@ -2,4 +2,6 @@
 //! (replay), answers (Firehose, Lambda) or checkpoints (Kinesis) only once every alert from
 //! them is delivered or spooled.
 
+pub mod checkpoint;
+pub mod kinesis;
 pub mod replay;

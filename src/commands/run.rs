@@ -1,0 +1,197 @@
+//! `trailwatch run`: consume the Kinesis stream continuously. Readers (one per shard) hand
+//! batches to this task, which decodes, evaluates and writes the SIEM feed (stdout), flushes,
+//! then acknowledges: only then may the shard's checkpoint move past those records. Positions
+//! and the dedup state are written together, atomically, every `checkpoint.interval` and at
+//! shutdown (SIGTERM/SIGINT: stop polling, drain, flush, checkpoint, exit 0).
+
+use std::collections::BTreeMap;
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use trailwatch::alert::Alert;
+use trailwatch::config::Config;
+use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
+use trailwatch::event::Event;
+use trailwatch::pipeline::Pipeline;
+use trailwatch::sink::JsonLines;
+use trailwatch::source::checkpoint::{FileCheckpoints, ShardCheckpoint};
+use trailwatch::source::kinesis::{self, Batch};
+
+use super::{exit, load_config, wall_clock};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, short)]
+    config: PathBuf,
+    /// Longest a graceful shutdown may take before exiting anyway.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    shutdown_deadline: Duration,
+}
+
+struct Process<'a, W: Write> {
+    pipeline: &'a mut Pipeline,
+    out: &'a mut JsonLines<W>,
+    alerts: Vec<Alert>,
+    events: u64,
+    dead: u64,
+    error: Option<io::Error>,
+}
+
+impl<W: Write> Visit for Process<'_, W> {
+    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+        self.events += 1;
+        // Live: shape and expire on arrival time.
+        self.pipeline.process(&ev, wall_clock(), &mut self.alerts);
+        for a in self.alerts.drain(..) {
+            if self.error.is_none() {
+                if let Err(e) = self.out.write(&a) {
+                    self.error = Some(e);
+                }
+            }
+        }
+    }
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead += 1;
+        tracing::warn!(input = %dead.input, sequence_number = dead.sequence_number.as_deref(), path = %dead.path, reason = %dead.reason, "dead letter");
+    }
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = match load_config(&args.config) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
+    };
+    if config.kinesis.is_none() {
+        eprintln!(
+            "trailwatch: {}: no [source.kinesis] table: nothing to run",
+            args.config.display()
+        );
+        return Ok(exit::bad_config());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(consume(config, args.shutdown_deadline))?;
+    Ok(exit::ok())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => return std::future::pending().await,
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn consume(config: Config, deadline: Duration) -> anyhow::Result<()> {
+    let source = config.kinesis.clone().context("no [source.kinesis]")?;
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(r) = &source.region {
+        loader = loader.region(aws_config::Region::new(r.clone()));
+    }
+    let client = aws_sdk_kinesis::Client::new(&loader.load().await);
+    let mut cp = FileCheckpoints::open(&config.checkpoint.path, &source.settings.stream)?;
+    let mut pipeline = Pipeline::new(&config, false);
+    if let Some(snap) = &cp.state.pipeline {
+        pipeline.restore(snap, &config);
+    }
+    let positions: kinesis::Positions = Arc::new(Mutex::new(cp.state.shards.clone()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let consumer = tokio::spawn(kinesis::consume(
+        client,
+        source.settings.clone(),
+        positions.clone(),
+        tx,
+        stopped,
+    ));
+    let signal = tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: stop polling, drain, checkpoint");
+        let _ = stop.send(true);
+    });
+    let decoder = Decoder::new(config.decode.limits());
+    let stdout = io::stdout();
+    let mut out = JsonLines::new(stdout.lock());
+    let mut tick = tokio::time::interval(config.checkpoint.interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let save = |cp: &mut FileCheckpoints,
+                pipeline: &Pipeline,
+                positions: &kinesis::Positions|
+     -> anyhow::Result<()> {
+        let shards: BTreeMap<String, ShardCheckpoint> =
+            positions.lock().map(|p| p.clone()).unwrap_or_default();
+        cp.state.shards = shards;
+        cp.state.pipeline = Some(pipeline.snapshot());
+        cp.save()?;
+        Ok(())
+    };
+    let mut consumer = consumer;
+    loop {
+        tokio::select! {
+            batch = rx.recv() => {
+                let Some(batch) = batch else { break };
+                let mut p = Process { pipeline: &mut pipeline, out: &mut out, alerts: Vec::new(), events: 0, dead: 0, error: None };
+                let mut last = None;
+                for (seq, data) in &batch.records {
+                    let mut pos = Position::new(batch.shard.clone());
+                    pos.sequence_number = Some(seq.clone());
+                    decoder.decode(data, &mut pos, &mut p);
+                    last = Some(seq.clone());
+                }
+                tracing::debug!(shard = %batch.shard, records = batch.records.len(), events = p.events, dead_letters = p.dead, millis_behind = batch.millis_behind, "batch");
+                if let Some(e) = p.error.take() {
+                    return Err(e).context("writing alerts");
+                }
+                // Delivered before acknowledged: flush the feed, then move the position.
+                out.flush().context("writing alerts")?;
+                if let Ok(mut pos) = positions.lock() {
+                    let entry = pos.entry(batch.shard.clone()).or_insert(ShardCheckpoint { sequence_number: None, sub_sequence: None, finished: false });
+                    if last.is_some() {
+                        entry.sequence_number = last;
+                        entry.sub_sequence = None;
+                    }
+                    entry.finished |= batch.shard_end;
+                }
+                if batch.shard_end {
+                    tracing::info!(shard = %batch.shard, "shard finished (SHARD_END)");
+                    save(&mut cp, &pipeline, &positions)?;
+                }
+                let _ = batch.ack.send(());
+            }
+            _ = tick.tick() => save(&mut cp, &pipeline, &positions)?,
+            done = &mut consumer => {
+                // The consumer ended (shutdown, or a fatal error); its readers have stopped.
+                match done {
+                    Ok(Ok(())) => break,
+                    Ok(Err(e)) => { save(&mut cp, &pipeline, &positions)?; return Err(e.into()); }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+    }
+    out.flush().context("writing alerts")?;
+    tokio::time::timeout(deadline, async { save(&mut cp, &pipeline, &positions) })
+        .await
+        .context("the final checkpoint did not finish within the shutdown deadline")??;
+    signal.abort();
+    Ok(())
+}

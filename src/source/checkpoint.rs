@@ -1,0 +1,147 @@
+//! Shard checkpoints in a local file, written atomically (write, fsync, rename, fsync the
+//! directory), together with the dedup and shaping state so a restart does not re-alert.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::pipeline::PipelineSnapshot;
+
+/// Where a shard has been read to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ShardCheckpoint {
+    /// The last record whose alerts were delivered.
+    pub sequence_number: Option<String>,
+    /// KPL sub-record within it; `None` when the whole record is done.
+    pub sub_sequence: Option<u64>,
+    /// The shard was read to its end (SHARD_END): its children may start.
+    pub finished: bool,
+}
+
+/// The whole checkpoint file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub stream: String,
+    pub shards: BTreeMap<String, ShardCheckpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<PipelineSnapshot>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("checkpoint file {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+    #[error("checkpoint file {path} is not valid: {source}")]
+    Corrupt {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("checkpoint file {path} is for stream {found:?}, not {expected:?}")]
+    OtherStream {
+        path: PathBuf,
+        found: String,
+        expected: String,
+    },
+}
+
+pub struct FileCheckpoints {
+    path: PathBuf,
+    pub state: State,
+}
+
+impl FileCheckpoints {
+    /// Opens (or starts) the checkpoint file for `stream`.
+    pub fn open(path: &Path, stream: &str) -> Result<Self, CheckpointError> {
+        let io_err = |source| CheckpointError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
+        let state = match fs::read(path) {
+            Ok(bytes) => {
+                let state: State =
+                    serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
+                        path: path.to_path_buf(),
+                        source,
+                    })?;
+                if state.stream != stream {
+                    return Err(CheckpointError::OtherStream {
+                        path: path.to_path_buf(),
+                        found: state.stream,
+                        expected: stream.to_string(),
+                    });
+                }
+                state
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => State {
+                stream: stream.to_string(),
+                ..State::default()
+            },
+            Err(e) => return Err(io_err(e)),
+        };
+        Ok(FileCheckpoints {
+            path: path.to_path_buf(),
+            state,
+        })
+    }
+
+    /// Writes the state atomically: a crash leaves the old file or the new one, never a mix.
+    pub fn save(&self) -> Result<(), CheckpointError> {
+        let io_err = |source| CheckpointError::Io {
+            path: self.path.clone(),
+            source,
+        };
+        let dir = self
+            .path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        fs::create_dir_all(dir).map_err(io_err)?;
+        let tmp = self.path.with_extension("tmp");
+        {
+            let mut f = File::create(&tmp).map_err(io_err)?;
+            serde_json::to_writer(&mut f, &self.state).map_err(|e| io_err(e.into()))?;
+            f.write_all(b"\n").map_err(io_err)?;
+            f.sync_all().map_err(io_err)?;
+        }
+        fs::rename(&tmp, &self.path).map_err(io_err)?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn save_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/cp.json");
+        let mut cp = FileCheckpoints::open(&path, "s").unwrap();
+        assert!(cp.state.shards.is_empty());
+        cp.state.shards.insert(
+            "shardId-000000000000".into(),
+            ShardCheckpoint {
+                sequence_number: Some("4959".into()),
+                sub_sequence: None,
+                finished: true,
+            },
+        );
+        cp.save().unwrap();
+        assert!(!path.with_extension("tmp").exists());
+        let again = FileCheckpoints::open(&path, "s").unwrap();
+        assert_eq!(again.state.shards, cp.state.shards);
+        assert!(matches!(
+            FileCheckpoints::open(&path, "other"),
+            Err(CheckpointError::OtherStream { .. })
+        ));
+        std::fs::write(&path, "{not json").unwrap();
+        assert!(matches!(
+            FileCheckpoints::open(&path, "s"),
+            Err(CheckpointError::Corrupt { .. })
+        ));
+    }
+}

@@ -1,0 +1,346 @@
+//! The Kinesis consumer (shared-throughput GetRecords): shard discovery, one reader task per
+//! shard, parents read to SHARD_END before their children, backoff on throttling, recovery
+//! from expired iterators. Readers hand [`Batch`]es to one processing task and wait for the
+//! ack: a shard's checkpoint moves only past records whose alerts were delivered.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_sdk_kinesis::types::ShardIteratorType;
+use aws_sdk_kinesis::Client;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::checkpoint::ShardCheckpoint;
+
+/// Where to start reading a shard that has no checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Latest,
+    TrimHorizon,
+    /// Seconds since the epoch.
+    AtTimestamp(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub stream: String,
+    pub start: Start,
+    /// Pause after an empty GetRecords.
+    pub poll_interval: Duration,
+    /// GetRecords `Limit` (1–10,000).
+    pub max_records: i32,
+    /// How often to list shards (new children after a reshard are found sooner: when a shard ends).
+    pub discovery_interval: Duration,
+}
+
+/// Records read from one shard, and the channel to acknowledge them once processed.
+pub struct Batch {
+    pub shard: String,
+    /// (sequence number, data)
+    pub records: Vec<(String, Vec<u8>)>,
+    /// The shard ended with these records: mark it finished once they are acknowledged.
+    pub shard_end: bool,
+    /// MillisBehindLatest from GetRecords.
+    pub millis_behind: Option<i64>,
+    pub ack: oneshot::Sender<()>,
+}
+
+/// Checkpoints the readers start from (shared with the processing side, which moves them).
+pub type Positions = Arc<Mutex<BTreeMap<String, ShardCheckpoint>>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KinesisError {
+    #[error("Kinesis {op}: {message}")]
+    Api { op: &'static str, message: String },
+}
+
+fn api<E: std::error::Error>(op: &'static str, e: E) -> KinesisError {
+    let mut message = e.to_string();
+    let mut src = e.source();
+    while let Some(s) = src {
+        message.push_str(": ");
+        message.push_str(&s.to_string());
+        src = s.source();
+    }
+    KinesisError::Api { op, message }
+}
+
+#[derive(Debug, Clone)]
+struct ShardInfo {
+    id: String,
+    parents: Vec<String>,
+}
+
+async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, KinesisError> {
+    let mut out = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let req = client.list_shards();
+        // StreamName and NextToken cannot be sent together.
+        let req = match &token {
+            Some(t) => req.next_token(t),
+            None if stream.starts_with("arn:") => req.stream_arn(stream),
+            None => req.stream_name(stream),
+        };
+        let resp = req.send().await.map_err(|e| api("ListShards", e))?;
+        for s in resp.shards() {
+            let parents = [s.parent_shard_id(), s.adjacent_parent_shard_id()]
+                .into_iter()
+                .flatten()
+                .map(str::to_string)
+                .collect();
+            out.push(ShardInfo {
+                id: s.shard_id().to_string(),
+                parents,
+            });
+        }
+        match resp.next_token() {
+            Some(t) if !t.is_empty() => token = Some(t.to_string()),
+            _ => break,
+        }
+    }
+    Ok(out)
+}
+
+/// Exponential backoff with full jitter, from 200 ms to 10 s.
+fn backoff(attempt: u32) -> Duration {
+    let cap = 10_000u64;
+    let base = 200u64.saturating_mul(1 << attempt.min(6)).min(cap);
+    let jitter = {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        u64::from(nanos) % (base / 2 + 1)
+    };
+    Duration::from_millis(base / 2 + jitter)
+}
+
+async fn iterator(
+    client: &Client,
+    s: &Settings,
+    shard: &ShardInfo,
+    cp: Option<&ShardCheckpoint>,
+) -> Result<Option<String>, KinesisError> {
+    let req = client.get_shard_iterator().shard_id(&shard.id);
+    let req = if s.stream.starts_with("arn:") {
+        req.stream_arn(&s.stream)
+    } else {
+        req.stream_name(&s.stream)
+    };
+    let req = match (cp.and_then(|c| c.sequence_number.as_deref()), s.start) {
+        (Some(seq), _) => req
+            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            .starting_sequence_number(seq),
+        // A child of a reshard is read from its start whatever `start` says: nothing is skipped.
+        (None, _) if !shard.parents.is_empty() => {
+            req.shard_iterator_type(ShardIteratorType::TrimHorizon)
+        }
+        (None, Start::TrimHorizon) => req.shard_iterator_type(ShardIteratorType::TrimHorizon),
+        (None, Start::Latest) => req.shard_iterator_type(ShardIteratorType::Latest),
+        (None, Start::AtTimestamp(t)) => req
+            .shard_iterator_type(ShardIteratorType::AtTimestamp)
+            .timestamp(aws_sdk_kinesis::primitives::DateTime::from_secs(t)),
+    };
+    let resp = req.send().await.map_err(|e| api("GetShardIterator", e))?;
+    Ok(resp.shard_iterator().map(str::to_string))
+}
+
+/// Reads one shard until it ends or shutdown; every batch waits for its ack.
+async fn read_shard(
+    client: Client,
+    s: Settings,
+    shard: ShardInfo,
+    positions: Positions,
+    tx: mpsc::Sender<Batch>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<String, KinesisError> {
+    let mut it: Option<String> = None;
+    let mut attempt = 0u32;
+    loop {
+        if *shutdown.borrow() {
+            return Ok(shard.id);
+        }
+        if it.is_none() {
+            let cp = positions
+                .lock()
+                .ok()
+                .and_then(|p| p.get(&shard.id).cloned());
+            match iterator(&client, &s, &shard, cp.as_ref()).await {
+                Ok(Some(i)) => it = Some(i),
+                Ok(None) => return Ok(shard.id),
+                Err(e) => {
+                    tracing::warn!(shard = %shard.id, error = %e, "cannot get a shard iterator; retrying");
+                    attempt += 1;
+                    pause(backoff(attempt), &mut shutdown).await;
+                    continue;
+                }
+            }
+        }
+        let Some(current) = it.clone() else { continue };
+        let resp = match client
+            .get_records()
+            .shard_iterator(current)
+            .limit(s.max_records)
+            .send()
+            .await
+        {
+            Ok(r) => {
+                attempt = 0;
+                r
+            }
+            Err(e) => {
+                let svc = e.as_service_error();
+                if svc.is_some_and(|e| e.is_expired_iterator_exception()) {
+                    tracing::info!(shard = %shard.id, "iterator expired; resuming from the checkpoint");
+                    it = None;
+                    continue;
+                }
+                let throttled = svc.is_some_and(|e| {
+                    e.is_provisioned_throughput_exceeded_exception()
+                        || e.is_kms_throttling_exception()
+                });
+                attempt += 1;
+                let wait = backoff(attempt);
+                if throttled {
+                    tracing::info!(shard = %shard.id, wait_ms = wait.as_millis() as u64, "throttled; backing off");
+                } else {
+                    tracing::warn!(shard = %shard.id, error = %api("GetRecords", e), "GetRecords failed; retrying");
+                    it = None;
+                }
+                pause(wait, &mut shutdown).await;
+                continue;
+            }
+        };
+        let records: Vec<(String, Vec<u8>)> = resp
+            .records()
+            .iter()
+            .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
+            .collect();
+        let shard_end = resp.next_shard_iterator().is_none();
+        let empty = records.is_empty();
+        if !records.is_empty() || shard_end {
+            let (ack, done) = oneshot::channel();
+            let batch = Batch {
+                shard: shard.id.clone(),
+                records,
+                shard_end,
+                millis_behind: resp.millis_behind_latest(),
+                ack,
+            };
+            if tx.send(batch).await.is_err() || done.await.is_err() {
+                return Ok(shard.id); // the processor stopped
+            }
+        }
+        if shard_end {
+            return Ok(shard.id);
+        }
+        it = resp.next_shard_iterator().map(str::to_string);
+        // At most 5 GetRecords a second per shard; the poll interval when there was nothing.
+        let wait = if empty {
+            s.poll_interval
+        } else {
+            Duration::from_millis(200)
+        };
+        pause(wait, &mut shutdown).await;
+    }
+}
+
+async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {}
+        _ = shutdown.changed() => {}
+    }
+}
+
+/// Discovers shards and runs a reader for each one that may be read (its parents are
+/// finished, or gone from the stream). Returns when shutdown is signalled and the readers
+/// have stopped.
+pub async fn consume(
+    client: Client,
+    s: Settings,
+    positions: Positions,
+    tx: mpsc::Sender<Batch>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<(), KinesisError> {
+    let mut readers: JoinSet<Result<String, KinesisError>> = JoinSet::new();
+    let mut running: HashSet<String> = HashSet::new();
+    let mut known: HashMap<String, ShardInfo> = HashMap::new();
+    let mut first = true;
+    loop {
+        match list_shards(&client, &s.stream).await {
+            Ok(shards) => {
+                known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
+            }
+            Err(e) if first => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "shard discovery failed; keeping the known shards")
+            }
+        }
+        first = false;
+        let finished: HashSet<String> = positions
+            .lock()
+            .map(|p| {
+                p.iter()
+                    .filter(|(_, c)| c.finished)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut ids: Vec<&String> = known.keys().collect();
+        ids.sort();
+        for id in ids {
+            let sh = &known[id];
+            let parents_done = sh
+                .parents
+                .iter()
+                .all(|p| finished.contains(p) || !known.contains_key(p));
+            if running.contains(id) || finished.contains(id) || !parents_done {
+                continue;
+            }
+            tracing::info!(shard = %id, "reading shard");
+            running.insert(id.clone());
+            readers.spawn(read_shard(
+                client.clone(),
+                s.clone(),
+                sh.clone(),
+                positions.clone(),
+                tx.clone(),
+                shutdown.clone(),
+            ));
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            _ = tokio::time::sleep(s.discovery_interval) => {}
+            Some(done) = readers.join_next(), if !readers.is_empty() => {
+                match done {
+                    Ok(Ok(id)) => { running.remove(&id); }
+                    Ok(Err(e)) => tracing::error!(error = %e, "shard reader failed"),
+                    Err(e) => tracing::error!(error = %e, "shard reader panicked"),
+                }
+                // A shard ended: look for its children now.
+            }
+        }
+    }
+    while readers.join_next().await.is_some() {}
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        for attempt in 0..20 {
+            let d = backoff(attempt);
+            let base = 200u64.saturating_mul(1 << attempt.min(6)).min(10_000);
+            assert!(
+                d.as_millis() as u64 >= base / 2 && d.as_millis() as u64 <= base,
+                "{attempt}: {d:?}"
+            );
+        }
+    }
+}

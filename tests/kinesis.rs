@@ -1,0 +1,340 @@
+//! `trailwatch run` against a real Kinesis API: kinesalite (npm), started here on a free port
+//! (`scripts/test` installs it into `.emu/`; `TRAILWATCH_KINESALITE` points elsewhere). The
+//! test drives the stream with the real aws-sdk-kinesis client and the consumer is the
+//! binary itself, pointed at the emulator with `AWS_ENDPOINT_URL_KINESIS`.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::Client;
+use common::*;
+use serde_json::Value;
+
+struct Kinesalite {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Kinesalite {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn kinesalite_bin() -> PathBuf {
+    std::env::var("TRAILWATCH_KINESALITE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|_| {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(".emu/node_modules/.bin/kinesalite")
+        })
+}
+
+fn start_kinesalite() -> Kinesalite {
+    let bin = kinesalite_bin();
+    assert!(
+        bin.exists(),
+        "{} not found: run scripts/test (it installs kinesalite), or set TRAILWATCH_KINESALITE",
+        bin.display()
+    );
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(&bin)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--createStreamMs",
+            "0",
+            "--deleteStreamMs",
+            "0",
+            "--updateStreamMs",
+            "0",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start kinesalite");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "kinesalite did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Kinesalite { child, port }
+}
+
+fn client(port: u16) -> Client {
+    let conf = aws_sdk_kinesis::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .build();
+    Client::from_conf(conf)
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+async fn create_stream(c: &Client, name: &str, shards: i32) {
+    c.create_stream()
+        .stream_name(name)
+        .shard_count(shards)
+        .send()
+        .await
+        .unwrap();
+    for _ in 0..100 {
+        let s = c
+            .describe_stream_summary()
+            .stream_name(name)
+            .send()
+            .await
+            .unwrap();
+        if s.stream_description_summary()
+            .map(|d| d.stream_status().as_str())
+            == Some("ACTIVE")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("stream {name} not active");
+}
+
+async fn put(c: &Client, stream: &str, records: &[String], start: usize) {
+    for (i, r) in records.iter().enumerate() {
+        let data = gz(cwl_data(&[r]).as_bytes());
+        c.put_record()
+            .stream_name(stream)
+            .data(Blob::new(data))
+            .partition_key(format!("pk-{}", start + i))
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// The alert ids `replay` gives for these records: the oracle for `run`.
+fn expected(cfg: &Path, t: &Tmp, records: &[String]) -> BTreeSet<String> {
+    let input = t.write(&format!("expect-{}.jsonl", records.len()), jsonl(records));
+    let out = replay(cfg, &[&input]);
+    out.alerts()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// A running consumer; its stdout lines arrive on a channel.
+struct Consumer {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Consumer {
+    fn start(cfg: &Path, port: u16) -> Consumer {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["run", "--config", &cfg.display().to_string()])
+            .env(
+                "AWS_ENDPOINT_URL_KINESIS",
+                format!("http://127.0.0.1:{port}"),
+            )
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_MAX_ATTEMPTS", "2")
+            .env("TRAILWATCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start trailwatch run");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Consumer { child, lines }
+    }
+
+    /// Collects alert ids until `n` have arrived (or the timeout).
+    fn collect(&self, n: usize, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut ids = Vec::new();
+        while ids.len() < n {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(l) => ids.push(
+                    serde_json::from_str::<Value>(&l).unwrap()["alert_id"]
+                        .as_str()
+                        .unwrap()
+                        .to_string(),
+                ),
+                Err(_) => break,
+            }
+        }
+        ids
+    }
+
+    /// SIGTERM, then the exit code; anything written meanwhile is returned too.
+    fn stop(mut self) -> (i32, Vec<String>) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let status = self.child.wait().unwrap();
+        let rest = self.collect(usize::MAX, Duration::from_millis(300));
+        (status.code().unwrap_or(-1), rest)
+    }
+}
+
+fn config(t: &Tmp, stream: &str) -> PathBuf {
+    t.write(
+        "run.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"{stream}\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\ndiscovery_interval = \"1s\"\n\n[checkpoint]\npath = \"{}\"\ninterval = \"500ms\"\n",
+            t.path("state/checkpoints.json").display()
+        ),
+    )
+}
+
+#[test]
+fn four_shards_every_alert_once_and_restarts_resume() {
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    let cfg = config(&t, "org");
+    let recs = stratus();
+    let (first, second) = recs.split_at(12);
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "org", 4));
+    rt.block_on(put(&c, "org", first, 0));
+    let want_first = expected(&cfg, &t, first);
+    assert!(!want_first.is_empty());
+
+    let run = Consumer::start(&cfg, k.port);
+    let got = run.collect(want_first.len(), Duration::from_secs(30));
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0, "graceful shutdown exits 0");
+    let mut all: Vec<String> = got.into_iter().chain(extra).collect();
+    assert_eq!(all.iter().cloned().collect::<BTreeSet<_>>(), want_first);
+    assert_eq!(all.len(), want_first.len(), "each alert exactly once");
+
+    // The checkpoint holds all four shards.
+    let cp: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("state/checkpoints.json")).unwrap())
+            .unwrap();
+    assert_eq!(cp["stream"], "org");
+    assert!(cp["pipeline"]["event_ids"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+
+    // Restart: nothing old again; new records alert once.
+    rt.block_on(put(&c, "org", second, 100));
+    let want_second = expected(&cfg, &t, second);
+    let run = Consumer::start(&cfg, k.port);
+    let got = run.collect(want_second.len(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500)); // a few more polls: nothing else may come
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    let second_run: Vec<String> = got.into_iter().chain(extra).collect();
+    assert_eq!(
+        second_run.iter().cloned().collect::<BTreeSet<_>>(),
+        want_second,
+        "only the new records alert"
+    );
+    assert_eq!(second_run.len(), want_second.len());
+    all.extend(second_run);
+    assert_eq!(
+        all.len(),
+        all.iter().collect::<BTreeSet<_>>().len(),
+        "no alert twice across the restart"
+    );
+}
+
+#[test]
+fn a_split_shard_is_drained_before_its_children() {
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    let cfg = config(&t, "split");
+    let recs = stratus();
+    let (before, after) = recs.split_at(10);
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "split", 1));
+    rt.block_on(put(&c, "split", before, 0));
+    let run = Consumer::start(&cfg, k.port);
+    let want_before = expected(&cfg, &t, before);
+    let mut got = run.collect(want_before.len(), Duration::from_secs(30));
+    // Split the only shard at the middle of the hash range, then write to the children.
+    rt.block_on(async {
+        c.split_shard()
+            .stream_name("split")
+            .shard_to_split("shardId-000000000000")
+            .new_starting_hash_key("170141183460469231731687303715884105728")
+            .send()
+            .await
+            .unwrap();
+        for _ in 0..100 {
+            let s = c
+                .describe_stream_summary()
+                .stream_name("split")
+                .send()
+                .await
+                .unwrap();
+            if s.stream_description_summary()
+                .map(|d| d.stream_status().as_str())
+                == Some("ACTIVE")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    rt.block_on(put(&c, "split", after, 100));
+    let want_all: BTreeSet<String> = want_before
+        .iter()
+        .cloned()
+        .chain(expected(&cfg, &t, after))
+        .collect();
+    got.extend(run.collect(want_all.len() - got.len(), Duration::from_secs(30)));
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    got.extend(extra);
+    assert_eq!(
+        got.iter().cloned().collect::<BTreeSet<_>>(),
+        want_all,
+        "no loss across the split"
+    );
+    assert_eq!(got.len(), want_all.len(), "no alert twice");
+    let cp: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("state/checkpoints.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cp["shards"]["shardId-000000000000"]["finished"], true,
+        "the parent is marked finished: {cp}"
+    );
+    let children = cp["shards"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|k| *k != "shardId-000000000000")
+        .count();
+    assert_eq!(children, 2, "both children were read: {cp}");
+}
