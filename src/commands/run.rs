@@ -27,6 +27,10 @@ use super::{exit, load_config, wall_clock};
 pub struct Args {
     #[arg(long, short)]
     config: PathBuf,
+    /// Append the SIEM feed to this file instead of stdout. After a crash, the alerts written
+    /// since the last checkpoint are read back from it, so none is written twice.
+    #[arg(long, value_name = "FILE")]
+    output: Option<PathBuf>,
     /// Longest a graceful shutdown may take before exiting anyway.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     shutdown_deadline: Duration,
@@ -77,7 +81,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(consume(config, args.shutdown_deadline))?;
+    rt.block_on(consume(config, args.output, args.shutdown_deadline))?;
     Ok(exit::ok())
 }
 
@@ -101,7 +105,43 @@ async fn shutdown_signal() {
     }
 }
 
-async fn consume(config: Config, deadline: Duration) -> anyhow::Result<()> {
+/// Reads back the alert ids written to `path` after `from` bytes; cuts a torn last line.
+fn written_since(path: &std::path::Path, from: u64) -> anyhow::Result<Vec<String>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
+    };
+    let len = f.metadata()?.len();
+    if len < from {
+        tracing::warn!(output = %path.display(), "the output file is shorter than the checkpoint says; not reading it back");
+        return Ok(Vec::new());
+    }
+    f.seek(SeekFrom::Start(from))?;
+    let mut tail = Vec::new();
+    f.read_to_end(&mut tail)?;
+    let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if complete < tail.len() {
+        tracing::warn!(output = %path.display(), bytes = tail.len() - complete, "cutting a torn last line");
+        f.set_len(from + complete as u64)?;
+    }
+    Ok(tail[..complete]
+        .split(|&b| b == b'\n')
+        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["alert_id"].as_str().map(str::to_string))
+        .collect())
+}
+
+async fn consume(
+    config: Config,
+    output: Option<PathBuf>,
+    deadline: Duration,
+) -> anyhow::Result<()> {
     let source = config.kinesis.clone().context("no [source.kinesis]")?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = &source.region {
@@ -129,18 +169,49 @@ async fn consume(config: Config, deadline: Duration) -> anyhow::Result<()> {
         let _ = stop.send(true);
     });
     let decoder = Decoder::new(config.decode.limits());
-    let stdout = io::stdout();
-    let mut out = JsonLines::new(stdout.lock());
+    if let Some(path) = &output {
+        let ids = written_since(path, cp.state.output_len.unwrap_or(0))?;
+        if !ids.is_empty() {
+            tracing::info!(
+                alerts = ids.len(),
+                "alerts written after the last checkpoint: not writing them again"
+            );
+        }
+        for id in ids {
+            pipeline.remember_alert(&id, wall_clock());
+        }
+    }
+    let sink: Box<dyn Write> = match &output {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("opening {}", path.display()))?,
+        ),
+        None => Box::new(io::stdout()),
+    };
+    let mut out = JsonLines::new(sink);
+    let output_len = |output: &Option<PathBuf>| {
+        output
+            .as_ref()
+            .and_then(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+    };
     let mut tick = tokio::time::interval(config.checkpoint.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // Everything written is flushed before the checkpoint records how much there is.
     let save = |cp: &mut FileCheckpoints,
                 pipeline: &Pipeline,
-                positions: &kinesis::Positions|
+                positions: &kinesis::Positions,
+                out: &mut JsonLines<Box<dyn Write>>|
      -> anyhow::Result<()> {
+        out.flush().context("writing alerts")?;
         let shards: BTreeMap<String, ShardCheckpoint> =
             positions.lock().map(|p| p.clone()).unwrap_or_default();
         cp.state.shards = shards;
         cp.state.pipeline = Some(pipeline.snapshot());
+        cp.state.output_len = output_len(&output);
         cp.save()?;
         Ok(())
     };
@@ -173,25 +244,27 @@ async fn consume(config: Config, deadline: Duration) -> anyhow::Result<()> {
                 }
                 if batch.shard_end {
                     tracing::info!(shard = %batch.shard, "shard finished (SHARD_END)");
-                    save(&mut cp, &pipeline, &positions)?;
+                    save(&mut cp, &pipeline, &positions, &mut out)?;
                 }
                 let _ = batch.ack.send(());
             }
-            _ = tick.tick() => save(&mut cp, &pipeline, &positions)?,
+            _ = tick.tick() => save(&mut cp, &pipeline, &positions, &mut out)?,
             done = &mut consumer => {
                 // The consumer ended (shutdown, or a fatal error); its readers have stopped.
                 match done {
                     Ok(Ok(())) => break,
-                    Ok(Err(e)) => { save(&mut cp, &pipeline, &positions)?; return Err(e.into()); }
+                    Ok(Err(e)) => { save(&mut cp, &pipeline, &positions, &mut out)?; return Err(e.into()); }
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
     out.flush().context("writing alerts")?;
-    tokio::time::timeout(deadline, async { save(&mut cp, &pipeline, &positions) })
-        .await
-        .context("the final checkpoint did not finish within the shutdown deadline")??;
+    tokio::time::timeout(deadline, async {
+        save(&mut cp, &pipeline, &positions, &mut out)
+    })
+    .await
+    .context("the final checkpoint did not finish within the shutdown deadline")??;
     signal.abort();
     Ok(())
 }

@@ -111,6 +111,12 @@ impl Pipeline {
         );
     }
 
+    /// Records that an alert was already delivered (read back from the output after a crash),
+    /// so the same alert is not raised again.
+    pub fn remember_alert(&mut self, alert_id: &str, now: i64) {
+        self.alerted.first_seen(alert_id, now);
+    }
+
     /// Runs one event through dedup and the rules at time `now` (seconds since the epoch),
     /// appending its alerts to `out`. Events without an eventID are never duplicates.
     pub fn process(&mut self, ev: &Event<'_>, now: i64, out: &mut Vec<Alert>) -> Disposition {

@@ -28,6 +28,10 @@ pub struct State {
     pub shards: BTreeMap<String, ShardCheckpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineSnapshot>,
+    /// Bytes of the output file the state covers: alerts written after it are read back on
+    /// restart so they are not written again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_len: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
