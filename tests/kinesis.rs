@@ -168,7 +168,8 @@ impl Consumer {
             .env("AWS_ACCESS_KEY_ID", "test")
             .env("AWS_SECRET_ACCESS_KEY", "test")
             .env("AWS_REGION", "us-east-1")
-            .env("AWS_MAX_ATTEMPTS", "2")
+            // One attempt: the consumer's own retry paths do the recovering.
+            .env("AWS_MAX_ATTEMPTS", "1")
             .env("TRAILWATCH_LOG", "warn")
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -446,4 +447,138 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_nothing() {
         "no alert lost"
     );
     assert_eq!(ids.len(), want.len(), "no alert written twice");
+}
+
+/// A small HTTP/1.1 proxy in front of kinesalite that answers some GetRecords calls with
+/// ProvisionedThroughputExceededException or ExpiredIteratorException instead of forwarding.
+struct FaultProxy {
+    port: u16,
+    injected: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
+}
+
+fn read_http(stream: &mut std::net::TcpStream) -> Option<(Vec<u8>, String)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).ok()? == 0 {
+            return None;
+        }
+        buf.push(byte[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let len = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    stream.read_exact(&mut body).ok()?;
+    buf.extend(body);
+    Some((buf, head))
+}
+
+impl FaultProxy {
+    fn start(upstream: u16) -> FaultProxy {
+        use std::io::Write;
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let injected = std::sync::Arc::new(std::sync::Mutex::new((0usize, 0usize)));
+        let counter = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let inj = injected.clone();
+        std::thread::spawn(move || {
+            for conn in listener.incoming().flatten() {
+                let (inj, counter) = (inj.clone(), counter.clone());
+                std::thread::spawn(move || {
+                    let mut client = conn;
+                    while let Some((request, head)) = read_http(&mut client) {
+                        let get_records = head
+                            .to_ascii_lowercase()
+                            .contains("x-amz-target: kinesis_20131202.getrecords");
+                        let n = if get_records {
+                            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+                        } else {
+                            usize::MAX
+                        };
+                        let fault = match n % 7 {
+                            _ if n == usize::MAX => None,
+                            2 => Some("ProvisionedThroughputExceededException"),
+                            5 => Some("ExpiredIteratorException"),
+                            _ => None,
+                        };
+                        let response = match fault {
+                            Some(kind) => {
+                                let mut i = inj.lock().unwrap();
+                                if kind.starts_with("Provisioned") {
+                                    i.0 += 1
+                                } else {
+                                    i.1 += 1
+                                }
+                                let body = format!("{{\"__type\":\"{kind}\",\"message\":\"injected by the test\"}}");
+                                format!("HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: test\r\nContent-Length: {}\r\n\r\n{body}", body.len()).into_bytes()
+                            }
+                            None => {
+                                let Ok(mut up) =
+                                    std::net::TcpStream::connect(("127.0.0.1", upstream))
+                                else {
+                                    return;
+                                };
+                                if up.write_all(&request).is_err() {
+                                    return;
+                                }
+                                match read_http(&mut up) {
+                                    Some((resp, _)) => resp,
+                                    None => return,
+                                }
+                            }
+                        };
+                        if client.write_all(&response).is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        FaultProxy { port, injected }
+    }
+}
+
+/// Throttling and expired iterators, injected between the SDK and the emulator: the consumer
+/// backs off, recreates iterators from its checkpoint, and loses and repeats nothing.
+#[test]
+fn recovers_from_throttling_and_expired_iterators() {
+    let k = start_kinesalite();
+    let proxy = FaultProxy::start(k.port);
+    let t = Tmp::new();
+    let cfg = config(&t, "faults");
+    let recs = stratus();
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "faults", 2));
+    // Records arrive while the consumer runs, so it keeps calling GetRecords.
+    let want = expected(&cfg, &t, &recs);
+    let run = Consumer::start_with(&cfg, proxy.port, &[]);
+    for (i, chunk) in recs.chunks(4).enumerate() {
+        rt.block_on(put(&c, "faults", chunk, i * 10));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    let mut got = run.collect(want.len(), Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(1000));
+    let (code, extra) = run.stop();
+    got.extend(extra);
+    assert_eq!(code, 0);
+    let (throttled, expired) = *proxy.injected.lock().unwrap();
+    assert!(
+        throttled > 0 && expired > 0,
+        "faults injected: {throttled} throttling, {expired} expired"
+    );
+    assert_eq!(
+        got.iter().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "no loss"
+    );
+    assert_eq!(got.len(), want.len(), "no repeats");
 }
