@@ -8,6 +8,8 @@ Needs: kinesalite listening on 127.0.0.1:45671 (scripts/test installs it into .e
 Prints PutRecord-to-alert latency (200 events, one every 50 ms, default 1 s poll interval)
 and the worker's CPU and RSS at about 1,000 events/s for 20 s on a 4-shard stream.
 """
+import boto3, gzip, json, time, subprocess, threading, os, uuid
+
 EP='http://127.0.0.1:45671'
 k = boto3.client('kinesis', endpoint_url=EP, region_name='us-east-1', aws_access_key_id='test', aws_secret_access_key='test')
 name='lat-%d' % int(time.time())
