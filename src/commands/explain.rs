@@ -214,16 +214,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         },
     };
     let policy = RegionPolicy::build(&config.policy);
-    let mut rules = RuleSet::default();
-    for r in &config.rules {
-        rules.add(
-            r.id.clone(),
-            r.title.clone(),
-            r.severity,
-            r.runbook.clone(),
-            r.pattern.clone(),
-        );
-    }
+    let rules = RuleSet::from_rules(&config.rules);
     let mut ex = Explainer {
         policy: &policy,
         rules,

@@ -239,14 +239,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         wall: wall_clock(),
         failed: None,
         stream: args.stream,
-        shaper: (args.stream != StreamChoice::Siem).then(|| {
-            let per_rule = config
-                .rules
-                .iter()
-                .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
-                .collect();
-            Shaper::new(config.shaping.clone(), per_rule)
-        }),
+        shaper: (args.stream != StreamChoice::Siem).then(|| Shaper::from_config(&config)),
         notify: Vec::new(),
     };
     let bar = progress_bar(&inputs);

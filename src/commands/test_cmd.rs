@@ -39,15 +39,7 @@ impl Visit for Check<'_> {
 }
 
 fn one_rule(rule: &Rule) -> RuleSet {
-    let mut set = RuleSet::default();
-    set.add(
-        rule.id.clone(),
-        rule.title.clone(),
-        rule.severity,
-        rule.runbook.clone(),
-        rule.pattern.clone(),
-    );
-    set
+    RuleSet::from_rules(std::slice::from_ref(rule))
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -136,12 +128,7 @@ fn run_sequences(config: &trailwatch::config::Config) -> (usize, usize) {
     let (mut passed, mut failed) = (0, 0);
     for seq in &config.sequences {
         let mut pipeline = Pipeline::new(config, false);
-        let per_rule = config
-            .rules
-            .iter()
-            .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
-            .collect();
-        let mut shaper = Shaper::new(config.shaping.clone(), per_rule);
+        let mut shaper = Shaper::from_config(config);
         let (mut alerts, mut items, mut problem) = (Vec::new(), Vec::new(), None);
         for step in &seq.steps {
             let now = START + step.at;

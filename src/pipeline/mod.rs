@@ -49,16 +49,7 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(config: &Config, include_event: bool) -> Self {
-        let mut custom = RuleSet::default();
-        for r in &config.rules {
-            custom.add(
-                r.id.clone(),
-                r.title.clone(),
-                r.severity,
-                r.runbook.clone(),
-                r.pattern.clone(),
-            );
-        }
+        let custom = RuleSet::from_rules(&config.rules);
         Pipeline {
             custom,
             matched: Vec::new(),

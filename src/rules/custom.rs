@@ -161,6 +161,21 @@ impl RuleSet {
         });
     }
 
+    /// The rule set of the config's `[[rules]]`.
+    pub fn from_rules(rules: &[crate::config::Rule]) -> Self {
+        let mut set = RuleSet::default();
+        for r in rules {
+            set.add(
+                r.id.clone(),
+                r.title.clone(),
+                r.severity,
+                r.runbook.clone(),
+                r.pattern.clone(),
+            );
+        }
+        set
+    }
+
     fn slot(&mut self, sel: &Selector) -> usize {
         if let Some(i) = self.selectors.iter().position(|s| s == sel) {
             return i;

@@ -259,6 +259,16 @@ impl Shaper {
         }
     }
 
+    /// A shaper with the config's `[shaping]` and each rule's override.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        let per_rule = config
+            .rules
+            .iter()
+            .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
+            .collect();
+        Shaper::new(config.shaping.clone(), per_rule)
+    }
+
     fn settings(&self, rule: &str) -> &Settings {
         self.per_rule.get(rule).unwrap_or(&self.default)
     }
