@@ -241,8 +241,28 @@ fn four_shards_every_alert_once_and_restarts_resume() {
     let want_first = expected(&cfg, &t, first);
     assert!(!want_first.is_empty());
 
-    let run = Consumer::start(&cfg, k.port);
+    let mport = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let run = Consumer::start_with(&cfg, k.port, &["--metrics-addr", &maddr]);
     let got = run.collect(want_first.len(), Duration::from_secs(30));
+    // Metrics and health while it runs.
+    let (status, body) = http_get(mport, "/metrics");
+    assert_eq!(status, 200, "{body}");
+    for m in [
+        "trailwatch_records_total",
+        "trailwatch_events_total",
+        "trailwatch_alerts_total{rule=\"unapproved-region\"}",
+        "trailwatch_shards_owned",
+        "trailwatch_event_to_alert_seconds_bucket",
+    ] {
+        assert!(body.contains(m), "/metrics lacks {m}:\n{body}");
+    }
+    assert_eq!(http_get(mport, "/healthz").0, 200);
+    assert_eq!(http_get(mport, "/readyz").0, 200);
     let (code, extra) = run.stop();
     assert_eq!(code, 0, "graceful shutdown exits 0");
     let mut all: Vec<String> = got.into_iter().chain(extra).collect();
@@ -581,4 +601,34 @@ fn recovers_from_throttling_and_expired_iterators() {
         "no loss"
     );
     assert_eq!(got.len(), want.len(), "no repeats");
+}
+
+/// A plain HTTP/1.1 GET on 127.0.0.1: (status, body).
+fn http_get(port: u16, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut s = loop {
+        match std::net::TcpStream::connect(("127.0.0.1", port)) {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => panic!("connect to :{port}: {e}"),
+        }
+    };
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut text = String::new();
+    s.read_to_string(&mut text).unwrap();
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|x| x.1.to_string())
+        .unwrap_or_default();
+    (status, body)
 }

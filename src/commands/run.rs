@@ -31,6 +31,9 @@ pub struct Args {
     /// since the last checkpoint are read back from it, so none is written twice.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address.
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<std::net::SocketAddr>,
     /// Longest a graceful shutdown may take before exiting anyway.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     shutdown_deadline: Duration,
@@ -48,9 +51,16 @@ struct Process<'a, W: Write> {
 impl<W: Write> Visit for Process<'_, W> {
     fn event(&mut self, ev: Event<'_>, _pos: &Position) {
         self.events += 1;
+        metrics::counter!("trailwatch_events_total").increment(1);
         // Live: shape and expire on arrival time.
-        self.pipeline.process(&ev, wall_clock(), &mut self.alerts);
+        let now = wall_clock();
+        self.pipeline.process(&ev, now, &mut self.alerts);
+        if let (Some(t), false) = (ev.time_secs(), self.alerts.is_empty()) {
+            metrics::histogram!("trailwatch_event_to_alert_seconds")
+                .record((now - t).max(0) as f64);
+        }
         for a in self.alerts.drain(..) {
+            metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
             if self.error.is_none() {
                 if let Err(e) = self.out.write(&a) {
                     self.error = Some(e);
@@ -60,6 +70,7 @@ impl<W: Write> Visit for Process<'_, W> {
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
         self.dead += 1;
+        metrics::counter!("trailwatch_dead_letters_total").increment(1);
         tracing::warn!(input = %dead.input, sequence_number = dead.sequence_number.as_deref(), path = %dead.path, reason = %dead.reason, "dead letter");
     }
 }
@@ -81,7 +92,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the runtime")?;
-    rt.block_on(consume(config, args.output, args.shutdown_deadline))?;
+    rt.block_on(consume(
+        config,
+        args.output,
+        args.metrics_addr,
+        args.shutdown_deadline,
+    ))?;
     Ok(exit::ok())
 }
 
@@ -140,8 +156,20 @@ fn written_since(path: &std::path::Path, from: u64) -> anyhow::Result<Vec<String
 async fn consume(
     config: Config,
     output: Option<PathBuf>,
+    metrics_addr: Option<std::net::SocketAddr>,
     deadline: Duration,
 ) -> anyhow::Result<()> {
+    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(addr) = metrics_addr {
+        let handle = trailwatch::source::metrics_server::install()
+            .context("installing the metrics recorder")?;
+        let ready = ready.clone();
+        tokio::spawn(async move {
+            if let Err(e) = trailwatch::source::metrics_server::serve(addr, handle, ready).await {
+                tracing::error!(%addr, error = %e, "metrics listener failed");
+            }
+        });
+    }
     let source = config.kinesis.clone().context("no [source.kinesis]")?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
     if let Some(r) = &source.region {
@@ -162,6 +190,7 @@ async fn consume(
         positions.clone(),
         tx,
         stopped,
+        ready,
     ));
     let signal = tokio::spawn(async move {
         shutdown_signal().await;
@@ -213,6 +242,8 @@ async fn consume(
         cp.state.pipeline = Some(pipeline.snapshot());
         cp.state.output_len = output_len(&output);
         cp.save()?;
+        metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
+            .set(wall_clock() as f64);
         Ok(())
     };
     let mut consumer = consumer;
@@ -221,6 +252,7 @@ async fn consume(
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
                 let mut p = Process { pipeline: &mut pipeline, out: &mut out, alerts: Vec::new(), events: 0, dead: 0, error: None };
+                metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
                 let mut last = None;
                 for (seq, data) in &batch.records {
                     let mut pos = Position::new(batch.shard.clone());

@@ -193,6 +193,12 @@ async fn read_shard(
             }
             Err(e) => {
                 let svc = e.as_service_error();
+                let kind = svc
+                    .and_then(|e| e.meta().code())
+                    .unwrap_or("transport")
+                    .to_string();
+                metrics::counter!("trailwatch_getrecords_errors_total", "kind" => kind)
+                    .increment(1);
                 if svc.is_some_and(|e| e.is_expired_iterator_exception()) {
                     tracing::info!(shard = %shard.id, "iterator expired; resuming from the checkpoint");
                     it = None;
@@ -220,6 +226,10 @@ async fn read_shard(
             .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
             .collect();
         let shard_end = resp.next_shard_iterator().is_none();
+        if let Some(ms) = resp.millis_behind_latest() {
+            metrics::gauge!("trailwatch_millis_behind_latest", "shard" => shard.id.clone())
+                .set(ms as f64);
+        }
         let empty = records.is_empty();
         if !records.is_empty() || shard_end {
             let (ack, done) = oneshot::channel();
@@ -264,6 +274,7 @@ pub async fn consume(
     positions: Positions,
     tx: mpsc::Sender<Batch>,
     mut shutdown: watch::Receiver<bool>,
+    ready: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), KinesisError> {
     let mut readers: JoinSet<Result<String, KinesisError>> = JoinSet::new();
     let mut running: HashSet<String> = HashSet::new();
@@ -273,6 +284,7 @@ pub async fn consume(
         match list_shards(&client, &s.stream).await {
             Ok(shards) => {
                 known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
+                ready.store(true, std::sync::atomic::Ordering::Relaxed);
             }
             Err(e) if first => return Err(e),
             Err(e) => {
@@ -302,6 +314,7 @@ pub async fn consume(
             }
             tracing::info!(shard = %id, "reading shard");
             running.insert(id.clone());
+            metrics::gauge!("trailwatch_shards_owned").set(running.len() as f64);
             readers.spawn(read_shard(
                 client.clone(),
                 s.clone(),
@@ -316,7 +329,10 @@ pub async fn consume(
             _ = tokio::time::sleep(s.discovery_interval) => {}
             Some(done) = readers.join_next(), if !readers.is_empty() => {
                 match done {
-                    Ok(Ok(id)) => { running.remove(&id); }
+                    Ok(Ok(id)) => {
+                        running.remove(&id);
+                        metrics::gauge!("trailwatch_shards_owned").set(running.len() as f64);
+                    }
                     Ok(Err(e)) => tracing::error!(error = %e, "shard reader failed"),
                     Err(e) => tracing::error!(error = %e, "shard reader panicked"),
                 }

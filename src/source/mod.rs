@@ -4,4 +4,5 @@
 
 pub mod checkpoint;
 pub mod kinesis;
+pub mod metrics_server;
 pub mod replay;
