@@ -6,216 +6,13 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
+use std::time::Duration;
 
-use aws_sdk_kinesis::config::{BehaviorVersion, Credentials, Region};
-use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::Client;
+use common::emu::*;
 use common::*;
 use serde_json::Value;
-
-struct Kinesalite {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Kinesalite {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn kinesalite_bin() -> PathBuf {
-    std::env::var("TRAILWATCH_KINESALITE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(".emu/node_modules/.bin/kinesalite")
-        })
-}
-
-fn start_kinesalite() -> Kinesalite {
-    let bin = kinesalite_bin();
-    assert!(
-        bin.exists(),
-        "{} not found: run scripts/test (it installs kinesalite), or set TRAILWATCH_KINESALITE",
-        bin.display()
-    );
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new(&bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--createStreamMs",
-            "0",
-            "--deleteStreamMs",
-            "0",
-            "--updateStreamMs",
-            "0",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start kinesalite");
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "kinesalite did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Kinesalite { child, port }
-}
-
-fn client(port: u16) -> Client {
-    let conf = aws_sdk_kinesis::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .build();
-    Client::from_conf(conf)
-}
-
-fn rt() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-async fn create_stream(c: &Client, name: &str, shards: i32) {
-    c.create_stream()
-        .stream_name(name)
-        .shard_count(shards)
-        .send()
-        .await
-        .unwrap();
-    for _ in 0..100 {
-        let s = c
-            .describe_stream_summary()
-            .stream_name(name)
-            .send()
-            .await
-            .unwrap();
-        if s.stream_description_summary()
-            .map(|d| d.stream_status().as_str())
-            == Some("ACTIVE")
-        {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("stream {name} not active");
-}
-
-async fn put(c: &Client, stream: &str, records: &[String], start: usize) {
-    for (i, r) in records.iter().enumerate() {
-        let data = gz(cwl_data(&[r]).as_bytes());
-        c.put_record()
-            .stream_name(stream)
-            .data(Blob::new(data))
-            .partition_key(format!("pk-{}", start + i))
-            .send()
-            .await
-            .unwrap();
-    }
-}
-
-/// The alert ids `replay` gives for these records: the oracle for `run`.
-fn expected(cfg: &Path, t: &Tmp, records: &[String]) -> BTreeSet<String> {
-    let input = t.write(&format!("expect-{}.jsonl", records.len()), jsonl(records));
-    let out = replay(cfg, &[&input]);
-    out.alerts()
-        .iter()
-        .map(|a| a["alert_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
-/// A running consumer; its stdout lines arrive on a channel.
-struct Consumer {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Drop for Consumer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Consumer {
-    fn start(cfg: &Path, port: u16) -> Consumer {
-        Consumer::start_with(cfg, port, &[])
-    }
-
-    fn start_with(cfg: &Path, port: u16, extra: &[&str]) -> Consumer {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
-            .args(["run", "--config", &cfg.display().to_string()])
-            .args(extra)
-            .env(
-                "AWS_ENDPOINT_URL_KINESIS",
-                format!("http://127.0.0.1:{port}"),
-            )
-            .env("AWS_ACCESS_KEY_ID", "test")
-            .env("AWS_SECRET_ACCESS_KEY", "test")
-            .env("AWS_REGION", "us-east-1")
-            // One attempt: the consumer's own retry paths do the recovering.
-            .env("AWS_MAX_ATTEMPTS", "1")
-            .env("TRAILWATCH_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start trailwatch run");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Consumer { child, lines }
-    }
-
-    /// Collects alert ids until `n` have arrived (or the timeout).
-    fn collect(&self, n: usize, timeout: Duration) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        let mut ids = Vec::new();
-        while ids.len() < n {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(l) => ids.push(
-                    serde_json::from_str::<Value>(&l).unwrap()["alert_id"]
-                        .as_str()
-                        .unwrap()
-                        .to_string(),
-                ),
-                Err(_) => break,
-            }
-        }
-        ids
-    }
-
-    /// SIGTERM, then the exit code; anything written meanwhile is returned too.
-    fn stop(mut self) -> (i32, Vec<String>) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status();
-        let status = self.child.wait().unwrap();
-        let rest = self.collect(usize::MAX, Duration::from_millis(300));
-        (status.code().unwrap_or(-1), rest)
-    }
-}
 
 fn config(t: &Tmp, stream: &str) -> PathBuf {
     t.write(
@@ -324,21 +121,7 @@ fn a_split_shard_is_drained_before_its_children() {
             .send()
             .await
             .unwrap();
-        for _ in 0..100 {
-            let s = c
-                .describe_stream_summary()
-                .stream_name("split")
-                .send()
-                .await
-                .unwrap();
-            if s.stream_description_summary()
-                .map(|d| d.stream_status().as_str())
-                == Some("ACTIVE")
-            {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_active(&c, "split").await;
     });
     rt.block_on(put(&c, "split", after, 100));
     let want_all: BTreeSet<String> = want_before
@@ -370,39 +153,6 @@ fn a_split_shard_is_drained_before_its_children() {
         .filter(|k| *k != "shardId-000000000000")
         .count();
     assert_eq!(children, 2, "both children were read: {cp}");
-}
-
-/// The alert ids in an output file; `strict` fails on a line that is not a whole alert.
-fn alert_ids_in(path: &Path) -> Vec<String> {
-    ids_in(path, true)
-}
-
-fn ids_in(path: &Path, strict: bool) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| strict || serde_json::from_str::<Value>(l).is_ok())
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap_or_else(|e| panic!("bad line {l:?}: {e}"))
-                ["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect()
-}
-
-fn wait_for_lines(path: &Path, n: usize) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while ids_in(path, false).len() < n {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {n} alerts in {}",
-            ids_in(path, false).len(),
-            path.display()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 /// `kill -9` long before any checkpoint: the restart reads back what was written and writes
@@ -601,34 +351,4 @@ fn recovers_from_throttling_and_expired_iterators() {
         "no loss"
     );
     assert_eq!(got.len(), want.len(), "no repeats");
-}
-
-/// A plain HTTP/1.1 GET on 127.0.0.1: (status, body).
-fn http_get(port: u16, path: &str) -> (u16, String) {
-    use std::io::{Read, Write};
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let mut s = loop {
-        match std::net::TcpStream::connect(("127.0.0.1", port)) {
-            Ok(s) => break s,
-            Err(_) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(50)),
-            Err(e) => panic!("connect to :{port}: {e}"),
-        }
-    };
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut text = String::new();
-    s.read_to_string(&mut text).unwrap();
-    let status = text
-        .split(' ')
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map(|x| x.1.to_string())
-        .unwrap_or_default();
-    (status, body)
 }

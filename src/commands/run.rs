@@ -20,6 +20,7 @@ use trailwatch::pipeline::Pipeline;
 use trailwatch::sink::JsonLines;
 use trailwatch::source::checkpoint::{FileCheckpoints, ShardCheckpoint};
 use trailwatch::source::kinesis::{self, Batch};
+use trailwatch::source::leases;
 
 use super::{exit, load_config, wall_clock};
 
@@ -37,6 +38,10 @@ pub struct Args {
     /// Longest a graceful shutdown may take before exiting anyway.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     shutdown_deadline: Duration,
+    /// This worker's name in the lease table (`[checkpoint] kind = "dynamodb"`); default
+    /// host:pid:random.
+    #[arg(long, value_name = "ID")]
+    worker_id: Option<String>,
 }
 
 struct Process<'a, W: Write> {
@@ -97,6 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.output,
         args.metrics_addr,
         args.shutdown_deadline,
+        args.worker_id,
     ))?;
     Ok(exit::ok())
 }
@@ -158,6 +164,7 @@ async fn consume(
     output: Option<PathBuf>,
     metrics_addr: Option<std::net::SocketAddr>,
     deadline: Duration,
+    worker_id: Option<String>,
 ) -> anyhow::Result<()> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(addr) = metrics_addr {
@@ -175,18 +182,39 @@ async fn consume(
     if let Some(r) = &source.region {
         loader = loader.region(aws_config::Region::new(r.clone()));
     }
-    let client = aws_sdk_kinesis::Client::new(&loader.load().await);
+    let sdk = loader.load().await;
+    let client = aws_sdk_kinesis::Client::new(&sdk);
     let mut cp = FileCheckpoints::open(&config.checkpoint.path, &source.settings.stream)?;
     let mut pipeline = Pipeline::new(&config, false);
     if let Some(snap) = &cp.state.pipeline {
         pipeline.restore(snap, &config);
     }
+    // With leases, positions come from the lease table as leases are taken.
+    let (ownership, checkpointer) = match &config.checkpoint.leases {
+        None => (kinesis::Ownership::All, None),
+        Some(l) => {
+            let me = worker_id.unwrap_or_else(leases::default_worker_id);
+            tracing::info!(worker = %me, table = %l.table, "sharing the stream through a lease table");
+            let table = leases::LeaseTable::new(
+                aws_sdk_dynamodb::Client::new(&sdk),
+                &l.table,
+                &source.settings.stream,
+                &me,
+            );
+            let coordinator = leases::Coordinator::new(table, &me, l.lease_duration);
+            coordinator.ensure_table().await?;
+            let checkpointer = coordinator.checkpointer();
+            cp.state.shards.clear();
+            (kinesis::Ownership::Leases(coordinator), Some(checkpointer))
+        }
+    };
     let positions: kinesis::Positions = Arc::new(Mutex::new(cp.state.shards.clone()));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let consumer = tokio::spawn(kinesis::consume(
         client,
         source.settings.clone(),
+        ownership,
         positions.clone(),
         tx,
         stopped,
@@ -227,6 +255,7 @@ async fn consume(
             .and_then(|p| std::fs::metadata(p).ok())
             .map(|m| m.len())
     };
+    let leased = checkpointer.is_some();
     let mut tick = tokio::time::interval(config.checkpoint.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     // Everything written is flushed before the checkpoint records how much there is.
@@ -236,9 +265,12 @@ async fn consume(
                 out: &mut JsonLines<Box<dyn Write>>|
      -> anyhow::Result<()> {
         out.flush().context("writing alerts")?;
-        let shards: BTreeMap<String, ShardCheckpoint> =
-            positions.lock().map(|p| p.clone()).unwrap_or_default();
-        cp.state.shards = shards;
+        // With leases the positions live in the lease table; the file keeps the rest.
+        if !leased {
+            let shards: BTreeMap<String, ShardCheckpoint> =
+                positions.lock().map(|p| p.clone()).unwrap_or_default();
+            cp.state.shards = shards;
+        }
         cp.state.pipeline = Some(pipeline.snapshot());
         cp.state.output_len = output_len(&output);
         cp.save()?;
@@ -266,19 +298,39 @@ async fn consume(
                 }
                 // Delivered before acknowledged: flush the feed, then move the position.
                 out.flush().context("writing alerts")?;
-                if let Ok(mut pos) = positions.lock() {
+                let moved = positions.lock().ok().map(|mut pos| {
                     let entry = pos.entry(batch.shard.clone()).or_insert(ShardCheckpoint { sequence_number: None, sub_sequence: None, finished: false });
                     if last.is_some() {
                         entry.sequence_number = last;
                         entry.sub_sequence = None;
                     }
                     entry.finished |= batch.shard_end;
-                }
+                    entry.clone()
+                });
                 if batch.shard_end {
                     tracing::info!(shard = %batch.shard, "shard finished (SHARD_END)");
                     save(&mut cp, &pipeline, &positions, &mut out)?;
                 }
-                let _ = batch.ack.send(());
+                match (&checkpointer, moved) {
+                    // The lease checkpoint is written before the reader goes on; the reader
+                    // stops if the lease turned out to be someone else's.
+                    (Some(c), Some(moved)) => {
+                        let c = c.clone();
+                        let (shard, ack) = (batch.shard, batch.ack);
+                        tokio::spawn(async move {
+                            match c.write(&shard, &moved).await {
+                                Ok(true) => { let _ = ack.send(()); }
+                                Ok(false) => {}
+                                Err(e) => {
+                                    metrics::counter!("trailwatch_checkpoint_errors_total").increment(1);
+                                    tracing::warn!(shard, error = %e, "lease checkpoint failed; the next batch carries it");
+                                    let _ = ack.send(());
+                                }
+                            }
+                        });
+                    }
+                    _ => { let _ = batch.ack.send(()); }
+                }
             }
             _ = tick.tick() => save(&mut cp, &pipeline, &positions, &mut out)?,
             done = &mut consumer => {

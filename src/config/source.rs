@@ -30,6 +30,17 @@ pub struct Checkpoint {
     pub path: PathBuf,
     /// How often the state (positions, dedup ids) is written; also at shutdown.
     pub interval: Duration,
+    /// `kind = "dynamodb"`: shard leases and checkpoints shared by several workers. `path`
+    /// then keeps only this worker's dedup and shaping state.
+    pub leases: Option<Leases>,
+}
+
+/// `[checkpoint] kind = "dynamodb"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leases {
+    pub table: String,
+    /// A lease not renewed for this long is taken over; renewed every third of it.
+    pub lease_duration: Duration,
 }
 
 impl Default for Checkpoint {
@@ -37,6 +48,7 @@ impl Default for Checkpoint {
         Checkpoint {
             path: "state/checkpoints.json".into(),
             interval: Duration::from_secs(5),
+            leases: None,
         }
     }
 }
@@ -161,20 +173,127 @@ pub(super) fn read_checkpoint(c: &mut Collector, t: Table) -> Checkpoint {
     let Some(raw) = c.read::<CheckpointRaw>("checkpoint", toml::Value::Table(t)) else {
         return Checkpoint::default();
     };
-    if raw.kind == "dynamodb" {
-        c.error(
-            "checkpoint.kind",
-            "\"dynamodb\" (shared leases) is not available yet; expected \"file\"",
-        );
-    } else if raw.kind != "file" {
-        c.error(
-            "checkpoint.kind",
-            format!("{:?}: expected \"file\" or \"dynamodb\"", raw.kind),
-        );
-    }
-    let _ = (raw.table, raw.lease_duration);
+    let leases = match raw.kind.as_str() {
+        "file" => {
+            for (key, set) in [
+                ("table", raw.table.is_some()),
+                ("lease_duration", raw.lease_duration.is_some()),
+            ] {
+                if set {
+                    c.error(
+                        format!("checkpoint.{key}"),
+                        "only used with kind = \"dynamodb\"",
+                    );
+                }
+            }
+            None
+        }
+        "dynamodb" => {
+            let table = raw.table.unwrap_or_default();
+            if table.trim().is_empty() {
+                c.error(
+                    "checkpoint.table",
+                    "expected the DynamoDB lease table name (kind = \"dynamodb\")",
+                );
+            }
+            let text = raw.lease_duration.unwrap_or_else(|| "30s".into());
+            let lease_duration = dur(c, "checkpoint.lease_duration", &text);
+            if lease_duration < Duration::from_secs(1) {
+                c.error("checkpoint.lease_duration", "expected at least 1s");
+            }
+            Some(Leases {
+                table,
+                lease_duration,
+            })
+        }
+        other => {
+            c.error(
+                "checkpoint.kind",
+                format!("{other:?}: expected \"file\" or \"dynamodb\""),
+            );
+            None
+        }
+    };
     Checkpoint {
         path: raw.path.into(),
         interval: dur(c, "checkpoint.interval", &raw.interval),
+        leases,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::load_str;
+
+    #[test]
+    fn kinesis_and_file_checkpoint_defaults() {
+        let c = load_str(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n[source.kinesis]\nstream = \"org\"\n",
+            "run.toml",
+            0,
+        )
+        .unwrap()
+        .config;
+        let k = c.kinesis.unwrap();
+        assert_eq!(k.settings.start, Start::TrimHorizon);
+        assert_eq!(k.settings.poll_interval, Duration::from_secs(1));
+        assert_eq!(k.settings.max_records, 10_000);
+        assert_eq!(c.checkpoint, Checkpoint::default());
+        assert!(c.checkpoint.leases.is_none());
+    }
+
+    #[test]
+    fn dynamodb_leases() {
+        let c = load_str(
+            "[source.kinesis]\nstream = \"arn:aws:kinesis:us-east-1:111122223333:stream/org\"\nstart = \"at_timestamp:2026-11-01T00:00:00Z\"\n[checkpoint]\nkind = \"dynamodb\"\ntable = \"trailwatch-leases\"\npath = \"state/worker.json\"\n",
+            "run.toml",
+            0,
+        )
+        .unwrap()
+        .config;
+        assert_eq!(
+            c.kinesis.unwrap().settings.start,
+            Start::AtTimestamp(1_793_491_200)
+        );
+        assert_eq!(
+            c.checkpoint.leases,
+            Some(Leases {
+                table: "trailwatch-leases".into(),
+                lease_duration: Duration::from_secs(30),
+            })
+        );
+    }
+
+    #[test]
+    fn bad_source_and_checkpoint_keys_are_named() {
+        let err = load_str(
+            "[source.kinesis]\nstream = \"\"\nstart = \"oldest\"\nmax_records = 20000\npoll_interval = \"soon\"\n[source.sqs]\n[checkpoint]\nkind = \"dynamodb\"\nlease_duration = \"0s\"\n",
+            "run.toml",
+            0,
+        )
+        .unwrap_err();
+        let keys: Vec<&str> = err.problems.iter().map(|p| p.key.as_str()).collect();
+        for k in [
+            "source.kinesis.stream",
+            "source.kinesis.start",
+            "source.kinesis.max_records",
+            "source.kinesis.poll_interval",
+            "source.sqs",
+            "checkpoint.table",
+            "checkpoint.lease_duration",
+        ] {
+            assert!(keys.contains(&k), "{k} not reported: {keys:?}");
+        }
+        let err = load_str(
+            "[checkpoint]\nkind = \"file\"\ntable = \"t\"\n",
+            "run.toml",
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.problems[0].key, "checkpoint.table");
+        assert!(err.problems[0].message.contains("dynamodb"), "{err}");
+        let err = load_str("[checkpoint]\nkind = \"s3\"\n", "run.toml", 0).unwrap_err();
+        assert_eq!(err.problems[0].key, "checkpoint.kind");
     }
 }

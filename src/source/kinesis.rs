@@ -57,14 +57,10 @@ pub enum KinesisError {
 }
 
 fn api<E: std::error::Error>(op: &'static str, e: E) -> KinesisError {
-    let mut message = e.to_string();
-    let mut src = e.source();
-    while let Some(s) = src {
-        message.push_str(": ");
-        message.push_str(&s.to_string());
-        src = s.source();
+    KinesisError::Api {
+        op,
+        message: super::error_chain(&e),
     }
-    KinesisError::Api { op, message }
 }
 
 #[derive(Debug, Clone)]
@@ -265,83 +261,165 @@ async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Discovers shards and runs a reader for each one that may be read (its parents are
-/// finished, or gone from the stream). Returns when shutdown is signalled and the readers
-/// have stopped.
+/// Who decides which shards this worker reads.
+pub enum Ownership {
+    /// This worker reads every shard (file checkpoints).
+    All,
+    /// Shards are split between workers through a DynamoDB lease table.
+    Leases(super::leases::Coordinator),
+}
+
+/// Discovers shards and runs a reader for each shard this worker should read: with
+/// [`Ownership::All`], every shard whose parents are finished (or gone from the stream); with
+/// leases, what the coordinator says. Returns when shutdown is signalled and the readers have
+/// stopped (and, with leases, the leases are released).
 pub async fn consume(
     client: Client,
     s: Settings,
+    mut ownership: Ownership,
     positions: Positions,
     tx: mpsc::Sender<Batch>,
     mut shutdown: watch::Receiver<bool>,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), KinesisError> {
     let mut readers: JoinSet<Result<String, KinesisError>> = JoinSet::new();
-    let mut running: HashSet<String> = HashSet::new();
+    let mut stops: HashMap<String, watch::Sender<bool>> = HashMap::new();
+    let mut handing: HashMap<String, String> = HashMap::new();
     let mut known: HashMap<String, ShardInfo> = HashMap::new();
     let mut first = true;
+    let mut discover_at = tokio::time::Instant::now();
+    let period = match &ownership {
+        Ownership::All => s.discovery_interval,
+        Ownership::Leases(c) => c.renew_every.min(s.discovery_interval),
+    };
     loop {
-        match list_shards(&client, &s.stream).await {
-            Ok(shards) => {
-                known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
-                ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        if tokio::time::Instant::now() >= discover_at {
+            match list_shards(&client, &s.stream).await {
+                Ok(shards) => {
+                    known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
+                }
+                Err(e) if first => return Err(e),
+                Err(e) => {
+                    tracing::warn!(error = %e, "shard discovery failed; keeping the known shards")
+                }
             }
-            Err(e) if first => return Err(e),
-            Err(e) => {
-                tracing::warn!(error = %e, "shard discovery failed; keeping the known shards")
-            }
+            discover_at = tokio::time::Instant::now() + s.discovery_interval;
         }
-        first = false;
-        let finished: HashSet<String> = positions
-            .lock()
-            .map(|p| {
-                p.iter()
-                    .filter(|(_, c)| c.finished)
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut ids: Vec<&String> = known.keys().collect();
-        ids.sort();
-        for id in ids {
-            let sh = &known[id];
-            let parents_done = sh
-                .parents
-                .iter()
-                .all(|p| finished.contains(p) || !known.contains_key(p));
-            if running.contains(id) || finished.contains(id) || !parents_done {
-                continue;
+        let want: Option<HashSet<String>> = match &mut ownership {
+            Ownership::All => Some(readable(&known, &positions)),
+            Ownership::Leases(c) => {
+                let parents = known
+                    .values()
+                    .map(|sh| (sh.id.clone(), sh.parents.clone()))
+                    .collect();
+                match c.tick(&parents, &positions).await {
+                    Ok(t) => {
+                        handing.extend(t.hand_over);
+                        Some(t.read)
+                    }
+                    Err(e) if first => {
+                        return Err(KinesisError::Api {
+                            op: "lease table",
+                            message: e.to_string(),
+                        })
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "lease table round failed; keeping the current shards");
+                        None
+                    }
+                }
             }
-            tracing::info!(shard = %id, "reading shard");
-            running.insert(id.clone());
-            metrics::gauge!("trailwatch_shards_owned").set(running.len() as f64);
-            readers.spawn(read_shard(
-                client.clone(),
-                s.clone(),
-                sh.clone(),
-                positions.clone(),
-                tx.clone(),
-                shutdown.clone(),
-            ));
+        };
+        first = false;
+        ready.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(want) = want {
+            for (id, stop) in &stops {
+                if !want.contains(id) {
+                    let _ = stop.send(true);
+                }
+            }
+            let idle: Vec<(String, String)> = handing
+                .iter()
+                .filter(|(id, _)| !stops.contains_key(*id))
+                .map(|(a, b)| (a.clone(), b.clone()))
+                .collect();
+            for (id, to) in idle {
+                handing.remove(&id);
+                if let Ownership::Leases(c) = &mut ownership {
+                    c.hand_over(&id, &to).await;
+                }
+            }
+            let mut ids: Vec<&String> = want.iter().filter(|id| !stops.contains_key(*id)).collect();
+            ids.sort();
+            for id in ids {
+                let Some(sh) = known.get(id) else { continue };
+                tracing::info!(shard = %id, "reading shard");
+                let (stop, stopped) = watch::channel(false);
+                stops.insert(id.clone(), stop);
+                readers.spawn(read_shard(
+                    client.clone(),
+                    s.clone(),
+                    sh.clone(),
+                    positions.clone(),
+                    tx.clone(),
+                    stopped,
+                ));
+            }
+            metrics::gauge!("trailwatch_shards_owned").set(stops.len() as f64);
         }
         tokio::select! {
             _ = shutdown.changed() => break,
-            _ = tokio::time::sleep(s.discovery_interval) => {}
+            _ = tokio::time::sleep(period) => {}
             Some(done) = readers.join_next(), if !readers.is_empty() => {
                 match done {
                     Ok(Ok(id)) => {
-                        running.remove(&id);
-                        metrics::gauge!("trailwatch_shards_owned").set(running.len() as f64);
+                        stops.remove(&id);
+                        if let Some(to) = handing.remove(&id) {
+                            if let Ownership::Leases(c) = &mut ownership {
+                                c.hand_over(&id, &to).await;
+                            }
+                        }
+                        metrics::gauge!("trailwatch_shards_owned").set(stops.len() as f64);
                     }
                     Ok(Err(e)) => tracing::error!(error = %e, "shard reader failed"),
                     Err(e) => tracing::error!(error = %e, "shard reader panicked"),
                 }
-                // A shard ended: look for its children now.
+                // A shard may have ended: look for its children now.
+                discover_at = tokio::time::Instant::now();
             }
         }
     }
+    for stop in stops.values() {
+        let _ = stop.send(true);
+    }
     while readers.join_next().await.is_some() {}
+    if let Ownership::Leases(c) = &ownership {
+        c.release_all().await;
+    }
     Ok(())
+}
+
+/// Shards whose parents are finished (or gone) and that are not finished themselves.
+fn readable(known: &HashMap<String, ShardInfo>, positions: &Positions) -> HashSet<String> {
+    let finished: HashSet<String> = positions
+        .lock()
+        .map(|p| {
+            p.iter()
+                .filter(|(_, c)| c.finished)
+                .map(|(k, _)| k.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    known
+        .values()
+        .filter(|sh| !finished.contains(&sh.id))
+        .filter(|sh| {
+            sh.parents
+                .iter()
+                .all(|p| finished.contains(p) || !known.contains_key(p))
+        })
+        .map(|sh| sh.id.clone())
+        .collect()
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod emu;
+
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,385 @@
+//! The lease table in DynamoDB: one item per shard, changed only by conditional writes, so a
+//! worker that lost a lease cannot move the new owner's checkpoint.
+//!
+//! Item: `leaseKey` (S, the shard id, hash key), `stream` (S), `leaseOwner` (S, absent when
+//! free), `leaseCounter` (N), `checkpoint` (S, absent before the first), `subSequence` (N),
+//! `finished` (BOOL), `parentShardIds` (L of S), `wantedBy` (S).
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::error::SdkError;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType, TableStatus,
+};
+use aws_sdk_dynamodb::Client;
+
+use super::plan::Lease;
+use crate::source::checkpoint::ShardCheckpoint;
+
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    #[error("lease table {table}: DynamoDB {op}: {message}")]
+    Api {
+        table: String,
+        op: &'static str,
+        message: String,
+    },
+    #[error("lease table {table} holds leases of stream {found:?}, not {expected:?}: use one table per stream")]
+    OtherStream {
+        table: String,
+        found: String,
+        expected: String,
+    },
+    #[error("lease table {table} did not become ACTIVE")]
+    NotActive { table: String },
+}
+
+pub struct LeaseTable {
+    client: Client,
+    table: String,
+    stream: String,
+    me: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    let get_s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let get_n = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse::<i64>().ok())
+    };
+    Some(Lease {
+        shard: get_s("leaseKey")?,
+        owner: get_s("leaseOwner"),
+        counter: get_n("leaseCounter").unwrap_or(0),
+        checkpoint: ShardCheckpoint {
+            sequence_number: get_s("checkpoint"),
+            sub_sequence: get_n("subSequence").and_then(|v| u64::try_from(v).ok()),
+            finished: item
+                .get("finished")
+                .and_then(|v| v.as_bool().ok())
+                .copied()
+                .unwrap_or(false),
+        },
+        parents: item
+            .get("parentShardIds")
+            .and_then(|v| v.as_l().ok())
+            .map(|l| l.iter().filter_map(|p| p.as_s().ok().cloned()).collect())
+            .unwrap_or_default(),
+        wanted_by: get_s("wantedBy"),
+    })
+}
+
+impl LeaseTable {
+    pub fn new(client: Client, table: &str, stream: &str, me: &str) -> LeaseTable {
+        LeaseTable {
+            client,
+            table: table.to_string(),
+            stream: stream.to_string(),
+            me: me.to_string(),
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn api<E: std::error::Error>(&self, op: &'static str, e: E) -> LeaseError {
+        LeaseError::Api {
+            table: self.table.clone(),
+            op,
+            message: crate::source::error_chain(&e),
+        }
+    }
+
+    /// Creates the table (on-demand capacity) if it does not exist, and waits until ACTIVE.
+    pub async fn ensure(&self) -> Result<(), LeaseError> {
+        match self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+        {
+            Ok(_) => {}
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                tracing::info!(table = %self.table, "creating the lease table");
+                let created = self
+                    .client
+                    .create_table()
+                    .table_name(&self.table)
+                    .billing_mode(BillingMode::PayPerRequest)
+                    .attribute_definitions(
+                        AttributeDefinition::builder()
+                            .attribute_name("leaseKey")
+                            .attribute_type(ScalarAttributeType::S)
+                            .build()
+                            .map_err(|e| self.api("CreateTable", e))?,
+                    )
+                    .key_schema(
+                        KeySchemaElement::builder()
+                            .attribute_name("leaseKey")
+                            .key_type(KeyType::Hash)
+                            .build()
+                            .map_err(|e| self.api("CreateTable", e))?,
+                    )
+                    .send()
+                    .await;
+                match created {
+                    Ok(_) => {}
+                    // Another worker created it first.
+                    Err(e)
+                        if e.as_service_error()
+                            .is_some_and(|e| e.is_resource_in_use_exception()) => {}
+                    Err(e) => return Err(self.api("CreateTable", e)),
+                }
+            }
+            Err(e) => return Err(self.api("DescribeTable", e)),
+        }
+        for _ in 0..120 {
+            let d = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .map_err(|e| self.api("DescribeTable", e))?;
+            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        Err(LeaseError::NotActive {
+            table: self.table.clone(),
+        })
+    }
+
+    /// Every lease (strongly consistent), after checking they belong to this stream.
+    pub async fn scan(&self) -> Result<Vec<Lease>, LeaseError> {
+        let mut out = Vec::new();
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        loop {
+            let resp = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .consistent_read(true)
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.api("Scan", e))?;
+            for item in resp.items() {
+                if let Some(found) = item.get("stream").and_then(|v| v.as_s().ok()) {
+                    if *found != self.stream {
+                        return Err(LeaseError::OtherStream {
+                            table: self.table.clone(),
+                            found: found.clone(),
+                            expected: self.stream.clone(),
+                        });
+                    }
+                }
+                if let Some(l) = parse(item) {
+                    out.push(l);
+                }
+            }
+            match resp.last_evaluated_key() {
+                Some(k) if !k.is_empty() => start = Some(k.clone()),
+                _ => break,
+            }
+        }
+        out.sort_by(|a, b| a.shard.cmp(&b.shard));
+        Ok(out)
+    }
+
+    /// Adds a free lease for a newly seen shard (nothing if it exists).
+    pub async fn create(&self, shard: &str, parents: &[String]) -> Result<(), LeaseError> {
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("leaseKey", s(shard))
+            .item("stream", s(&self.stream))
+            .item("leaseCounter", n(0))
+            .item("finished", AttributeValue::Bool(false))
+            .item(
+                "parentShardIds",
+                AttributeValue::L(parents.iter().map(s).collect()),
+            )
+            .condition_expression("attribute_not_exists(leaseKey)")
+            .send()
+            .await;
+        self.conditional("PutItem", r).map(|_| ())
+    }
+
+    /// Ok(false) when the condition failed (someone else moved first).
+    fn conditional<T, E>(
+        &self,
+        op: &'static str,
+        r: Result<T, SdkError<E>>,
+    ) -> Result<bool, LeaseError>
+    where
+        E: std::error::Error + ConditionFailed + 'static,
+        SdkError<E>: std::error::Error,
+    {
+        match r {
+            Ok(_) => Ok(true),
+            Err(e) if e.as_service_error().is_some_and(|e| e.condition_failed()) => Ok(false),
+            Err(e) => Err(self.api(op, e)),
+        }
+    }
+
+    async fn update(
+        &self,
+        shard: &str,
+        expr: &str,
+        cond: &str,
+        values: &[(&str, AttributeValue)],
+    ) -> Result<bool, LeaseError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .update_expression(expr)
+            .condition_expression(cond);
+        for (k, v) in values {
+            req = req.expression_attribute_values(*k, v.clone());
+        }
+        let r = req.send().await;
+        self.conditional("UpdateItem", r)
+    }
+
+    /// Takes a free or expired lease, if its counter is still the one observed.
+    pub async fn take(&self, shard: &str, counter: i64) -> Result<bool, LeaseError> {
+        self.update(
+            shard,
+            "SET leaseOwner = :me, leaseCounter = :next REMOVE wantedBy",
+            "leaseCounter = :seen",
+            &[
+                (":me", s(&self.me)),
+                (":next", n(counter + 1)),
+                (":seen", n(counter)),
+            ],
+        )
+        .await
+    }
+
+    /// Shows this worker is alive; Ok(false) if the lease is no longer its own.
+    pub async fn renew(&self, shard: &str) -> Result<bool, LeaseError> {
+        self.update(
+            shard,
+            "SET leaseCounter = leaseCounter + :one",
+            "leaseOwner = :me",
+            &[(":one", n(1)), (":me", s(&self.me))],
+        )
+        .await
+    }
+
+    /// Moves the checkpoint; Ok(false) if the lease is no longer this worker's.
+    pub async fn checkpoint(&self, shard: &str, cp: &ShardCheckpoint) -> Result<bool, LeaseError> {
+        let mut values = vec![
+            (":me", s(&self.me)),
+            (":finished", AttributeValue::Bool(cp.finished)),
+        ];
+        let mut set = vec!["finished = :finished"];
+        let mut remove = Vec::new();
+        match &cp.sequence_number {
+            Some(seq) => {
+                set.push("checkpoint = :seq");
+                values.push((":seq", s(seq)));
+            }
+            None => remove.push("checkpoint"),
+        }
+        match cp.sub_sequence {
+            Some(sub) => {
+                set.push("subSequence = :sub");
+                values.push((":sub", n(sub as i64)));
+            }
+            None => remove.push("subSequence"),
+        }
+        let mut expr = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            expr.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        self.update(shard, &expr, "leaseOwner = :me", &values).await
+    }
+
+    /// Gives a lease to the worker that asked for it (after this worker's last checkpoint).
+    pub async fn hand_over(&self, shard: &str, to: &str) -> Result<bool, LeaseError> {
+        self.update(
+            shard,
+            "SET leaseOwner = :to, leaseCounter = leaseCounter + :one REMOVE wantedBy",
+            "leaseOwner = :me AND wantedBy = :to",
+            &[(":to", s(to)), (":one", n(1)), (":me", s(&self.me))],
+        )
+        .await
+    }
+
+    /// Asks `owner` for a lease.
+    pub async fn request(&self, shard: &str, owner: &str) -> Result<bool, LeaseError> {
+        self.update(
+            shard,
+            "SET wantedBy = :me",
+            "leaseOwner = :owner AND attribute_not_exists(wantedBy)",
+            &[(":me", s(&self.me)), (":owner", s(owner))],
+        )
+        .await
+    }
+
+    /// Frees a lease at shutdown so another worker takes it at once.
+    pub async fn release(&self, shard: &str) -> Result<bool, LeaseError> {
+        self.update(
+            shard,
+            "SET leaseCounter = leaseCounter + :one REMOVE leaseOwner, wantedBy",
+            "leaseOwner = :me",
+            &[(":one", n(1)), (":me", s(&self.me))],
+        )
+        .await
+    }
+
+    /// Deletes the lease of a finished shard that has left the stream (trimmed).
+    pub async fn delete_finished(&self, shard: &str) -> Result<bool, LeaseError> {
+        let r = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(shard))
+            .condition_expression("finished = :t")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await;
+        self.conditional("DeleteItem", r)
+    }
+}
+
+/// Service errors that can be a failed condition.
+pub trait ConditionFailed {
+    fn condition_failed(&self) -> bool;
+}
+
+macro_rules! condition_failed {
+    ($($t:ty),*) => {$(
+        impl ConditionFailed for $t {
+            fn condition_failed(&self) -> bool {
+                self.is_conditional_check_failed_exception()
+            }
+        }
+    )*};
+}
+condition_failed!(
+    aws_sdk_dynamodb::operation::put_item::PutItemError,
+    aws_sdk_dynamodb::operation::update_item::UpdateItemError,
+    aws_sdk_dynamodb::operation::delete_item::DeleteItemError
+);

@@ -1,0 +1,193 @@
+//! Two workers sharing a 4-shard stream through a DynamoDB lease table: kinesalite (npm) for
+//! Kinesis and moto's server (PyPI) for DynamoDB, both started here on free ports. The workers
+//! are the binary itself; the test reads the lease table with the real aws-sdk-dynamodb.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use common::emu::*;
+use common::*;
+
+const TABLE: &str = "trailwatch-leases";
+const LEASE: Duration = Duration::from_secs(4);
+
+fn config(t: &Tmp, worker: &str) -> PathBuf {
+    t.write(
+        &format!("{worker}.toml"),
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"org\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\ndiscovery_interval = \"1s\"\n\n[checkpoint]\nkind = \"dynamodb\"\ntable = \"{TABLE}\"\nlease_duration = \"{}s\"\npath = \"{}\"\ninterval = \"500ms\"\n",
+            LEASE.as_secs(),
+            t.path(&format!("state-{worker}/state.json")).display()
+        ),
+    )
+}
+
+/// shard → owner ("" when free), read from the lease table.
+fn owners(rt: &tokio::runtime::Runtime, db: &aws_sdk_dynamodb::Client) -> BTreeMap<String, String> {
+    rt.block_on(async {
+        let Ok(resp) = db
+            .scan()
+            .table_name(TABLE)
+            .consistent_read(true)
+            .send()
+            .await
+        else {
+            return BTreeMap::new();
+        };
+        resp.items()
+            .iter()
+            .map(|i| {
+                let get = |k: &str| {
+                    i.get(k)
+                        .and_then(|v| v.as_s().ok())
+                        .cloned()
+                        .unwrap_or_default()
+                };
+                (get("leaseKey"), get("leaseOwner"))
+            })
+            .collect()
+    })
+}
+
+fn count(owners: &BTreeMap<String, String>, who: &str) -> usize {
+    owners.values().filter(|o| *o == who).count()
+}
+
+/// Waits until `ok` holds for the lease table; returns how long it took.
+fn wait_table(
+    rt: &tokio::runtime::Runtime,
+    db: &aws_sdk_dynamodb::Client,
+    what: &str,
+    timeout: Duration,
+    ok: impl Fn(&BTreeMap<String, String>) -> bool,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let o = owners(rt, db);
+        if ok(&o) {
+            return start.elapsed();
+        }
+        assert!(start.elapsed() < timeout, "{what}: lease table is {o:?}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn all_ids(files: &[&Path]) -> Vec<String> {
+    files.iter().flat_map(|f| ids_in(f, false)).collect()
+}
+
+fn wait_all(files: &[&Path], n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while all_ids(files).len() < n {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {n} alerts arrived",
+            all_ids(files).len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Issue 5, test 4: balanced ownership; a worker joining gets its share by hand-over (no
+/// record read twice); `kill -9` one worker and the other takes its leases over within two
+/// lease durations and reads on from their checkpoints; no alert lost, none repeated; a
+/// graceful stop releases the leases.
+#[test]
+fn two_workers_share_four_shards_and_take_over_from_a_dead_one() {
+    let k = start_kinesalite();
+    let m = start_moto();
+    let t = Tmp::new();
+    let (cfg_a, cfg_b) = (config(&t, "a"), config(&t, "b"));
+    let (out_a, out_b) = (t.path("a.jsonl"), t.path("b.jsonl"));
+    let files = [out_a.as_path(), out_b.as_path()];
+    let recs = stratus();
+    let quarter = recs.len() / 4;
+    let (phase1, rest) = recs.split_at(quarter);
+    let (phase2, rest) = rest.split_at(quarter);
+    let (phase3, phase4) = rest.split_at(quarter);
+    let rt = rt();
+    let c = client(k.port);
+    let db = dynamodb(m.port);
+    rt.block_on(create_stream(&c, "org", 4));
+    rt.block_on(put_round_robin(&c, "org", phase1, 4));
+    let out_a_arg = out_a.display().to_string();
+    let out_b_arg = out_b.display().to_string();
+
+    // One worker alone owns every shard.
+    let a = Consumer::spawn(
+        &cfg_a,
+        k.port,
+        Some(m.port),
+        &["--worker-id", "a", "--output", &out_a_arg],
+    );
+    wait_table(&rt, &db, "a owns all four", Duration::from_secs(30), |o| {
+        o.len() == 4 && count(o, "a") == 4
+    });
+
+    // A second worker joins while records keep coming: two shards each, by hand-over.
+    let mut b = Consumer::spawn(
+        &cfg_b,
+        k.port,
+        Some(m.port),
+        &["--worker-id", "b", "--output", &out_b_arg],
+    );
+    rt.block_on(put_round_robin(&c, "org", phase2, 4));
+    wait_table(&rt, &db, "balanced 2/2", Duration::from_secs(30), |o| {
+        count(o, "a") == 2 && count(o, "b") == 2
+    });
+    // Records on every shard once balanced: b reads its two.
+    rt.block_on(put_round_robin(&c, "org", phase3, 4));
+    let want123: BTreeSet<String> = expected(&cfg_a, &t, &[phase1, phase2, phase3].concat());
+    wait_all(&files, want123.len());
+    assert!(
+        !ids_in(&out_b, false).is_empty(),
+        "b delivered alerts from its shards"
+    );
+    // Quiet: the last batches' checkpoints are written right after their alerts.
+    std::thread::sleep(Duration::from_millis(1500));
+    let owned_b: Vec<String> = owners(&rt, &db)
+        .into_iter()
+        .filter(|(_, o)| o == "b")
+        .map(|(s, _)| s)
+        .collect();
+
+    // kill -9 b: no release, no goodbye. New records land on its shards too.
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    let killed = Instant::now();
+    rt.block_on(put_round_robin(&c, "org", phase4, 4));
+    wait_table(
+        &rt,
+        &db,
+        "a took b's leases",
+        2 * LEASE + Duration::from_secs(20),
+        |o| count(o, "a") == 4,
+    );
+    let takeover = killed.elapsed();
+    eprintln!("takeover after kill -9: {takeover:?} (lease duration {LEASE:?})");
+    assert!(
+        takeover < 2 * LEASE,
+        "takeover of {owned_b:?} took {takeover:?}, more than two lease durations"
+    );
+    let want: BTreeSet<String> = expected(&cfg_a, &t, &recs);
+    wait_all(&files, want.len());
+    std::thread::sleep(Duration::from_millis(1500)); // more polls: nothing else may come
+
+    let (code, _) = a.stop();
+    assert_eq!(code, 0, "graceful shutdown exits 0");
+    let ids = all_ids(&files);
+    assert_eq!(
+        ids.iter().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "no alert lost"
+    );
+    assert_eq!(ids.len(), want.len(), "no alert delivered twice: {ids:?}");
+    let after = owners(&rt, &db);
+    assert!(
+        after.values().all(String::is_empty),
+        "a released its leases on shutdown: {after:?}"
+    );
+}
