@@ -352,3 +352,61 @@ fn recovers_from_throttling_and_expired_iterators() {
     );
     assert_eq!(got.len(), want.len(), "no repeats");
 }
+
+/// A checkpoint inside a KPL aggregate (sequence number + sub-sequence): the restart reads that
+/// record again and delivers only the sub-records after the checkpoint; then the checkpoint
+/// moves past the whole record.
+#[test]
+fn a_restart_inside_a_kpl_aggregate_neither_loses_nor_repeats_sub_records() {
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    let cfg = config(&t, "kpl");
+    let recs: Vec<String> = stratus().into_iter().take(8).collect();
+    let (done, todo) = recs.split_at(4);
+    assert!(
+        !expected(&cfg, &t, done).is_empty(),
+        "the done sub-records would alert if read again"
+    );
+    let want = expected(&cfg, &t, todo);
+    assert!(!want.is_empty());
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "kpl", 1));
+    let seq = rt.block_on(async {
+        c.put_record()
+            .stream_name("kpl")
+            .data(aws_sdk_kinesis::primitives::Blob::new(kpl(&recs)))
+            .partition_key("agg")
+            .send()
+            .await
+            .unwrap()
+            .sequence_number()
+            .to_string()
+    });
+    // Sub-records 0..=3 of that aggregate were delivered before the restart.
+    std::fs::create_dir_all(t.path("state")).unwrap();
+    std::fs::write(
+        t.path("state/checkpoints.json"),
+        serde_json::json!({"stream": "kpl", "shards": {"shardId-000000000000":
+            {"sequence_number": seq, "sub_sequence": 3, "finished": false}}})
+        .to_string(),
+    )
+    .unwrap();
+    let run = Consumer::start(&cfg, k.port);
+    let mut got = run.collect(want.len(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500)); // more polls: nothing else may come
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    got.extend(extra);
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(got.len(), want.len());
+    let cp: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("state/checkpoints.json")).unwrap())
+            .unwrap();
+    let shard = &cp["shards"]["shardId-000000000000"];
+    assert_eq!(shard["sequence_number"], seq.as_str());
+    assert!(
+        shard["sub_sequence"].is_null(),
+        "the whole record is done: {shard}"
+    );
+}

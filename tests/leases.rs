@@ -191,3 +191,66 @@ fn two_workers_share_four_shards_and_take_over_from_a_dead_one() {
         "a released its leases on shutdown: {after:?}"
     );
 }
+
+/// The lease table's writes are conditional: a worker that lost a lease can neither renew it
+/// nor move its checkpoint; a take on a stale counter fails; a hand-over needs the request;
+/// a table of another stream is refused.
+#[test]
+fn a_worker_that_lost_its_lease_cannot_move_the_new_owners_checkpoint() {
+    use trailwatch::source::checkpoint::ShardCheckpoint;
+    use trailwatch::source::leases::{LeaseError, LeaseTable};
+    let m = start_moto();
+    let rt = rt();
+    rt.block_on(async {
+        let a = LeaseTable::new(dynamodb(m.port), "t", "org", "a");
+        let b = LeaseTable::new(dynamodb(m.port), "t", "org", "b");
+        a.ensure().await.unwrap();
+        b.ensure().await.unwrap(); // already there: fine
+        a.create("s0", &["p".into()]).await.unwrap();
+        b.create("s0", &[]).await.unwrap(); // exists: left as it is
+        let l = &a.scan().await.unwrap()[0];
+        assert_eq!((l.owner.as_deref(), l.counter), (None, 0));
+        assert_eq!(l.parents, vec!["p".to_string()]);
+
+        assert!(a.take("s0", 0).await.unwrap());
+        assert!(!b.take("s0", 0).await.unwrap(), "stale counter");
+        let cp = |seq: &str| ShardCheckpoint {
+            sequence_number: Some(seq.into()),
+            sub_sequence: Some(2),
+            finished: false,
+        };
+        assert!(a.checkpoint("s0", &cp("100")).await.unwrap());
+        assert!(!b.checkpoint("s0", &cp("999")).await.unwrap(), "not b's");
+        assert!(!b.renew("s0").await.unwrap());
+        assert!(a.renew("s0").await.unwrap());
+
+        // a stops renewing; b takes over on the counter it observed.
+        let seen = b.scan().await.unwrap()[0].counter;
+        assert!(b.take("s0", seen).await.unwrap());
+        assert!(!a.checkpoint("s0", &cp("150")).await.unwrap(), "a lost it");
+        assert!(!a.renew("s0").await.unwrap());
+        let l = &b.scan().await.unwrap()[0];
+        assert_eq!(l.owner.as_deref(), Some("b"));
+        assert_eq!(l.checkpoint, cp("100"), "a's late checkpoint did not land");
+
+        // Hand-over only to the worker that asked.
+        assert!(!b.hand_over("s0", "a").await.unwrap(), "nobody asked");
+        assert!(a.request("s0", "b").await.unwrap());
+        assert!(!a.request("s0", "b").await.unwrap(), "already asked");
+        assert!(b.hand_over("s0", "a").await.unwrap());
+        let l = &a.scan().await.unwrap()[0];
+        assert_eq!(
+            (l.owner.as_deref(), l.wanted_by.as_deref()),
+            (Some("a"), None)
+        );
+        assert!(a.release("s0").await.unwrap());
+        assert_eq!(a.scan().await.unwrap()[0].owner, None);
+        assert!(!a.delete_finished("s0").await.unwrap(), "not finished");
+
+        let other = LeaseTable::new(dynamodb(m.port), "t", "another-stream", "c");
+        assert!(matches!(
+            other.scan().await,
+            Err(LeaseError::OtherStream { .. })
+        ));
+    });
+}

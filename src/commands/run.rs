@@ -51,10 +51,26 @@ struct Process<'a, W: Write> {
     events: u64,
     dead: u64,
     error: Option<io::Error>,
+    /// Sub-records of this aggregate done before a restart (see [`Batch::skip`]).
+    skip: Option<(String, u64)>,
+}
+
+impl<W: Write> Process<'_, W> {
+    fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
+        match (&self.skip, sub) {
+            (Some((seq, last)), Some(sub)) => {
+                sequence_number == Some(seq.as_str()) && sub as u64 <= *last
+            }
+            _ => false,
+        }
+    }
 }
 
 impl<W: Write> Visit for Process<'_, W> {
-    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+    fn event(&mut self, ev: Event<'_>, pos: &Position) {
+        if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
+            return;
+        }
         self.events += 1;
         metrics::counter!("trailwatch_events_total").increment(1);
         // Live: shape and expire on arrival time.
@@ -74,6 +90,9 @@ impl<W: Write> Visit for Process<'_, W> {
         }
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
+        if self.done_before(dead.sequence_number.as_deref(), dead.sub_sequence) {
+            return;
+        }
         self.dead += 1;
         metrics::counter!("trailwatch_dead_letters_total").increment(1);
         tracing::warn!(input = %dead.input, sequence_number = dead.sequence_number.as_deref(), path = %dead.path, reason = %dead.reason, "dead letter");
@@ -283,7 +302,7 @@ async fn consume(
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                let mut p = Process { pipeline: &mut pipeline, out: &mut out, alerts: Vec::new(), events: 0, dead: 0, error: None };
+                let mut p = Process { pipeline: &mut pipeline, out: &mut out, alerts: Vec::new(), events: 0, dead: 0, error: None, skip: batch.skip.clone() };
                 metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
                 let mut last = None;
                 for (seq, data) in &batch.records {

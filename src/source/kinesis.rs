@@ -44,6 +44,9 @@ pub struct Batch {
     pub shard_end: bool,
     /// MillisBehindLatest from GetRecords.
     pub millis_behind: Option<i64>,
+    /// The shard resumed inside a KPL aggregate: in the record with this sequence number,
+    /// sub-records up to this index were done before and are skipped.
+    pub skip: Option<(String, u64)>,
     pub ack: oneshot::Sender<()>,
 }
 
@@ -127,6 +130,10 @@ async fn iterator(
         req.stream_name(&s.stream)
     };
     let req = match (cp.and_then(|c| c.sequence_number.as_deref()), s.start) {
+        // Inside an aggregate: read that record again; the done sub-records are skipped.
+        (Some(seq), _) if cp.is_some_and(|c| c.sub_sequence.is_some()) => req
+            .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
+            .starting_sequence_number(seq),
         (Some(seq), _) => req
             .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
             .starting_sequence_number(seq),
@@ -155,6 +162,7 @@ async fn read_shard(
 ) -> Result<String, KinesisError> {
     let mut it: Option<String> = None;
     let mut attempt = 0u32;
+    let mut skip: Option<(String, u64)> = None;
     loop {
         if *shutdown.borrow() {
             return Ok(shard.id);
@@ -165,7 +173,10 @@ async fn read_shard(
                 .ok()
                 .and_then(|p| p.get(&shard.id).cloned());
             match iterator(&client, &s, &shard, cp.as_ref()).await {
-                Ok(Some(i)) => it = Some(i),
+                Ok(Some(i)) => {
+                    it = Some(i);
+                    skip = cp.and_then(|c| Some((c.sequence_number?, c.sub_sequence?)));
+                }
                 Ok(None) => return Ok(shard.id),
                 Err(e) => {
                     tracing::warn!(shard = %shard.id, error = %e, "cannot get a shard iterator; retrying");
@@ -234,6 +245,7 @@ async fn read_shard(
                 records,
                 shard_end,
                 millis_behind: resp.millis_behind_latest(),
+                skip: skip.take(),
                 ack,
             };
             if tx.send(batch).await.is_err() || done.await.is_err() {
