@@ -19,6 +19,7 @@ pub mod event;
 pub mod filter;
 pub mod pipeline;
 pub mod regions;
+pub mod render;
 pub mod rules;
 pub mod shaping;
 pub mod sink;

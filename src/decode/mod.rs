@@ -7,7 +7,7 @@
 //! [`Visit::dead_letter`] with its position and the reason, and decoding goes on with the next.
 
 pub mod gzip;
-mod inflate;
+pub(crate) mod inflate;
 pub mod kpl;
 pub mod shape;
 

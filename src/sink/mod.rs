@@ -1,5 +1,5 @@
-//! Where alerts and dead letters go. Today: JSON lines to any writer (stdout, a file);
-//! SNS, Slack, Splunk HEC and webhooks plug in here behind the same trait.
+//! Where alerts and dead letters go: JSON lines to any writer (stdout, a file), and the
+//! delivery side of `[[sinks]]`: the items delivered, the durable spool.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufWriter, Write};
@@ -9,6 +9,9 @@ use serde::Serialize;
 
 use crate::alert::Alert;
 use crate::decode::DeadLetter;
+
+pub mod item;
+pub mod spool;
 
 /// Receives alerts, one at a time, in order.
 pub trait AlertSink {

@@ -1,0 +1,85 @@
+//! One place renders an item for each format: the native JSON line (issue 2's fields), the
+//! readable text of an SNS message (email, SMS), Slack Block Kit, and an OCSF Detection
+//! Finding. Pure functions of the item: golden-file tested.
+
+pub mod ocsf;
+pub mod slack;
+pub mod text;
+
+use crate::alert::{Alert, Severity};
+use crate::shaping::Kind;
+use crate::sink::item::Item;
+
+/// The CloudTrail console's event history for this event, in the right partition.
+pub fn event_history_url(a: &Alert) -> Option<String> {
+    let region = a.region.as_deref()?;
+    let id = a.event_id.as_deref()?;
+    let domain = if region.starts_with("cn-") {
+        "console.amazonaws.cn"
+    } else if region.starts_with("us-gov-") {
+        "console.amazonaws-us-gov.com"
+    } else {
+        "console.aws.amazon.com"
+    };
+    Some(format!(
+        "https://{region}.{domain}/cloudtrailv2/home?region={region}#/events/{id}"
+    ))
+}
+
+/// `CreateUser` by `alice` in `111122223333/ap-south-1`: the one-line summary.
+pub fn summary(item: &Item) -> String {
+    let a = item.alert();
+    let who = a
+        .principal
+        .as_deref()
+        .map(short_principal)
+        .unwrap_or("unknown principal");
+    let prefix = match item.kind() {
+        Kind::Alert => String::new(),
+        Kind::Update => format!("update, {} more: ", item.notify().map_or(0, |n| n.events)),
+        Kind::Digest => format!(
+            "digest, {} suppressed: ",
+            item.notify().map_or(0, |n| n.events)
+        ),
+    };
+    format!(
+        "[{}] {prefix}{} by {} in {}/{}",
+        a.severity.as_str().to_uppercase(),
+        a.event_name.as_deref().unwrap_or("?"),
+        who,
+        a.account.as_deref().unwrap_or("?"),
+        a.region.as_deref().unwrap_or("?"),
+    )
+}
+
+/// The last part of an ARN (`user/alice` → `alice`; an assumed role keeps its session).
+pub fn short_principal(arn: &str) -> &str {
+    let resource = arn.rsplit(':').next().unwrap_or(arn);
+    match resource.split_once('/') {
+        Some((_, rest)) => rest,
+        None => resource,
+    }
+}
+
+/// Cuts `s` to at most `max` characters, marking the cut with `…`.
+pub fn clip(s: &str, max: usize) -> String {
+    if s.chars().count() <= max {
+        return s.to_string();
+    }
+    let mut out: String = s.chars().take(max.saturating_sub(1)).collect();
+    out.push('…');
+    out
+}
+
+pub fn severity_title(s: Severity) -> &'static str {
+    match s {
+        Severity::Info => "Informational",
+        Severity::Low => "Low",
+        Severity::Medium => "Medium",
+        Severity::High => "High",
+        Severity::Critical => "Critical",
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,124 @@
+//! Slack incoming-webhook messages in Block Kit: severity colour (an attachment's bar), a
+//! header, what/where/who/when fields, the reason, counts for updates and digests, buttons to
+//! the CloudTrail event history and the runbook, the alert id. Within Slack's limits: header
+//! 150, section text 3000 (we keep 2900), 10 fields of 2000, 50 blocks, button URLs 3000.
+
+use serde_json::{json, Value};
+
+use super::{clip, event_history_url, severity_title, short_principal, summary};
+use crate::alert::Severity;
+use crate::shaping::Kind;
+use crate::sink::item::Item;
+
+pub fn colour(s: Severity) -> &'static str {
+    match s {
+        Severity::Critical => "#8B0000",
+        Severity::High => "#D00000",
+        Severity::Medium => "#F2A900",
+        Severity::Low => "#2F80ED",
+        Severity::Info => "#9B9B9B",
+    }
+}
+
+fn field(label: &str, value: &str) -> Value {
+    json!({"type": "mrkdwn", "text": clip(&format!("*{label}*\n{value}"), 2000)})
+}
+
+pub fn message(item: &Item) -> Value {
+    let a = item.alert();
+    let kind = match item.kind() {
+        Kind::Alert => "",
+        Kind::Update => " (update)",
+        Kind::Digest => " (digest)",
+    };
+    let header = clip(
+        &format!("{}{kind}: {}", severity_title(a.severity), a.title),
+        150,
+    );
+    let mut what = format!(
+        "`{}` {}",
+        a.event_name.as_deref().unwrap_or("?"),
+        a.event_source.as_deref().unwrap_or("?")
+    );
+    if let Some(e) = &a.error_code {
+        what.push_str(&format!(" (failed: {e})"));
+    }
+    let mut where_ = format!(
+        "{} / {}",
+        a.account.as_deref().unwrap_or("?"),
+        a.region.as_deref().unwrap_or("?")
+    );
+    if let Some(n) = &a.account_name {
+        where_.push_str(&format!(" ({n})"));
+    }
+    let who = match (&a.principal, &a.principal_type) {
+        (Some(p), Some(t)) => format!("{} ({t})", short_principal(p)),
+        (Some(p), None) => short_principal(p).to_string(),
+        _ => "unknown".to_string(),
+    };
+    let mut fields = vec![
+        field("What", &what),
+        field("Where", &where_),
+        field("Who", &who),
+        field("When", a.event_time.as_deref().unwrap_or("?")),
+        field("Rule", &a.rule),
+    ];
+    if let Some(ip) = &a.source_ip {
+        fields.push(field("Source IP", ip));
+    }
+    let mut blocks = vec![
+        json!({"type": "header", "text": {"type": "plain_text", "text": header, "emoji": true}}),
+        json!({"type": "section", "fields": fields}),
+        json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&a.reason, 2900)}}),
+    ];
+    if let Some(n) = item.notify() {
+        let counts = match n.kind {
+            Kind::Alert => None,
+            Kind::Update => Some(format!(
+                "*{} more* from {} to {}: {}",
+                n.events,
+                n.first_seen,
+                n.last_seen,
+                n.event_names.join(", ")
+            )),
+            Kind::Digest => Some(format!(
+                "*{} suppressed* by the rate limit from {} to {}: {}\nAccounts: {}",
+                n.events,
+                n.first_seen,
+                n.last_seen,
+                n.event_names.join(", "),
+                n.accounts.join(", ")
+            )),
+        };
+        if let Some(c) = counts {
+            blocks.push(
+                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&c, 2900)}}),
+            );
+        }
+    }
+    let mut buttons = Vec::new();
+    if let Some(url) = event_history_url(a) {
+        buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "CloudTrail event"}, "url": url}));
+    }
+    if let Some(r) = a
+        .runbook
+        .as_deref()
+        .filter(|r| r.starts_with("https://") || r.starts_with("http://"))
+    {
+        buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "Runbook"}, "url": clip(r, 3000)}));
+    }
+    if !buttons.is_empty() {
+        blocks.push(json!({"type": "actions", "elements": buttons}));
+    }
+    let mut context = format!("alert `{}`", item.id());
+    if let Some(r) = a.runbook.as_deref().filter(|r| !r.starts_with("http")) {
+        context.push_str(&format!(" · runbook: {r}"));
+    }
+    blocks.push(
+        json!({"type": "context", "elements": [{"type": "mrkdwn", "text": clip(&context, 2000)}]}),
+    );
+    json!({
+        "text": clip(&summary(item), 3000),
+        "attachments": [{"color": colour(a.severity), "blocks": blocks}],
+    })
+}
