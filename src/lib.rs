@@ -13,6 +13,7 @@
 //! - [`config`]: the TOML file, validated once at start-up; [`regions`]: AWS region codes.
 
 pub mod alert;
+pub mod backoff;
 pub mod config;
 pub mod decode;
 pub mod event;
@@ -20,6 +21,7 @@ pub mod filter;
 pub mod pipeline;
 pub mod regions;
 pub mod render;
+pub mod route;
 pub mod rules;
 pub mod shaping;
 pub mod sink;

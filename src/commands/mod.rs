@@ -32,10 +32,7 @@ pub mod exit {
 
 /// Wall-clock seconds since the epoch.
 pub fn wall_clock() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
+    trailwatch::event::now_secs()
 }
 
 /// Loads the config, printing warnings; on errors prints them all and returns the exit code.

@@ -5,6 +5,7 @@
 //! an exemption) is read on its own, so one typo does not hide the next; then
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
+pub mod delivery;
 mod rules;
 mod schema;
 mod sequences;

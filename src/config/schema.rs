@@ -23,6 +23,8 @@ pub struct Config {
     pub checkpoint: super::source::Checkpoint,
     /// `[shaping]`: how the notify stream is shaped (rules may override).
     pub shaping: crate::shaping::Settings,
+    /// `[delivery]`, `[[sinks]]`, `[[routes]]`.
+    pub delivery: super::delivery::Delivery,
 }
 
 /// `[policy]`: the `unapproved-region` rule.

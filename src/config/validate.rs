@@ -63,7 +63,7 @@ impl Collector<'_> {
     pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Level::Error, key, message);
     }
-    fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Level::Warning, key, message);
     }
 
@@ -165,10 +165,13 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .parent()
         .unwrap_or(std::path::Path::new("."));
     super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
+    let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
+    let sinks_v = root.remove("sinks");
+    let routes_v = root.remove("routes");
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`",
+            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -242,7 +245,25 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .unwrap_or_default();
     let decode = decode.unwrap_or_default();
     check_decode(&mut c, &decode);
+    let mut severities: BTreeMap<String, BTreeSet<crate::alert::Severity>> = BTreeMap::new();
+    let region_rule = severities
+        .entry(crate::rules::region::RULE.to_string())
+        .or_default();
+    region_rule.insert(policy.top.severity);
+    if policy.top.alert_on_failed_calls {
+        region_rule.insert(policy.top.failed_call_severity);
+    }
+    for r in &rules {
+        severities
+            .entry(r.id.clone())
+            .or_default()
+            .insert(r.severity);
+    }
+    let ou_ids: BTreeSet<String> = policy.ous.keys().cloned().collect();
+    let delivery =
+        super::delivery::read(&mut c, delivery_t, sinks_v, routes_v, &severities, &ou_ids);
     let config = Config {
+        delivery,
         policy,
         dedup,
         decode,
@@ -253,6 +274,11 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         shaping,
     };
     (complete.then_some(config), c.problems)
+}
+
+/// Region codes in a list (routes' `regions`), as the policy's are checked.
+pub(super) fn check_region_list(c: &mut Collector, key: &str, regions: &[String]) {
+    check_regions(c, key, regions);
 }
 
 fn check_regions(c: &mut Collector, key: &str, regions: &[String]) {

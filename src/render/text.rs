@@ -101,15 +101,23 @@ fn what(item: &Item) -> String {
 
 /// `MessageStructure=json`: a body per protocol; `default` is required.
 pub fn per_protocol(item: &Item, native: &serde_json::Value) -> String {
-    let text = body(item);
+    per_protocol_with(item, &body(item), native)
+}
+
+/// [`per_protocol`] with the text body given (shortened to fit, for SNS).
+pub fn per_protocol_with(item: &Item, text: &str, native: &serde_json::Value) -> String {
+    let machine = match native {
+        serde_json::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
     serde_json::json!({
         "default": text,
         "email": text,
         "sms": clip(&summary(item), 140),
-        "sqs": native.to_string(),
-        "lambda": native.to_string(),
-        "https": native.to_string(),
-        "http": native.to_string(),
+        "sqs": machine,
+        "lambda": machine,
+        "https": machine,
+        "http": machine,
     })
     .to_string()
 }

@@ -10,8 +10,12 @@ use serde::Serialize;
 use crate::alert::Alert;
 use crate::decode::DeadLetter;
 
+pub mod build;
+pub mod deliver;
+pub mod error;
 pub mod item;
 pub mod spool;
+pub mod target;
 
 /// Receives alerts, one at a time, in order.
 pub trait AlertSink {

@@ -105,16 +105,11 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, Ki
 
 /// Exponential backoff with full jitter, from 200 ms to 10 s.
 fn backoff(attempt: u32) -> Duration {
-    let cap = 10_000u64;
-    let base = 200u64.saturating_mul(1 << attempt.min(6)).min(cap);
-    let jitter = {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        u64::from(nanos) % (base / 2 + 1)
-    };
-    Duration::from_millis(base / 2 + jitter)
+    crate::backoff::delay(
+        Duration::from_millis(200),
+        Duration::from_secs(10),
+        attempt + 1,
+    )
 }
 
 async fn iterator(
@@ -432,21 +427,4 @@ fn readable(known: &HashMap<String, ShardInfo>, positions: &Positions) -> HashSe
         })
         .map(|sh| sh.id.clone())
         .collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        for attempt in 0..20 {
-            let d = backoff(attempt);
-            let base = 200u64.saturating_mul(1 << attempt.min(6)).min(10_000);
-            assert!(
-                d.as_millis() as u64 >= base / 2 && d.as_millis() as u64 <= base,
-                "{attempt}: {d:?}"
-            );
-        }
-    }
 }

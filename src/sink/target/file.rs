@@ -1,0 +1,137 @@
+//! `file` and `stdout`: JSON lines. A file rotates by size and by age (the current file is
+//! renamed `<stem>-<UTC time>.<ext>` and a new one started) and is fsync'd after each batch
+//! unless `fsync = "never"`: an item counts as delivered once it is on disk.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use super::{Format, Outcome};
+use crate::sink::error::SendError;
+use crate::sink::item::Item;
+
+pub struct FileTarget {
+    /// None: stdout.
+    path: Option<PathBuf>,
+    file: Option<File>,
+    opened: SystemTime,
+    written: u64,
+    pub format: Format,
+    pub include_event: bool,
+    pub rotate_bytes: Option<u64>,
+    pub rotate_every: Option<Duration>,
+    pub fsync: bool,
+}
+
+impl FileTarget {
+    pub fn stdout(format: Format, include_event: bool) -> Self {
+        FileTarget {
+            path: None,
+            file: None,
+            opened: SystemTime::now(),
+            written: 0,
+            format,
+            include_event,
+            rotate_bytes: None,
+            rotate_every: None,
+            fsync: false,
+        }
+    }
+
+    pub fn file(path: &Path, format: Format, include_event: bool) -> Self {
+        FileTarget {
+            path: Some(path.to_path_buf()),
+            ..FileTarget::stdout(format, include_event)
+        }
+    }
+
+    pub fn is_stdout(&self) -> bool {
+        self.path.is_none()
+    }
+
+    fn rotated_name(path: &Path, now: SystemTime) -> PathBuf {
+        let secs = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0);
+        let stamp = crate::event::format_utc_secs(secs).replace([':', '-'], "");
+        let stem = path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("alerts");
+        let ext = path.extension().and_then(|s| s.to_str()).unwrap_or("jsonl");
+        let mut candidate = path.with_file_name(format!("{stem}-{stamp}.{ext}"));
+        let mut n = 1;
+        while candidate.exists() {
+            candidate = path.with_file_name(format!("{stem}-{stamp}-{n}.{ext}"));
+            n += 1;
+        }
+        candidate
+    }
+
+    fn open(&mut self) -> io::Result<()> {
+        let Some(path) = &self.path else {
+            return Ok(());
+        };
+        let now = SystemTime::now();
+        if let Some(f) = &self.file {
+            let too_big = self.rotate_bytes.is_some_and(|b| self.written >= b);
+            let too_old = self
+                .rotate_every
+                .is_some_and(|e| now.duration_since(self.opened).unwrap_or_default() >= e);
+            if !(too_big || too_old) {
+                return Ok(());
+            }
+            f.sync_all()?;
+            self.file = None;
+            if self.written > 0 {
+                fs::rename(path, Self::rotated_name(path, now))?;
+            }
+        }
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            fs::create_dir_all(dir)?;
+        }
+        let f = OpenOptions::new().create(true).append(true).open(path)?;
+        self.written = f.metadata()?.len();
+        self.opened = now;
+        self.file = Some(f);
+        Ok(())
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        self.open()?;
+        match &mut self.file {
+            Some(f) => {
+                f.write_all(buf)?;
+                if self.fsync {
+                    f.sync_data()?;
+                }
+                self.written += buf.len() as u64;
+                Ok(())
+            }
+            None => {
+                let mut out = io::stdout().lock();
+                out.write_all(buf)?;
+                out.flush()
+            }
+        }
+    }
+
+    pub fn send(&mut self, items: &[Arc<Item>]) -> Outcome {
+        let mut buf = Vec::new();
+        for item in items {
+            let v = self.format.render(item, self.include_event);
+            if serde_json::to_writer(&mut buf, &v).is_err() {
+                return Outcome::none(SendError::rejected("cannot serialize an item"));
+            }
+            buf.push(b'\n');
+        }
+        match self.write_all(&buf) {
+            Ok(()) => Outcome::all(items.len()),
+            // A full disk or a vanished directory may come back.
+            Err(e) => Outcome::none(SendError::retry(format!("writing: {e}"))),
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! The destinations: each turns a batch of items into one request of its protocol and says
+//! how it went. Batching, retries, pacing and the spool are the delivery worker's job
+//! ([`crate::sink::deliver`]); errors are classified in [`crate::sink::error`].
+
+pub mod file;
+pub mod hec;
+pub mod slack;
+pub mod sns;
+pub mod webhook;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::error::SendError;
+use super::item::Item;
+use crate::render;
+
+/// How SIEM-type sinks write an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Issue 2's alert fields (notify items add kind, counts and window).
+    Native,
+    /// OCSF 1.1.0 Detection Finding (class 2004).
+    Ocsf,
+}
+
+impl Format {
+    pub fn render(self, item: &Item, include_event: bool) -> Value {
+        match self {
+            Format::Native => {
+                let mut v = item.native();
+                if !include_event {
+                    if let Some(o) = v.as_object_mut() {
+                        o.remove("event");
+                    }
+                }
+                v
+            }
+            Format::Ocsf => render::ocsf::finding(item),
+        }
+    }
+}
+
+/// Items that were delivered (a prefix of the batch), and why the rest were not.
+#[derive(Debug)]
+pub struct Outcome {
+    pub delivered: usize,
+    pub error: Option<SendError>,
+}
+
+impl Outcome {
+    pub fn all(n: usize) -> Self {
+        Outcome {
+            delivered: n,
+            error: None,
+        }
+    }
+    pub fn none(e: SendError) -> Self {
+        Outcome {
+            delivered: 0,
+            error: Some(e),
+        }
+    }
+}
+
+pub enum Target {
+    File(file::FileTarget),
+    Hec(hec::Hec),
+    Webhook(webhook::Webhook),
+    Slack(slack::Slack),
+    Sns(sns::Sns),
+}
+
+impl Target {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Target::File(f) if f.is_stdout() => "stdout",
+            Target::File(_) => "file",
+            Target::Hec(_) => "splunk_hec",
+            Target::Webhook(_) => "webhook",
+            Target::Slack(_) => "slack",
+            Target::Sns(_) => "sns",
+        }
+    }
+
+    /// Most items in one request.
+    pub fn max_batch(&self) -> usize {
+        match self {
+            Target::File(_) => 1000,
+            Target::Hec(h) => h.max_batch,
+            Target::Webhook(w) => w.max_batch,
+            Target::Slack(_) => 1,
+            Target::Sns(_) => 10,
+        }
+    }
+
+    /// Least time between two requests (Slack: one message a second per webhook).
+    pub fn min_interval(&self) -> Option<Duration> {
+        match self {
+            Target::Slack(s) => Some(s.min_interval),
+            _ => None,
+        }
+    }
+
+    pub async fn send(&mut self, items: &[Arc<Item>]) -> Outcome {
+        if items.is_empty() {
+            return Outcome::all(0);
+        }
+        match self {
+            Target::File(f) => f.send(items),
+            Target::Hec(h) => h.send(items).await,
+            Target::Webhook(w) => w.send(items).await,
+            Target::Slack(s) => s.send(items).await,
+            Target::Sns(s) => s.send(items).await,
+        }
+    }
+}
+
+/// The HTTP client for Slack, HEC and webhooks: rustls, a request timeout, no redirects
+/// (a webhook that redirects is misconfigured, and the body must not follow it elsewhere).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .redirect(reqwest::redirect::Policy::none())
+        .user_agent(concat!("trailwatch/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_else(|_| reqwest::Client::new())
+}
+
+/// Sends a request and maps any answer other than 2xx through the classifier.
+pub async fn post(req: reqwest::RequestBuilder) -> Result<(u16, String), SendError> {
+    let resp = req.send().await.map_err(|e| super::error::transport(&e))?;
+    let status = resp.status().as_u16();
+    let retry_after = resp
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let body = resp.text().await.unwrap_or_default();
+    if (200..300).contains(&status) {
+        Ok((status, body))
+    } else {
+        Err(super::error::http(status, retry_after.as_deref(), &body))
+    }
+}
