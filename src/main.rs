@@ -47,6 +47,8 @@ enum Command {
     Match(commands::match_cmd::Args),
     /// Run every rule test in the config; non-zero exit on any failure.
     Test(commands::test_cmd::Args),
+    /// The sinks' spools: status, deliver now (replay), or drop (purge).
+    Spool(commands::spool_cmd::Args),
 }
 
 fn init_logging(format: LogFormat) {
@@ -73,6 +75,7 @@ fn main() -> ExitCode {
         Command::Match(args) => commands::match_cmd::run(args),
         Command::Lint(args) => commands::lint_cmd::run(args),
         Command::Test(args) => commands::test_cmd::run(args),
+        Command::Spool(args) => commands::spool_cmd::run(args),
     };
     match result {
         Ok(code) => code,

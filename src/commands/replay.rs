@@ -13,6 +13,8 @@ use trailwatch::decode::{DeadLetter, Decoder, Position, Skip, Visit};
 use trailwatch::event::Event;
 use trailwatch::pipeline::{Disposition, Pipeline};
 use trailwatch::shaping::{NotifyItem, Shaper};
+use trailwatch::sink::deliver::{Accepted, Dispatcher};
+use trailwatch::sink::item::Item;
 use trailwatch::sink::{DeadLetterFile, JsonLines};
 use trailwatch::source::replay::{self, Input, Reader};
 
@@ -33,6 +35,11 @@ pub struct Args {
     /// rate limits and digests (`notify`), or both, each line tagged with `"stream"`.
     #[arg(long, value_enum, default_value_t = StreamChoice::Siem)]
     stream: StreamChoice,
+    /// Send both streams through the configured `[[routes]]` and `[[sinks]]` (to rehearse a
+    /// deployment end to end) instead of printing; exits once every item is delivered or
+    /// spooled.
+    #[arg(long)]
+    deliver: bool,
     /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
@@ -86,6 +93,69 @@ struct Run<'o> {
     /// Shaping (only when the notify stream is printed).
     shaper: Option<Shaper>,
     notify: Vec<NotifyItem>,
+    /// `--deliver`: items go to the dispatcher instead of stdout.
+    deliver: Option<Deliver>,
+}
+
+/// `replay --deliver`: the dispatcher on its own runtime, fed from the synchronous reader in
+/// chunks; at most `MAX_OUTSTANDING` chunks wait for acceptance at once.
+struct Deliver {
+    rt: tokio::runtime::Runtime,
+    dispatcher: Dispatcher,
+    pending: Vec<Item>,
+    waiting: std::collections::VecDeque<Accepted>,
+    submitted: u64,
+    refused: u64,
+}
+
+const CHUNK: usize = 500;
+const MAX_OUTSTANDING: usize = 16;
+
+impl Deliver {
+    fn push(&mut self, item: Item) {
+        self.pending.push(item);
+        if self.pending.len() >= CHUNK {
+            self.submit();
+        }
+    }
+
+    fn submit(&mut self) {
+        let items = std::mem::take(&mut self.pending);
+        if items.is_empty() {
+            return;
+        }
+        self.submitted += items.len() as u64;
+        let accepted = self.rt.block_on(self.dispatcher.submit(items));
+        self.waiting.push_back(accepted);
+        while self.waiting.len() > MAX_OUTSTANDING {
+            self.wait_one();
+        }
+    }
+
+    fn wait_one(&mut self) {
+        if let Some(a) = self.waiting.pop_front() {
+            if !self.rt.block_on(a.wait()) {
+                self.refused += 1;
+            }
+        }
+    }
+
+    /// Everything submitted is accepted (or refused); the workers stop.
+    fn finish(mut self) -> (u64, u64) {
+        self.submit();
+        while !self.waiting.is_empty() {
+            self.wait_one();
+        }
+        let Deliver {
+            rt,
+            dispatcher,
+            submitted,
+            refused,
+            ..
+        } = self;
+        rt.block_on(dispatcher.close());
+        (submitted, refused)
+    }
 }
 
 impl Run<'_> {
@@ -98,6 +168,13 @@ impl Run<'_> {
     }
 
     fn write_notify(&mut self) {
+        if let Some(d) = &mut self.deliver {
+            for item in self.notify.drain(..) {
+                self.counts.notify += 1;
+                d.push(Item::Notify(item));
+            }
+            return;
+        }
         let items = std::mem::take(&mut self.notify);
         for item in &items {
             self.counts.notify += 1;
@@ -138,13 +215,17 @@ impl Visit for Run<'_> {
         let mut alerts = std::mem::take(&mut self.alerts);
         for alert in alerts.drain(..) {
             self.counts.alerts += 1;
-            match self.stream {
-                StreamChoice::Siem => self.write(&alert),
-                StreamChoice::Both => self.write(&Tagged {
-                    stream: "siem",
-                    item: &alert,
-                }),
-                StreamChoice::Notify => {}
+            if let Some(d) = &mut self.deliver {
+                d.push(Item::Siem(alert.clone()));
+            } else {
+                match self.stream {
+                    StreamChoice::Siem => self.write(&alert),
+                    StreamChoice::Both => self.write(&Tagged {
+                        stream: "siem",
+                        item: &alert,
+                    }),
+                    StreamChoice::Notify => {}
+                }
             }
             if let Some(shaper) = &mut self.shaper {
                 shaper.push(alert, now, &mut self.notify);
@@ -225,9 +306,42 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         decoder: Decoder::new(config.decode.limits()),
         max_document_bytes: config.decode.max_document_bytes,
     };
+    let deliver = if args.deliver {
+        if !config.delivery.is_configured() {
+            eprintln!(
+                "trailwatch: {}: --deliver needs [[sinks]] and [[routes]] in the config",
+                args.config.display()
+            );
+            return Ok(exit::bad_config());
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .context("starting the runtime")?;
+        let dispatcher = match rt.block_on(trailwatch::sink::build::dispatcher(&config)) {
+            Ok(Some(d)) => d,
+            Ok(None) => return Ok(exit::bad_config()),
+            Err(e) => {
+                eprintln!("trailwatch: {}: {e}", args.config.display());
+                return Ok(exit::bad_config());
+            }
+        };
+        Some(Deliver {
+            rt,
+            dispatcher,
+            pending: Vec::new(),
+            waiting: Default::default(),
+            submitted: 0,
+            refused: 0,
+        })
+    } else {
+        None
+    };
+    let include_event = args.include_event || (args.deliver && config.delivery.needs_event());
     let stdout = io::stdout();
     let mut run = Run {
-        pipeline: Pipeline::new(&config, args.include_event).judge_on_event_time(true),
+        pipeline: Pipeline::new(&config, include_event).judge_on_event_time(true),
         alerts: Vec::new(),
         out: JsonLines::new(stdout.lock()),
         dead,
@@ -239,8 +353,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         wall: wall_clock(),
         failed: None,
         stream: args.stream,
-        shaper: (args.stream != StreamChoice::Siem).then(|| Shaper::from_config(&config)),
+        shaper: (args.stream != StreamChoice::Siem || deliver.is_some())
+            .then(|| Shaper::from_config(&config)),
         notify: Vec::new(),
+        deliver,
     };
     let bar = progress_bar(&inputs);
     let started = Instant::now();
@@ -266,6 +382,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     run.flush_shaping();
+    let delivered = run.deliver.take().map(Deliver::finish);
     let flushed = run.out.flush();
     if let Some(f) = &mut run.dead {
         if let Err(e) = f.sync() {
@@ -306,6 +423,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             "trailwatch shaping: {} siem alerts in, {} notify items out, {} alerts suppressed into digests, {} windows or digests flushed early (tables full)",
             st.alerts_in, st.items_out, st.suppressed, st.evicted
         );
+    }
+    if let Some((submitted, refused)) = delivered {
+        let _ = writeln!(
+            err,
+            "trailwatch deliver: {submitted} items routed to the sinks; {} (delivered, spooled or rejected: see `trailwatch spool status`)",
+            if refused == 0 { "all accepted".to_string() } else { format!("{refused} chunks NOT accepted (a spool could not be written)") }
+        );
+        if refused > 0 {
+            anyhow::bail!("some alerts could not be delivered or spooled");
+        }
     }
     if run.pipeline.dedup().evicted_early > 0 {
         let _ = writeln!(

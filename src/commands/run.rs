@@ -9,7 +9,9 @@ use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 use anyhow::Context;
 use trailwatch::alert::Alert;
@@ -17,6 +19,9 @@ use trailwatch::config::Config;
 use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::Event;
 use trailwatch::pipeline::Pipeline;
+use trailwatch::shaping::Shaper;
+use trailwatch::sink::deliver::Dispatcher;
+use trailwatch::sink::item::Item;
 use trailwatch::sink::JsonLines;
 use trailwatch::source::checkpoint::{FileCheckpoints, ShardCheckpoint};
 use trailwatch::source::kinesis::{self, Batch};
@@ -44,18 +49,17 @@ pub struct Args {
     worker_id: Option<String>,
 }
 
-struct Process<'a, W: Write> {
+/// Decodes a batch's records and runs the pipeline; the alerts are collected for delivery.
+struct Process<'a> {
     pipeline: &'a mut Pipeline,
-    out: &'a mut JsonLines<W>,
     alerts: Vec<Alert>,
     events: u64,
     dead: u64,
-    error: Option<io::Error>,
     /// Sub-records of this aggregate done before a restart (see [`Batch::skip`]).
     skip: Option<(String, u64)>,
 }
 
-impl<W: Write> Process<'_, W> {
+impl Process<'_> {
     fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
         match (&self.skip, sub) {
             (Some((seq, last)), Some(sub)) => {
@@ -66,7 +70,7 @@ impl<W: Write> Process<'_, W> {
     }
 }
 
-impl<W: Write> Visit for Process<'_, W> {
+impl Visit for Process<'_> {
     fn event(&mut self, ev: Event<'_>, pos: &Position) {
         if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
             return;
@@ -75,18 +79,11 @@ impl<W: Write> Visit for Process<'_, W> {
         metrics::counter!("trailwatch_events_total").increment(1);
         // Live: shape and expire on arrival time.
         let now = wall_clock();
+        let before = self.alerts.len();
         self.pipeline.process(&ev, now, &mut self.alerts);
-        if let (Some(t), false) = (ev.time_secs(), self.alerts.is_empty()) {
+        if let (Some(t), true) = (ev.time_secs(), self.alerts.len() > before) {
             metrics::histogram!("trailwatch_event_to_alert_seconds")
                 .record((now - t).max(0) as f64);
-        }
-        for a in self.alerts.drain(..) {
-            metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
-            if self.error.is_none() {
-                if let Err(e) = self.out.write(&a) {
-                    self.error = Some(e);
-                }
-            }
         }
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
@@ -117,6 +114,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         .build()
         .context("starting the runtime")?;
     rt.block_on(consume(
+        &args.config,
         config,
         args.output,
         args.metrics_addr,
@@ -179,6 +177,7 @@ fn written_since(path: &std::path::Path, from: u64) -> anyhow::Result<Vec<String
 }
 
 async fn consume(
+    config_path: &std::path::Path,
     config: Config,
     output: Option<PathBuf>,
     metrics_addr: Option<std::net::SocketAddr>,
@@ -245,64 +244,68 @@ async fn consume(
         let _ = stop.send(true);
     });
     let decoder = Decoder::new(config.decode.limits());
-    if let Some(path) = &output {
-        let ids = written_since(path, cp.state.output_len.unwrap_or(0))?;
-        if !ids.is_empty() {
-            tracing::info!(
-                alerts = ids.len(),
-                "alerts written after the last checkpoint: not writing them again"
-            );
+    let dispatcher = trailwatch::sink::build::dispatcher(&config)
+        .await
+        .with_context(|| format!("starting the sinks of {}", config_path.display()))?;
+    let mut out = match dispatcher {
+        Some(dispatcher) => {
+            if output.is_some() {
+                anyhow::bail!(
+                    "--output is for runs without [[sinks]]; configure a file sink instead"
+                );
+            }
+            Out::Sinks {
+                dispatcher,
+                shaper: Box::new(Shaper::from_config_restoring(
+                    &config,
+                    cp.state.shaping.clone(),
+                )),
+                inflight: JoinSet::new(),
+            }
         }
-        for id in ids {
-            pipeline.remember_alert(&id, wall_clock());
+        None => {
+            if let Some(path) = &output {
+                let ids = written_since(path, cp.state.output_len.unwrap_or(0))?;
+                if !ids.is_empty() {
+                    tracing::info!(
+                        alerts = ids.len(),
+                        "alerts written after the last checkpoint: not writing them again"
+                    );
+                }
+                for id in ids {
+                    pipeline.remember_alert(&id, wall_clock());
+                }
+            }
+            let sink: Box<dyn Write> = match &output {
+                Some(path) => Box::new(
+                    std::fs::OpenOptions::new()
+                        .create(true)
+                        .append(true)
+                        .open(path)
+                        .with_context(|| format!("opening {}", path.display()))?,
+                ),
+                None => Box::new(io::stdout()),
+            };
+            Out::Feed {
+                out: JsonLines::new(sink),
+                path: output.clone(),
+            }
         }
-    }
-    let sink: Box<dyn Write> = match &output {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .with_context(|| format!("opening {}", path.display()))?,
-        ),
-        None => Box::new(io::stdout()),
     };
-    let mut out = JsonLines::new(sink);
-    let output_len = |output: &Option<PathBuf>| {
-        output
-            .as_ref()
-            .and_then(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-    };
-    let leased = checkpointer.is_some();
     let mut tick = tokio::time::interval(config.checkpoint.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    // Everything written is flushed before the checkpoint records how much there is.
-    let save = |cp: &mut FileCheckpoints,
-                pipeline: &Pipeline,
-                positions: &kinesis::Positions,
-                out: &mut JsonLines<Box<dyn Write>>|
-     -> anyhow::Result<()> {
-        out.flush().context("writing alerts")?;
-        // With leases the positions live in the lease table; the file keeps the rest.
-        if !leased {
-            let shards: BTreeMap<String, ShardCheckpoint> =
-                positions.lock().map(|p| p.clone()).unwrap_or_default();
-            cp.state.shards = shards;
-        }
-        cp.state.pipeline = Some(pipeline.snapshot());
-        cp.state.output_len = output_len(&output);
-        cp.save()?;
-        metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
-            .set(wall_clock() as f64);
-        Ok(())
+    let mut shaping_tick = tokio::time::interval(Duration::from_secs(1));
+    shaping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut saver = Saver {
+        cp,
+        leased: checkpointer.is_some(),
     };
     let mut consumer = consumer;
     loop {
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                let mut p = Process { pipeline: &mut pipeline, out: &mut out, alerts: Vec::new(), events: 0, dead: 0, error: None, skip: batch.skip.clone() };
+                let mut p = Process { pipeline: &mut pipeline, alerts: Vec::new(), events: 0, dead: 0, skip: batch.skip.clone() };
                 metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
                 let mut last = None;
                 for (seq, data) in &batch.records {
@@ -312,62 +315,207 @@ async fn consume(
                     last = Some(seq.clone());
                 }
                 tracing::debug!(shard = %batch.shard, records = batch.records.len(), events = p.events, dead_letters = p.dead, millis_behind = batch.millis_behind, "batch");
-                if let Some(e) = p.error.take() {
-                    return Err(e).context("writing alerts");
+                let alerts = std::mem::take(&mut p.alerts);
+                for a in &alerts {
+                    metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
                 }
-                // Delivered before acknowledged: flush the feed, then move the position.
-                out.flush().context("writing alerts")?;
-                let moved = positions.lock().ok().map(|mut pos| {
-                    let entry = pos.entry(batch.shard.clone()).or_insert(ShardCheckpoint { sequence_number: None, sub_sequence: None, finished: false });
-                    if last.is_some() {
-                        entry.sequence_number = last;
-                        entry.sub_sequence = None;
+                let done = Done { positions: positions.clone(), shard: batch.shard, last, shard_end: batch.shard_end, checkpointer: checkpointer.clone(), ack: batch.ack };
+                let mut save_now = false;
+                match &mut out {
+                    Out::Feed { out, .. } => {
+                        // Delivered before acknowledged: write and flush the feed, then move
+                        // the position.
+                        for a in &alerts {
+                            out.write(a).context("writing alerts")?;
+                        }
+                        out.flush().context("writing alerts")?;
+                        if done.shard_end {
+                            tracing::info!(shard = %done.shard, "shard finished (SHARD_END)");
+                            save_now = true;
+                        }
+                        let moved = done.advance();
+                        tokio::spawn(done.acknowledge(moved));
                     }
-                    entry.finished |= batch.shard_end;
-                    entry.clone()
-                });
-                if batch.shard_end {
-                    tracing::info!(shard = %batch.shard, "shard finished (SHARD_END)");
-                    save(&mut cp, &pipeline, &positions, &mut out)?;
-                }
-                match (&checkpointer, moved) {
-                    // The lease checkpoint is written before the reader goes on; the reader
-                    // stops if the lease turned out to be someone else's.
-                    (Some(c), Some(moved)) => {
-                        let c = c.clone();
-                        let (shard, ack) = (batch.shard, batch.ack);
-                        tokio::spawn(async move {
-                            match c.write(&shard, &moved).await {
-                                Ok(true) => { let _ = ack.send(()); }
-                                Ok(false) => {}
-                                Err(e) => {
-                                    metrics::counter!("trailwatch_checkpoint_errors_total").increment(1);
-                                    tracing::warn!(shard, error = %e, "lease checkpoint failed; the next batch carries it");
-                                    let _ = ack.send(());
-                                }
+                    Out::Sinks { dispatcher, shaper, inflight } => {
+                        let now = wall_clock();
+                        let mut notify = Vec::new();
+                        let mut items = Vec::with_capacity(alerts.len() * 2);
+                        for a in alerts {
+                            items.push(Item::Siem(a.clone()));
+                            shaper.push(a, now, &mut notify);
+                        }
+                        shaper.advance(now, &mut notify);
+                        items.extend(notify.into_iter().map(Item::Notify));
+                        // Accepted (delivered or spooled) before acknowledged.
+                        let accepted = dispatcher.submit(items).await;
+                        inflight.spawn(async move {
+                            if !accepted.wait().await {
+                                return false;
                             }
+                            let moved = done.advance();
+                            done.acknowledge(moved).await;
+                            true
                         });
                     }
-                    _ => { let _ = batch.ack.send(()); }
+                }
+                if save_now {
+                    saver.save(&pipeline, &positions, &mut out).await?;
                 }
             }
-            _ = tick.tick() => save(&mut cp, &pipeline, &positions, &mut out)?,
+            _ = shaping_tick.tick() => {
+                if let Out::Sinks { dispatcher, shaper, inflight } = &mut out {
+                    let mut notify = Vec::new();
+                    shaper.advance(wall_clock(), &mut notify);
+                    if !notify.is_empty() {
+                        let accepted = dispatcher.submit(notify.into_iter().map(Item::Notify).collect()).await;
+                        inflight.spawn(accepted.wait());
+                    }
+                }
+            }
+            Some(res) = join_next(&mut out) => {
+                if !matches!(res, Ok(true)) {
+                    anyhow::bail!("alerts could neither be delivered nor spooled: stopping without a checkpoint (they are read again at restart)");
+                }
+            }
+            _ = tick.tick() => saver.save(&pipeline, &positions, &mut out).await?,
             done = &mut consumer => {
                 // The consumer ended (shutdown, or a fatal error); its readers have stopped.
                 match done {
                     Ok(Ok(())) => break,
-                    Ok(Err(e)) => { save(&mut cp, &pipeline, &positions, &mut out)?; return Err(e.into()); }
+                    Ok(Err(e)) => { saver.save(&pipeline, &positions, &mut out).await?; return Err(e.into()); }
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
-    out.flush().context("writing alerts")?;
-    tokio::time::timeout(deadline, async {
-        save(&mut cp, &pipeline, &positions, &mut out)
-    })
-    .await
-    .context("the final checkpoint did not finish within the shutdown deadline")??;
+    tokio::time::timeout(deadline, saver.save(&pipeline, &positions, &mut out))
+        .await
+        .context("the final checkpoint did not finish within the shutdown deadline")??;
+    if let Out::Sinks { dispatcher, .. } = out {
+        dispatcher.close().await;
+    }
     signal.abort();
     Ok(())
+}
+
+/// Where alerts go: the built-in SIEM feed (stdout, or `--output`), written and flushed before
+/// a batch is acknowledged; or the configured sinks, which must accept (deliver or spool)
+/// every item of a batch before it is.
+enum Out {
+    Feed {
+        out: JsonLines<Box<dyn Write>>,
+        path: Option<PathBuf>,
+    },
+    Sinks {
+        dispatcher: Dispatcher,
+        shaper: Box<Shaper>,
+        /// Batches (and shaping emissions) waiting for acceptance.
+        inflight: JoinSet<bool>,
+    },
+}
+
+/// The next finished acceptance, if any is in flight (pending forever otherwise).
+async fn join_next(out: &mut Out) -> Option<Result<bool, tokio::task::JoinError>> {
+    match out {
+        Out::Sinks { inflight, .. } if !inflight.is_empty() => inflight.join_next().await,
+        _ => std::future::pending().await,
+    }
+}
+
+/// A processed batch, to be acknowledged once its alerts are accepted.
+struct Done {
+    positions: kinesis::Positions,
+    shard: String,
+    last: Option<String>,
+    shard_end: bool,
+    checkpointer: Option<leases::Checkpointer>,
+    ack: tokio::sync::oneshot::Sender<()>,
+}
+
+impl Done {
+    /// Moves the shard's position past the batch.
+    fn advance(&self) -> Option<ShardCheckpoint> {
+        let mut pos = self.positions.lock().ok()?;
+        let entry = pos.entry(self.shard.clone()).or_insert(ShardCheckpoint {
+            sequence_number: None,
+            sub_sequence: None,
+            finished: false,
+        });
+        if self.last.is_some() {
+            entry.sequence_number = self.last.clone();
+            entry.sub_sequence = None;
+        }
+        entry.finished |= self.shard_end;
+        Some(entry.clone())
+    }
+
+    /// With leases the checkpoint is written before the reader goes on; the reader stops if
+    /// the lease turned out to be someone else's.
+    async fn acknowledge(self, moved: Option<ShardCheckpoint>) {
+        match (self.checkpointer, moved) {
+            (Some(c), Some(moved)) => match c.write(&self.shard, &moved).await {
+                Ok(true) => {
+                    let _ = self.ack.send(());
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    metrics::counter!("trailwatch_checkpoint_errors_total").increment(1);
+                    tracing::warn!(shard = %self.shard, error = %e, "lease checkpoint failed; the next batch carries it");
+                    let _ = self.ack.send(());
+                }
+            },
+            _ => {
+                let _ = self.ack.send(());
+            }
+        }
+    }
+}
+
+/// Writes the checkpoint file: positions (file kind), the dedup and shaping state, and how
+/// much of `--output` it covers.
+struct Saver {
+    cp: FileCheckpoints,
+    leased: bool,
+}
+
+impl Saver {
+    async fn save(
+        &mut self,
+        pipeline: &Pipeline,
+        positions: &kinesis::Positions,
+        out: &mut Out,
+    ) -> anyhow::Result<()> {
+        match out {
+            // Everything written is flushed before the checkpoint records how much there is.
+            Out::Feed { out, path } => {
+                out.flush().context("writing alerts")?;
+                self.cp.state.output_len = path
+                    .as_ref()
+                    .and_then(|p| std::fs::metadata(p).ok())
+                    .map(|m| m.len());
+            }
+            // The dedup state may only cover events whose alerts were accepted.
+            Out::Sinks {
+                inflight, shaper, ..
+            } => {
+                while let Some(res) = inflight.join_next().await {
+                    if !matches!(res, Ok(true)) {
+                        anyhow::bail!("alerts could neither be delivered nor spooled: stopping without a checkpoint (they are read again at restart)");
+                    }
+                }
+                self.cp.state.shaping = Some(shaper.snapshot());
+            }
+        }
+        // With leases the positions live in the lease table; the file keeps the rest.
+        if !self.leased {
+            let shards: BTreeMap<String, ShardCheckpoint> =
+                positions.lock().map(|p| p.clone()).unwrap_or_default();
+            self.cp.state.shards = shards;
+        }
+        self.cp.state.pipeline = Some(pipeline.snapshot());
+        self.cp.save()?;
+        metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
+            .set(wall_clock() as f64);
+        Ok(())
+    }
 }

@@ -153,6 +153,14 @@ impl Delivery {
     pub fn is_configured(&self) -> bool {
         !self.sinks.is_empty()
     }
+
+    /// Some sink writes the CloudTrail record (OCSF evidence, `include_event`): alerts must
+    /// carry it.
+    pub fn needs_event(&self) -> bool {
+        self.sinks
+            .iter()
+            .any(|s| s.include_event || s.format == Format::Ocsf)
+    }
 }
 
 #[derive(Deserialize)]

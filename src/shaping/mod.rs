@@ -269,6 +269,15 @@ impl Shaper {
         Shaper::new(config.shaping.clone(), per_rule)
     }
 
+    /// [`Shaper::from_config`], continuing from a snapshot when there is one.
+    pub fn from_config_restoring(config: &crate::config::Config, snap: Option<Snapshot>) -> Self {
+        let fresh = Shaper::from_config(config);
+        match snap {
+            Some(snap) => Shaper::restore(fresh.default, fresh.per_rule, snap),
+            None => fresh,
+        }
+    }
+
     fn settings(&self, rule: &str) -> &Settings {
         self.per_rule.get(rule).unwrap_or(&self.default)
     }

@@ -76,9 +76,31 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
 }
 
 impl Spool {
-    /// Opens (or creates) the spool in `dir`, scanning what is left to deliver.
+    /// Opens (or creates) the spool in `dir`, scanning what is left to deliver; deletes
+    /// delivered segments and cuts a corrupt tail.
     pub fn open(dir: &Path, segment_bytes: u64) -> io::Result<Spool> {
         fs::create_dir_all(dir)?;
+        Spool::scan_dir(dir, segment_bytes, true)
+    }
+
+    /// Reads what is left to deliver without changing anything (`spool status`); an absent
+    /// directory is an empty spool.
+    pub fn inspect(dir: &Path) -> io::Result<Spool> {
+        if !dir.exists() {
+            return Ok(Spool {
+                dir: dir.to_path_buf(),
+                segment_bytes: 4096,
+                entries: VecDeque::new(),
+                head: 1,
+                head_len: 0,
+                writer: None,
+                corrupt: Vec::new(),
+            });
+        }
+        Spool::scan_dir(dir, 4096, false)
+    }
+
+    fn scan_dir(dir: &Path, segment_bytes: u64, repair: bool) -> io::Result<Spool> {
         let cursor: Cursor = match fs::read(dir.join("cursor")) {
             Ok(b) => serde_json::from_slice(&b).unwrap_or(Cursor {
                 segment: 0,
@@ -110,7 +132,9 @@ impl Spool {
         for &seg in &segments {
             let path = dir.join(seg_name(seg));
             if seg < cursor.segment {
-                fs::remove_file(&path)?;
+                if repair {
+                    fs::remove_file(&path)?;
+                }
                 continue;
             }
             let from = if seg == cursor.segment {
@@ -119,7 +143,7 @@ impl Spool {
                 0
             };
             let good_end = spool.scan(seg, &path, from)?;
-            if seg == spool.head {
+            if seg == spool.head && repair {
                 let len = fs::metadata(&path)?.len();
                 if good_end < len {
                     OpenOptions::new()

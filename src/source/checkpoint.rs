@@ -28,6 +28,9 @@ pub struct State {
     pub shards: BTreeMap<String, ShardCheckpoint>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineSnapshot>,
+    /// The notify stream's shaping state (windows, digests, rate-limit budgets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping: Option<crate::shaping::Snapshot>,
     /// Bytes of the output file the state covers: alerts written after it are read back on
     /// restart so they are not written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
