@@ -11,6 +11,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use common::emu::*;
+use common::http::read_http;
 use common::*;
 use serde_json::Value;
 
@@ -224,31 +225,6 @@ fn kill_9_mid_stream_loses_nothing_and_repeats_nothing() {
 struct FaultProxy {
     port: u16,
     injected: std::sync::Arc<std::sync::Mutex<(usize, usize)>>,
-}
-
-fn read_http(stream: &mut std::net::TcpStream) -> Option<(Vec<u8>, String)> {
-    use std::io::Read;
-    let mut buf = Vec::new();
-    let mut byte = [0u8; 1];
-    while !buf.ends_with(b"\r\n\r\n") {
-        if stream.read(&mut byte).ok()? == 0 {
-            return None;
-        }
-        buf.push(byte[0]);
-    }
-    let head = String::from_utf8_lossy(&buf).to_string();
-    let len = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-length:")
-                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
-        })
-        .unwrap_or(0);
-    let mut body = vec![0u8; len];
-    stream.read_exact(&mut body).ok()?;
-    buf.extend(body);
-    Some((buf, head))
 }
 
 impl FaultProxy {

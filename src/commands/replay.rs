@@ -40,6 +40,10 @@ pub struct Args {
     /// spooled.
     #[arg(long)]
     deliver: bool,
+    /// With `--deliver`: how long to keep delivering what was spooled (a sink that was slow
+    /// or down) before exiting; what is left stays spooled for the next start.
+    #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "deliver")]
+    drain_timeout: std::time::Duration,
     /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
@@ -140,8 +144,13 @@ impl Deliver {
         }
     }
 
-    /// Everything submitted is accepted (or refused); the workers stop.
-    fn finish(mut self) -> (u64, u64) {
+    /// Everything submitted is accepted (or refused); then what was spooled is delivered
+    /// until the spools are empty or `drain` has passed; the workers stop.
+    fn finish(
+        mut self,
+        config: &trailwatch::config::Config,
+        drain: std::time::Duration,
+    ) -> (u64, u64, usize) {
         self.submit();
         while !self.waiting.is_empty() {
             self.wait_one();
@@ -153,8 +162,14 @@ impl Deliver {
             refused,
             ..
         } = self;
+        let deadline = Instant::now() + drain;
+        let mut left = super::spool_cmd::depth(config).unwrap_or(0);
+        while left > 0 && Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(100));
+            left = super::spool_cmd::depth(config).unwrap_or(0);
+        }
         rt.block_on(dispatcher.close());
-        (submitted, refused)
+        (submitted, refused, left)
     }
 }
 
@@ -382,7 +397,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     bar.finish_and_clear();
     run.flush_shaping();
-    let delivered = run.deliver.take().map(Deliver::finish);
+    let delivered = run
+        .deliver
+        .take()
+        .map(|d| d.finish(&config, args.drain_timeout));
     let flushed = run.out.flush();
     if let Some(f) = &mut run.dead {
         if let Err(e) = f.sync() {
@@ -424,10 +442,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             st.alerts_in, st.items_out, st.suppressed, st.evicted
         );
     }
-    if let Some((submitted, refused)) = delivered {
+    if let Some((submitted, refused, left)) = delivered {
         let _ = writeln!(
             err,
-            "trailwatch deliver: {submitted} items routed to the sinks; {} (delivered, spooled or rejected: see `trailwatch spool status`)",
+            "trailwatch deliver: {submitted} items routed to the sinks; {}; {left} still spooled (`trailwatch spool status`)",
             if refused == 0 { "all accepted".to_string() } else { format!("{refused} chunks NOT accepted (a spool could not be written)") }
         );
         if refused > 0 {

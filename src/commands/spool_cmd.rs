@@ -46,7 +46,8 @@ fn spool_dir(config: &Config, sink: &str) -> PathBuf {
     config.delivery.settings.state_dir.join("spool").join(sink)
 }
 
-fn depth(config: &Config) -> anyhow::Result<usize> {
+/// Items waiting in every sink's spool.
+pub fn depth(config: &Config) -> anyhow::Result<usize> {
     let mut n = 0;
     for s in &config.delivery.sinks {
         n += Spool::inspect(&spool_dir(config, &s.name))

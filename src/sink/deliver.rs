@@ -189,8 +189,9 @@ impl Worker {
                 return self.spool_items(&rest);
             }
             let n = if isolate { 1 } else { self.target.max_batch() }.min(rest.len());
-            let limit = self.s.timeout.min(deadline - now);
-            let out = self.send(&rest[..n], limit).await;
+            // A request once started runs to its timeout: cutting it short at the deadline
+            // could deliver it and still spool it (a repeat).
+            let out = self.send(&rest[..n], self.s.timeout).await;
             rest.drain(..out.delivered.min(n));
             let Some(e) = out.error else {
                 attempt = 0;

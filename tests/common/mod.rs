@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod emu;
+pub mod http;
 
 use std::collections::BTreeSet;
 use std::io::Write;

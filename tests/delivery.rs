@@ -1,0 +1,483 @@
+//! Issue 6: delivery to real local HTTP servers (Slack, Splunk HEC, webhooks) started here,
+//! with faults injected (500s, 429 with Retry-After, slow answers, a server that is down and
+//! comes back); SNS through moto with an SQS queue subscribed; and the spool across `kill -9`.
+//! Oracle: `replay` without `--deliver` prints the items in order.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::http::{Fault, Server};
+use common::*;
+use hmac::{Hmac, Mac};
+use serde_json::Value;
+use sha2::Sha256;
+
+const POLICY: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n";
+
+fn config(t: &Tmp, name: &str, body: &str) -> PathBuf {
+    t.write(
+        name,
+        format!(
+            "{POLICY}\n[delivery]\nstate_dir = \"{}\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"1s\"\n{body}",
+            t.path("state").display()
+        ),
+    )
+}
+
+fn sample() -> PathBuf {
+    fixture_path("stratus_sample.jsonl")
+}
+
+fn trailwatch(args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    c.args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().expect("run trailwatch")
+}
+
+fn deliver(cfg: &Path, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    let cfg = cfg.display().to_string();
+    let input = sample().display().to_string();
+    let mut args = vec!["replay", "--deliver", "--config", &cfg];
+    args.extend_from_slice(extra);
+    args.push(&input);
+    let out = trailwatch(&args, env);
+    assert!(
+        out.status.success(),
+        "replay --deliver failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Item ids in the order `replay --stream S` prints them.
+fn expected(cfg: &Path, stream: &str) -> Vec<String> {
+    let cfg = cfg.display().to_string();
+    let input = sample().display().to_string();
+    let out = trailwatch(
+        &["replay", "--stream", stream, "--config", &cfg, &input],
+        &[],
+    );
+    assert!(out.status.success());
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            v["alert_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
+fn hmac_hex(key: &[u8], data: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).unwrap();
+    mac.update(data);
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn assert_once_in_order(got: &[String], want: &[String]) {
+    assert_eq!(
+        got.iter().collect::<BTreeSet<_>>().len(),
+        got.len(),
+        "an item was delivered twice"
+    );
+    assert_eq!(got, want, "every item, once, in order");
+}
+
+#[test]
+fn webhook_retries_500s_honours_retry_after_signs_and_keeps_order() {
+    let t = Tmp::new();
+    let server = Server::start();
+    server.script([
+        Fault::status(500, "boom"),
+        Fault::status(502, "bad gateway"),
+        Fault::status(429, "slow down").retry_after(1),
+    ]);
+    let cfg = config(
+        &t,
+        "w.toml",
+        &format!(
+            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nhmac_key_env = \"TW_HMAC\"\nbatch = 7\nmax_attempts = 5\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            server.url("/alerts")
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    assert!(want.len() > 10);
+    let key = "s3cr3t-hmac-key";
+    let out = deliver(&cfg, &[("TW_HMAC", key)], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains(key), "the key never appears in logs");
+
+    let reqs = server.requests();
+    assert_eq!(reqs[0].status, 500);
+    assert_eq!(reqs[2].status, 429);
+    assert!(
+        reqs[3].at.duration_since(reqs[2].at) >= Duration::from_millis(950),
+        "Retry-After: 1 was honoured"
+    );
+    let mut got = Vec::new();
+    for r in server.accepted() {
+        assert_eq!(r.path, "/alerts");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+        assert!(r.header("idempotency-key").is_some());
+        let sig = r.header("x-trailwatch-signature").unwrap();
+        let (ts, v1) = sig
+            .strip_prefix("t=")
+            .and_then(|s| s.split_once(",v1="))
+            .unwrap();
+        assert_eq!(r.header("x-trailwatch-timestamp"), Some(ts));
+        let mut signed = format!("{ts}.").into_bytes();
+        signed.extend_from_slice(&r.body);
+        assert_eq!(v1, hmac_hex(key.as_bytes(), &signed), "signature verifies");
+        let batch = r.json();
+        let batch = batch.as_array().unwrap();
+        assert!(batch.len() <= 7);
+        for item in batch {
+            assert_eq!(item["delivery_id"], item["alert_id"]);
+            assert!(
+                item.get("event").is_none(),
+                "native format without include_event"
+            );
+            got.push(item["alert_id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_once_in_order(&got, &want);
+}
+
+#[test]
+fn splunk_hec_batches_ocsf_events_retries_busy_and_waits_for_indexer_acks() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let t = Tmp::new();
+    let acks = AtomicU64::new(0);
+    let polls = AtomicU64::new(0);
+    let server = Server::start_with(move |r| {
+        if r.path == "/services/collector/ack" {
+            // Every ack is pending on its first poll, then indexed.
+            let id = r.json()["acks"][0].as_u64().unwrap();
+            let first = polls.fetch_add(1, Ordering::SeqCst) % 2 == 0;
+            (200, format!("{{\"acks\":{{\"{id}\":{}}}}}", !first))
+        } else {
+            let id = acks.fetch_add(1, Ordering::SeqCst);
+            (
+                200,
+                format!("{{\"text\":\"Success\",\"code\":0,\"ackId\":{id}}}"),
+            )
+        }
+    });
+    server.script([Fault::status(
+        503,
+        "{\"text\":\"Server is busy\",\"code\":9}",
+    )]);
+    let cfg = config(
+        &t,
+        "h.toml",
+        &format!(
+            "[[sinks]]\nname = \"splunk\"\ntype = \"splunk_hec\"\nurl = \"{}\"\ntoken_file = \"{}\"\nformat = \"ocsf\"\nindex = \"security\"\nack = true\nbatch = 10\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"splunk\"]\n",
+            server.url(""),
+            t.write("hec-token", "00000000-1111-2222-3333-444444444444\n").display()
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    deliver(&cfg, &[], &[]);
+    let reqs = server.requests();
+    assert_eq!(reqs[0].status, 503, "busy first");
+    let mut got = Vec::new();
+    let mut channel = None;
+    for r in reqs.iter().filter(|r| r.status == 200) {
+        assert_eq!(
+            r.header("authorization"),
+            Some("Splunk 00000000-1111-2222-3333-444444444444")
+        );
+        let ch = r.header("x-splunk-request-channel").unwrap().to_string();
+        assert_eq!(ch.len(), 36, "a UUID-shaped channel");
+        assert_eq!(channel.get_or_insert(ch.clone()), &ch, "one channel");
+        if r.path != "/services/collector/event" {
+            continue;
+        }
+        let text = String::from_utf8(r.body.clone()).unwrap();
+        let events: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert!(events.len() <= 10);
+        for e in events {
+            assert_eq!(e["index"], "security");
+            assert_eq!(e["sourcetype"], "ocsf:detection_finding");
+            assert_eq!(e["event"]["class_uid"], 2004);
+            assert!(e["time"].as_i64().is_some());
+            assert_eq!(
+                e["event"]["evidences"][0]["data"]["eventID"]
+                    .as_str()
+                    .is_some(),
+                true,
+                "the CloudTrail event is the evidence"
+            );
+            got.push(e["fields"]["alert_id"].as_str().unwrap().to_string());
+        }
+    }
+    let ack_polls = reqs
+        .iter()
+        .filter(|r| r.path == "/services/collector/ack")
+        .count();
+    let posts = reqs
+        .iter()
+        .filter(|r| r.path == "/services/collector/event" && r.status == 200)
+        .count();
+    assert_eq!(ack_polls, 2 * posts, "each batch waited for its ack");
+    assert_once_in_order(&got, &want);
+}
+
+#[test]
+fn slack_gets_block_kit_paced_per_webhook_with_retry_after() {
+    let t = Tmp::new();
+    let server = Server::start();
+    server.script([Fault::status(429, "rate_limited").retry_after(1)]);
+    let cfg = config(
+        &t,
+        "s.toml",
+        "[[sinks]]\nname = \"secops\"\ntype = \"slack\"\nwebhook_url_env = \"TW_SLACK\"\nmin_interval = \"150ms\"\n\n[[routes]]\nstream = \"notify\"\nsinks = [\"secops\"]\nmin_severity = \"medium\"\n",
+    );
+    let want = expected(&cfg, "notify");
+    let url = server.url("/services/T000/B000/XXXXSECRET");
+    let out = deliver(&cfg, &[("TW_SLACK", &url)], &[]);
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("XXXXSECRET"));
+    let reqs = server.requests();
+    assert_eq!(reqs[0].status, 429);
+    assert!(reqs[1].at.duration_since(reqs[0].at) >= Duration::from_millis(950));
+    for pair in reqs.windows(2) {
+        assert!(
+            pair[1].at.duration_since(pair[0].at) >= Duration::from_millis(140),
+            "at most one message per min_interval"
+        );
+    }
+    let mut got = Vec::new();
+    for r in server.accepted() {
+        let m = r.json();
+        assert!(m["text"].as_str().unwrap().starts_with('['));
+        let att = &m["attachments"][0];
+        assert!(att["color"].as_str().unwrap().starts_with('#'));
+        let blocks = att["blocks"].as_array().unwrap();
+        assert_eq!(blocks[0]["type"], "header");
+        let context = blocks.last().unwrap()["elements"][0]["text"]
+            .as_str()
+            .unwrap();
+        got.push(context.split('`').nth(1).unwrap().to_string());
+    }
+    // The context line carries the delivery id; for alerts it is the alert id.
+    let want_alerts: Vec<&String> = want.iter().collect();
+    assert_eq!(got.len(), want_alerts.len());
+    assert_eq!(got.iter().collect::<BTreeSet<_>>().len(), got.len());
+}
+
+#[test]
+fn a_slow_sink_does_not_hold_the_others_and_its_backlog_is_spooled_then_replayed() {
+    let t = Tmp::new();
+    let slow = Server::start_with(|_| {
+        std::thread::sleep(Duration::from_secs(2));
+        (200, "ok".into())
+    });
+    let fast = Server::start();
+    let cfg = config(
+        &t,
+        "two.toml",
+        &format!(
+            "accept_within = \"300ms\"\n\n[[sinks]]\nname = \"slow\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 5\n\n[[sinks]]\nname = \"fast\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 5\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"slow\", \"fast\"]\n",
+            slow.url("/"),
+            fast.url("/")
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    let started = Instant::now();
+    deliver(&cfg, &[], &["--drain-timeout", "0s"]);
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(12),
+        "the stream kept moving ({took:?}); the slow sink needs ~2 s for each of its {} batches",
+        want.len().div_ceil(5)
+    );
+    let ids = |s: &Server| -> Vec<String> {
+        s.accepted()
+            .iter()
+            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+            .map(|v| v["alert_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_once_in_order(&ids(&fast), &want);
+    let status = trailwatch(
+        &["spool", "status", "--config", &cfg.display().to_string()],
+        &[],
+    );
+    let table = String::from_utf8_lossy(&status.stdout).to_string();
+    let spooled: usize = table
+        .lines()
+        .find(|l| l.starts_with("slow"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(spooled > 0, "the slow sink's backlog was spooled:\n{table}");
+    // `spool replay` delivers the rest, in order, none twice.
+    let out = trailwatch(
+        &["spool", "replay", "--config", &cfg.display().to_string()],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_once_in_order(&ids(&slow), &want);
+    let status = trailwatch(
+        &["spool", "status", "--config", &cfg.display().to_string()],
+        &[],
+    );
+    assert!(String::from_utf8_lossy(&status.stdout)
+        .lines()
+        .skip(1)
+        .all(|l| l.split_whitespace().nth(1) == Some("0")));
+}
+
+#[test]
+fn a_sink_that_is_down_then_back_gets_everything_once() {
+    let t = Tmp::new();
+    let server = Server::start();
+    server.down();
+    let cfg = config(
+        &t,
+        "down.toml",
+        &format!(
+            "accept_within = \"1s\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 4\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            server.url("/in")
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    let cfg_s = cfg.display().to_string();
+    let up_later = std::thread::spawn({
+        let port = server.port;
+        move || {
+            std::thread::sleep(Duration::from_secs(3));
+            port
+        }
+    });
+    // Down for the first 3 s of a 60 s drain: refused, spooled, then delivered from the spool.
+    let handle =
+        std::thread::spawn(move || deliver(Path::new(&cfg_s), &[], &["--drain-timeout", "60s"]));
+    up_later.join().unwrap();
+    server.up();
+    let out = handle.join().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(stderr.contains("0 still spooled"), "{stderr}");
+    let got: Vec<String> = server
+        .accepted()
+        .iter()
+        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+        .map(|v| v["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_once_in_order(&got, &want);
+}
+
+#[test]
+fn a_rejected_item_goes_to_the_rejected_file_and_the_rest_are_delivered() {
+    let t = Tmp::new();
+    let server = Server::start();
+    // The first batch is refused as a whole (400), then one item of it on its own.
+    server.script([
+        Fault::status(400, "invalid_payload"),
+        Fault::status(400, "invalid_payload"),
+    ]);
+    let cfg = config(
+        &t,
+        "rej.toml",
+        &format!(
+            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 3\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            server.url("/")
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    deliver(&cfg, &[], &[]);
+    let rejected = std::fs::read_to_string(t.path("state/rejected/hook.jsonl")).unwrap();
+    let lines: Vec<Value> = rejected
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 1, "only the one item: {rejected}");
+    assert_eq!(lines[0]["sink"], "hook");
+    assert!(lines[0]["reason"].as_str().unwrap().contains("400"));
+    assert_eq!(lines[0]["item"]["alert_id"], want[0].as_str());
+    let got: Vec<String> = server
+        .accepted()
+        .iter()
+        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+        .map(|v| v["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_once_in_order(&got, &want[1..]);
+}
+
+#[test]
+fn validate_names_bad_sinks_and_routes_and_never_reads_secrets_from_the_config() {
+    let t = Tmp::new();
+    let cfg = config(
+        &t,
+        "bad.toml",
+        "[[sinks]]\nname = \"slack\"\ntype = \"slack\"\nwebhook_url = \"https://hooks.slack.com/services/T/B/SECRET\"\n\n[[sinks]]\nname = \"siem\"\ntype = \"splunk_hec\"\nurl = \"splunk:8088\"\ntoken_env = \"TW_NOPE\"\npath = \"x\"\n\n[[sinks]]\nname = \"x\"\ntype = \"carrier-pigeon\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"siem\", \"nope\"]\naccounts = [\"12345\"]\n",
+    );
+    let out = trailwatch(&["validate", "--config", &cfg.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    let err =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    for needle in [
+        "sinks[0].webhook_url: secrets are not read from the config; use webhook_url_env or webhook_url_file",
+        "sinks[1].url: \"splunk:8088\": expected an http:// or https:// URL",
+        "sinks[1].path: unknown key for a splunk_hec sink",
+        "sinks[2].type: \"carrier-pigeon\"",
+        "routes[0].sinks[1]: no sink is named \"nope\"",
+        "routes[0].accounts[0]: \"12345\": expected a 12-digit account id",
+    ] {
+        assert!(err.contains(needle), "missing {needle:?} in:\n{err}");
+    }
+    assert!(!err.contains("SECRET"), "a secret is never echoed");
+
+    // A good config: a missing secret is a warning for validate, an error at start-up.
+    let cfg = config(
+        &t,
+        "good.toml",
+        "[[sinks]]\nname = \"siem\"\ntype = \"splunk_hec\"\nurl = \"https://splunk.example.com:8088\"\ntoken_env = \"TW_UNSET_TOKEN\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"siem\"]\nmin_severity = \"critical\"\n",
+    );
+    let out = trailwatch(&["validate", "--config", &cfg.display().to_string()], &[]);
+    assert_eq!(out.status.code(), Some(0));
+    let err =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("environment variable TW_UNSET_TOKEN is not set"),
+        "{err}"
+    );
+    assert!(err.contains("no route takes the notify stream"), "{err}");
+    assert!(
+        err.contains(
+            "siem stream: high alerts of rule \"unapproved-region\" are taken by no route"
+        ),
+        "{err}"
+    );
+    let input = sample().display().to_string();
+    let out = trailwatch(
+        &[
+            "replay",
+            "--deliver",
+            "--config",
+            &cfg.display().to_string(),
+            &input,
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("sinks[0].token_env: environment variable TW_UNSET_TOKEN is not set"));
+}
