@@ -201,7 +201,7 @@ fn serve(
     answer: Arc<Answer>,
 ) {
     conn.set_nonblocking(false).ok();
-    while let Some((raw, head)) = read_http(&mut conn) {
+    if let Some((raw, head)) = read_http(&mut conn) {
         let mut lines = head.lines();
         let first = lines.next().unwrap_or_default().to_string();
         let mut parts = first.split(' ');
@@ -249,6 +249,5 @@ fn serve(
         resp.push_str(&text);
         let _ = conn.write_all(resp.as_bytes());
         let _ = conn.flush();
-        break;
     }
 }
