@@ -319,6 +319,13 @@ impl Drop for Moto {
     }
 }
 
+impl Moto {
+    /// The Python of moto's virtualenv (it has boto3).
+    pub fn python(&self) -> PathBuf {
+        moto_bin().with_file_name("python")
+    }
+}
+
 pub fn moto_bin() -> PathBuf {
     std::env::var("TRAILWATCH_MOTO")
         .map(PathBuf::from)
