@@ -478,3 +478,88 @@ fn validate_names_bad_sinks_and_routes_and_never_reads_secrets_from_the_config()
     assert!(String::from_utf8_lossy(&out.stderr)
         .contains("sinks[0].token_env: environment variable TW_UNSET_TOKEN is not set"));
 }
+
+/// `trailwatch run` with a webhook that is down: alerts are spooled (and acknowledged, so
+/// the stream moves on); `kill -9`; the webhook comes back; after a restart every spooled
+/// alert is delivered exactly once.
+#[test]
+fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
+    use common::emu::*;
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    let server = Server::start();
+    server.down();
+    let cfg = t.write(
+        "run.toml",
+        format!(
+            "{POLICY}\n[source.kinesis]\nstream = \"spooled\"\npoll_interval = \"100ms\"\n\n[checkpoint]\npath = \"{}\"\ninterval = \"300ms\"\n\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"500ms\"\nbackoff_initial = \"50ms\"\nbackoff_max = \"500ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 3\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            t.path("state/cp.json").display(),
+            t.path("state").display(),
+            server.url("/in")
+        ),
+    );
+    let recs = stratus();
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "spooled", 2));
+    rt.block_on(put(&c, "spooled", &recs, 0));
+    let want: BTreeSet<String> = expected(&cfg, &t, &recs);
+    let depth = || -> usize {
+        let out = trailwatch(
+            &["spool", "status", "--config", &cfg.display().to_string()],
+            &[],
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("hook"))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let mut run = Consumer::start(&cfg, k.port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while depth() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} spooled",
+            depth(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    run.child.kill().unwrap(); // SIGKILL
+    run.child.wait().unwrap();
+    assert!(server.accepted().is_empty());
+
+    server.up();
+    let run = Consumer::start(&cfg, k.port);
+    let ids = || -> Vec<String> {
+        server
+            .accepted()
+            .iter()
+            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+            .map(|v| v["alert_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while ids().len() < want.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} delivered",
+            ids().len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(1500)); // more polls: nothing else may come
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+    let got = ids();
+    assert_eq!(
+        got.iter().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "no loss"
+    );
+    assert_eq!(got.len(), want.len(), "none twice");
+    assert_eq!(depth(), 0, "the spool is empty");
+}

@@ -244,6 +244,21 @@ async fn consume(
         let _ = stop.send(true);
     });
     let decoder = Decoder::new(config.decode.limits());
+    // Spooled after the last checkpoint (a crash): those records are read again, but their
+    // alerts are already on their way. Read before the sinks start draining.
+    if config.delivery.is_configured() {
+        let spooled =
+            trailwatch::sink::build::spooled_alert_ids(&config).context("reading the spools")?;
+        if !spooled.is_empty() {
+            tracing::info!(
+                alerts = spooled.len(),
+                "alerts waiting in the spools: not raising them again"
+            );
+        }
+        for id in spooled {
+            pipeline.remember_alert(&id, wall_clock());
+        }
+    }
     let dispatcher = trailwatch::sink::build::dispatcher(&config)
         .await
         .with_context(|| format!("starting the sinks of {}", config_path.display()))?;

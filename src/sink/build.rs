@@ -127,3 +127,24 @@ pub async fn dispatcher(config: &Config) -> Result<Option<Dispatcher>, BuildErro
         source,
     })
 }
+
+/// The alert ids of siem items waiting in the sinks' spools. After a crash, records read
+/// again from the last checkpoint must not alert again for what is already spooled.
+pub fn spooled_alert_ids(config: &Config) -> std::io::Result<Vec<String>> {
+    let mut ids = Vec::new();
+    for s in &config.delivery.sinks {
+        let dir = config
+            .delivery
+            .settings
+            .state_dir
+            .join("spool")
+            .join(&s.name);
+        let spool = crate::sink::spool::Spool::inspect(&dir)?;
+        for p in spool.peek(spool.len())? {
+            if let Ok(crate::sink::item::Item::Siem(a)) = crate::sink::item::Item::from_spool(&p) {
+                ids.push(a.alert_id);
+            }
+        }
+    }
+    Ok(ids)
+}
