@@ -532,7 +532,9 @@ fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
     assert!(server.accepted().is_empty());
 
     server.up();
-    let run = Consumer::start(&cfg, k.port);
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let run = Consumer::start_with(&cfg, k.port, &["--metrics-addr", &maddr]);
     let ids = || -> Vec<String> {
         server
             .accepted()
@@ -552,6 +554,16 @@ fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
         std::thread::sleep(Duration::from_millis(100));
     }
     std::thread::sleep(Duration::from_millis(1500)); // more polls: nothing else may come
+    let (status, body) = http_get(mport, "/metrics");
+    assert_eq!(status, 200);
+    for m in [
+        format!("trailwatch_sink_sent_total{{sink=\"hook\"}} {}", want.len()),
+        "trailwatch_sink_spool_depth{sink=\"hook\"} 0".to_string(),
+        "trailwatch_sink_spool_oldest_age_seconds{sink=\"hook\"}".to_string(),
+        "trailwatch_sink_request_seconds_bucket{sink=\"hook\"".to_string(),
+    ] {
+        assert!(body.contains(&m), "/metrics lacks {m}:\n{body}");
+    }
     let (code, _) = run.stop();
     assert_eq!(code, 0);
     let got = ids();
@@ -562,4 +574,95 @@ fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
     );
     assert_eq!(got.len(), want.len(), "none twice");
     assert_eq!(depth(), 0, "the spool is empty");
+}
+
+#[test]
+fn spool_purge_needs_a_sink_name_and_drops_only_that_spool() {
+    let t = Tmp::new();
+    let server = Server::start();
+    server.down();
+    let cfg = config(
+        &t,
+        "purge.toml",
+        &format!(
+            "accept_within = \"200ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n\n[[sinks]]\nname = \"file\"\ntype = \"file\"\npath = \"{}\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\", \"file\"]\n",
+            server.url("/"),
+            t.path("feed.jsonl").display()
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    deliver(&cfg, &[], &["--drain-timeout", "0s"]);
+    let cfg_s = cfg.display().to_string();
+    let depth = |sink: &str| -> usize {
+        let out = trailwatch(&["spool", "status", "--config", &cfg_s], &[]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.split_whitespace().next() == Some(sink))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse().ok())
+            .unwrap()
+    };
+    assert_eq!(
+        depth("hook"),
+        want.len(),
+        "everything for the dead webhook is spooled"
+    );
+    assert_eq!(depth("file"), 0, "the file sink was not held up");
+    assert_eq!(
+        std::fs::read_to_string(t.path("feed.jsonl"))
+            .unwrap()
+            .lines()
+            .count(),
+        want.len()
+    );
+    let out = trailwatch(&["spool", "purge", "--config", &cfg_s], &[]);
+    assert_eq!(out.status.code(), Some(2), "purge names a sink or --all");
+    let out = trailwatch(
+        &["spool", "purge", "--config", &cfg_s, "--sink", "hook"],
+        &[],
+    );
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains(&format!("hook: {} items dropped", want.len())));
+    assert_eq!(depth("hook"), 0);
+    server.up();
+    let out = trailwatch(&["spool", "replay", "--config", &cfg_s], &[]);
+    assert!(out.status.success());
+    assert!(server.accepted().is_empty(), "purged items are never sent");
+}
+
+/// A request that gets no answer within the sink's timeout is retried with the same
+/// `Idempotency-Key` and the same `delivery_id`s, so the receiver can drop the repeat if the
+/// first one did land (at-least-once, made idempotent).
+#[test]
+fn a_timed_out_request_is_retried_with_the_same_idempotency_key() {
+    let t = Tmp::new();
+    let server = Server::start();
+    server.script([Fault::slow(Duration::from_millis(1500))]);
+    let cfg = config(
+        &t,
+        "timeout.toml",
+        &format!(
+            "accept_within = \"30s\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 100\ntimeout = \"400ms\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            server.url("/")
+        ),
+    );
+    let want = expected(&cfg, "siem");
+    assert!(want.len() <= 100, "one batch");
+    deliver(&cfg, &[], &[]);
+    std::thread::sleep(Duration::from_millis(1500)); // the slow answer is recorded late
+    let reqs = server.requests();
+    assert_eq!(reqs.len(), 2, "the timed-out request and its retry");
+    let key = |r: &common::http::Request| r.header("idempotency-key").unwrap().to_string();
+    assert_eq!(key(&reqs[0]), key(&reqs[1]));
+    let ids = |r: &common::http::Request| -> Vec<String> {
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["delivery_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(ids(&reqs[0]), ids(&reqs[1]));
+    assert_eq!(ids(&reqs[1]), want);
 }

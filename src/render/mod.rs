@@ -82,4 +82,4 @@ pub fn severity_title(s: Severity) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

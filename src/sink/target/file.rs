@@ -135,3 +135,77 @@ impl FileTarget {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::tests::items;
+
+    #[test]
+    fn rotates_by_size_and_keeps_every_line() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("siem.jsonl");
+        let mut f = FileTarget::file(&path, Format::Native, false);
+        f.rotate_bytes = Some(1500);
+        let all: Vec<Arc<Item>> = items().into_iter().map(|(_, i)| Arc::new(i)).collect();
+        let mut sent = 0;
+        for _ in 0..4 {
+            for i in &all {
+                assert_eq!(f.send(std::slice::from_ref(i)).delivered, 1);
+                sent += 1;
+            }
+        }
+        let files: Vec<PathBuf> = fs::read_dir(d.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        assert!(files.len() > 2, "rotated: {files:?}");
+        assert!(
+            files.iter().any(|p| p == &path),
+            "the current file keeps its name"
+        );
+        let lines: usize = files
+            .iter()
+            .map(|p| fs::read_to_string(p).unwrap().lines().count())
+            .sum();
+        assert_eq!(lines, sent, "no line lost across rotations");
+        for p in &files {
+            let name = p.file_name().unwrap().to_str().unwrap();
+            assert!(name.starts_with("siem"), "{name}");
+            for l in fs::read_to_string(p).unwrap().lines() {
+                let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                assert!(v.get("event").is_none(), "include_event is off");
+            }
+        }
+    }
+
+    #[test]
+    fn rotates_by_age() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("feed.jsonl");
+        let mut f = FileTarget::file(&path, Format::Native, false);
+        f.rotate_every = Some(Duration::from_millis(20));
+        let (_, item) = items().remove(0);
+        let item = Arc::new(item);
+        for _ in 0..3 {
+            assert_eq!(f.send(std::slice::from_ref(&item)).delivered, 1);
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        let n = fs::read_dir(d.path()).unwrap().count();
+        assert_eq!(n, 3, "one file per period, none overwritten");
+    }
+
+    #[test]
+    fn an_unwritable_path_is_a_retryable_failure() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("blocker"), b"a file, not a directory").unwrap();
+        let mut f = FileTarget::file(&d.path().join("blocker/siem.jsonl"), Format::Ocsf, false);
+        let all: Vec<Arc<Item>> = items().into_iter().map(|(_, i)| Arc::new(i)).collect();
+        let out = f.send(&all);
+        assert_eq!(out.delivered, 0);
+        assert!(matches!(
+            out.error.unwrap().class,
+            crate::sink::error::Class::Retry { .. }
+        ));
+    }
+}
