@@ -122,6 +122,9 @@ mod tests {
         assert_eq!(c.dedup, Dedup::default());
         assert_eq!(c.decode, Decode::default());
         assert_eq!(c.shaping, crate::shaping::Settings::default());
+        assert_eq!(c.checkpoint, Checkpoint::default());
+        assert_eq!(c.delivery.settings, delivery::DeliverySettings::default());
+        assert!(!c.delivery.is_configured());
         assert_eq!(c.sequences.len(), 2);
         assert_eq!(c.sequences[0].steps.len(), 5);
         assert_eq!(c.sequences[0].steps[4].at, 48);
