@@ -38,6 +38,19 @@ pub fn shorten(body: &str, id: &str, overhead: usize, max: usize) -> String {
     format!("{}{marker}", &body[..cut])
 }
 
+/// How many entries of these sizes one PublishBatch takes: at most 10 and 256 KiB in all
+/// (always at least one: each entry alone fits, having been shortened).
+pub fn fit(sizes: &[usize]) -> usize {
+    let mut total = 0;
+    for (i, s) in sizes.iter().take(10).enumerate() {
+        if i > 0 && total + s > MAX_BYTES {
+            return i;
+        }
+        total += s;
+    }
+    sizes.len().min(10)
+}
+
 impl Sns {
     pub fn new(client: aws_sdk_sns::Client, topic_arn: String, json_structure: bool) -> Self {
         Sns {
@@ -128,19 +141,19 @@ impl Sns {
 
     pub async fn send(&mut self, items: &[Arc<Item>]) -> Outcome {
         let mut entries = Vec::new();
-        let mut total = 0;
+        let mut sizes = Vec::new();
         for (i, item) in items.iter().enumerate().take(10) {
-            let (entry, size) = match self.entry(i, item) {
-                Ok(e) => e,
+            match self.entry(i, item) {
+                Ok((entry, size)) => {
+                    entries.push(entry);
+                    sizes.push(size);
+                }
                 Err(e) if i == 0 => return Outcome::none(e),
                 Err(_) => break,
-            };
-            if i > 0 && total + size > MAX_BYTES {
-                break; // the rest go in the next batch
             }
-            total += size;
-            entries.push(entry);
         }
+        // The rest go in the next batch.
+        entries.truncate(fit(&sizes));
         let n = entries.len();
         let resp = match self
             .client
@@ -191,6 +204,15 @@ impl Sns {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_batch_holds_ten_entries_and_256_kib() {
+        assert_eq!(fit(&[1000; 14]), 10);
+        assert_eq!(fit(&[100_000, 100_000, 100_000]), 2);
+        assert_eq!(fit(&[MAX_BYTES, 10]), 1);
+        assert_eq!(fit(&[MAX_BYTES / 2, MAX_BYTES / 2, 1]), 2);
+        assert_eq!(fit(&[]), 0);
+    }
 
     #[test]
     fn an_oversized_body_is_shortened_with_a_pointer() {

@@ -1,0 +1,81 @@
+//! Delivery costs per item: each rendering (native JSON, OCSF, Slack Block Kit, SNS text) of
+//! an alert carrying its CloudTrail record, and the spool (append with fsync per batch of 100,
+//! then read back and commit).
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use trailwatch::alert::{Alert, Severity};
+use trailwatch::render;
+use trailwatch::sink::item::Item;
+use trailwatch::sink::spool::Spool;
+use trailwatch::sink::target::Format;
+
+fn item() -> Item {
+    let record = include_str!("../tests/fixtures/stratus_sample.jsonl")
+        .lines()
+        .next()
+        .unwrap_or("{}");
+    let raw = serde_json::value::RawValue::from_string(record.to_string()).ok();
+    Item::Siem(Alert {
+        alert_id: format!("{:032x}", 7),
+        rule: "unapproved-region".into(),
+        title: "Activity in a region not approved for the account".into(),
+        severity: Severity::High,
+        event_id: Some("c64c4ded-ef03-4e5c-81eb-153b118d72f2".into()),
+        event_time: Some("2024-07-30T21:53:13Z".into()),
+        account: Some("111122223333".into()),
+        account_name: Some("prod".into()),
+        ou: Some("ou-ab12-prodeu".into()),
+        region: Some("ap-southeast-3".into()),
+        principal: Some("arn:aws:iam::111122223333:user/christophe".into()),
+        principal_type: Some("IAMUser".into()),
+        event_source: Some("iam.amazonaws.com".into()),
+        event_name: Some("CreateAccessKey".into()),
+        event_type: Some("AwsApiCall".into()),
+        read_only: Some(false),
+        source_ip: Some("211.9.16.253".into()),
+        user_agent: Some("aws-cli/2".into()),
+        error_code: None,
+        reason: "CreateAccessKey (iam.amazonaws.com) by arn:aws:iam::111122223333:user/christophe in ap-southeast-3, which is not approved for account 111122223333 (prod).".into(),
+        runbook: Some("https://wiki.example.com/runbooks/unapproved-region".into()),
+        approved_regions: vec!["us-east-1".into()],
+        policy_level: "organization".into(),
+        event: raw,
+    })
+}
+
+fn bench(c: &mut Criterion) {
+    let it = item();
+    let mut g = c.benchmark_group("render");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("native", |b| {
+        b.iter(|| serde_json::to_vec(&Format::Native.render(&it, false)))
+    });
+    g.bench_function("ocsf", |b| {
+        b.iter(|| serde_json::to_vec(&Format::Ocsf.render(&it, false)))
+    });
+    g.bench_function("slack", |b| {
+        b.iter(|| serde_json::to_vec(&render::slack::message(&it)))
+    });
+    g.bench_function("sns_text", |b| {
+        b.iter(|| (render::text::subject(&it), render::text::body(&it)))
+    });
+    g.finish();
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let payload = it.to_spool();
+    let batch: Vec<Vec<u8>> = (0..100).map(|_| payload.clone()).collect();
+    let mut spool = Spool::open(dir.path(), 8 << 20).expect("spool");
+    let mut g = c.benchmark_group("spool");
+    g.throughput(Throughput::Elements(100));
+    g.bench_function("append_fsync_read_commit_100", |b| {
+        b.iter(|| {
+            spool.append(&batch, 0).expect("append");
+            let back = spool.peek(100).expect("peek");
+            spool.commit(back.len()).expect("commit");
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
