@@ -32,6 +32,8 @@ enum LogFormat {
 enum Command {
     /// Consume the organization's CloudTrail Kinesis stream (the main job).
     Run(commands::run::Args),
+    /// The Firehose HTTP endpoint: Firehose delivers the organization's events here.
+    Serve(commands::serve::Args),
     /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
     Replay(commands::replay::Args),
     /// Check a config file and report every problem at once.
@@ -69,6 +71,7 @@ fn main() -> ExitCode {
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
+        Command::Serve(args) => commands::serve::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),

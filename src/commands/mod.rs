@@ -5,6 +5,7 @@ pub mod lint_cmd;
 pub mod match_cmd;
 pub mod replay;
 pub mod run;
+pub mod serve;
 pub mod spool_cmd;
 pub mod test_cmd;
 pub mod validate;

@@ -12,7 +12,7 @@ mod sequences;
 mod shaping;
 mod source;
 
-pub use source::{Checkpoint, KinesisSource};
+pub use source::{Checkpoint, FirehoseSource, KinesisSource};
 mod validate;
 
 pub use rules::{Rule, RuleTest};

@@ -19,6 +19,8 @@ pub struct Config {
     pub sequences: Vec<super::sequences::Sequence>,
     /// `[source.kinesis]`: what `trailwatch run` consumes.
     pub kinesis: Option<super::source::KinesisSource>,
+    /// `[source.firehose]`: what `trailwatch serve` listens on.
+    pub firehose: Option<super::source::FirehoseSource>,
     /// `[checkpoint]`.
     pub checkpoint: super::source::Checkpoint,
     /// `[shaping]`: how the notify stream is shaped (rules may override).

@@ -24,6 +24,49 @@ impl PartialEq for KinesisSource {
     }
 }
 
+/// `[source.firehose]`: the Firehose HTTP endpoint `trailwatch serve` runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirehoseSource {
+    pub listen: std::net::SocketAddr,
+    /// Where the access keys come from (comma-separated, several for rotation).
+    pub access_keys: Option<crate::config::delivery::SecretRef>,
+    pub max_body_bytes: usize,
+    pub max_concurrency: usize,
+    pub request_timeout: Duration,
+    /// TLS (rustls) from PEM files, for deployments without a load balancer.
+    pub tls: Option<(PathBuf, PathBuf)>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FirehoseRaw {
+    #[serde(default = "default_listen")]
+    listen: String,
+    access_keys_env: Option<String>,
+    access_keys_file: Option<String>,
+    #[serde(default = "max_body")]
+    max_body_bytes: usize,
+    #[serde(default = "max_concurrency")]
+    max_concurrency: usize,
+    #[serde(default = "request_timeout")]
+    request_timeout: String,
+    tls_cert: Option<String>,
+    tls_key: Option<String>,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:8443".into()
+}
+fn max_body() -> usize {
+    64 << 20
+}
+fn max_concurrency() -> usize {
+    16
+}
+fn request_timeout() -> String {
+    "150s".into()
+}
+
 /// `[checkpoint]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -121,15 +164,90 @@ fn dur(c: &mut Collector, key: &str, text: &str) -> Duration {
     }
 }
 
-pub(super) fn read_source(c: &mut Collector, mut t: Table) -> Option<KinesisSource> {
+pub(super) fn read_firehose(c: &mut Collector, v: Option<toml::Value>) -> Option<FirehoseSource> {
+    let raw: FirehoseRaw = c.read("source.firehose", v?)?;
+    let listen = match raw.listen.parse() {
+        Ok(a) => a,
+        Err(_) => {
+            c.error(
+                "source.firehose.listen",
+                format!(
+                    "{:?}: expected an address and port, e.g. \"0.0.0.0:8443\"",
+                    raw.listen
+                ),
+            );
+            std::net::SocketAddr::from(([127, 0, 0, 1], 8443))
+        }
+    };
+    use crate::config::delivery::{SecretRef, SecretSource};
+    let access_keys = match (raw.access_keys_env, raw.access_keys_file) {
+        (Some(e), None) => Some(SecretRef {
+            key: "source.firehose.access_keys_env".into(),
+            source: SecretSource::Env(e),
+        }),
+        (None, Some(f)) => Some(SecretRef {
+            key: "source.firehose.access_keys_file".into(),
+            source: SecretSource::File(f.into()),
+        }),
+        (Some(_), Some(_)) => {
+            c.error(
+                "source.firehose.access_keys_env",
+                "give access_keys_env or access_keys_file, not both",
+            );
+            None
+        }
+        (None, None) => {
+            c.error(
+                "source.firehose.access_keys_env",
+                "expected access_keys_env (a variable holding comma-separated keys) or access_keys_file: the endpoint never runs unauthenticated",
+            );
+            None
+        }
+    };
+    if raw.max_body_bytes == 0 {
+        c.error("source.firehose.max_body_bytes", "must be at least 1");
+    }
+    if raw.max_concurrency == 0 {
+        c.error("source.firehose.max_concurrency", "must be at least 1");
+    }
+    let tls = match (raw.tls_cert, raw.tls_key) {
+        (Some(cert), Some(key)) => Some((cert.into(), key.into())),
+        (None, None) => None,
+        _ => {
+            c.error(
+                "source.firehose.tls_cert",
+                "give both tls_cert and tls_key (PEM files), or neither",
+            );
+            None
+        }
+    };
+    Some(FirehoseSource {
+        listen,
+        access_keys,
+        max_body_bytes: raw.max_body_bytes.max(1),
+        max_concurrency: raw.max_concurrency.max(1),
+        request_timeout: dur(c, "source.firehose.request_timeout", &raw.request_timeout),
+        tls,
+    })
+}
+
+pub(super) fn read_source(
+    c: &mut Collector,
+    mut t: Table,
+) -> (Option<KinesisSource>, Option<FirehoseSource>) {
     let k = t.remove("kinesis");
+    let firehose = read_firehose(c, t.remove("firehose"));
     for (key, _) in t {
         c.error(
             format!("source.{key}"),
-            "unknown source; expected `kinesis`",
+            "unknown source; expected `kinesis` or `firehose`",
         );
     }
-    let raw: KinesisRaw = c.read("source.kinesis", k?)?;
+    (k.and_then(|k| read_kinesis(c, k)), firehose)
+}
+
+fn read_kinesis(c: &mut Collector, k: toml::Value) -> Option<KinesisSource> {
+    let raw: KinesisRaw = c.read("source.kinesis", k)?;
     let start = match raw.start.as_str() {
         "latest" => Start::Latest,
         "trim_horizon" => Start::TrimHorizon,

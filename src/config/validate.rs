@@ -147,7 +147,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
     let source_t = take_table(&mut c, &mut root, "source", "source");
-    let kinesis = super::source::read_source(&mut c, source_t);
+    let (kinesis, firehose) = super::source::read_source(&mut c, source_t);
     let checkpoint_t = take_table(&mut c, &mut root, "checkpoint", "checkpoint");
     let checkpoint = super::source::read_checkpoint(&mut c, checkpoint_t);
     let decode_t = take_table(&mut c, &mut root, "decode", "decode");
@@ -270,6 +270,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         rules,
         sequences,
         kinesis,
+        firehose,
         checkpoint,
         shaping,
     };

@@ -3,6 +3,7 @@
 //! them is delivered or spooled.
 
 pub mod checkpoint;
+pub mod firehose;
 pub mod kinesis;
 pub mod leases;
 pub mod metrics_server;

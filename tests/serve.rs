@@ -1,0 +1,350 @@
+//! Issue 7: `trailwatch serve`, the Firehose HTTP endpoint, driven with real-shaped Firehose
+//! requests over HTTP (and HTTPS with a certificate made here): CloudWatch Logs envelopes of
+//! real records, gzip and not; wrong, missing and rotated keys; oversized and gzip-bomb
+//! bodies; malformed JSON and base64; retries with the same request id.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::emu::{expected, free_port};
+use common::*;
+use serde_json::{json, Value};
+
+struct Serve {
+    child: Child,
+    port: u16,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Serve {
+    fn start(cfg: &Path, port: u16, extra: &[&str]) -> Serve {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args(["serve", "--config", &cfg.display().to_string()])
+            .args(extra)
+            .env("TW_FIREHOSE_KEYS", "old-key-1234, new-key-5678")
+            .env("TRAILWATCH_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(l).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "serve did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Serve { child, port, lines }
+    }
+
+    fn alerts(&self, wait: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(l) = self.lines.recv_timeout(wait) {
+            out.push(
+                serde_json::from_str::<Value>(&l).unwrap()["alert_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        out
+    }
+}
+
+fn config(t: &Tmp, port: u16, extra: &str) -> std::path::PathBuf {
+    t.write(
+        "serve.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.firehose]\nlisten = \"127.0.0.1:{port}\"\naccess_keys_env = \"TW_FIREHOSE_KEYS\"\nmax_body_bytes = 262144\n{extra}"
+        ),
+    )
+}
+
+/// A Firehose request body: each record a gzip'd CloudWatch Logs envelope of one record.
+fn body(id: &str, recs: &[String]) -> String {
+    let records: Vec<Value> = recs
+        .iter()
+        .map(|r| json!({"data": b64(&gz(cwl_data(&[r]).as_bytes()))}))
+        .collect();
+    json!({"requestId": id, "timestamp": 1_767_225_600_000i64, "records": records}).to_string()
+}
+
+struct Resp {
+    status: u16,
+    json: Value,
+}
+
+fn post(
+    client: &reqwest::Client,
+    url: &str,
+    id: &str,
+    key: Option<&str>,
+    body: Vec<u8>,
+    gzip: bool,
+) -> Resp {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut req = client
+            .post(url)
+            .header("content-type", "application/json")
+            .header("x-amz-firehose-protocol-version", "1.0")
+            .header("x-amz-firehose-request-id", id)
+            .header(
+                "x-amz-firehose-source-arn",
+                "arn:aws:firehose:us-east-1:111122223333:deliverystream/org-cloudtrail",
+            );
+        if let Some(k) = key {
+            req = req.header("x-amz-firehose-access-key", k);
+        }
+        if gzip {
+            req = req.header("content-encoding", "gzip");
+        }
+        let r = req.body(body).send().await.unwrap();
+        let status = r.status().as_u16();
+        let json = r.json::<Value>().await.unwrap_or(Value::Null);
+        Resp { status, json }
+    })
+}
+
+#[test]
+fn firehose_requests_are_authenticated_capped_decoded_and_idempotent() {
+    let t = Tmp::new();
+    let port = free_port();
+    let cfg = config(&t, port, "");
+    let dead = t.path("dead.jsonl");
+    let serve = Serve::start(&cfg, port, &["--dead-letter", &dead.display().to_string()]);
+    let url = format!("http://127.0.0.1:{}/", serve.port);
+    let c = reqwest::Client::new();
+    let recs = stratus();
+    let (first, second) = recs.split_at(10);
+    let want1 = expected(&cfg, &t, first);
+    assert!(!want1.is_empty());
+
+    // A real-shaped request: 200 {requestId, timestamp}; its alerts are on stdout.
+    let r = post(
+        &c,
+        &url,
+        "req-1",
+        Some("old-key-1234"),
+        body("req-1", first).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    assert_eq!(r.json["requestId"], "req-1");
+    assert!(r.json["timestamp"].as_i64().unwrap() > 1_700_000_000_000);
+    assert!(r.json.get("errorMessage").is_none());
+    let got = serve.alerts(Duration::from_millis(500));
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want1);
+
+    // The same request again (Firehose retries): 200, nothing alerts twice.
+    let r = post(
+        &c,
+        &url,
+        "req-1",
+        Some("old-key-1234"),
+        body("req-1", first).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200);
+    assert!(serve.alerts(Duration::from_millis(300)).is_empty());
+
+    // Wrong and missing keys: the same 401, before the body is even read (an oversized body
+    // does not get a 413 out of a stranger).
+    let huge = vec![b'x'; 1 << 20];
+    let wrong = post(&c, &url, "req-x", Some("old-key-123"), huge.clone(), false);
+    let missing = post(&c, &url, "req-x", None, huge, false);
+    for r in [&wrong, &missing] {
+        assert_eq!(r.status, 401);
+        assert_eq!(r.json["errorMessage"], "unauthorized");
+    }
+
+    // The rotated key, gzip'd content encoding.
+    let want2 = expected(&cfg, &t, second);
+    let r = post(
+        &c,
+        &url,
+        "req-2",
+        Some("new-key-5678"),
+        gz(body("req-2", second).as_bytes()),
+        true,
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    let got = serve.alerts(Duration::from_millis(500));
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want2);
+
+    // Too large: 413 (Firehose's permanent failure); a gzip bomb likewise.
+    let r = post(
+        &c,
+        &url,
+        "req-3",
+        Some("old-key-1234"),
+        vec![b' '; 300_000],
+        false,
+    );
+    assert_eq!(r.status, 413);
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    std::io::Write::write_all(&mut e, &vec![b' '; 8 << 20]).unwrap(); // 8 MiB: past 16 x max_body_bytes
+    let bomb = e.finish().unwrap();
+    assert!(
+        bomb.len() < 262_144,
+        "the compressed bomb itself is under the body limit"
+    );
+    let r = post(&c, &url, "req-4", Some("old-key-1234"), bomb, true);
+    assert_eq!(r.status, 413, "{}", r.json);
+
+    // Not a Firehose body: 400 with a reason (retried by Firehose).
+    let r = post(
+        &c,
+        &url,
+        "req-5",
+        Some("old-key-1234"),
+        b"{\"records\": 7".to_vec(),
+        false,
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.json["errorMessage"]
+        .as_str()
+        .unwrap()
+        .contains("not a Firehose request body"));
+
+    // A bad base64 record and a bad gzip record are dead letters; the others still alert.
+    let good = &[with_fields(
+        &recs[0],
+        json!({"eventID": "firehose-fresh-1"}),
+    )];
+    let mut b: Value = serde_json::from_str(&body("req-6", good)).unwrap();
+    b["records"]
+        .as_array_mut()
+        .unwrap()
+        .insert(0, json!({"data": "%%% not base64"}));
+    b["records"]
+        .as_array_mut()
+        .unwrap()
+        .insert(1, json!({"data": b64(b"\x1f\x8b\x08\x00broken")}));
+    let r = post(
+        &c,
+        &url,
+        "req-6",
+        Some("old-key-1234"),
+        b.to_string().into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200);
+    let got = serve.alerts(Duration::from_millis(500));
+    assert_eq!(
+        got.iter().cloned().collect::<BTreeSet<_>>(),
+        expected(&cfg, &t, good)
+    );
+    let dl: Vec<Value> = std::fs::read_to_string(&dead)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(dl.len(), 2, "{dl:?}");
+    assert_eq!(dl[0]["input"], "firehose:req-6");
+    assert_eq!(dl[0]["path"], "records[0]");
+    assert!(dl[0]["reason"].as_str().unwrap().contains("base64"));
+    assert_eq!(dl[1]["path"], "records[1]/base64");
+    assert!(dl[1]["reason"].as_str().unwrap().contains("gzip"));
+}
+
+#[test]
+fn a_missing_access_key_setting_fails_at_start_up() {
+    let t = Tmp::new();
+    let cfg = t.write(
+        "nokeys.toml",
+        "[policy]\napproved_regions = [\"us-east-1\"]\n[source.firehose]\nlisten = \"127.0.0.1:9\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["serve", "--config", &cfg.display().to_string()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains("source.firehose.access_keys_env"), "{text}");
+}
+
+/// HTTPS from PEM files (a certificate made here), with a webhook sink: the 200 comes only
+/// once the alerts are delivered, so they are at the webhook when the answer arrives.
+#[test]
+fn https_with_sinks_answers_after_delivery() {
+    use common::http::Server;
+    let t = Tmp::new();
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).unwrap();
+    let cert_path = t.write("cert.pem", cert.cert.pem());
+    let key_path = t.write("key.pem", cert.signing_key.serialize_pem());
+    let hook = Server::start();
+    let port = free_port();
+    let cfg = config(
+        &t,
+        port,
+        &format!(
+            "tls_cert = \"{}\"\ntls_key = \"{}\"\n\n[delivery]\nstate_dir = \"{}\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            cert_path.display(),
+            key_path.display(),
+            t.path("state").display(),
+            hook.url("/in")
+        ),
+    );
+    let _serve = Serve::start(&cfg, port, &[]);
+    let client = reqwest::Client::builder()
+        .add_root_certificate(reqwest::Certificate::from_pem(cert.cert.pem().as_bytes()).unwrap())
+        .build()
+        .unwrap();
+    let recs = stratus();
+    let want = expected(&cfg, &t, &recs[..10]);
+    let url = format!("https://localhost:{port}/firehose");
+    let r = post(
+        &client,
+        &url,
+        "tls-1",
+        Some("new-key-5678"),
+        body("tls-1", &recs[..10]).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200, "{}", r.json);
+    let got: BTreeSet<String> = hook
+        .accepted()
+        .iter()
+        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+        .map(|v| v["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(got, want, "delivered before the 200");
+    // Plain HTTP to the TLS port is not served.
+    let plain = reqwest::Client::new();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let res = rt.block_on(
+        plain
+            .post(format!("http://127.0.0.1:{port}/"))
+            .body("{}")
+            .send(),
+    );
+    assert!(res.is_err() || !res.unwrap().status().is_success());
+}
