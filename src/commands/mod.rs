@@ -32,6 +32,33 @@ pub mod exit {
     }
 }
 
+/// The runtime of the commands that do I/O: two worker threads (the machine this is sized
+/// for has two cores; the pipeline itself runs on one).
+pub fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    use anyhow::Context;
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the runtime")
+}
+
+/// Serves /metrics, /healthz and /readyz on `addr` (a task on the current runtime).
+pub fn serve_metrics(
+    addr: std::net::SocketAddr,
+    ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let handle =
+        trailwatch::source::metrics_server::install().context("installing the metrics recorder")?;
+    tokio::spawn(async move {
+        if let Err(e) = trailwatch::source::metrics_server::serve(addr, handle, ready).await {
+            tracing::error!(%addr, error = %e, "metrics listener failed");
+        }
+    });
+    Ok(())
+}
+
 /// Wall-clock seconds since the epoch.
 pub fn wall_clock() -> i64 {
     trailwatch::event::now_secs()

@@ -329,11 +329,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
             return Ok(exit::bad_config());
         }
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()
-            .context("starting the runtime")?;
+        let rt = super::runtime()?;
         let dispatcher = match rt.block_on(trailwatch::sink::build::dispatcher(&config)) {
             Ok(Some(d)) => d,
             Ok(None) => return Ok(exit::bad_config()),

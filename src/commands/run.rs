@@ -108,11 +108,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(exit::bad_config());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = super::runtime()?;
     rt.block_on(consume(
         &args.config,
         config,
@@ -186,14 +182,7 @@ async fn consume(
 ) -> anyhow::Result<()> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(addr) = metrics_addr {
-        let handle = trailwatch::source::metrics_server::install()
-            .context("installing the metrics recorder")?;
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            if let Err(e) = trailwatch::source::metrics_server::serve(addr, handle, ready).await {
-                tracing::error!(%addr, error = %e, "metrics listener failed");
-            }
-        });
+        super::serve_metrics(addr, ready.clone())?;
     }
     let source = config.kinesis.clone().context("no [source.kinesis]")?;
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());

@@ -299,11 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(exit::bad_config());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let rt = super::runtime()?;
     rt.block_on(serve(args, config, source, keys))
 }
 
@@ -315,14 +311,7 @@ async fn serve(
 ) -> anyhow::Result<ExitCode> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(addr) = args.metrics_addr {
-        let handle = trailwatch::source::metrics_server::install()
-            .context("installing the metrics recorder")?;
-        let ready = ready.clone();
-        tokio::spawn(async move {
-            if let Err(e) = trailwatch::source::metrics_server::serve(addr, handle, ready).await {
-                tracing::error!(%addr, error = %e, "metrics listener failed");
-            }
-        });
+        super::serve_metrics(addr, ready.clone())?;
     }
     let dispatcher = match trailwatch::sink::build::dispatcher(&config).await {
         Ok(d) => d,

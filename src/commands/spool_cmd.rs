@@ -126,11 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         Action::Replay { timeout, .. } => {
             let before = depth(&config)?;
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-                .context("starting the runtime")?;
+            let rt = super::runtime()?;
             let left = rt.block_on(async {
                 let dispatcher = trailwatch::sink::build::dispatcher(&config)
                     .await?
