@@ -34,6 +34,8 @@ enum Command {
     Run(commands::run::Args),
     /// The Firehose HTTP endpoint: Firehose delivers the organization's events here.
     Serve(commands::serve::Args),
+    /// Run as an AWS Lambda function (Kinesis event source mapping, Firehose transformation).
+    Lambda(commands::lambda_cmd::Args),
     /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
     Replay(commands::replay::Args),
     /// Check a config file and report every problem at once.
@@ -72,6 +74,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),
         Command::Serve(args) => commands::serve::run(args),
+        Command::Lambda(args) => commands::lambda_cmd::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),

@@ -12,7 +12,7 @@ mod sequences;
 mod shaping;
 mod source;
 
-pub use source::{Checkpoint, FirehoseSource, KinesisSource};
+pub use source::{Checkpoint, FirehoseSource, KinesisSource, LambdaSource};
 mod validate;
 
 pub use rules::{Rule, RuleTest};

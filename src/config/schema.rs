@@ -21,6 +21,8 @@ pub struct Config {
     pub kinesis: Option<super::source::KinesisSource>,
     /// `[source.firehose]`: what `trailwatch serve` listens on.
     pub firehose: Option<super::source::FirehoseSource>,
+    /// `[source.lambda]`: Lambda mode.
+    pub lambda: super::source::LambdaSource,
     /// `[checkpoint]`.
     pub checkpoint: super::source::Checkpoint,
     /// `[shaping]`: how the notify stream is shaped (rules may override).

@@ -67,6 +67,15 @@ fn request_timeout() -> String {
     "150s".into()
 }
 
+/// `[source.lambda]`: Lambda mode (`trailwatch lambda`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LambdaSource {
+    /// Firehose transformation: drop records that raised no alert (else pass them through).
+    #[serde(default)]
+    pub drop_non_matching: bool,
+}
+
 /// `[checkpoint]`, validated.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Checkpoint {
@@ -231,19 +240,31 @@ pub(super) fn read_firehose(c: &mut Collector, v: Option<toml::Value>) -> Option
     })
 }
 
-pub(super) fn read_source(
-    c: &mut Collector,
-    mut t: Table,
-) -> (Option<KinesisSource>, Option<FirehoseSource>) {
+/// The sources: `[source.kinesis]`, `[source.firehose]`, `[source.lambda]`.
+pub(super) struct Sources {
+    pub kinesis: Option<KinesisSource>,
+    pub firehose: Option<FirehoseSource>,
+    pub lambda: LambdaSource,
+}
+
+pub(super) fn read_source(c: &mut Collector, mut t: Table) -> Sources {
     let k = t.remove("kinesis");
     let firehose = read_firehose(c, t.remove("firehose"));
+    let lambda = t
+        .remove("lambda")
+        .and_then(|v| c.read::<LambdaSource>("source.lambda", v))
+        .unwrap_or_default();
     for (key, _) in t {
         c.error(
             format!("source.{key}"),
-            "unknown source; expected `kinesis` or `firehose`",
+            "unknown source; expected `kinesis`, `firehose` or `lambda`",
         );
     }
-    (k.and_then(|k| read_kinesis(c, k)), firehose)
+    Sources {
+        kinesis: k.and_then(|k| read_kinesis(c, k)),
+        firehose,
+        lambda,
+    }
 }
 
 fn read_kinesis(c: &mut Collector, k: toml::Value) -> Option<KinesisSource> {

@@ -147,7 +147,11 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
     let source_t = take_table(&mut c, &mut root, "source", "source");
-    let (kinesis, firehose) = super::source::read_source(&mut c, source_t);
+    let super::source::Sources {
+        kinesis,
+        firehose,
+        lambda,
+    } = super::source::read_source(&mut c, source_t);
     let checkpoint_t = take_table(&mut c, &mut root, "checkpoint", "checkpoint");
     let checkpoint = super::source::read_checkpoint(&mut c, checkpoint_t);
     let decode_t = take_table(&mut c, &mut root, "decode", "decode");
@@ -271,6 +275,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         sequences,
         kinesis,
         firehose,
+        lambda,
         checkpoint,
         shaping,
     };

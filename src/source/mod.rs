@@ -5,6 +5,7 @@
 pub mod checkpoint;
 pub mod firehose;
 pub mod kinesis;
+pub mod lambda;
 pub mod leases;
 pub mod metrics_server;
 pub mod replay;
