@@ -34,6 +34,8 @@ enum Command {
     Run(commands::run::Args),
     /// The Firehose HTTP endpoint: Firehose delivers the organization's events here.
     Serve(commands::serve::Args),
+    /// Exit 0 if the process on this metrics address is healthy (container health checks).
+    Health(commands::health::Args),
     /// Run as an AWS Lambda function (Kinesis event source mapping, Firehose transformation).
     Lambda(commands::lambda_cmd::Args),
     /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
@@ -75,6 +77,7 @@ fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(args),
         Command::Serve(args) => commands::serve::run(args),
         Command::Lambda(args) => commands::lambda_cmd::run(args),
+        Command::Health(args) => commands::health::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),

@@ -1166,3 +1166,30 @@ fn bundled_example_replays() {
         assert!(!approved.contains(&a["region"].as_str().unwrap()), "{a}");
     }
 }
+
+#[test]
+fn config_from_an_environment_variable() {
+    let text = "[policy]\napproved_regions = [\"us-east-1\"]\n";
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["validate", "--config", "env:TW_TEST_CONFIG"])
+        .env("TW_TEST_CONFIG", text)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["validate", "--config", "env:TW_TEST_CONFIG_UNSET"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("the environment variable TW_TEST_CONFIG_UNSET is not set"),
+        "{text}"
+    );
+}

@@ -61,6 +61,18 @@ fn four_shards_every_alert_once_and_restarts_resume() {
     }
     assert_eq!(http_get(mport, "/healthz").0, 200);
     assert_eq!(http_get(mport, "/readyz").0, 200);
+    // The container health check: the binary itself.
+    let health = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .arg("health")
+            .args(args)
+            .status()
+            .unwrap()
+            .code()
+    };
+    assert_eq!(health(&[&maddr]), Some(0));
+    assert_eq!(health(&[&maddr, "--ready"]), Some(0));
+    assert_eq!(health(&[&format!("127.0.0.1:{}", free_port())]), Some(1));
     let (code, extra) = run.stop();
     assert_eq!(code, 0, "graceful shutdown exits 0");
     let mut all: Vec<String> = got.into_iter().chain(extra).collect();

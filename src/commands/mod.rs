@@ -1,6 +1,7 @@
 //! The binary's commands. Library errors become messages and exit codes here.
 
 pub mod explain;
+pub mod health;
 pub mod lambda_cmd;
 pub mod lint_cmd;
 pub mod match_cmd;

@@ -370,6 +370,10 @@ async fn consume(
                 if let Out::Sinks { dispatcher, shaper, inflight } = &mut out {
                     let mut notify = Vec::new();
                     shaper.advance(wall_clock(), &mut notify);
+                    let st = shaper.stats;
+                    metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
+                    metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
+                    metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
                     if !notify.is_empty() {
                         let accepted = dispatcher.submit(notify.into_iter().map(Item::Notify).collect()).await;
                         inflight.spawn(accepted.wait());

@@ -79,8 +79,22 @@ pub struct Loaded {
 
 /// Reads and validates a config file. `today` (days since the epoch) decides which
 /// exemptions are reported as expired.
+///
+/// `env:NAME` reads the TOML text from the environment variable `NAME` (containers whose
+/// config comes from a parameter store).
 pub fn load(path: &Path, today_secs: i64) -> Result<Loaded, ConfigError> {
     let file = path.display().to_string();
+    if let Some(var) = file.strip_prefix("env:") {
+        let text = std::env::var(var).map_err(|_| ConfigError {
+            problems: vec![Problem {
+                level: Level::Error,
+                file: file.clone(),
+                key: String::new(),
+                message: format!("the environment variable {var} is not set"),
+            }],
+        })?;
+        return load_str(&text, &file, today_secs);
+    }
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
         problems: vec![Problem {
             level: Level::Error,
