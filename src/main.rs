@@ -71,7 +71,12 @@ fn init_logging(format: LogFormat) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // Started by the Lambda runtime as `bootstrap`, with no arguments: Lambda mode.
+    let mut argv: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if argv.len() == 1 && std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+        argv.push("lambda".into());
+    }
+    let cli = Cli::parse_from(argv);
     init_logging(cli.log_format);
     let result = match cli.command {
         Command::Run(args) => commands::run::run(args),

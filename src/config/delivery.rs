@@ -64,17 +64,29 @@ pub enum SecretSource {
 impl SecretRef {
     /// The secret, or why not (naming the key and the variable or file, never a value).
     pub fn resolve(&self) -> Result<String, String> {
+        self.read().map_err(|why| format!("{}: {why}", self.key))
+    }
+
+    fn read(&self) -> Result<String, String> {
         let v = match &self.source {
             SecretSource::Env(name) => std::env::var(name)
-                .map_err(|_| format!("{}: environment variable {name} is not set", self.key))?,
+                .map_err(|_| format!("environment variable {name} is not set"))?,
             SecretSource::File(path) => std::fs::read_to_string(path)
-                .map_err(|e| format!("{}: cannot read {}: {e}", self.key, path.display()))?,
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?,
         };
         let v = v.trim().to_string();
         if v.is_empty() {
-            return Err(format!("{}: the secret is empty", self.key));
+            return Err("the secret is empty".into());
         }
         Ok(v)
+    }
+
+    /// Named at all (a missing `*_env`/`*_file` is reported where it is read).
+    fn named(&self) -> bool {
+        match &self.source {
+            SecretSource::Env(n) => !n.is_empty(),
+            SecretSource::File(p) => !p.as_os_str().is_empty(),
+        }
     }
 }
 
@@ -768,8 +780,8 @@ pub(super) fn read(
         c.error("routes", "routes need [[sinks]] to send to");
     }
     for s in &specs {
-        for secret in secrets_of(s) {
-            if let Err(why) = secret.resolve() {
+        for secret in secrets_of(s).into_iter().filter(|s| s.named()) {
+            if let Err(why) = secret.read() {
                 c.warn(
                     secret.key.clone(),
                     format!("{why} (needed when the sink starts)"),

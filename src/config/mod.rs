@@ -150,6 +150,36 @@ mod tests {
     }
 
     #[test]
+    fn the_production_config_in_deploy_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/config/trailwatch.toml");
+        let loaded = load(&path, 0).unwrap();
+        // Only the secrets the deployment provides are missing here.
+        assert!(
+            loaded.warnings.iter().all(|w| w
+                .message
+                .contains("is not set (needed when the sink starts)")),
+            "{:?}",
+            loaded.warnings
+        );
+        let c = &loaded.config;
+        assert_eq!(
+            c.checkpoint.leases.as_ref().map(|l| l.table.as_str()),
+            Some("trailwatch-leases")
+        );
+        assert_eq!(
+            c.kinesis.as_ref().unwrap().settings.stream,
+            "org-cloudtrail"
+        );
+        let names: Vec<&str> = c.delivery.sinks.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["splunk", "secops-slack", "pager"]);
+        assert_eq!(c.delivery.routes.len(), 4);
+        assert!(
+            c.delivery.needs_event(),
+            "OCSF carries the record as evidence"
+        );
+    }
+
+    #[test]
     fn an_empty_file_is_the_defaults() {
         let loaded = load_str("", "empty.toml", 0).unwrap();
         assert_eq!(loaded.config.dedup, Dedup::default());
