@@ -186,3 +186,128 @@ fn firehose_transformation_returns_every_record_once_with_its_result() {
     };
     assert!(unknown.is_err());
 }
+
+/// The binary under a Lambda Runtime API (served here, as Lambda serves it to `bootstrap`):
+/// started with no arguments it is the function; it takes a Kinesis event and a Firehose
+/// transformation event from `invocation/next` and posts each response.
+#[test]
+fn the_binary_is_a_lambda_function_under_the_runtime_api() {
+    use std::sync::{Arc, Mutex};
+    let t = Tmp::new();
+    let recs = stratus();
+    let datas: Vec<Vec<u8>> = recs[..6]
+        .iter()
+        .map(|r| gz(cwl_data(&[r]).as_bytes()))
+        .collect();
+    let mut fh = KinesisFirehoseEvent::default();
+    for (i, d) in datas.iter().enumerate().take(2) {
+        let mut r = KinesisFirehoseEventRecord::default();
+        r.record_id = Some(format!("fh-{i}"));
+        *r.data = d.clone();
+        fh.records.push(r);
+    }
+    let events = Arc::new(Mutex::new(vec![
+        (
+            "inv-kinesis".to_string(),
+            kinesis_event(&datas, 500).to_string(),
+        ),
+        (
+            "inv-firehose".to_string(),
+            serde_json::to_string(&fh).unwrap(),
+        ),
+    ]));
+    let api = Server::start_full(move |r| {
+        if r.method == "GET" && r.path.ends_with("/runtime/invocation/next") {
+            let next = {
+                let mut e = events.lock().unwrap();
+                (!e.is_empty()).then(|| e.remove(0))
+            };
+            let Some((id, body)) = next else {
+                std::thread::sleep(std::time::Duration::from_secs(30)); // no more work
+                return (500, vec![], String::new());
+            };
+            let deadline = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_millis()
+                + 60_000;
+            let headers = vec![
+                ("lambda-runtime-aws-request-id".to_string(), id),
+                (
+                    "lambda-runtime-deadline-ms".to_string(),
+                    deadline.to_string(),
+                ),
+                (
+                    "lambda-runtime-invoked-function-arn".to_string(),
+                    "arn:aws:lambda:us-east-1:111122223333:function:trailwatch".to_string(),
+                ),
+                ("content-type".to_string(), "application/json".to_string()),
+            ];
+            return (200, headers, body);
+        }
+        (202, vec![], "{}".to_string())
+    });
+    let config = "[policy]\napproved_regions = [\"us-east-1\"]\n";
+    let cfg = t.write("fn.toml", config);
+    let want = expected(&cfg, &t, &recs[..6]);
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{}", api.port))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "trailwatch")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "512")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+        .env("AWS_LAMBDA_LOG_STREAM_NAME", "test")
+        .env("AWS_LAMBDA_LOG_GROUP_NAME", "/aws/lambda/trailwatch")
+        .env("TRAILWATCH_CONFIG", config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .unwrap();
+    struct Kill(std::process::Child);
+    impl Drop for Kill {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    let mut child = Kill(child);
+    let responses = || -> Vec<(String, Value)> {
+        api.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.ends_with("/response"))
+            .map(|r| (r.path.clone(), r.json()))
+            .collect()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while responses().len() < 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "responses: {:?}",
+            api.requests()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let r = responses();
+    assert!(r[0].0.contains("/runtime/invocation/inv-kinesis/response"));
+    assert_eq!(r[0].1, json!({"batchItemFailures": []}));
+    assert!(r[1].0.contains("/runtime/invocation/inv-firehose/response"));
+    let recs_out = r[1].1["records"].as_array().unwrap();
+    assert_eq!(recs_out.len(), 2);
+    assert!(recs_out.iter().all(|x| x["result"] == "Ok"));
+    let _ = child.0.kill();
+    let _ = child.0.wait();
+    let mut out = String::new();
+    std::io::Read::read_to_string(child.0.stdout.as_mut().unwrap(), &mut out).unwrap();
+    let got: BTreeSet<String> = out
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        got, want,
+        "no sinks: the SIEM feed on stdout (CloudWatch Logs)"
+    );
+}

@@ -90,7 +90,9 @@ impl Fault {
     }
 }
 
-type Answer = dyn Fn(&Request) -> (u16, String) + Send + Sync;
+/// An answer: status, extra headers, body.
+pub type Reply = (u16, Vec<(String, String)>, String);
+type Answer = dyn Fn(&Request) -> Reply + Send + Sync;
 
 pub struct Server {
     pub port: u16,
@@ -116,6 +118,14 @@ impl Server {
     pub fn start_with(
         answer: impl Fn(&Request) -> (u16, String) + Send + Sync + 'static,
     ) -> Server {
+        Server::start_full(move |r| {
+            let (status, body) = answer(r);
+            (status, Vec::new(), body)
+        })
+    }
+
+    /// Like [`Server::start_with`], with response headers.
+    pub fn start_full(answer: impl Fn(&Request) -> Reply + Send + Sync + 'static) -> Server {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let port = listener.local_addr().unwrap().port();
         let s = Server {
@@ -221,19 +231,19 @@ fn serve(
             status: 0,
         };
         let fault = script.lock().unwrap().pop_front();
-        let (status, text, retry_after) = match fault {
+        let (status, headers, text, retry_after) = match fault {
             Some(f) => {
                 std::thread::sleep(f.delay);
                 if f.status == 200 && f.delay > Duration::ZERO {
-                    let (s, b) = answer(&req);
-                    (s, b, None)
+                    let (s, h, b) = answer(&req);
+                    (s, h, b, None)
                 } else {
-                    (f.status, f.body, f.retry_after)
+                    (f.status, Vec::new(), f.body, f.retry_after)
                 }
             }
             None => {
-                let (s, b) = answer(&req);
-                (s, b, None)
+                let (s, h, b) = answer(&req);
+                (s, h, b, None)
             }
         };
         req.status = status;
@@ -244,6 +254,9 @@ fn serve(
         );
         if let Some(s) = retry_after {
             resp.push_str(&format!("retry-after: {s}\r\n"));
+        }
+        for (k, v) in headers {
+            resp.push_str(&format!("{k}: {v}\r\n"));
         }
         resp.push_str("\r\n");
         resp.push_str(&text);
