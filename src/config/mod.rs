@@ -10,6 +10,7 @@ mod rules;
 mod schema;
 mod sequences;
 mod shaping;
+mod sinks;
 mod source;
 
 pub use source::{Checkpoint, FirehoseSource, KinesisSource, LambdaSource};
