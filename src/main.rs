@@ -34,8 +34,6 @@ enum Command {
     Run(commands::run::Args),
     /// The Firehose HTTP endpoint: Firehose delivers the organization's events here.
     Serve(commands::serve::Args),
-    /// Exit 0 if the process on this metrics address is healthy (container health checks).
-    Health(commands::health::Args),
     /// Run as an AWS Lambda function (Kinesis event source mapping, Firehose transformation).
     Lambda(commands::lambda_cmd::Args),
     /// Replay files, directories or stdin (`-`) through the rules; alerts go to stdout.
@@ -55,6 +53,8 @@ enum Command {
     Test(commands::test_cmd::Args),
     /// The sinks' spools: status, deliver now (replay), or drop (purge).
     Spool(commands::spool_cmd::Args),
+    /// Exit 0 if the process on this metrics address is healthy (container health checks).
+    Health(commands::health::Args),
 }
 
 fn init_logging(format: LogFormat) {
