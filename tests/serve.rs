@@ -75,7 +75,8 @@ fn config(t: &Tmp, port: u16, extra: &str) -> std::path::PathBuf {
     t.write(
         "serve.toml",
         format!(
-            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.firehose]\nlisten = \"127.0.0.1:{port}\"\naccess_keys_env = \"TW_FIREHOSE_KEYS\"\nmax_body_bytes = 262144\n{extra}"
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[checkpoint]\npath = \"{}\"\ninterval = \"1h\"\n\n[source.firehose]\nlisten = \"127.0.0.1:{port}\"\naccess_keys_env = \"TW_FIREHOSE_KEYS\"\nmax_body_bytes = 262144\n{extra}",
+            t.path("state/serve.json").display()
         ),
     )
 }
@@ -347,4 +348,58 @@ fn https_with_sinks_answers_after_delivery() {
             .send(),
     );
     assert!(res.is_err() || !res.unwrap().status().is_success());
+}
+
+/// The dedup state survives a graceful restart (`[checkpoint] path`): the same events sent
+/// again under a new request id after the restart do not alert again.
+#[test]
+fn dedup_state_survives_a_restart() {
+    let t = Tmp::new();
+    let port = free_port();
+    let state = t.path("state/serve.json");
+    let cfg = config(&t, port, "");
+    let recs = stratus();
+    let want = expected(&cfg, &t, &recs[..10]);
+    let c = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let serve = Serve::start(&cfg, port, &[]);
+    let r = post(
+        &c,
+        &url,
+        "a-1",
+        Some("old-key-1234"),
+        body("a-1", &recs[..10]).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200);
+    let got = serve.alerts(Duration::from_millis(500));
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    let mut serve = serve;
+    let _ = Command::new("kill")
+        .args(["-TERM", &serve.child.id().to_string()])
+        .status();
+    assert_eq!(
+        serve.child.wait().unwrap().code(),
+        Some(0),
+        "graceful shutdown"
+    );
+    let saved: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    assert!(saved["pipeline"]["event_ids"]
+        .as_array()
+        .is_some_and(|a| !a.is_empty()));
+
+    let serve = Serve::start(&cfg, port, &[]);
+    let r = post(
+        &c,
+        &url,
+        "b-1",
+        Some("old-key-1234"),
+        body("b-1", &recs[..10]).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200);
+    assert!(
+        serve.alerts(Duration::from_millis(500)).is_empty(),
+        "the same events after a restart are duplicates"
+    );
 }

@@ -27,6 +27,7 @@ use trailwatch::shaping::Shaper;
 use trailwatch::sink::deliver::Dispatcher;
 use trailwatch::sink::item::Item;
 use trailwatch::sink::{DeadLetterFile, JsonLines};
+use trailwatch::source::checkpoint::FileCheckpoints;
 use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
 
 use super::{exit, load_config, wall_clock};
@@ -64,6 +65,31 @@ struct App {
     dispatcher: Option<Dispatcher>,
     log: Mutex<RequestLog<Arc<Vec<Item>>>>,
     permits: Semaphore,
+    /// Requests evaluated whose alerts are not yet accepted: the state may be saved only
+    /// when there are none (it must not remember events whose alerts could still be lost).
+    unsettled: std::sync::atomic::AtomicUsize,
+}
+
+impl App {
+    /// Writes the dedup and shaping state if everything evaluated so far is settled;
+    /// returns whether it did.
+    fn save(&self, cp: &Mutex<FileCheckpoints>) -> anyhow::Result<bool> {
+        let core = self
+            .core
+            .lock()
+            .map_err(|_| anyhow::anyhow!("pipeline lock poisoned"))?;
+        let failed = self.log.lock().map(|l| l.has_failed()).unwrap_or(true);
+        if failed || self.unsettled.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+            return Ok(false);
+        }
+        let mut cp = cp
+            .lock()
+            .map_err(|_| anyhow::anyhow!("checkpoint lock poisoned"))?;
+        cp.state.pipeline = Some(core.pipeline.snapshot());
+        cp.state.shaping = core.shaper.as_ref().map(Shaper::snapshot);
+        cp.save()?;
+        Ok(true)
+    }
 }
 
 fn now_ms() -> i64 {
@@ -114,6 +140,9 @@ fn process(app: &App, req: &firehose::Request) -> io::Result<Vec<Item>> {
         .core
         .lock()
         .map_err(|_| io::Error::other("pipeline lock poisoned"))?;
+    // Settled once its alerts are accepted (the delivery task counts it down).
+    app.unsettled
+        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     let Core {
         pipeline,
         shaper,
@@ -231,13 +260,21 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
         Some(Outcome::InFlight) => {
             return reply(503, &id, Some("this request is being processed; retry"))
         }
-        Some(Outcome::Failed(items)) => (*items).clone(),
+        Some(Outcome::Failed(items)) => {
+            app.unsettled
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            (*items).clone()
+        }
         None => {
             let app2 = app.clone();
             // Not timed out: once records are evaluated their alerts must not be dropped.
             match tokio::task::spawn_blocking(move || process(&app2, &req)).await {
                 Ok(Ok(items)) => items,
-                Ok(Err(e)) => return reply(500, &id, Some(&format!("writing alerts: {e}"))),
+                Ok(Err(e)) => {
+                    app.unsettled
+                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
+                    return reply(500, &id, Some(&format!("writing alerts: {e}")));
+                }
                 Err(e) => return reply(500, &id, Some(&format!("processing failed: {e}"))),
             }
         }
@@ -258,6 +295,8 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
                     },
                 );
             }
+            app.unsettled
+                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             ok
         })
     };
@@ -328,13 +367,23 @@ async fn serve(
         None => None,
     };
     let include_event = config.delivery.needs_event();
+    // The dedup and shaping state survive a restart (`[checkpoint] path`).
+    let cp = FileCheckpoints::open(&config.checkpoint.path, "firehose")?;
+    let mut pipeline = Pipeline::new(&config, include_event);
+    if let Some(snap) = &cp.state.pipeline {
+        pipeline.restore(snap, &config);
+    }
+    let shaper = dispatcher
+        .as_ref()
+        .map(|_| Shaper::from_config_restoring(&config, cp.state.shaping.clone()));
+    let cp = Arc::new(Mutex::new(cp));
     let app = Arc::new(App {
         keys,
         max_decompressed: config.decode.max_decompressed_bytes,
         decoder: Decoder::new(config.decode.limits()),
         core: Mutex::new(Core {
-            pipeline: Pipeline::new(&config, include_event),
-            shaper: dispatcher.as_ref().map(|_| Shaper::from_config(&config)),
+            pipeline,
+            shaper,
             feed: dispatcher.is_none().then(|| JsonLines::new(io::stdout())),
             dead,
         }),
@@ -342,11 +391,29 @@ async fn serve(
         log: Mutex::new(RequestLog::new(10_000)),
         permits: Semaphore::new(source.max_concurrency),
         source: source.clone(),
+        unsettled: std::sync::atomic::AtomicUsize::new(0),
     });
+    let mut background = Vec::new();
+    {
+        let (app, cp) = (app.clone(), cp.clone());
+        let every = config.checkpoint.interval;
+        background.push(tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                let (app, cp) = (app.clone(), cp.clone());
+                match tokio::task::spawn_blocking(move || app.save(&cp)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state file"),
+                    Err(_) => break,
+                }
+            }
+        }));
+    }
     // Windows close and digests fall due with time, not only with requests.
     if app.dispatcher.is_some() {
         let app = app.clone();
-        tokio::spawn(async move {
+        background.push(tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
                 tick.tick().await;
@@ -364,7 +431,7 @@ async fn serve(
                     tracing::error!("notify items could not be delivered or spooled");
                 }
             }
-        });
+        }));
     }
     let router = Router::new()
         .route("/", post(ingest))
@@ -408,6 +475,23 @@ async fn serve(
         }
     };
     served.with_context(|| format!("serving on {}", source.listen))?;
+    // Requests have finished; their deliveries settle within accept_within.
+    let deadline = tokio::time::Instant::now() + args.shutdown_deadline;
+    loop {
+        let (a, c) = (app.clone(), cp.clone());
+        if tokio::task::spawn_blocking(move || a.save(&c)).await?? {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!("alerts still unsettled at the shutdown deadline: the state is not saved (retried requests alert again)");
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for task in background {
+        task.abort();
+        let _ = task.await;
+    }
     if let Ok(Some(d)) = Arc::try_unwrap(app).map(|a| a.dispatcher) {
         d.close().await;
     }

@@ -172,6 +172,11 @@ impl<T: Clone> RequestLog<T> {
         None
     }
 
+    /// Some request's alerts wait for its retry (they exist nowhere else).
+    pub fn has_failed(&self) -> bool {
+        self.map.values().any(|o| matches!(o, Outcome::Failed(_)))
+    }
+
     pub fn set(&mut self, id: &str, o: Outcome<T>) {
         if self.map.insert(id.to_string(), o).is_none() {
             self.order.push_back(id.to_string());
@@ -242,7 +247,9 @@ mod tests {
         assert!(log.begin("a").is_none());
         assert!(matches!(log.begin("a"), Some(Outcome::InFlight)));
         log.set("a", Outcome::Failed(7));
+        assert!(log.has_failed());
         assert!(matches!(log.begin("a"), Some(Outcome::Failed(7))));
+        assert!(!log.has_failed(), "being retried");
         log.set("a", Outcome::Done);
         assert!(log.begin("b").is_none());
         assert!(log.begin("c").is_none());
