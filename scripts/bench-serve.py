@@ -45,9 +45,11 @@ c0, t0 = cpu(), time.time()
 threads = [threading.Thread(target=send, args=(bodies[k::2],)) for k in range(2)]
 [t.start() for t in threads]; [t.join() for t in threads]
 wall, used = time.time() - t0, cpu() - c0
+hwm = next((l.split()[1] for l in open(f"/proc/{server.pid}/status") if l.startswith("VmHWM")), "0")
 server.terminate(); server.wait()
 events = int(json.load(open(os.path.join(corpus, "manifest.json"))).get("events", 0)) if os.path.exists(os.path.join(corpus, "manifest.json")) else 0
 lat.sort()
 print(f"{len(bodies)} requests of 500 records in {wall:.2f} s ({len(bodies) / wall:.1f} requests/s); "
       f"server CPU {used:.2f} s" + (f" = {events / used:,.0f} events per CPU-second" if events and used else "") +
-      f"; request latency p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms")
+      f"; request latency p50 {lat[len(lat) // 2] * 1000:.0f} ms, p99 {lat[int(len(lat) * 0.99)] * 1000:.0f} ms"
+      f"; peak RSS {int(hwm) / 1024:.0f} MiB")
