@@ -14,15 +14,15 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use anyhow::Context;
-use trailwatch::alert::Alert;
 use trailwatch::config::Config;
-use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
-use trailwatch::event::Event;
+use trailwatch::decode::{Decoder, Position};
+use trailwatch::event::parse_utc_secs;
+use trailwatch::pipeline::collect::Collect;
 use trailwatch::pipeline::Pipeline;
 use trailwatch::shaping::Shaper;
 use trailwatch::sink::deliver::Dispatcher;
-use trailwatch::sink::item::Item;
-use trailwatch::sink::JsonLines;
+use trailwatch::sink::item::{due, items};
+use trailwatch::sink::{report_dead_letter, JsonLines};
 use trailwatch::source::checkpoint::{FileCheckpoints, ShardCheckpoint};
 use trailwatch::source::kinesis::{self, Batch};
 use trailwatch::source::leases;
@@ -47,53 +47,6 @@ pub struct Args {
     /// host:pid:random.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
-}
-
-/// Decodes a batch's records and runs the pipeline; the alerts are collected for delivery.
-struct Process<'a> {
-    pipeline: &'a mut Pipeline,
-    alerts: Vec<Alert>,
-    events: u64,
-    dead: u64,
-    /// Sub-records of this aggregate done before a restart (see [`Batch::skip`]).
-    skip: Option<(String, u64)>,
-}
-
-impl Process<'_> {
-    fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
-        match (&self.skip, sub) {
-            (Some((seq, last)), Some(sub)) => {
-                sequence_number == Some(seq.as_str()) && sub as u64 <= *last
-            }
-            _ => false,
-        }
-    }
-}
-
-impl Visit for Process<'_> {
-    fn event(&mut self, ev: Event<'_>, pos: &Position) {
-        if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
-            return;
-        }
-        self.events += 1;
-        metrics::counter!("trailwatch_events_total").increment(1);
-        // Live: shape and expire on arrival time.
-        let now = wall_clock();
-        let before = self.alerts.len();
-        self.pipeline.process(&ev, now, &mut self.alerts);
-        if let (Some(t), true) = (ev.time_secs(), self.alerts.len() > before) {
-            metrics::histogram!("trailwatch_event_to_alert_seconds")
-                .record((now - t).max(0) as f64);
-        }
-    }
-    fn dead_letter(&mut self, dead: DeadLetter) {
-        if self.done_before(dead.sequence_number.as_deref(), dead.sub_sequence) {
-            return;
-        }
-        self.dead += 1;
-        metrics::counter!("trailwatch_dead_letters_total").increment(1);
-        tracing::warn!(input = %dead.input, sequence_number = dead.sequence_number.as_deref(), path = %dead.path, reason = %dead.reason, "dead letter");
-    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -309,8 +262,9 @@ async fn consume(
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                let mut p = Process { pipeline: &mut pipeline, alerts: Vec::new(), events: 0, dead: 0, skip: batch.skip.clone() };
-                metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
+                // Live: dedup, shaping and exemptions run on arrival time.
+                let now = wall_clock();
+                let mut p = Collect::new(&mut pipeline, now).skipping(batch.skip.clone());
                 let mut last = None;
                 for (seq, data) in &batch.records {
                     let mut pos = Position::new(batch.shard.clone());
@@ -318,10 +272,16 @@ async fn consume(
                     decoder.decode(data, &mut pos, &mut p);
                     last = Some(seq.clone());
                 }
-                tracing::debug!(shard = %batch.shard, records = batch.records.len(), events = p.events, dead_letters = p.dead, millis_behind = batch.millis_behind, "batch");
-                let alerts = std::mem::take(&mut p.alerts);
+                let (alerts, events, dead) = (std::mem::take(&mut p.alerts), p.events, std::mem::take(&mut p.dead));
+                tracing::debug!(shard = %batch.shard, records = batch.records.len(), events, dead_letters = dead.len(), millis_behind = batch.millis_behind, "batch");
+                metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
+                metrics::counter!("trailwatch_events_total").increment(events);
+                dead.iter().for_each(report_dead_letter);
                 for a in &alerts {
                     metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
+                    if let Some(t) = a.event_time.as_deref().and_then(parse_utc_secs) {
+                        metrics::histogram!("trailwatch_event_to_alert_seconds").record((now - t).max(0) as f64);
+                    }
                 }
                 let done = Done { positions: positions.clone(), shard: batch.shard, last, shard_end: batch.shard_end, checkpointer: checkpointer.clone(), ack: batch.ack };
                 let mut save_now = false;
@@ -341,15 +301,7 @@ async fn consume(
                         tokio::spawn(done.acknowledge(moved));
                     }
                     Out::Sinks { dispatcher, shaper, inflight } => {
-                        let now = wall_clock();
-                        let mut notify = Vec::new();
-                        let mut items = Vec::with_capacity(alerts.len() * 2);
-                        for a in alerts {
-                            items.push(Item::Siem(a.clone()));
-                            shaper.push(a, now, &mut notify);
-                        }
-                        shaper.advance(now, &mut notify);
-                        items.extend(notify.into_iter().map(Item::Notify));
+                        let items = items(alerts, Some(shaper), now);
                         // Accepted (delivered or spooled) before acknowledged.
                         let accepted = dispatcher.submit(items).await;
                         inflight.spawn(async move {
@@ -368,14 +320,13 @@ async fn consume(
             }
             _ = shaping_tick.tick() => {
                 if let Out::Sinks { dispatcher, shaper, inflight } = &mut out {
-                    let mut notify = Vec::new();
-                    shaper.advance(wall_clock(), &mut notify);
+                    let notify = due(shaper, wall_clock());
                     let st = shaper.stats;
                     metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
                     metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
                     metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
                     if !notify.is_empty() {
-                        let accepted = dispatcher.submit(notify.into_iter().map(Item::Notify).collect()).await;
+                        let accepted = dispatcher.submit(notify).await;
                         inflight.spawn(accepted.wait());
                     }
                 }

@@ -20,13 +20,13 @@ use axum::routing::post;
 use axum::Router;
 use tokio::sync::Semaphore;
 use trailwatch::config::{Config, FirehoseSource};
-use trailwatch::decode::{DeadLetter, Decoder, Position, Step, Visit};
-use trailwatch::event::Event;
+use trailwatch::decode::{Decoder, Position, Step};
+use trailwatch::pipeline::collect::Collect;
 use trailwatch::pipeline::Pipeline;
 use trailwatch::shaping::Shaper;
 use trailwatch::sink::deliver::Dispatcher;
-use trailwatch::sink::item::Item;
-use trailwatch::sink::{DeadLetterFile, JsonLines};
+use trailwatch::sink::item::{due, items, Item};
+use trailwatch::sink::{report_dead_letter, DeadLetterFile, JsonLines};
 use trailwatch::source::checkpoint::FileCheckpoints;
 use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
 
@@ -111,29 +111,6 @@ fn reply(status: u16, request_id: &str, error: Option<&str>) -> Response {
         .into_response()
 }
 
-struct Collect<'a> {
-    pipeline: &'a mut Pipeline,
-    alerts: Vec<trailwatch::alert::Alert>,
-    dead: &'a mut Option<DeadLetterFile>,
-    events: u64,
-}
-
-impl Visit for Collect<'_> {
-    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-        self.events += 1;
-        self.pipeline.process(&ev, wall_clock(), &mut self.alerts);
-    }
-    fn dead_letter(&mut self, dead: DeadLetter) {
-        metrics::counter!("trailwatch_dead_letters_total").increment(1);
-        tracing::warn!(input = %dead.input, path = %dead.path, reason = %dead.reason, "dead letter");
-        if let Some(f) = self.dead {
-            if let Err(e) = f.write(&dead).and_then(|_| f.sync()) {
-                tracing::error!(error = %e, "cannot write the dead-letter file");
-            }
-        }
-    }
-}
-
 /// Decodes and evaluates the records; writes the feed (no sinks) or returns the items.
 fn process(app: &App, req: &firehose::Request) -> io::Result<Vec<Item>> {
     let mut core = app
@@ -149,30 +126,29 @@ fn process(app: &App, req: &firehose::Request) -> io::Result<Vec<Item>> {
         feed,
         dead,
     } = &mut *core;
-    let mut c = Collect {
-        pipeline,
-        alerts: Vec::new(),
-        dead,
-        events: 0,
-    };
+    let now = wall_clock();
+    let mut c = Collect::new(pipeline, now);
     for (i, r) in req.records.iter().enumerate() {
         let mut pos = Position::new(format!("firehose:{}", req.request_id));
         pos.steps.push(Step::Index("records", i));
-        match r.bytes() {
-            Ok(bytes) if bytes.is_empty() => {}
-            Ok(bytes) => {
-                pos.steps.push(Step::Base64);
-                app.decoder.decode(&bytes, &mut pos, &mut c);
-            }
-            Err(e) => {
-                let dl = DeadLetter::new(&pos, r.data.as_bytes(), format!("bad base64: {e}"));
-                c.dead_letter(dl);
-            }
-        }
+        app.decoder.decode_base64(&r.data, &mut pos, &mut c);
     }
     metrics::counter!("trailwatch_records_total", "source" => "firehose")
         .increment(req.records.len() as u64);
     metrics::counter!("trailwatch_events_total").increment(c.events);
+    for d in &c.dead {
+        report_dead_letter(d);
+        if let Some(f) = dead.as_mut() {
+            if let Err(e) = f.write(d) {
+                tracing::error!(error = %e, "cannot write the dead-letter file");
+            }
+        }
+    }
+    if let (Some(f), false) = (dead.as_mut(), c.dead.is_empty()) {
+        if let Err(e) = f.sync() {
+            tracing::error!(error = %e, "cannot write the dead-letter file");
+        }
+    }
     let alerts = std::mem::take(&mut c.alerts);
     for a in &alerts {
         metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
@@ -184,20 +160,7 @@ fn process(app: &App, req: &firehose::Request) -> io::Result<Vec<Item>> {
         out.flush()?;
         return Ok(Vec::new());
     }
-    let now = wall_clock();
-    let mut notify = Vec::new();
-    let mut items = Vec::with_capacity(alerts.len() * 2);
-    for a in alerts {
-        items.push(Item::Siem(a.clone()));
-        if let Some(s) = shaper.as_mut() {
-            s.push(a, now, &mut notify);
-        }
-    }
-    if let Some(s) = shaper.as_mut() {
-        s.advance(now, &mut notify);
-    }
-    items.extend(notify.into_iter().map(Item::Notify));
-    Ok(items)
+    Ok(items(alerts, shaper.as_mut(), now))
 }
 
 async fn deliver(app: &App, items: Vec<Item>) -> bool {
@@ -418,13 +381,10 @@ async fn serve(
             loop {
                 tick.tick().await;
                 let items: Vec<Item> = match app.core.lock() {
-                    Ok(mut core) => {
-                        let mut notify = Vec::new();
-                        if let Some(s) = core.shaper.as_mut() {
-                            s.advance(wall_clock(), &mut notify);
-                        }
-                        notify.into_iter().map(Item::Notify).collect()
-                    }
+                    Ok(mut core) => match core.shaper.as_mut() {
+                        Some(s) => due(s, wall_clock()),
+                        None => Vec::new(),
+                    },
                     Err(_) => break,
                 };
                 if !items.is_empty() && !deliver(&app, items).await {

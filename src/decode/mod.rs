@@ -189,6 +189,21 @@ impl Decoder {
         self.bytes(data, pos, v, 0);
     }
 
+    /// A transport record given as standard base64 (Firehose, Lambda events): an empty one is
+    /// nothing, bad base64 is a dead letter at `pos`, the bytes are decoded under `base64`.
+    pub fn decode_base64(&self, text: &str, pos: &mut Position, v: &mut impl Visit) {
+        use base64::Engine as _;
+        match base64::engine::general_purpose::STANDARD.decode(text.trim()) {
+            Ok(bytes) if bytes.is_empty() => {}
+            Ok(bytes) => pos.with(Step::Base64, |pos| self.decode(&bytes, pos, v)),
+            Err(e) => v.dead_letter(DeadLetter::new(
+                pos,
+                text.as_bytes(),
+                format!("bad base64: {e}"),
+            )),
+        }
+    }
+
     fn too_nested(&self, depth: u32) -> Option<String> {
         (depth > self.limits.max_depth).then(|| {
             format!(

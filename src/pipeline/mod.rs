@@ -1,6 +1,7 @@
 //! The synchronous core: dedup by eventID, then the rules. No tokio, no I/O, no clock of its
 //! own: `now` is passed in, so replay can run on event time and tests control time.
 
+pub mod collect;
 pub mod dedup;
 
 use crate::alert::Alert;

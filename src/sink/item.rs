@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Severity};
-use crate::shaping::{Kind, NotifyItem};
+use crate::shaping::{Kind, NotifyItem, Shaper};
 
 /// The two streams routes choose from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -22,6 +22,32 @@ impl Stream {
             Stream::Notify => "notify",
         }
     }
+}
+
+/// What a batch of siem alerts gives at `now`: each alert on the siem stream and, through
+/// the shaper (when the notify stream is shaped), what falls due on the notify stream.
+pub fn items(alerts: Vec<Alert>, shaper: Option<&mut Shaper>, now: i64) -> Vec<Item> {
+    let mut out = Vec::with_capacity(alerts.len() * 2);
+    match shaper {
+        Some(s) => {
+            let mut notify = Vec::new();
+            for a in alerts {
+                out.push(Item::Siem(a.clone()));
+                s.push(a, now, &mut notify);
+            }
+            s.advance(now, &mut notify);
+            out.extend(notify.into_iter().map(Item::Notify));
+        }
+        None => out.extend(alerts.into_iter().map(Item::Siem)),
+    }
+    out
+}
+
+/// Notify items that fell due by `now` (windows closing, digests) without a new alert.
+pub fn due(shaper: &mut Shaper, now: i64) -> Vec<Item> {
+    let mut notify = Vec::new();
+    shaper.advance(now, &mut notify);
+    notify.into_iter().map(Item::Notify).collect()
 }
 
 #[derive(Debug, Clone)]

@@ -55,6 +55,19 @@ impl<W: Write> AlertSink for JsonLines<W> {
     }
 }
 
+/// Counts and logs a dead letter (with its position and first bytes) for the live sources.
+pub fn report_dead_letter(dead: &DeadLetter) {
+    metrics::counter!("trailwatch_dead_letters_total").increment(1);
+    tracing::warn!(
+        input = %dead.input,
+        sequence_number = dead.sequence_number.as_deref(),
+        path = %dead.path,
+        reason = %dead.reason,
+        head_base64 = %dead.head_base64,
+        "dead letter"
+    );
+}
+
 /// The dead-letter file: appends one JSON line per unreadable record.
 pub struct DeadLetterFile {
     out: JsonLines<File>,

@@ -21,14 +21,15 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::alert::Alert;
 use crate::config::Config;
 use crate::decode::{DeadLetter, Decoder, Position, Step, Visit};
-use crate::event::{now_secs, Event};
+use crate::event::now_secs;
+use crate::pipeline::collect::Collect;
 use crate::pipeline::Pipeline;
 use crate::shaping::Shaper;
 use crate::sink::deliver::Dispatcher;
-use crate::sink::item::Item;
+use crate::sink::item::{due, items, Item};
+use crate::sink::report_dead_letter;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
@@ -49,26 +50,6 @@ pub struct Lambda {
     drop_non_matching: bool,
     pending: HashMap<String, Vec<Item>>,
     pending_order: VecDeque<String>,
-}
-
-struct Collect<'a> {
-    pipeline: &'a mut Pipeline,
-    alerts: Vec<Alert>,
-    dead: usize,
-    events: usize,
-}
-
-impl Visit for Collect<'_> {
-    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-        self.events += 1;
-        self.pipeline.process(&ev, now_secs(), &mut self.alerts);
-    }
-    fn dead_letter(&mut self, dead: DeadLetter) {
-        self.dead += 1;
-        metrics::counter!("trailwatch_dead_letters_total").increment(1);
-        // CloudWatch Logs keeps what a Lambda function logs: the dead letter in full.
-        tracing::warn!(input = %dead.input, sequence_number = dead.sequence_number.as_deref(), path = %dead.path, reason = %dead.reason, head_base64 = %dead.head_base64, "dead letter");
-    }
 }
 
 /// What one record gave.
@@ -111,45 +92,25 @@ impl Lambda {
         data: Option<&str>,
         seq: Option<&str>,
     ) -> Evaluated {
+        let now = now_secs();
         let mut pos = Position::new(input.to_string());
         pos.steps.push(Step::Index("Records", i));
         pos.sequence_number = seq.map(str::to_string);
-        let mut c = Collect {
-            pipeline: &mut self.pipeline,
-            alerts: Vec::new(),
-            dead: 0,
-            events: 0,
-        };
-        match data.map(|d| base64::engine::general_purpose::STANDARD.decode(d.trim())) {
-            Some(Ok(bytes)) if bytes.is_empty() => {}
-            Some(Ok(bytes)) => {
-                pos.steps.push(Step::Base64);
-                self.decoder.decode(&bytes, &mut pos, &mut c);
-            }
-            Some(Err(e)) => {
-                let text = data.unwrap_or_default();
-                c.dead_letter(DeadLetter::new(
-                    &pos,
-                    text.as_bytes(),
-                    format!("bad base64: {e}"),
-                ));
-            }
+        let mut c = Collect::new(&mut self.pipeline, now);
+        match data {
+            Some(text) => self.decoder.decode_base64(text, &mut pos, &mut c),
             None => c.dead_letter(DeadLetter::new(&pos, b"", "the record has no data")),
         }
-        metrics::counter!("trailwatch_events_total").increment(c.events as u64);
-        let (alerts, dead) = (std::mem::take(&mut c.alerts), c.dead);
-        let now = now_secs();
-        let mut notify = Vec::new();
-        let mut items = Vec::with_capacity(alerts.len() * 2);
-        for a in alerts {
+        metrics::counter!("trailwatch_events_total").increment(c.events);
+        c.dead.iter().for_each(report_dead_letter);
+        let (alerts, dead) = (std::mem::take(&mut c.alerts), c.dead.len());
+        for a in &alerts {
             metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
-            if let Some(s) = self.shaper.as_mut() {
-                s.push(a.clone(), now, &mut notify);
-            }
-            items.push(Item::Siem(a));
         }
-        items.extend(notify.into_iter().map(Item::Notify));
-        Evaluated { items, dead }
+        Evaluated {
+            items: items(alerts, self.shaper.as_mut(), now),
+            dead,
+        }
     }
 
     /// Delivers (or prints) the items; whether they were all accepted.
@@ -209,11 +170,10 @@ impl Lambda {
 
     /// Notify items that fell due since the last invocation.
     async fn advance(&mut self) {
-        let mut notify = Vec::new();
-        if let Some(s) = self.shaper.as_mut() {
-            s.advance(now_secs(), &mut notify);
-        }
-        let items: Vec<Item> = notify.into_iter().map(Item::Notify).collect();
+        let items = match self.shaper.as_mut() {
+            Some(s) => due(s, now_secs()),
+            None => return,
+        };
         if !self.deliver(items).await {
             tracing::error!("notify items could not be delivered or spooled");
         }
