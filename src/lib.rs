@@ -13,6 +13,7 @@
 //! - [`config`]: the TOML file, validated once at start-up; [`regions`]: AWS region codes.
 
 pub mod alert;
+pub mod atomic_file;
 pub mod backoff;
 pub mod config;
 pub mod decode;

@@ -309,14 +309,7 @@ fn a_slow_sink_does_not_hold_the_others_and_its_backlog_is_spooled_then_replayed
         "the stream kept moving ({took:?}); the slow sink needs ~2 s for each of its {} batches",
         want.len().div_ceil(5)
     );
-    let ids = |s: &Server| -> Vec<String> {
-        s.accepted()
-            .iter()
-            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-            .map(|v| v["alert_id"].as_str().unwrap().to_string())
-            .collect()
-    };
-    assert_once_in_order(&ids(&fast), &want);
+    assert_once_in_order(&fast.webhook_alert_ids(), &want);
     let status = trailwatch(
         &["spool", "status", "--config", &cfg.display().to_string()],
         &[],
@@ -339,7 +332,7 @@ fn a_slow_sink_does_not_hold_the_others_and_its_backlog_is_spooled_then_replayed
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_once_in_order(&ids(&slow), &want);
+    assert_once_in_order(&slow.webhook_alert_ids(), &want);
     let status = trailwatch(
         &["spool", "status", "--config", &cfg.display().to_string()],
         &[],
@@ -380,12 +373,7 @@ fn a_sink_that_is_down_then_back_gets_everything_once() {
     let out = handle.join().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert!(stderr.contains("0 still spooled"), "{stderr}");
-    let got: Vec<String> = server
-        .accepted()
-        .iter()
-        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-        .map(|v| v["alert_id"].as_str().unwrap().to_string())
-        .collect();
+    let got = server.webhook_alert_ids();
     assert_once_in_order(&got, &want);
 }
 
@@ -417,12 +405,7 @@ fn a_rejected_item_goes_to_the_rejected_file_and_the_rest_are_delivered() {
     assert_eq!(lines[0]["sink"], "hook");
     assert!(lines[0]["reason"].as_str().unwrap().contains("400"));
     assert_eq!(lines[0]["item"]["alert_id"], want[0].as_str());
-    let got: Vec<String> = server
-        .accepted()
-        .iter()
-        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-        .map(|v| v["alert_id"].as_str().unwrap().to_string())
-        .collect();
+    let got = server.webhook_alert_ids();
     assert_once_in_order(&got, &want[1..]);
 }
 
@@ -543,20 +526,12 @@ fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
     let mport = free_port();
     let maddr = format!("127.0.0.1:{mport}");
     let run = Consumer::start_with(&cfg, k.port, &["--metrics-addr", &maddr]);
-    let ids = || -> Vec<String> {
-        server
-            .accepted()
-            .iter()
-            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-            .map(|v| v["alert_id"].as_str().unwrap().to_string())
-            .collect()
-    };
     let deadline = Instant::now() + Duration::from_secs(30);
-    while ids().len() < want.len() {
+    while server.webhook_alert_ids().len() < want.len() {
         assert!(
             Instant::now() < deadline,
             "only {} of {} delivered",
-            ids().len(),
+            server.webhook_alert_ids().len(),
             want.len()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -574,7 +549,7 @@ fn kill_9_with_alerts_spooled_then_restart_delivers_each_once() {
     }
     let (code, _) = run.stop();
     assert_eq!(code, 0);
-    let got = ids();
+    let got = server.webhook_alert_ids();
     assert_eq!(
         got.iter().cloned().collect::<BTreeSet<_>>(),
         want,

@@ -55,14 +55,6 @@ fn config(t: &Tmp, hook: &Server) -> std::path::PathBuf {
     )
 }
 
-fn delivered(hook: &Server) -> Vec<String> {
-    hook.accepted()
-        .iter()
-        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-        .map(|v| v["alert_id"].as_str().unwrap().to_string())
-        .collect()
-}
-
 #[test]
 fn kinesis_batches_alert_dead_letter_and_fail_partially_from_the_first_unaccepted_record() {
     let t = Tmp::new();
@@ -79,7 +71,9 @@ fn kinesis_batches_alert_dead_letter_and_fail_partially_from_the_first_unaccepte
     assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
     let want_a = expected(&cfg, &t, a);
     assert_eq!(
-        delivered(&hook).into_iter().collect::<BTreeSet<_>>(),
+        hook.webhook_alert_ids()
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
         want_a
     );
 
@@ -108,7 +102,7 @@ fn kinesis_batches_alert_dead_letter_and_fail_partially_from_the_first_unaccepte
     hook.up();
     let resp = rt.block_on(l.handle(event)).unwrap();
     assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");
-    let got = delivered(&hook);
+    let got = hook.webhook_alert_ids();
     let want: BTreeSet<String> = want_a.into_iter().chain(expected(&cfg, &t, b)).collect();
     assert_eq!(
         got.iter().cloned().collect::<BTreeSet<_>>(),
@@ -175,7 +169,7 @@ fn firehose_transformation_returns_every_record_once_with_its_result() {
         rt.block_on(l.close());
     }
     let want = expected(&cfg, &t, &[alerting]);
-    let got = delivered(&hook);
+    let got = hook.webhook_alert_ids();
     assert_eq!(got.len(), 2, "one alert per invocation (two environments)");
     assert!(got.iter().all(|g| want.contains(g)));
     let unknown = {

@@ -328,12 +328,7 @@ fn https_with_sinks_answers_after_delivery() {
         false,
     );
     assert_eq!(r.status, 200, "{}", r.json);
-    let got: BTreeSet<String> = hook
-        .accepted()
-        .iter()
-        .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
-        .map(|v| v["alert_id"].as_str().unwrap().to_string())
-        .collect();
+    let got: BTreeSet<String> = hook.webhook_alert_ids().into_iter().collect();
     assert_eq!(got, want, "delivered before the 200");
     // Plain HTTP to the TLS port is not served.
     let plain = reqwest::Client::new();

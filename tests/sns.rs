@@ -27,8 +27,8 @@ fn sqs(port: u16) -> aws_sdk_sqs::Client {
 
 /// Creates a topic (FIFO when the name ends in .fifo) and a queue subscribed to it, with
 /// boto3 from moto's virtualenv; returns (topic ARN, queue URL).
-fn topic_and_queue(m: &Moto, name: &str) -> (String, String) {
-    let out = std::process::Command::new(m.python())
+fn topic_and_queue(m: &Emulator, name: &str) -> (String, String) {
+    let out = std::process::Command::new(moto_python())
         .args([
             "-c",
             r#"

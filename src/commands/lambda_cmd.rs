@@ -12,7 +12,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 use trailwatch::source::lambda::Lambda;
 
-use super::{exit, load_config, wall_clock};
+use super::{exit, load_config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,29 +22,17 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = match std::env::var("TRAILWATCH_CONFIG") {
-        Ok(text) => match trailwatch::config::load_str(&text, "TRAILWATCH_CONFIG", wall_clock()) {
-            Ok(loaded) => {
-                for w in &loaded.warnings {
-                    eprintln!("{w}");
-                }
-                loaded.config
-            }
-            Err(e) => {
-                eprintln!("{e}");
-                return Ok(exit::bad_config());
-            }
-        },
-        Err(_) => {
-            let path = args.config.unwrap_or_else(|| {
-                PathBuf::from(std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into()))
-                    .join("trailwatch.toml")
-            });
-            match load_config(&path) {
-                Ok(c) => c,
-                Err(code) => return Ok(code),
-            }
-        }
+    let path = if std::env::var_os("TRAILWATCH_CONFIG").is_some() {
+        PathBuf::from("env:TRAILWATCH_CONFIG")
+    } else {
+        args.config.unwrap_or_else(|| {
+            PathBuf::from(std::env::var("LAMBDA_TASK_ROOT").unwrap_or_else(|_| ".".into()))
+                .join("trailwatch.toml")
+        })
+    };
+    let config = match load_config(&path) {
+        Ok(c) => c,
+        Err(code) => return Ok(code),
     };
     let rt = super::runtime()?;
     rt.block_on(async move {

@@ -61,20 +61,6 @@ fn seg_name(n: u64) -> String {
     format!("{n:020}.seg")
 }
 
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    if let Some(d) = path.parent() {
-        File::open(d)?.sync_all()?;
-    }
-    Ok(())
-}
-
 impl Spool {
     /// Opens (or creates) the spool in `dir`, scanning what is left to deliver; deletes
     /// delivered segments and cuts a corrupt tail.
@@ -298,7 +284,7 @@ impl Spool {
             },
         };
         let text = serde_json::to_vec(&cursor).map_err(io::Error::other)?;
-        write_atomic(&self.dir.join("cursor"), &text)?;
+        crate::atomic_file::write(&self.dir.join("cursor"), &text)?;
         for seg in self.segments()? {
             if seg < cursor.segment {
                 fs::remove_file(self.dir.join(seg_name(seg)))?;

@@ -2,8 +2,8 @@
 //! directory), together with the dedup and shaping state so a restart does not re-alert.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -100,21 +100,9 @@ impl FileCheckpoints {
             path: self.path.clone(),
             source,
         };
-        let dir = self
-            .path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        fs::create_dir_all(dir).map_err(io_err)?;
-        let tmp = self.path.with_extension("tmp");
-        {
-            let mut f = File::create(&tmp).map_err(io_err)?;
-            serde_json::to_writer(&mut f, &self.state).map_err(|e| io_err(e.into()))?;
-            f.write_all(b"\n").map_err(io_err)?;
-            f.sync_all().map_err(io_err)?;
-        }
-        fs::rename(&tmp, &self.path).map_err(io_err)?;
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+        let mut bytes = serde_json::to_vec(&self.state).map_err(|e| io_err(e.into()))?;
+        bytes.push(b'\n');
+        crate::atomic_file::write(&self.path, &bytes).map_err(io_err)?;
         Ok(())
     }
 }

@@ -27,55 +27,79 @@ pub fn free_port() -> u16 {
         .port()
 }
 
-pub struct Kinesalite {
+/// An emulator process on 127.0.0.1 and a free port, stopped on drop.
+pub struct Emulator {
     child: Child,
     pub port: u16,
 }
 
-impl Drop for Kinesalite {
+impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
-pub fn kinesalite_bin() -> PathBuf {
-    std::env::var("TRAILWATCH_KINESALITE")
+/// A tool `scripts/test` installs into `.emu/` (or where `var` says).
+fn installed(var: &str, default: &str) -> PathBuf {
+    std::env::var(var)
         .map(PathBuf::from)
-        .unwrap_or_else(|_| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join(".emu/node_modules/.bin/kinesalite")
-        })
+        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(default))
 }
 
-pub fn start_kinesalite() -> Kinesalite {
-    let bin = kinesalite_bin();
+/// Starts `bin` with `args(port)` and waits until the port accepts connections.
+fn start_emulator(
+    name: &str,
+    var: &str,
+    bin: PathBuf,
+    args: impl Fn(u16) -> Vec<String>,
+) -> Emulator {
     assert!(
         bin.exists(),
-        "{} not found: run scripts/test (it installs kinesalite), or set TRAILWATCH_KINESALITE",
+        "{} not found: run scripts/test (it installs {name}), or set {var}",
         bin.display()
     );
     let port = free_port();
     let child = Command::new(&bin)
-        .args([
-            "--port",
-            &port.to_string(),
-            "--createStreamMs",
-            "0",
-            "--deleteStreamMs",
-            "0",
-            "--updateStreamMs",
-            "0",
-        ])
+        .args(args(port))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
-        .expect("start kinesalite");
-    let deadline = Instant::now() + Duration::from_secs(15);
+        .unwrap_or_else(|e| panic!("start {name}: {e}"));
+    let emulator = Emulator { child, port };
+    let deadline = Instant::now() + Duration::from_secs(30);
     while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "kinesalite did not start");
+        assert!(Instant::now() < deadline, "{name} did not start");
         std::thread::sleep(Duration::from_millis(50));
     }
-    Kinesalite { child, port }
+    emulator
+}
+
+pub fn kinesalite_bin() -> PathBuf {
+    installed("TRAILWATCH_KINESALITE", ".emu/node_modules/.bin/kinesalite")
+}
+
+/// kinesalite (npm): Kinesis, with streams created and resharded at once.
+pub fn start_kinesalite() -> Emulator {
+    start_emulator(
+        "kinesalite",
+        "TRAILWATCH_KINESALITE",
+        kinesalite_bin(),
+        |port| {
+            [
+                "--port",
+                &port.to_string(),
+                "--createStreamMs",
+                "0",
+                "--deleteStreamMs",
+                "0",
+                "--updateStreamMs",
+                "0",
+            ]
+            .map(String::from)
+            .to_vec()
+        },
+    )
 }
 
 pub fn client(port: u16) -> Client {
@@ -307,53 +331,22 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     (status, body)
 }
 
-pub struct Moto {
-    child: Child,
-    pub port: u16,
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Moto {
-    /// The Python of moto's virtualenv (it has boto3).
-    pub fn python(&self) -> PathBuf {
-        moto_bin().with_file_name("python")
-    }
-}
-
 pub fn moto_bin() -> PathBuf {
-    std::env::var("TRAILWATCH_MOTO")
-        .map(PathBuf::from)
-        .unwrap_or_else(|_| Path::new(env!("CARGO_MANIFEST_DIR")).join(".emu/venv/bin/moto_server"))
+    installed("TRAILWATCH_MOTO", ".emu/venv/bin/moto_server")
 }
 
-/// moto's server on a free port, once it answers HTTP.
-pub fn start_moto() -> Moto {
-    let bin = moto_bin();
-    assert!(
-        bin.exists(),
-        "{} not found: run scripts/test (it installs moto), or set TRAILWATCH_MOTO",
-        bin.display()
-    );
-    let port = free_port();
-    let child = Command::new(&bin)
-        .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto_server");
-    let moto = Moto { child, port };
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "moto_server did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    moto
+/// The Python of moto's virtualenv (it has boto3).
+pub fn moto_python() -> PathBuf {
+    moto_bin().with_file_name("python")
+}
+
+/// moto's server (PyPI): DynamoDB, SNS, SQS.
+pub fn start_moto() -> Emulator {
+    start_emulator("moto", "TRAILWATCH_MOTO", moto_bin(), |port| {
+        ["-H", "127.0.0.1", "-p", &port.to_string()]
+            .map(String::from)
+            .to_vec()
+    })
 }
 
 /// A DynamoDB client for moto.

@@ -199,6 +199,15 @@ impl Server {
             .collect()
     }
 
+    /// The alert ids a webhook received, in order: the items of every accepted batch.
+    pub fn webhook_alert_ids(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .flat_map(|r| r.json().as_array().cloned().unwrap_or_default())
+            .map(|v| v["alert_id"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
