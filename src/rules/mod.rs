@@ -72,11 +72,7 @@ pub fn build_alert(
 /// The one-sentence reason of a custom rule's alert.
 pub fn custom_reason(ev: &Event<'_>, title: &str, acct: &AccountPolicy) -> String {
     let account = ev.account().unwrap_or("unknown account");
-    let label = acct
-        .name
-        .as_deref()
-        .map(|n| format!("{account} ({n})"))
-        .unwrap_or_else(|| account.to_string());
+    let label = acct.label(account);
     format!(
         "{title}: {} ({}) by {} in {}, account {label}.",
         ev.event_name().unwrap_or("an unnamed event"),

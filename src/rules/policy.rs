@@ -19,6 +19,16 @@ pub struct AccountPolicy {
 }
 
 impl AccountPolicy {
+    /// `111122223333 (payments-prod)`, or the bare id when the account has no name.
+    pub fn label(&self, account: &str) -> String {
+        match &self.name {
+            Some(n) => format!("{account} ({n})"),
+            None => account.to_string(),
+        }
+    }
+}
+
+impl AccountPolicy {
     pub fn approves(&self, region: &str) -> bool {
         self.approved.iter().any(|r| r == region)
     }

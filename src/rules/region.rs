@@ -123,11 +123,7 @@ pub fn reason(ev: &Event<'_>, acct: &AccountPolicy) -> String {
     let who = ev.principal().unwrap_or("an unknown principal");
     let region = ev.region().unwrap_or("?");
     let account = ev.account().unwrap_or("unknown account");
-    let label = acct
-        .name
-        .as_deref()
-        .map(|n| format!("{account} ({n})"))
-        .unwrap_or_else(|| account.to_string());
+    let label = acct.label(account);
     let failed = ev
         .error_code()
         .map(|c| format!(" (failed: {c})"))
