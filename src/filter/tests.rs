@@ -1,24 +1,21 @@
-//! The conformance cases in `../shared/data/filter-conformance.jsonl` (the project's shared
-//! corpus, beside the checkout here and in CI; set TRAILWATCH_SHARED to point elsewhere).
+//! The conformance cases (`tests/fixtures/filter-conformance.jsonl`, written for this project,
+//! each citing the CloudWatch Logs documentation page it follows) and the filter patterns
+//! collected from public sources (`tests/fixtures/filter-patterns-in-the-wild.txt`, each line
+//! tagged with its source). Provenance: `tests/fixtures/SOURCES.md`.
 
 use super::*;
 
-fn shared_file(name: &str) -> std::path::PathBuf {
-    let base = std::env::var("TRAILWATCH_SHARED")
-        .map(std::path::PathBuf::from)
-        .unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared"));
-    base.join("data").join(name)
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
 }
 
 #[test]
 fn conformance_cases() {
-    let path = shared_file("filter-conformance.jsonl");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set TRAILWATCH_SHARED to the shared folder)",
-            path.display()
-        )
-    });
+    let path = fixture("filter-conformance.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut failures = Vec::new();
     let mut n = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -73,13 +70,9 @@ fn conformance_cases() {
 /// Every real-world pattern parses, except the ones its notes mark as broken transcriptions.
 #[test]
 fn patterns_in_the_wild_parse() {
-    let path = shared_file("filter-patterns-in-the-wild.txt");
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| {
-        panic!(
-            "{}: {e} (set TRAILWATCH_SHARED to the shared folder)",
-            path.display()
-        )
-    });
+    let path = fixture("filter-patterns-in-the-wild.txt");
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (mut ok, mut rejected) = (0, Vec::new());
     for line in text
         .lines()
