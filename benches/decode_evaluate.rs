@@ -12,6 +12,8 @@ use trailwatch::config::load_str;
 use trailwatch::decode::{kpl, DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::Event;
 use trailwatch::pipeline::Pipeline;
+use trailwatch::rules::custom::RuleSet;
+use trailwatch::rules::RegionPolicy;
 
 const CONFIG: &str = r#"
 [policy]
@@ -133,7 +135,12 @@ fn bench(c: &mut Criterion) {
         g.bench_function(name, |b| {
             b.iter_batched_ref(
                 || Run {
-                    pipeline: Pipeline::new(&config, false),
+                    pipeline: Pipeline::new(
+                        &config.dedup,
+                        RuleSet::from_rules(&config.rules),
+                        RegionPolicy::build(&config.policy),
+                        false,
+                    ),
                     alerts: Vec::new(),
                     events: 0,
                     out: Vec::with_capacity(1 << 16),

@@ -4,10 +4,10 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trailwatch::alert::{Alert, Severity};
+use trailwatch::item::Item;
 use trailwatch::render;
-use trailwatch::sink::item::Item;
+use trailwatch::sink::destination::{render, Format};
 use trailwatch::sink::spool::Spool;
-use trailwatch::sink::target::Format;
 
 fn item() -> Item {
     let record = include_str!("../tests/fixtures/stratus_sample.jsonl")
@@ -48,10 +48,10 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("render");
     g.throughput(Throughput::Elements(1));
     g.bench_function("native", |b| {
-        b.iter(|| serde_json::to_vec(&Format::Native.render(&it, false)))
+        b.iter(|| serde_json::to_vec(&render(Format::Native, &it, false)))
     });
     g.bench_function("ocsf", |b| {
-        b.iter(|| serde_json::to_vec(&Format::Ocsf.render(&it, false)))
+        b.iter(|| serde_json::to_vec(&render(Format::Ocsf, &it, false)))
     });
     g.bench_function("slack", |b| {
         b.iter(|| serde_json::to_vec(&render::slack::message(&it)))

@@ -9,7 +9,7 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trailwatch::alert::Severity;
-use trailwatch::decode::shape;
+use trailwatch::decode::object;
 use trailwatch::filter::Pattern;
 use trailwatch::rules::custom::{EvalStats, RuleSet};
 
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     }
     let events: Vec<_> = recs
         .iter()
-        .map(|r| shape::parse(r).expect("record").event)
+        .map(|r| object::parse(r).expect("record").event)
         .collect();
     let mut g = c.benchmark_group("filter_eval");
     g.throughput(Throughput::Elements((recs.len() * pats.len()) as u64));

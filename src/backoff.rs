@@ -9,10 +9,7 @@ pub fn delay(initial: Duration, max: Duration, attempt: u32) -> Duration {
     let base = initial
         .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
         .min(max);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = (crate::clock::now_nanos() % 1_000_000_000) as u32;
     let half = base / 2;
     let jitter_ms = half.as_millis() as u64;
     half + Duration::from_millis(if jitter_ms == 0 {

@@ -268,14 +268,6 @@ pub fn format_utc_secs(secs: i64) -> String {
     }
 }
 
-/// Wall-clock seconds since the epoch.
-pub fn now_secs() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,29 +1,52 @@
 //! trailwatch: organization-wide CloudTrail in, alerts out, in seconds.
 //!
-//! Data flows one way:
+//! Data flows one way; acceptance flows back:
 //!
 //! ```text
-//! source ──records──► decode ──Event──► pipeline (dedup, rules) ──Alert──► sinks
+//!  source ──records──► decode ──Event──► pipeline ──Alert──► shaping ──Item──► route ──► sinks
+//!  kinesis, firehose,   envelopes,        dedup,      siem     notify            by stream,  file, stdout,
+//!  lambda, replay       dead letters      rules       stream   stream            severity,   HEC, webhook,
+//!                                                                                OU, region  Slack, SNS
+//!     ◄──────── acceptance: every item delivered, spooled or rejected (or written) ────────┘
 //! ```
 //!
-//! - [`source`]: where records come from (`replay`: files, directories, stdin).
+//! - [`source`]: where records come from: the Kinesis consumer (with DynamoDB
+//!   [`source::leases`]), the Firehose HTTP endpoint protocol, Lambda events, replay files.
+//! - [`engine`]: live processing, once for every road: [`decode`] → [`pipeline`] →
+//!   [`shaping`] → the output ([`sink`], or the default writer), with counters, dead
+//!   letters, the [`state`] snapshot and crash recovery. Roads (the binary's commands) are
+//!   adapters that map the engine's acceptance to a checkpoint, an HTTP status, a Lambda
+//!   response or an exit code.
 //! - [`decode`]: bytes → [`event::Event`]s, whatever the envelope; bad input → dead letters.
 //! - [`pipeline`]: synchronous and clock-injected: dedup by eventID, then [`rules`].
-//! - [`alert`]: the alert model and its JSON form (the SIEM feed); [`sink`]: where alerts go.
-//! - [`config`]: the TOML file, validated once at start-up; [`regions`]: AWS region codes.
+//! - [`shaping`]: the notify stream people receive (aggregation, rate limits, digests).
+//! - [`item`]: what is delivered (a siem alert or a notify item); [`render`]: every format.
+//! - [`sink`]: routes, per-sink workers, the spool, the destinations.
+//! - [`config`]: the TOML file's vocabulary, validated once at start-up; it imports no
+//!   runtime module. [`build`] is the one place that turns a whole `Config` into an engine.
+//!
+//! Layers, each importing only from those before it: vocabulary ([`alert`], [`event`],
+//! [`filter`], [`glob`], [`regions`], [`clock`]) → [`config`] → runtime (decode, rules,
+//! pipeline, shaping, item, render, sink, source, state, engine) → [`build`] → the binary.
 
 pub mod alert;
 pub mod atomic_file;
 pub mod backoff;
+pub mod build;
+pub mod clock;
 pub mod config;
 pub mod decode;
+pub mod engine;
 pub mod event;
 pub mod filter;
+pub mod glob;
+pub mod item;
+pub mod metrics_server;
 pub mod pipeline;
 pub mod regions;
 pub mod render;
-pub mod route;
 pub mod rules;
 pub mod shaping;
 pub mod sink;
 pub mod source;
+pub mod state;

@@ -37,10 +37,15 @@ fn lambda(cfg: &std::path::Path, drop_non_matching: bool) -> (tokio::runtime::Ru
         .enable_all()
         .build()
         .unwrap();
-    let d = rt
-        .block_on(trailwatch::sink::build::dispatcher(&config))
+    use trailwatch::build::{engine, Options, OutputChoice};
+    let output = OutputChoice::configured(&config, None);
+    let e = rt
+        .block_on(engine(
+            &config,
+            Options::live(output, trailwatch::clock::now_secs()),
+        ))
         .unwrap();
-    let l = Lambda::new(&config, d, drop_non_matching);
+    let l = Lambda::new(e, drop_non_matching);
     (rt, l)
 }
 

@@ -197,8 +197,8 @@ fn two_workers_share_four_shards_and_take_over_from_a_dead_one() {
 /// a table of another stream is refused.
 #[test]
 fn a_worker_that_lost_its_lease_cannot_move_the_new_owners_checkpoint() {
-    use trailwatch::source::checkpoint::ShardCheckpoint;
     use trailwatch::source::leases::{LeaseError, LeaseTable};
+    use trailwatch::state::ShardCheckpoint;
     let m = start_moto();
     let rt = rt();
     rt.block_on(async {

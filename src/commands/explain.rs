@@ -12,7 +12,8 @@ use trailwatch::rules::region::{self, NotActivity, Verdict};
 use trailwatch::rules::RegionPolicy;
 use trailwatch::source::replay::{self, Input, Reader};
 
-use super::{exit, load_config, wall_clock};
+use super::{exit, load_config};
+use trailwatch::clock::now_secs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -47,10 +48,7 @@ impl Explainer<'_> {
     fn explain(&mut self, ev: &Event<'_>) -> String {
         use std::fmt::Write;
         let p = self.policy;
-        let now = self
-            .at
-            .or_else(|| ev.time_secs())
-            .unwrap_or_else(wall_clock);
+        let now = self.at.or_else(|| ev.time_secs()).unwrap_or_else(now_secs);
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -203,7 +201,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let at = match args.at.as_str() {
-        "now" => Some(wall_clock()),
+        "now" => Some(now_secs()),
         "event" => None,
         t => match trailwatch::config::parse_date(t) {
             Ok(secs) => Some(secs),
@@ -224,7 +222,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     // The same reading as replay: gzip, JSON lines or documents, any envelope.
     let reader = Reader {
-        decoder: Decoder::new(config.decode.limits()),
+        decoder: Decoder::new((&config.decode).into()),
         max_document_bytes: config.decode.max_document_bytes,
     };
     let input = if args.event == "-" {

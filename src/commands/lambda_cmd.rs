@@ -10,6 +10,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
+use trailwatch::build::{self, OutputChoice};
+use trailwatch::clock::now_secs;
 use trailwatch::source::lambda::Lambda;
 
 use super::{exit, load_config};
@@ -36,13 +38,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let rt = super::runtime()?;
     rt.block_on(async move {
-        let dispatcher = trailwatch::sink::build::dispatcher(&config)
+        let output = OutputChoice::configured(&config, None);
+        let engine = build::engine(&config, build::Options::live(output, now_secs()))
             .await
             .context("starting the sinks")?;
         let drop_non_matching = config.lambda.drop_non_matching;
         let lambda = Arc::new(tokio::sync::Mutex::new(Lambda::new(
-            &config,
-            dispatcher,
+            engine,
             drop_non_matching,
         )));
         lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {

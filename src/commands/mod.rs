@@ -1,4 +1,7 @@
-//! The binary's commands. Library errors become messages and exit codes here.
+//! The binary's commands: one adapter per road (`run`, `serve`, `lambda`, `replay`) around
+//! the library's engine, and the tools (`validate`, `explain`, `lint`, `match`, `test`,
+//! `spool`, `health`). Library errors become messages and exit codes here. Commands do not
+//! import each other; what they share is in this file.
 
 pub mod explain;
 pub mod health;
@@ -52,23 +55,47 @@ pub fn serve_metrics(
 ) -> anyhow::Result<()> {
     use anyhow::Context;
     let handle =
-        trailwatch::source::metrics_server::install().context("installing the metrics recorder")?;
+        trailwatch::metrics_server::install().context("installing the metrics recorder")?;
     tokio::spawn(async move {
-        if let Err(e) = trailwatch::source::metrics_server::serve(addr, handle, ready).await {
+        if let Err(e) = trailwatch::metrics_server::serve(addr, handle, ready).await {
             tracing::error!(%addr, error = %e, "metrics listener failed");
         }
     });
     Ok(())
 }
 
-/// Wall-clock seconds since the epoch.
-pub fn wall_clock() -> i64 {
-    trailwatch::event::now_secs()
+/// A token cancelled at the first SIGTERM or SIGINT (a task on the current runtime).
+pub fn shutdown_signal() -> tokio_util::sync::CancellationToken {
+    let token = tokio_util::sync::CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            match signal(SignalKind::terminate()) {
+                Ok(mut term) => tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                },
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("shutting down: finishing what is in flight");
+        cancel.cancel();
+    });
+    token
 }
 
 /// Loads the config, printing warnings; on errors prints them all and returns the exit code.
 pub fn load_config(path: &Path) -> Result<Config, ExitCode> {
-    match config::load(path, wall_clock()) {
+    match config::load(path, trailwatch::clock::now_secs()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 eprintln!("{w}");

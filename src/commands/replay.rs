@@ -1,24 +1,20 @@
-//! `trailwatch replay`: inputs → decode → pipeline → SIEM feed on stdout, dead letters to a
-//! file, a summary on stderr.
+//! `trailwatch replay`: inputs → the engine (decode, dedup, rules, shaping, on event time) →
+//! the SIEM feed (or the notify stream, or both) on stdout, or with `--deliver` the configured
+//! sinks; dead letters to a file, a summary on stderr.
 
+use std::collections::VecDeque;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use anyhow::Context;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use trailwatch::alert::Alert;
-use trailwatch::decode::{DeadLetter, Decoder, Position, Skip, Visit};
-use trailwatch::event::Event;
-use trailwatch::pipeline::{Disposition, Pipeline};
-use trailwatch::shaping::{NotifyItem, Shaper};
-use trailwatch::sink::deliver::{Accepted, Dispatcher};
-use trailwatch::sink::item::Item;
-use trailwatch::sink::{DeadLetterFile, JsonLines};
+use trailwatch::build::{self, OutputChoice};
+use trailwatch::clock::now_secs;
+use trailwatch::engine::{Acceptance, ClockMode, Counts, Engine, Pending, Streams};
 use trailwatch::source::replay::{self, Input, Reader};
 
-use super::{exit, load_config, wall_clock};
+use super::{exit, load_config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -56,80 +52,37 @@ enum StreamChoice {
     Both,
 }
 
-/// A line of `--stream both`: the item with its stream's name.
-#[derive(serde::Serialize)]
-struct Tagged<'a, T: serde::Serialize> {
-    stream: &'static str,
-    #[serde(flatten)]
-    item: &'a T,
+impl StreamChoice {
+    fn streams(self) -> Streams {
+        Streams {
+            siem: self != StreamChoice::Notify,
+            notify: self != StreamChoice::Siem,
+        }
+    }
 }
 
-/// What a replay counted.
-#[derive(Debug, Default)]
-struct Counts {
-    inputs: u64,
-    records: u64,
-    events: u64,
-    duplicates: u64,
-    /// Redeliveries after the eventID TTL whose alerts had all been raised already.
-    repeated: u64,
-    alerts: u64,
-    /// Notify items written.
-    notify: u64,
-    dead_letters: u64,
-    control_messages: u64,
-    skipped: u64,
-    digests: u64,
-}
-
-struct Run<'o> {
-    pipeline: Pipeline,
-    alerts: Vec<Alert>,
-    out: JsonLines<io::StdoutLock<'o>>,
-    dead: Option<DeadLetterFile>,
-    counts: Counts,
-    /// Replay runs on event time: the latest event time seen so far.
-    clock: Option<i64>,
-    wall: i64,
-    /// The first output error; once set, replay stops.
-    failed: Option<io::Error>,
-    stream: StreamChoice,
-    /// Shaping (only when the notify stream is printed).
-    shaper: Option<Shaper>,
-    notify: Vec<NotifyItem>,
-    /// `--deliver`: items go to the dispatcher instead of stdout.
-    deliver: Option<Deliver>,
-}
-
-/// `replay --deliver`: the dispatcher on its own runtime, fed from the synchronous reader in
-/// chunks; at most `MAX_OUTSTANDING` chunks wait for acceptance at once.
-struct Deliver {
-    rt: tokio::runtime::Runtime,
-    dispatcher: Dispatcher,
-    pending: Vec<Item>,
-    waiting: std::collections::VecDeque<Accepted>,
+/// Items handed to the engine's output as they are raised, in chunks; at most
+/// `MAX_OUTSTANDING` chunks wait for acceptance at once.
+struct Submitter<'e> {
+    rt: &'e tokio::runtime::Runtime,
+    engine: &'e Engine,
+    waiting: VecDeque<Acceptance>,
     submitted: u64,
     refused: u64,
+    /// The first output error (a closed stdout stops the replay quietly).
+    failed: Option<io::Error>,
 }
 
 const CHUNK: usize = 500;
 const MAX_OUTSTANDING: usize = 16;
 
-impl Deliver {
-    fn push(&mut self, item: Item) {
-        self.pending.push(item);
-        if self.pending.len() >= CHUNK {
-            self.submit();
-        }
-    }
-
-    fn submit(&mut self) {
-        let items = std::mem::take(&mut self.pending);
-        if items.is_empty() {
+impl Submitter<'_> {
+    fn push(&mut self, pending: Pending) {
+        if pending.is_empty() {
             return;
         }
-        self.submitted += items.len() as u64;
-        let accepted = self.rt.block_on(self.dispatcher.submit(items));
+        self.submitted += pending.items().len() as u64;
+        let accepted = self.rt.block_on(self.engine.submit(pending));
         self.waiting.push_back(accepted);
         while self.waiting.len() > MAX_OUTSTANDING {
             self.wait_one();
@@ -137,150 +90,21 @@ impl Deliver {
     }
 
     fn wait_one(&mut self) {
-        if let Some(a) = self.waiting.pop_front() {
-            if !self.rt.block_on(a.wait()) {
-                self.refused += 1;
+        let Some(a) = self.waiting.pop_front() else {
+            return;
+        };
+        if let Err(r) = self.rt.block_on(a.wait()) {
+            self.refused += 1;
+            if let Some(kind) = r.io_kind {
+                self.failed.get_or_insert(io::Error::new(kind, r.reason));
             }
         }
     }
 
-    /// Everything submitted is accepted (or refused); then what was spooled is delivered
-    /// until the spools are empty or `drain` has passed; the workers stop.
-    fn finish(
-        mut self,
-        config: &trailwatch::config::Config,
-        drain: std::time::Duration,
-    ) -> (u64, u64, usize) {
-        self.submit();
+    fn finish(&mut self) {
         while !self.waiting.is_empty() {
             self.wait_one();
         }
-        let Deliver {
-            rt,
-            dispatcher,
-            submitted,
-            refused,
-            ..
-        } = self;
-        let deadline = Instant::now() + drain;
-        let mut left = super::spool_cmd::depth(config).unwrap_or(0);
-        while left > 0 && Instant::now() < deadline {
-            std::thread::sleep(std::time::Duration::from_millis(100));
-            left = super::spool_cmd::depth(config).unwrap_or(0);
-        }
-        rt.block_on(dispatcher.close());
-        (submitted, refused, left)
-    }
-}
-
-impl Run<'_> {
-    fn write<T: serde::Serialize>(&mut self, item: &T) {
-        if self.failed.is_none() {
-            if let Err(e) = self.out.write(item) {
-                self.failed = Some(e);
-            }
-        }
-    }
-
-    fn write_notify(&mut self) {
-        if let Some(d) = &mut self.deliver {
-            for item in self.notify.drain(..) {
-                self.counts.notify += 1;
-                d.push(Item::Notify(item));
-            }
-            return;
-        }
-        let items = std::mem::take(&mut self.notify);
-        for item in &items {
-            self.counts.notify += 1;
-            match self.stream {
-                StreamChoice::Notify => self.write(item),
-                StreamChoice::Both => self.write(&Tagged {
-                    stream: "notify",
-                    item,
-                }),
-                StreamChoice::Siem => {}
-            }
-        }
-        self.notify = items;
-        self.notify.clear();
-    }
-
-    /// End of input: close every window, emit every digest.
-    fn flush_shaping(&mut self) {
-        if let Some(shaper) = &mut self.shaper {
-            shaper.flush(&mut self.notify);
-        }
-        self.write_notify();
-    }
-}
-
-impl Visit for Run<'_> {
-    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-        self.counts.events += 1;
-        if let Some(t) = ev.time_secs() {
-            self.clock = Some(self.clock.map_or(t, |c| c.max(t)));
-        }
-        let now = self.clock.unwrap_or(self.wall);
-        match self.pipeline.process(&ev, now, &mut self.alerts) {
-            Disposition::Duplicate => self.counts.duplicates += 1,
-            Disposition::Repeated => self.counts.repeated += 1,
-            Disposition::Evaluated { .. } => {}
-        }
-        let mut alerts = std::mem::take(&mut self.alerts);
-        for alert in alerts.drain(..) {
-            self.counts.alerts += 1;
-            if let Some(d) = &mut self.deliver {
-                d.push(Item::Siem(alert.clone()));
-            } else {
-                match self.stream {
-                    StreamChoice::Siem => self.write(&alert),
-                    StreamChoice::Both => self.write(&Tagged {
-                        stream: "siem",
-                        item: &alert,
-                    }),
-                    StreamChoice::Notify => {}
-                }
-            }
-            if let Some(shaper) = &mut self.shaper {
-                shaper.push(alert, now, &mut self.notify);
-            }
-        }
-        self.alerts = alerts;
-        if let Some(shaper) = &mut self.shaper {
-            shaper.advance(now, &mut self.notify);
-        }
-        self.write_notify();
-    }
-
-    fn dead_letter(&mut self, dead: DeadLetter) {
-        self.counts.dead_letters += 1;
-        tracing::warn!(
-            input = %dead.input,
-            line = dead.line,
-            path = %dead.path,
-            sequence_number = dead.sequence_number.as_deref(),
-            reason = %dead.reason,
-            "dead letter"
-        );
-        if let Some(f) = &mut self.dead {
-            if let Err(e) = f.write(&dead) {
-                self.failed.get_or_insert(e);
-            }
-        }
-    }
-
-    fn control_message(&mut self, _pos: &Position) {
-        self.counts.control_messages += 1;
-    }
-
-    fn skipped(&mut self, why: Skip, pos: &Position) {
-        self.counts.skipped += 1;
-        tracing::debug!(input = %pos.input, line = pos.line, path = %pos.path(), why = replay::skip_name(why), "skipped");
-    }
-
-    fn transport_record(&mut self, _pos: &Position) {
-        self.counts.records += 1;
     }
 }
 
@@ -306,105 +130,104 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let dead = match &args.dead_letter {
-        Some(p) => Some(
-            DeadLetterFile::open(p)
-                .with_context(|| format!("cannot open dead-letter file {}", p.display()))?,
-        ),
-        None => None,
-    };
+    if args.deliver && !config.delivery.is_configured() {
+        eprintln!(
+            "trailwatch: {}: --deliver needs [[sinks]] and [[routes]] in the config",
+            args.config.display()
+        );
+        return Ok(exit::bad_config());
+    }
     let (inputs, digests, open_errors) = replay::expand(&args.inputs);
     for (name, e) in &open_errors {
         eprintln!("trailwatch: cannot read {name}: {e}");
     }
-    let reader = Reader {
-        decoder: Decoder::new(config.decode.limits()),
-        max_document_bytes: config.decode.max_document_bytes,
+    let rt = super::runtime()?;
+    let wall = now_secs();
+    let output = match args.deliver {
+        true => OutputChoice::Sinks,
+        false => OutputChoice::Stdout(args.stream.streams()),
     };
-    let deliver = if args.deliver {
-        if !config.delivery.is_configured() {
-            eprintln!(
-                "trailwatch: {}: --deliver needs [[sinks]] and [[routes]] in the config",
-                args.config.display()
-            );
+    let engine = match rt.block_on(build::engine(
+        &config,
+        build::Options {
+            output,
+            include_event: args.include_event,
+            clock: ClockMode::EventTime,
+            dead_letter: args.dead_letter.clone(),
+            restore: None,
+            now: wall,
+        },
+    )) {
+        Ok(e) => e,
+        Err(e @ (build::BuildError::Sinks(_) | build::BuildError::NoSinks)) => {
+            eprintln!("trailwatch: {}: {e}", args.config.display());
             return Ok(exit::bad_config());
         }
-        let rt = super::runtime()?;
-        let dispatcher = match rt.block_on(trailwatch::sink::build::dispatcher(&config)) {
-            Ok(Some(d)) => d,
-            Ok(None) => return Ok(exit::bad_config()),
-            Err(e) => {
-                eprintln!("trailwatch: {}: {e}", args.config.display());
-                return Ok(exit::bad_config());
-            }
-        };
-        Some(Deliver {
-            rt,
-            dispatcher,
-            pending: Vec::new(),
-            waiting: Default::default(),
-            submitted: 0,
-            refused: 0,
-        })
-    } else {
-        None
+        Err(e) => return Err(e.into()),
     };
-    let include_event = args.include_event || (args.deliver && config.delivery.needs_event());
-    let stdout = io::stdout();
-    let mut run = Run {
-        pipeline: Pipeline::new(&config, include_event).judge_on_event_time(true),
-        alerts: Vec::new(),
-        out: JsonLines::new(stdout.lock()),
-        dead,
-        counts: Counts {
-            digests: digests as u64,
-            ..Counts::default()
-        },
-        clock: None,
-        wall: wall_clock(),
+    let reader = Reader {
+        decoder: engine.decoder(),
+        max_document_bytes: config.decode.max_document_bytes,
+    };
+    let mut out = Submitter {
+        rt: &rt,
+        engine: &engine,
+        waiting: VecDeque::new(),
+        submitted: 0,
+        refused: 0,
         failed: None,
-        stream: args.stream,
-        shaper: (args.stream != StreamChoice::Siem || deliver.is_some())
-            .then(|| Shaper::from_config(&config)),
-        notify: Vec::new(),
-        deliver,
     };
+    let mut c = Counts::default();
+    let mut records = 0u64;
+    let mut inputs_read = 0u64;
     let bar = progress_bar(&inputs);
     let started = Instant::now();
     let mut read_failures = open_errors.len();
     for input in &inputs {
         let name = input.name();
         bar.set_message(name.clone());
-        let stats =
-            replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut run));
+        let (stats, evaluated) = {
+            let mut handler = |p: Pending| out.push(p);
+            let mut feed = engine.feed(wall).on_chunk(CHUNK, &mut handler);
+            let stats =
+                replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut feed));
+            (stats, feed.finish())
+        };
+        add(&mut c, evaluated.counts);
+        if let Some(e) = evaluated.dead_letter_error {
+            out.failed.get_or_insert(e);
+        }
+        out.push(evaluated.pending);
         match stats {
             Ok(s) => {
-                run.counts.inputs += 1;
-                run.counts.records += s.units;
+                inputs_read += 1;
+                records += s.units;
             }
             Err(e) => {
                 read_failures += 1;
                 eprintln!("trailwatch: error reading {name}: {e}");
             }
         }
-        if run.failed.is_some() {
+        if out.failed.is_some() {
             break;
         }
     }
     bar.finish_and_clear();
-    run.flush_shaping();
-    let delivered = run
-        .deliver
-        .take()
-        .map(|d| d.finish(&config, args.drain_timeout));
-    let flushed = run.out.flush();
-    if let Some(f) = &mut run.dead {
-        if let Err(e) = f.sync() {
-            run.failed.get_or_insert(e);
-        }
-    }
+    // End of input: close every window, emit every digest.
+    let last = engine.flush_shaping();
+    c.notify += last.items().len() as u64;
+    out.push(last);
+    out.finish();
+    let (submitted, refused, failed) = (out.submitted, out.refused, out.failed.take());
+    drop(out);
+    let left = match args.deliver {
+        true => Some(drain(&config, args.drain_timeout)),
+        false => None,
+    };
+    let shaping = engine.shaping_stats();
+    let evicted_early = engine.dedup_evicted_early();
+    rt.block_on(engine.shutdown());
     let elapsed = started.elapsed().as_secs_f64();
-    let c = &run.counts;
     let rate = if elapsed > 0.0 {
         c.events as f64 / elapsed
     } else {
@@ -416,8 +239,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         "trailwatch replay: {} inputs, {} records, {} events, {} duplicates, {} repeated alerts suppressed, {} alerts, {} notify items, \
          {} dead letters, {} control messages, {} skipped, {} digest files skipped, \
          {:.2} s, {:.0} events/s",
-        c.inputs,
-        c.records,
+        inputs_read,
+        records + c.transport_records,
         c.events,
         c.duplicates,
         c.repeated,
@@ -426,19 +249,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         c.dead_letters,
         c.control_messages,
         c.skipped,
-        c.digests,
+        digests,
         elapsed,
         rate
     );
-    if let Some(sh) = &run.shaper {
-        let st = sh.stats;
+    if let Some(st) = shaping {
         let _ = writeln!(
             err,
             "trailwatch shaping: {} siem alerts in, {} notify items out, {} alerts suppressed into digests, {} windows or digests flushed early (tables full)",
             st.alerts_in, st.items_out, st.suppressed, st.evicted
         );
     }
-    if let Some((submitted, refused, left)) = delivered {
+    if let Some(left) = left {
         let _ = writeln!(
             err,
             "trailwatch deliver: {submitted} items routed to the sinks; {}; {left} still spooled (`trailwatch spool status`)",
@@ -448,23 +270,46 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             anyhow::bail!("some alerts could not be delivered or spooled");
         }
     }
-    if run.pipeline.dedup().evicted_early > 0 {
+    if evicted_early > 0 {
         let _ = writeln!(
             err,
-            "trailwatch: warning: {} event ids were forgotten before their TTL because \
+            "trailwatch: warning: {evicted_early} event ids were forgotten before their TTL because \
              dedup.max_event_ids was reached; raise it to catch all duplicates",
-            run.pipeline.dedup().evicted_early
         );
     }
-    match (run.failed.take(), flushed) {
-        (Some(e), _) | (None, Err(e)) if e.kind() != io::ErrorKind::BrokenPipe => {
-            return Err(e).context("writing output");
+    if let Some(e) = failed {
+        if e.kind() != io::ErrorKind::BrokenPipe {
+            return Err(anyhow::Error::new(e).context("writing output"));
         }
-        _ => {}
     }
-    let readable = c.events + c.control_messages + c.skipped + c.digests;
+    let readable = c.events + c.control_messages + c.skipped + digests as u64;
     if readable == 0 && (c.dead_letters > 0 || read_failures > 0) {
         return Ok(exit::nothing_read());
     }
     Ok(exit::ok())
+}
+
+/// `--deliver`: keeps the sinks delivering what was spooled until the spools are empty or
+/// `timeout` has passed; returns what is left.
+fn drain(config: &trailwatch::config::Config, timeout: std::time::Duration) -> usize {
+    let deadline = Instant::now() + timeout;
+    let depth = || trailwatch::sink::build::spooled(&config.delivery).unwrap_or(0);
+    let mut left = depth();
+    while left > 0 && Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = depth();
+    }
+    left
+}
+
+fn add(total: &mut Counts, c: Counts) {
+    total.events += c.events;
+    total.duplicates += c.duplicates;
+    total.repeated += c.repeated;
+    total.alerts += c.alerts;
+    total.notify += c.notify;
+    total.dead_letters += c.dead_letters;
+    total.control_messages += c.control_messages;
+    total.skipped += c.skipped;
+    total.transport_records += c.transport_records;
 }

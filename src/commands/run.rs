@@ -1,33 +1,29 @@
 //! `trailwatch run`: consume the Kinesis stream continuously. Readers (one per shard) hand
-//! batches to this task, which decodes, evaluates and writes the SIEM feed (stdout), flushes,
-//! then acknowledges: only then may the shard's checkpoint move past those records. Positions
-//! and the dedup state are written together, atomically, every `checkpoint.interval` and at
-//! shutdown (SIGTERM/SIGINT: stop polling, drain, flush, checkpoint, exit 0).
+//! batches to this task, which passes them to the engine (decode, evaluate, shape) and submits
+//! what they raised to the output; only once that is accepted (written and flushed without
+//! `[[sinks]]`, else delivered or spooled) does the shard's position move past those records.
+//! Positions and the engine's snapshot are written together, atomically, every
+//! `checkpoint.interval` and at shutdown (SIGTERM/SIGINT: stop polling, drain, flush,
+//! checkpoint, exit 0).
 
 use std::collections::BTreeMap;
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
-
 use std::time::Duration;
-use tokio::task::JoinSet;
 
 use anyhow::Context;
+use tokio::task::JoinSet;
+use trailwatch::build::{self, OutputChoice};
+use trailwatch::clock::now_secs;
 use trailwatch::config::Config;
-use trailwatch::decode::{Decoder, Position};
-use trailwatch::event::parse_utc_secs;
-use trailwatch::pipeline::collect::Collect;
-use trailwatch::pipeline::Pipeline;
-use trailwatch::shaping::Shaper;
-use trailwatch::sink::deliver::Dispatcher;
-use trailwatch::sink::item::{due, items};
-use trailwatch::sink::{report_dead_letter, JsonLines};
-use trailwatch::source::checkpoint::{FileCheckpoints, ShardCheckpoint};
+use trailwatch::decode::Position;
+use trailwatch::engine::{ClockMode, Data, Engine, Record, Refused};
 use trailwatch::source::kinesis::{self, Batch};
 use trailwatch::source::leases;
+use trailwatch::state::{ShardCheckpoint, StateFile};
 
-use super::{exit, load_config, wall_clock};
+use super::{exit, load_config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,6 +33,9 @@ pub struct Args {
     /// since the last checkpoint are read back from it, so none is written twice.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Append one JSON line per unreadable record to this file.
+    #[arg(long, value_name = "FILE")]
+    dead_letter: Option<PathBuf>,
     /// Serve Prometheus metrics on /metrics, and /healthz and /readyz, at this address.
     #[arg(long, value_name = "ADDR")]
     metrics_addr: Option<std::net::SocketAddr>,
@@ -61,80 +60,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(exit::bad_config());
     }
+    if config.delivery.is_configured() && args.output.is_some() {
+        eprintln!(
+            "trailwatch: --output is for runs without [[sinks]]; configure a file sink instead"
+        );
+        return Ok(exit::bad_config());
+    }
     let rt = super::runtime()?;
-    rt.block_on(consume(
-        &args.config,
-        config,
-        args.output,
-        args.metrics_addr,
-        args.shutdown_deadline,
-        args.worker_id,
-    ))?;
+    rt.block_on(consume(args, config))?;
     Ok(exit::ok())
 }
 
-pub(super) async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => return std::future::pending().await,
-            };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+/// Acceptances in flight: each moves its shard's position once it resolves.
+type Inflight = JoinSet<Result<(), Refused>>;
+
+fn refused(r: Refused) -> anyhow::Error {
+    anyhow::anyhow!(
+        "alerts could neither be delivered nor spooled ({}): stopping without a checkpoint (they are read again at restart)",
+        r.reason
+    )
 }
 
-/// Reads back the alert ids written to `path` after `from` bytes; cuts a torn last line.
-fn written_since(path: &std::path::Path, from: u64) -> anyhow::Result<Vec<String>> {
-    use std::io::{Read, Seek, SeekFrom};
-    let mut f = match std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(path)
-    {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(e).with_context(|| format!("opening {}", path.display())),
-    };
-    let len = f.metadata()?.len();
-    if len < from {
-        tracing::warn!(output = %path.display(), "the output file is shorter than the checkpoint says; not reading it back");
-        return Ok(Vec::new());
-    }
-    f.seek(SeekFrom::Start(from))?;
-    let mut tail = Vec::new();
-    f.read_to_end(&mut tail)?;
-    let complete = tail.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete < tail.len() {
-        tracing::warn!(output = %path.display(), bytes = tail.len() - complete, "cutting a torn last line");
-        f.set_len(from + complete as u64)?;
-    }
-    Ok(tail[..complete]
-        .split(|&b| b == b'\n')
-        .filter_map(|l| serde_json::from_slice::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["alert_id"].as_str().map(str::to_string))
-        .collect())
-}
-
-async fn consume(
-    config_path: &std::path::Path,
-    config: Config,
-    output: Option<PathBuf>,
-    metrics_addr: Option<std::net::SocketAddr>,
-    deadline: Duration,
-    worker_id: Option<String>,
-) -> anyhow::Result<()> {
+async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(addr) = metrics_addr {
+    if let Some(addr) = args.metrics_addr {
         super::serve_metrics(addr, ready.clone())?;
     }
     let source = config.kinesis.clone().context("no [source.kinesis]")?;
@@ -144,16 +93,28 @@ async fn consume(
     }
     let sdk = loader.load().await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
-    let mut cp = FileCheckpoints::open(&config.checkpoint.path, &source.settings.stream)?;
-    let mut pipeline = Pipeline::new(&config, false);
-    if let Some(snap) = &cp.state.pipeline {
-        pipeline.restore(snap, &config);
-    }
+    let mut state = StateFile::open(&config.checkpoint.path, &source.settings.stream)?;
+    let engine = build::engine(
+        &config,
+        build::Options {
+            output: OutputChoice::configured(&config, args.output.clone()),
+            include_event: false,
+            clock: ClockMode::Arrival,
+            dead_letter: args.dead_letter.clone(),
+            restore: Some(state.state.engine.clone()),
+            now: now_secs(),
+        },
+    )
+    .await
+    .with_context(|| format!("starting the output of {}", args.config.display()))?;
     // With leases, positions come from the lease table as leases are taken.
     let (ownership, checkpointer) = match &config.checkpoint.leases {
         None => (kinesis::Ownership::All, None),
         Some(l) => {
-            let me = worker_id.unwrap_or_else(leases::default_worker_id);
+            let me = args
+                .worker_id
+                .clone()
+                .unwrap_or_else(leases::default_worker_id);
             tracing::info!(worker = %me, table = %l.table, "sharing the stream through a lease table");
             let table = leases::LeaseTable::new(
                 aws_sdk_dynamodb::Client::new(&sdk),
@@ -164,220 +125,113 @@ async fn consume(
             let coordinator = leases::Coordinator::new(table, &me, l.lease_duration);
             coordinator.ensure_table().await?;
             let checkpointer = coordinator.checkpointer();
-            cp.state.shards.clear();
+            state.state.shards.clear();
             (kinesis::Ownership::Leases(coordinator), Some(checkpointer))
         }
     };
-    let positions: kinesis::Positions = Arc::new(Mutex::new(cp.state.shards.clone()));
+    let positions: kinesis::Positions = Arc::new(Mutex::new(state.state.shards.clone()));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let consumer = tokio::spawn(kinesis::consume(
+    let stop = super::shutdown_signal();
+    let mut consumer = tokio::spawn(kinesis::consume(
         client,
         source.settings.clone(),
         ownership,
         positions.clone(),
         tx,
-        stopped,
+        stop.clone(),
         ready,
     ));
-    let signal = tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("shutting down: stop polling, drain, checkpoint");
-        let _ = stop.send(true);
-    });
-    let decoder = Decoder::new(config.decode.limits());
-    // Spooled after the last checkpoint (a crash): those records are read again, but their
-    // alerts are already on their way. Read before the sinks start draining.
-    if config.delivery.is_configured() {
-        let spooled =
-            trailwatch::sink::build::spooled_alert_ids(&config).context("reading the spools")?;
-        if !spooled.is_empty() {
-            tracing::info!(
-                alerts = spooled.len(),
-                "alerts waiting in the spools: not raising them again"
-            );
-        }
-        for id in spooled {
-            pipeline.remember_alert(&id, wall_clock());
-        }
-    }
-    let dispatcher = trailwatch::sink::build::dispatcher(&config)
-        .await
-        .with_context(|| format!("starting the sinks of {}", config_path.display()))?;
-    let mut out = match dispatcher {
-        Some(dispatcher) => {
-            if output.is_some() {
-                anyhow::bail!(
-                    "--output is for runs without [[sinks]]; configure a file sink instead"
-                );
-            }
-            Out::Sinks {
-                dispatcher,
-                shaper: Box::new(Shaper::from_config_restoring(
-                    &config,
-                    cp.state.shaping.clone(),
-                )),
-                inflight: JoinSet::new(),
-            }
-        }
-        None => {
-            if let Some(path) = &output {
-                let ids = written_since(path, cp.state.output_len.unwrap_or(0))?;
-                if !ids.is_empty() {
-                    tracing::info!(
-                        alerts = ids.len(),
-                        "alerts written after the last checkpoint: not writing them again"
-                    );
-                }
-                for id in ids {
-                    pipeline.remember_alert(&id, wall_clock());
-                }
-            }
-            let sink: Box<dyn Write> = match &output {
-                Some(path) => Box::new(
-                    std::fs::OpenOptions::new()
-                        .create(true)
-                        .append(true)
-                        .open(path)
-                        .with_context(|| format!("opening {}", path.display()))?,
-                ),
-                None => Box::new(io::stdout()),
-            };
-            Out::Feed {
-                out: JsonLines::new(sink),
-                path: output.clone(),
-            }
-        }
-    };
     let mut tick = tokio::time::interval(config.checkpoint.interval);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut shaping_tick = tokio::time::interval(Duration::from_secs(1));
     shaping_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut saver = Saver {
-        cp,
+        state,
         leased: checkpointer.is_some(),
     };
-    let mut consumer = consumer;
+    let mut inflight = Inflight::new();
     loop {
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
-                // Live: dedup, shaping and exemptions run on arrival time.
-                let now = wall_clock();
-                let mut p = Collect::new(&mut pipeline, now).skipping(batch.skip.clone());
-                let mut last = None;
-                for (seq, data) in &batch.records {
-                    let mut pos = Position::new(batch.shard.clone());
-                    pos.sequence_number = Some(seq.clone());
-                    decoder.decode(data, &mut pos, &mut p);
-                    last = Some(seq.clone());
-                }
-                let (alerts, events, dead) = (std::mem::take(&mut p.alerts), p.events, std::mem::take(&mut p.dead));
-                tracing::debug!(shard = %batch.shard, records = batch.records.len(), events, dead_letters = dead.len(), millis_behind = batch.millis_behind, "batch");
-                metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone()).increment(batch.records.len() as u64);
-                metrics::counter!("trailwatch_events_total").increment(events);
-                dead.iter().for_each(report_dead_letter);
-                for a in &alerts {
-                    metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
-                    if let Some(t) = a.event_time.as_deref().and_then(parse_utc_secs) {
-                        metrics::histogram!("trailwatch_event_to_alert_seconds").record((now - t).max(0) as f64);
-                    }
-                }
-                let done = Done { positions: positions.clone(), shard: batch.shard, last, shard_end: batch.shard_end, checkpointer: checkpointer.clone(), ack: batch.ack };
-                let mut save_now = false;
-                match &mut out {
-                    Out::Feed { out, .. } => {
-                        // Delivered before acknowledged: write and flush the feed, then move
-                        // the position.
-                        for a in &alerts {
-                            out.write(a).context("writing alerts")?;
-                        }
-                        out.flush().context("writing alerts")?;
-                        if done.shard_end {
-                            tracing::info!(shard = %done.shard, "shard finished (SHARD_END)");
-                            save_now = true;
-                        }
-                        let moved = done.advance();
-                        tokio::spawn(done.acknowledge(moved));
-                    }
-                    Out::Sinks { dispatcher, shaper, inflight } => {
-                        let items = items(alerts, Some(shaper), now);
-                        // Accepted (delivered or spooled) before acknowledged.
-                        let accepted = dispatcher.submit(items).await;
-                        inflight.spawn(async move {
-                            if !accepted.wait().await {
-                                return false;
-                            }
-                            let moved = done.advance();
-                            done.acknowledge(moved).await;
-                            true
-                        });
-                    }
-                }
-                if save_now {
-                    saver.save(&pipeline, &positions, &mut out).await?;
+                let shard_end = batch.shard_end;
+                let accepted = process(&engine, batch, &positions, &checkpointer).await;
+                inflight.spawn(accepted);
+                if shard_end {
+                    saver.save(&engine, &positions, &mut inflight).await?;
                 }
             }
             _ = shaping_tick.tick() => {
-                if let Out::Sinks { dispatcher, shaper, inflight } = &mut out {
-                    let notify = due(shaper, wall_clock());
-                    let st = shaper.stats;
-                    metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
-                    metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
-                    metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
-                    if !notify.is_empty() {
-                        let accepted = dispatcher.submit(notify).await;
-                        inflight.spawn(accepted.wait());
-                    }
+                let due = engine.tick(now_secs());
+                if !due.is_empty() {
+                    let accepted = engine.submit(due).await;
+                    inflight.spawn(accepted.wait());
                 }
             }
-            Some(res) = join_next(&mut out) => {
-                if !matches!(res, Ok(true)) {
-                    anyhow::bail!("alerts could neither be delivered nor spooled: stopping without a checkpoint (they are read again at restart)");
-                }
+            Some(res) = inflight.join_next(), if !inflight.is_empty() => {
+                res.context("an acceptance task failed")?.map_err(refused)?;
             }
-            _ = tick.tick() => saver.save(&pipeline, &positions, &mut out).await?,
+            _ = tick.tick() => saver.save(&engine, &positions, &mut inflight).await?,
             done = &mut consumer => {
                 // The consumer ended (shutdown, or a fatal error); its readers have stopped.
                 match done {
                     Ok(Ok(())) => break,
-                    Ok(Err(e)) => { saver.save(&pipeline, &positions, &mut out).await?; return Err(e.into()); }
+                    Ok(Err(e)) => { saver.save(&engine, &positions, &mut inflight).await?; return Err(e.into()); }
                     Err(e) => return Err(e.into()),
                 }
             }
         }
     }
-    tokio::time::timeout(deadline, saver.save(&pipeline, &positions, &mut out))
-        .await
-        .context("the final checkpoint did not finish within the shutdown deadline")??;
-    if let Out::Sinks { dispatcher, .. } = out {
-        dispatcher.close().await;
-    }
-    signal.abort();
+    tokio::time::timeout(
+        args.shutdown_deadline,
+        saver.save(&engine, &positions, &mut inflight),
+    )
+    .await
+    .context("the final checkpoint did not finish within the shutdown deadline")??;
+    engine.shutdown().await;
     Ok(())
 }
 
-/// Where alerts go: the built-in SIEM feed (stdout, or `--output`), written and flushed before
-/// a batch is acknowledged; or the configured sinks, which must accept (deliver or spool)
-/// every item of a batch before it is.
-enum Out {
-    Feed {
-        out: JsonLines<Box<dyn Write>>,
-        path: Option<PathBuf>,
-    },
-    Sinks {
-        dispatcher: Dispatcher,
-        shaper: Box<Shaper>,
-        /// Batches (and shaping emissions) waiting for acceptance.
-        inflight: JoinSet<bool>,
-    },
-}
-
-/// The next finished acceptance, if any is in flight (pending forever otherwise).
-async fn join_next(out: &mut Out) -> Option<Result<bool, tokio::task::JoinError>> {
-    match out {
-        Out::Sinks { inflight, .. } if !inflight.is_empty() => inflight.join_next().await,
-        _ => std::future::pending().await,
+/// One batch through the engine; the returned future resolves once its items are accepted,
+/// then moves the shard's position (and, with leases, writes the lease checkpoint).
+async fn process(
+    engine: &Engine,
+    batch: Batch,
+    positions: &kinesis::Positions,
+    checkpointer: &Option<leases::Checkpointer>,
+) -> impl std::future::Future<Output = Result<(), Refused>> {
+    // Live: dedup, shaping and exemptions run on arrival time.
+    let now = now_secs();
+    let records = batch.records.iter().map(|(seq, data)| {
+        let mut position = Position::new(batch.shard.clone());
+        position.sequence_number = Some(seq.clone());
+        Record {
+            position,
+            data: Data::Bytes(data),
+        }
+    });
+    let evaluated = engine.evaluate(records, batch.skip.clone(), now);
+    let c = evaluated.counts;
+    tracing::debug!(shard = %batch.shard, records = batch.records.len(), events = c.events, dead_letters = c.dead_letters, alerts = c.alerts, millis_behind = batch.millis_behind, "batch");
+    metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone())
+        .increment(batch.records.len() as u64);
+    if batch.shard_end {
+        tracing::info!(shard = %batch.shard, "shard finished (SHARD_END)");
+    }
+    let done = Done {
+        positions: positions.clone(),
+        last: batch.records.last().map(|(seq, _)| seq.clone()),
+        shard: batch.shard,
+        shard_end: batch.shard_end,
+        checkpointer: checkpointer.clone(),
+        ack: batch.ack,
+    };
+    let accepted = engine.submit(evaluated.pending).await;
+    async move {
+        accepted.wait().await?;
+        let moved = done.advance();
+        done.acknowledge(moved).await;
+        Ok(())
     }
 }
 
@@ -430,51 +284,36 @@ impl Done {
     }
 }
 
-/// Writes the checkpoint file: positions (file kind), the dedup and shaping state, and how
-/// much of `--output` it covers.
+/// Writes the state file: positions (file kind) and the engine's snapshot.
 struct Saver {
-    cp: FileCheckpoints,
+    state: StateFile,
     leased: bool,
 }
 
 impl Saver {
     async fn save(
         &mut self,
-        pipeline: &Pipeline,
+        engine: &Engine,
         positions: &kinesis::Positions,
-        out: &mut Out,
+        inflight: &mut Inflight,
     ) -> anyhow::Result<()> {
-        match out {
-            // Everything written is flushed before the checkpoint records how much there is.
-            Out::Feed { out, path } => {
-                out.flush().context("writing alerts")?;
-                self.cp.state.output_len = path
-                    .as_ref()
-                    .and_then(|p| std::fs::metadata(p).ok())
-                    .map(|m| m.len());
-            }
-            // The dedup state may only cover events whose alerts were accepted.
-            Out::Sinks {
-                inflight, shaper, ..
-            } => {
-                while let Some(res) = inflight.join_next().await {
-                    if !matches!(res, Ok(true)) {
-                        anyhow::bail!("alerts could neither be delivered nor spooled: stopping without a checkpoint (they are read again at restart)");
-                    }
-                }
-                self.cp.state.shaping = Some(shaper.snapshot());
-            }
+        // The snapshot may only cover events whose alerts were accepted.
+        while let Some(res) = inflight.join_next().await {
+            res.context("an acceptance task failed")?.map_err(refused)?;
         }
+        let snapshot = engine.snapshot().context(
+            "alerts were lost (see the log): stopping without a checkpoint (they are read again at restart)",
+        )?;
         // With leases the positions live in the lease table; the file keeps the rest.
         if !self.leased {
             let shards: BTreeMap<String, ShardCheckpoint> =
                 positions.lock().map(|p| p.clone()).unwrap_or_default();
-            self.cp.state.shards = shards;
+            self.state.state.shards = shards;
         }
-        self.cp.state.pipeline = Some(pipeline.snapshot());
-        self.cp.save()?;
+        self.state.state.engine = snapshot;
+        self.state.save()?;
         metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
-            .set(wall_clock() as f64);
+            .set(now_secs() as f64);
         Ok(())
     }
 }

@@ -1,11 +1,10 @@
 //! `trailwatch serve`: the Firehose HTTP endpoint. Each request is authenticated (before its
 //! body is read), capped, decoded record by record (any envelope issue 2 reads), run through
-//! the pipeline, and answered 200 only once every alert from it is accepted: written and
+//! the engine, and answered 200 only once every alert from it is accepted: written and
 //! flushed to stdout without `[[sinks]]`, else delivered or spooled. A retry with the same
-//! request id is answered from the request log: 200 again when it succeeded, or its alerts are
-//! delivered again when it failed; dedup by eventID keeps reprocessing from alerting twice.
+//! request id is answered from the request log: 200 again when it succeeded, or its items are
+//! submitted again when it failed; dedup by eventID keeps reprocessing from alerting twice.
 
-use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
@@ -19,18 +18,16 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+use trailwatch::build::{self, OutputChoice};
+use trailwatch::clock::{now_millis, now_secs};
 use trailwatch::config::{Config, FirehoseSource};
-use trailwatch::decode::{Decoder, Position, Step};
-use trailwatch::pipeline::collect::Collect;
-use trailwatch::pipeline::Pipeline;
-use trailwatch::shaping::Shaper;
-use trailwatch::sink::deliver::Dispatcher;
-use trailwatch::sink::item::{due, items, Item};
-use trailwatch::sink::{report_dead_letter, DeadLetterFile, JsonLines};
-use trailwatch::source::checkpoint::FileCheckpoints;
+use trailwatch::decode::{Position, Step};
+use trailwatch::engine::{Data, Engine, Pending, Record};
 use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
+use trailwatch::state::StateFile;
 
-use super::{exit, load_config, wall_clock};
+use super::{exit, load_config};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -48,55 +45,33 @@ pub struct Args {
     shutdown_deadline: Duration,
 }
 
-/// The pipeline and what alerts go to, behind one lock.
-struct Core {
-    pipeline: Pipeline,
-    shaper: Option<Shaper>,
-    feed: Option<JsonLines<io::Stdout>>,
-    dead: Option<DeadLetterFile>,
-}
-
 struct App {
     keys: Keys,
     source: FirehoseSource,
     max_decompressed: usize,
-    decoder: Decoder,
-    core: Mutex<Core>,
-    dispatcher: Option<Dispatcher>,
-    log: Mutex<RequestLog<Arc<Vec<Item>>>>,
+    engine: Engine,
+    /// What became of each request id; a failed one keeps its items for the retry (they are
+    /// unsettled, so the state is not saved meanwhile).
+    log: Mutex<RequestLog<Pending>>,
     permits: Semaphore,
-    /// Requests evaluated whose alerts are not yet accepted: the state may be saved only
-    /// when there are none (it must not remember events whose alerts could still be lost).
-    unsettled: std::sync::atomic::AtomicUsize,
+    /// Deliveries that may outlive their request.
+    deliveries: TaskTracker,
 }
 
 impl App {
     /// Writes the dedup and shaping state if everything evaluated so far is settled;
     /// returns whether it did.
-    fn save(&self, cp: &Mutex<FileCheckpoints>) -> anyhow::Result<bool> {
-        let core = self
-            .core
-            .lock()
-            .map_err(|_| anyhow::anyhow!("pipeline lock poisoned"))?;
-        let failed = self.log.lock().map(|l| l.has_failed()).unwrap_or(true);
-        if failed || self.unsettled.load(std::sync::atomic::Ordering::SeqCst) > 0 {
+    fn save(&self, state: &Mutex<StateFile>) -> anyhow::Result<bool> {
+        let Some(snapshot) = self.engine.snapshot() else {
             return Ok(false);
-        }
-        let mut cp = cp
+        };
+        let mut state = state
             .lock()
-            .map_err(|_| anyhow::anyhow!("checkpoint lock poisoned"))?;
-        cp.state.pipeline = Some(core.pipeline.snapshot());
-        cp.state.shaping = core.shaper.as_ref().map(Shaper::snapshot);
-        cp.save()?;
+            .map_err(|_| anyhow::anyhow!("state lock poisoned"))?;
+        state.state.engine = snapshot;
+        state.save()?;
         Ok(true)
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 fn reply(status: u16, request_id: &str, error: Option<&str>) -> Response {
@@ -106,68 +81,25 @@ fn reply(status: u16, request_id: &str, error: Option<&str>) -> Response {
     (
         status_code,
         [("content-type", "application/json")],
-        firehose::answer(request_id, now_ms(), error),
+        firehose::answer(request_id, now_millis() as i64, error),
     )
         .into_response()
 }
 
-/// Decodes and evaluates the records; writes the feed (no sinks) or returns the items.
-fn process(app: &App, req: &firehose::Request) -> io::Result<Vec<Item>> {
-    let mut core = app
-        .core
-        .lock()
-        .map_err(|_| io::Error::other("pipeline lock poisoned"))?;
-    // Settled once its alerts are accepted (the delivery task counts it down).
-    app.unsettled
-        .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-    let Core {
-        pipeline,
-        shaper,
-        feed,
-        dead,
-    } = &mut *core;
-    let now = wall_clock();
-    let mut c = Collect::new(pipeline, now);
-    for (i, r) in req.records.iter().enumerate() {
-        let mut pos = Position::new(format!("firehose:{}", req.request_id));
-        pos.steps.push(Step::Index("records", i));
-        app.decoder.decode_base64(&r.data, &mut pos, &mut c);
-    }
+/// Decodes and evaluates the records of one request.
+fn process(app: &App, req: &firehose::Request) -> Pending {
+    let records = req.records.iter().enumerate().map(|(i, r)| {
+        let mut position = Position::new(format!("firehose:{}", req.request_id));
+        position.steps.push(Step::Index("records", i));
+        Record {
+            position,
+            data: Data::Base64(&r.data),
+        }
+    });
+    let evaluated = app.engine.evaluate(records, None, now_secs());
     metrics::counter!("trailwatch_records_total", "source" => "firehose")
         .increment(req.records.len() as u64);
-    metrics::counter!("trailwatch_events_total").increment(c.events);
-    for d in &c.dead {
-        report_dead_letter(d);
-        if let Some(f) = dead.as_mut() {
-            if let Err(e) = f.write(d) {
-                tracing::error!(error = %e, "cannot write the dead-letter file");
-            }
-        }
-    }
-    if let (Some(f), false) = (dead.as_mut(), c.dead.is_empty()) {
-        if let Err(e) = f.sync() {
-            tracing::error!(error = %e, "cannot write the dead-letter file");
-        }
-    }
-    let alerts = std::mem::take(&mut c.alerts);
-    for a in &alerts {
-        metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
-    }
-    if let Some(out) = feed {
-        for a in &alerts {
-            out.write(a)?;
-        }
-        out.flush()?;
-        return Ok(Vec::new());
-    }
-    Ok(items(alerts, shaper.as_mut(), now))
-}
-
-async fn deliver(app: &App, items: Vec<Item>) -> bool {
-    match &app.dispatcher {
-        Some(d) if !items.is_empty() => d.submit(items).await.wait().await,
-        _ => true,
-    }
+    evaluated.pending
 }
 
 async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
@@ -218,48 +150,42 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     };
     let id = req.request_id.clone();
     let previous = app.log.lock().ok().and_then(|mut l| l.begin(&id));
-    let items = match previous {
+    let pending = match previous {
         Some(Outcome::Done) => return reply(200, &id, None),
         Some(Outcome::InFlight) => {
             return reply(503, &id, Some("this request is being processed; retry"))
         }
-        Some(Outcome::Failed(items)) => {
-            app.unsettled
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            (*items).clone()
-        }
+        Some(Outcome::Failed(pending)) => pending,
         None => {
             let app2 = app.clone();
             // Not timed out: once records are evaluated their alerts must not be dropped.
             match tokio::task::spawn_blocking(move || process(&app2, &req)).await {
-                Ok(Ok(items)) => items,
-                Ok(Err(e)) => {
-                    app.unsettled
-                        .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
-                    return reply(500, &id, Some(&format!("writing alerts: {e}")));
+                Ok(pending) => pending,
+                Err(e) => {
+                    if let Ok(mut l) = app.log.lock() {
+                        l.forget(&id);
+                    }
+                    return reply(500, &id, Some(&format!("processing failed: {e}")));
                 }
-                Err(e) => return reply(500, &id, Some(&format!("processing failed: {e}"))),
             }
         }
     };
     // Delivery records its own outcome, so a request that outlives its timeout still ends
-    // as Done (a retry gets 200) or Failed (a retry delivers the same items).
+    // as Done (a retry gets 200) or Failed (a retry submits the same items).
     let task = {
         let (app, id) = (app.clone(), id.clone());
-        tokio::spawn(async move {
-            let ok = deliver(&app, items.clone()).await;
+        app.deliveries.clone().spawn(async move {
+            let outcome = match app.engine.submit(pending).await.wait().await {
+                Ok(()) => Outcome::Done,
+                Err(refused) => {
+                    tracing::warn!(request_id = %id, reason = %refused.reason, "alerts not accepted: the retry submits them again");
+                    Outcome::Failed(refused.pending)
+                }
+            };
+            let ok = matches!(outcome, Outcome::Done);
             if let Ok(mut l) = app.log.lock() {
-                l.set(
-                    &id,
-                    if ok {
-                        Outcome::Done
-                    } else {
-                        Outcome::Failed(Arc::new(items))
-                    },
-                );
+                l.set(&id, outcome);
             }
-            app.unsettled
-                .fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
             ok
         })
     };
@@ -315,99 +241,90 @@ async fn serve(
     if let Some(addr) = args.metrics_addr {
         super::serve_metrics(addr, ready.clone())?;
     }
-    let dispatcher = match trailwatch::sink::build::dispatcher(&config).await {
-        Ok(d) => d,
-        Err(e) => {
+    // The dedup and shaping state survive a restart (`[checkpoint] path`).
+    let state = StateFile::open(&config.checkpoint.path, "firehose")?;
+    let engine = match build::engine(
+        &config,
+        build::Options {
+            dead_letter: args.dead_letter.clone(),
+            restore: Some(state.state.engine.clone()),
+            ..build::Options::live(OutputChoice::configured(&config, None), now_secs())
+        },
+    )
+    .await
+    {
+        Ok(e) => e,
+        Err(e @ build::BuildError::Sinks(_)) => {
             eprintln!("trailwatch: {}: {e}", args.config.display());
             return Ok(exit::bad_config());
         }
+        Err(e) => return Err(e.into()),
     };
-    let dead = match &args.dead_letter {
-        Some(p) => Some(
-            DeadLetterFile::open(p)
-                .with_context(|| format!("cannot open dead-letter file {}", p.display()))?,
-        ),
-        None => None,
-    };
-    let include_event = config.delivery.needs_event();
-    // The dedup and shaping state survive a restart (`[checkpoint] path`).
-    let cp = FileCheckpoints::open(&config.checkpoint.path, "firehose")?;
-    let mut pipeline = Pipeline::new(&config, include_event);
-    if let Some(snap) = &cp.state.pipeline {
-        pipeline.restore(snap, &config);
-    }
-    let shaper = dispatcher
-        .as_ref()
-        .map(|_| Shaper::from_config_restoring(&config, cp.state.shaping.clone()));
-    let cp = Arc::new(Mutex::new(cp));
+    let state = Arc::new(Mutex::new(state));
     let app = Arc::new(App {
         keys,
         max_decompressed: config.decode.max_decompressed_bytes,
-        decoder: Decoder::new(config.decode.limits()),
-        core: Mutex::new(Core {
-            pipeline,
-            shaper,
-            feed: dispatcher.is_none().then(|| JsonLines::new(io::stdout())),
-            dead,
-        }),
-        dispatcher,
+        engine,
         log: Mutex::new(RequestLog::new(10_000)),
         permits: Semaphore::new(source.max_concurrency),
         source: source.clone(),
-        unsettled: std::sync::atomic::AtomicUsize::new(0),
+        deliveries: TaskTracker::new(),
     });
-    let mut background = Vec::new();
+    let background = TaskTracker::new();
+    let stop = super::shutdown_signal();
     {
-        let (app, cp) = (app.clone(), cp.clone());
+        let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
         let every = config.checkpoint.interval;
-        background.push(tokio::spawn(async move {
+        background.spawn(async move {
             let mut tick = tokio::time::interval(every);
             loop {
-                tick.tick().await;
-                let (app, cp) = (app.clone(), cp.clone());
-                match tokio::task::spawn_blocking(move || app.save(&cp)).await {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => break,
+                }
+                let (app, state) = (app.clone(), state.clone());
+                match tokio::task::spawn_blocking(move || app.save(&state)).await {
                     Ok(Ok(_)) => {}
                     Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state file"),
                     Err(_) => break,
                 }
             }
-        }));
+        });
     }
     // Windows close and digests fall due with time, not only with requests.
-    if app.dispatcher.is_some() {
-        let app = app.clone();
-        background.push(tokio::spawn(async move {
+    {
+        let (app, stop) = (app.clone(), stop.clone());
+        background.spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_secs(1));
             loop {
-                tick.tick().await;
-                let items: Vec<Item> = match app.core.lock() {
-                    Ok(mut core) => match core.shaper.as_mut() {
-                        Some(s) => due(s, wall_clock()),
-                        None => Vec::new(),
-                    },
-                    Err(_) => break,
-                };
-                if !items.is_empty() && !deliver(&app, items).await {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.cancelled() => break,
+                }
+                let due = app.engine.tick(now_secs());
+                if due.is_empty() {
+                    continue;
+                }
+                if app.engine.submit(due).await.wait().await.is_err() {
                     tracing::error!("notify items could not be delivered or spooled");
                 }
             }
-        }));
+        });
     }
+    background.close();
     let router = Router::new()
         .route("/", post(ingest))
         .route("/{*path}", post(ingest))
         .with_state(app.clone());
     let handle = axum_server::Handle::new();
-    let shutdown = {
-        let handle = handle.clone();
+    {
+        let (handle, stop) = (handle.clone(), stop.clone());
         let deadline = args.shutdown_deadline;
-        async move {
-            super::run::shutdown_signal().await;
-            tracing::info!("shutting down: finishing requests in flight");
+        tokio::spawn(async move {
+            stop.cancelled().await;
             handle.graceful_shutdown(Some(deadline));
-        }
-    };
-    tokio::spawn(shutdown);
+        });
+    }
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
     let served = match &source.tls {
         Some((cert, key)) => {
@@ -435,11 +352,19 @@ async fn serve(
         }
     };
     served.with_context(|| format!("serving on {}", source.listen))?;
+    stop.cancel();
     // Requests have finished; their deliveries settle within accept_within.
     let deadline = tokio::time::Instant::now() + args.shutdown_deadline;
+    app.deliveries.close();
+    if tokio::time::timeout_at(deadline, app.deliveries.wait())
+        .await
+        .is_err()
+    {
+        tracing::warn!("deliveries still running at the shutdown deadline");
+    }
     loop {
-        let (a, c) = (app.clone(), cp.clone());
-        if tokio::task::spawn_blocking(move || a.save(&c)).await?? {
+        let (a, s) = (app.clone(), state.clone());
+        if tokio::task::spawn_blocking(move || a.save(&s)).await?? {
             break;
         }
         if tokio::time::Instant::now() >= deadline {
@@ -448,13 +373,10 @@ async fn serve(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    for task in background {
-        task.abort();
-        let _ = task.await;
+    background.wait().await;
+    match Arc::try_unwrap(app) {
+        Ok(app) => app.engine.shutdown().await,
+        Err(_) => tracing::warn!("a request still holds the engine at shutdown: what is queued for the sinks is not spooled"),
     }
-    if let Ok(Some(d)) = Arc::try_unwrap(app).map(|a| a.dispatcher) {
-        d.close().await;
-    }
-    io::stdout().flush().ok();
     Ok(exit::ok())
 }

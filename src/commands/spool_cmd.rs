@@ -43,18 +43,12 @@ enum Action {
 }
 
 fn spool_dir(config: &Config, sink: &str) -> PathBuf {
-    config.delivery.settings.state_dir.join("spool").join(sink)
+    trailwatch::sink::spool::dir(&config.delivery.settings.state_dir, sink)
 }
 
 /// Items waiting in every sink's spool.
-pub fn depth(config: &Config) -> anyhow::Result<usize> {
-    let mut n = 0;
-    for s in &config.delivery.sinks {
-        n += Spool::inspect(&spool_dir(config, &s.name))
-            .with_context(|| format!("reading the spool of {}", s.name))?
-            .len();
-    }
-    Ok(n)
+fn depth(config: &Config) -> anyhow::Result<usize> {
+    trailwatch::sink::build::spooled(&config.delivery).context("reading the spools")
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -80,10 +74,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 "{:<24} {:>8} {:>12} {:>12}  corrupt",
                 "sink", "items", "oldest", "bytes"
             );
-            let now = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_millis() as u64)
-                .unwrap_or(0);
+            let now = trailwatch::clock::now_millis();
             for s in &config.delivery.sinks {
                 let sp = Spool::inspect(&spool_dir(&config, &s.name))
                     .with_context(|| format!("reading the spool of {}", s.name))?;
@@ -128,9 +119,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             let before = depth(&config)?;
             let rt = super::runtime()?;
             let left = rt.block_on(async {
-                let dispatcher = trailwatch::sink::build::dispatcher(&config)
-                    .await?
-                    .context("no sinks")?;
+                let dispatcher =
+                    trailwatch::sink::build::dispatcher(&config.delivery, &config.policy.ous)
+                        .await?
+                        .context("no sinks")?;
                 let deadline = Instant::now() + timeout;
                 let mut left = depth(&config)?;
                 while left > 0 && Instant::now() < deadline {

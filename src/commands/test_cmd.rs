@@ -65,7 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 dead: vec![],
             };
             let mut pos = Position::new(format!("{} / {}", rule.id, t.name));
-            Decoder::new(config.decode.limits()).decode(t.event.as_bytes(), &mut pos, &mut check);
+            Decoder::new((&config.decode).into()).decode(t.event.as_bytes(), &mut pos, &mut check);
             // A test passes when its one event (or every event of its input) gives `expect`.
             let (ok, detail) = if !check.dead.is_empty() {
                 (
@@ -121,18 +121,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 /// Runs `[[sequences]]`: events through the whole pipeline and shaping, at the given times;
 /// the rule's notify items must be the expected ones, in order.
 fn run_sequences(config: &trailwatch::config::Config) -> (usize, usize) {
-    use trailwatch::decode::shape;
+    use trailwatch::decode::object;
     use trailwatch::pipeline::Pipeline;
     use trailwatch::shaping::Shaper;
     const START: i64 = 1_700_000_000;
     let (mut passed, mut failed) = (0, 0);
     for seq in &config.sequences {
-        let mut pipeline = Pipeline::new(config, false);
-        let mut shaper = Shaper::from_config(config);
+        let mut pipeline = Pipeline::new(
+            &config.dedup,
+            RuleSet::from_rules(&config.rules),
+            trailwatch::rules::RegionPolicy::build(&config.policy),
+            false,
+        );
+        let mut shaper = Shaper::for_rules(&config.shaping, &config.rules);
         let (mut alerts, mut items, mut problem) = (Vec::new(), Vec::new(), None);
         for step in &seq.steps {
             let now = START + step.at;
-            match shape::parse(&step.event) {
+            match object::parse(&step.event) {
                 Ok(s) => {
                     pipeline.process(&s.event, now, &mut alerts);
                 }

@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use trailwatch::config::{self, Level};
 use trailwatch::rules::RegionPolicy;
 
-use super::{exit, wall_clock};
+use super::exit;
 
 pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
-    match config::load(path, wall_clock()) {
+    match config::load(path, trailwatch::clock::now_secs()) {
         Ok(loaded) => {
             for w in &loaded.warnings {
                 println!("{w}");

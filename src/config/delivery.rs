@@ -8,13 +8,37 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use toml::Value;
 
 use super::validate::Collector;
-use crate::alert::Severity;
-use crate::sink::item::Stream;
-use crate::sink::target::Format;
+use super::Severity;
+
+/// The two streams routes choose from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Siem,
+    Notify,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Siem => "siem",
+            Stream::Notify => "notify",
+        }
+    }
+}
+
+/// How SIEM-type sinks write an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Issue 2's alert fields (notify items add kind, counts and window).
+    Native,
+    /// OCSF 1.1.0 Detection Finding (class 2004).
+    Ocsf,
+}
 
 /// `[delivery]`: defaults for every sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -429,7 +453,7 @@ fn check_coverage(
                         && (r.rules.is_empty()
                             || r.rules
                                 .iter()
-                                .any(|g| crate::rules::glob::Glob::new(g).matches(rule)))
+                                .any(|g| crate::glob::Glob::new(g).matches(rule)))
                 });
                 if !taken {
                     c.warn(

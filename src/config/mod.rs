@@ -13,10 +13,11 @@ mod shaping;
 mod sinks;
 mod source;
 
-pub use source::{Checkpoint, FirehoseSource, KinesisSource, LambdaSource};
+pub use shaping::{KeyField, ShapingSettings};
+pub use source::{Checkpoint, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start};
 mod validate;
 
-pub use rules::{Rule, RuleTest};
+pub use rules::{Rule, RuleTest, REGION_RULE};
 pub use sequences::{Expected, Sequence, SequenceStep};
 
 use std::fmt;
@@ -136,7 +137,7 @@ mod tests {
         assert_eq!(c.policy.global_services, GlobalServices::default());
         assert_eq!(c.dedup, Dedup::default());
         assert_eq!(c.decode, Decode::default());
-        assert_eq!(c.shaping, crate::shaping::Settings::default());
+        assert_eq!(c.shaping, ShapingSettings::default());
         assert_eq!(c.checkpoint, Checkpoint::default());
         assert_eq!(c.delivery.settings, delivery::DeliverySettings::default());
         assert!(!c.delivery.is_configured());
@@ -272,7 +273,7 @@ shaping = { window = "1m", rate_limit = { per = ["account"], per_minute = 10 } }
         assert_eq!(root.window_secs, 60);
         assert_eq!(root.burst, 2, "a rule's override starts from [shaping]");
         assert_eq!(root.per_minute, 10);
-        assert_eq!(root.limit_per, [crate::shaping::KeyField::Account]);
+        assert_eq!(root.limit_per, [KeyField::Account]);
         let bad = load_str(
             "[shaping]\nwindow = \"0s\"\ngroup_by = [\"colour\"]\nrate_limit = { burst = 0 }\n",
             "b.toml",

@@ -7,8 +7,11 @@ use serde::Deserialize;
 use toml::Value;
 
 use super::validate::Collector;
-use crate::alert::Severity;
+use super::Severity;
 use crate::filter::Pattern;
+
+/// The built-in rule's id: activity in a region not approved for the account.
+pub const REGION_RULE: &str = "unapproved-region";
 
 /// A custom rule, validated: its filter is parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,7 +25,7 @@ pub struct Rule {
     pub pattern: Pattern,
     pub tests: Vec<RuleTest>,
     /// This rule's shaping, when it overrides `[shaping]`.
-    pub shaping: Option<crate::shaping::Settings>,
+    pub shaping: Option<super::ShapingSettings>,
     /// The file it came from.
     pub file: String,
 }
@@ -158,14 +161,11 @@ pub(super) fn read_rules(c: &mut Collector, value: Option<Value>, file: &str, ou
             );
         }
         c.rule_ids.insert(raw.id.clone());
-        if raw.id.trim().is_empty() || raw.id == crate::rules::region::RULE {
+        if raw.id.trim().is_empty() || raw.id == REGION_RULE {
             c.error_in(
                 file,
                 &key,
-                format!(
-                    "`id` must be non-empty and not {:?}",
-                    crate::rules::region::RULE
-                ),
+                format!("`id` must be non-empty and not {:?}", REGION_RULE),
             );
         }
         let pattern = match Pattern::parse(&raw.filter) {

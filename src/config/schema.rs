@@ -3,9 +3,30 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::alert::Severity;
+/// Alert severity, ordered from `info` to `critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Info,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Low => "low",
+            Severity::Medium => "medium",
+            Severity::High => "high",
+            Severity::Critical => "critical",
+        }
+    }
+}
 
 /// The whole file.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -26,7 +47,7 @@ pub struct Config {
     /// `[checkpoint]`.
     pub checkpoint: super::source::Checkpoint,
     /// `[shaping]`: how the notify stream is shaped (rules may override).
-    pub shaping: crate::shaping::Settings,
+    pub shaping: super::shaping::ShapingSettings,
     /// `[delivery]`, `[[sinks]]`, `[[routes]]`.
     pub delivery: super::delivery::Delivery,
 }
@@ -212,16 +233,6 @@ impl Default for Decode {
             max_decompressed_bytes: default_max_decompressed(),
             max_event_bytes: default_max_event(),
             max_document_bytes: default_max_document(),
-        }
-    }
-}
-
-impl Decode {
-    pub fn limits(&self) -> crate::decode::Limits {
-        crate::decode::Limits {
-            max_decompressed_bytes: self.max_decompressed_bytes,
-            max_event_bytes: self.max_event_bytes,
-            ..Default::default()
         }
     }
 }

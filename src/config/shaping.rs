@@ -1,10 +1,59 @@
-//! `[shaping]` and per-rule `shaping` overrides → [`crate::shaping::Settings`].
+//! `[shaping]` and per-rule `shaping` overrides: [`ShapingSettings`].
 
 use serde::Deserialize;
 
 use super::validate::{parse_duration, Collector};
-use crate::alert::Severity;
-use crate::shaping::{KeyField, Settings};
+use super::Severity;
+
+/// A field that can make up a group or rate-limit key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyField {
+    Rule,
+    Account,
+    Region,
+    Principal,
+    EventSource,
+    EventName,
+    Severity,
+}
+
+/// Shaping settings (one set per rule; `[shaping]` is the default).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShapingSettings {
+    pub group_by: Vec<KeyField>,
+    pub window_secs: i64,
+    pub limit_per: Vec<KeyField>,
+    pub burst: u32,
+    pub per_minute: u32,
+    pub digest_every_secs: i64,
+    pub escalate: Option<(u64, Severity)>,
+    /// Most open windows / digest keys / limiter keys held at once.
+    pub max_keys: usize,
+    /// Most event ids listed in one update.
+    pub max_ids: usize,
+}
+
+impl Default for ShapingSettings {
+    fn default() -> Self {
+        ShapingSettings {
+            group_by: vec![
+                KeyField::Rule,
+                KeyField::Account,
+                KeyField::Region,
+                KeyField::Principal,
+            ],
+            window_secs: 15 * 60,
+            limit_per: vec![KeyField::Region, KeyField::Principal],
+            burst: 5,
+            per_minute: 1,
+            digest_every_secs: 10 * 60,
+            escalate: Some((100, Severity::Critical)),
+            max_keys: 100_000,
+            max_ids: 50,
+        }
+    }
+}
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,9 +87,9 @@ pub(super) fn apply(
     c: &mut Collector,
     file: &str,
     key: &str,
-    base: &Settings,
+    base: &ShapingSettings,
     raw: ShapingRaw,
-) -> Settings {
+) -> ShapingSettings {
     let mut s = base.clone();
     let err = |c: &mut Collector, k: &str, m: String| c.error_in(file, format!("{key}.{k}"), m);
     if let Some(g) = raw.group_by {

@@ -8,7 +8,27 @@ use serde::Deserialize;
 use toml::Table;
 
 use super::validate::{parse_date, Collector};
-use crate::source::kinesis::{Settings as KinesisSettings, Start};
+
+/// Where to start reading a shard that has no checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Start {
+    Latest,
+    TrimHorizon,
+    /// Seconds since the epoch.
+    AtTimestamp(i64),
+}
+
+#[derive(Debug, Clone)]
+pub struct KinesisSettings {
+    pub stream: String,
+    pub start: Start,
+    /// Pause after an empty GetRecords.
+    pub poll_interval: Duration,
+    /// GetRecords `Limit` (1–10,000).
+    pub max_records: i32,
+    /// How often to list shards (new children after a reshard are found sooner: when a shard ends).
+    pub discovery_interval: Duration,
+}
 
 /// `[source.kinesis]`, validated.
 #[derive(Debug, Clone)]
@@ -29,7 +49,7 @@ impl PartialEq for KinesisSource {
 pub struct FirehoseSource {
     pub listen: std::net::SocketAddr,
     /// Where the access keys come from (comma-separated, several for rotation).
-    pub access_keys: Option<crate::config::delivery::SecretRef>,
+    pub access_keys: Option<super::delivery::SecretRef>,
     pub max_body_bytes: usize,
     pub max_concurrency: usize,
     pub request_timeout: Duration,

@@ -15,7 +15,7 @@ pub(super) struct Collector<'f> {
     /// Custom rule ids seen so far (they must be unique across files).
     pub(super) rule_ids: std::collections::BTreeSet<String>,
     /// `[shaping]` as read, the base of rules' overrides.
-    pub(super) shaping: crate::shaping::Settings,
+    pub(super) shaping: super::ShapingSettings,
 }
 
 impl Collector<'_> {
@@ -249,9 +249,9 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .unwrap_or_default();
     let decode = decode.unwrap_or_default();
     check_decode(&mut c, &decode);
-    let mut severities: BTreeMap<String, BTreeSet<crate::alert::Severity>> = BTreeMap::new();
+    let mut severities: BTreeMap<String, BTreeSet<super::Severity>> = BTreeMap::new();
     let region_rule = severities
-        .entry(crate::rules::region::RULE.to_string())
+        .entry(super::REGION_RULE.to_string())
         .or_default();
     region_rule.insert(policy.top.severity);
     if policy.top.alert_on_failed_calls {

@@ -1,5 +1,5 @@
 //! Bytes → CloudTrail events. Content decides the envelope, never a flag: gzip magic, KPL
-//! magic, then the JSON shape (see [`shape`]). Envelopes nest (a `get-records` dump holds
+//! magic, then the JSON shape (see [`object`]). Envelopes nest (a `get-records` dump holds
 //! base64 Kinesis records holding gzip'd CloudWatch Logs envelopes holding CloudTrail records),
 //! so decoding recurses, to a bounded depth.
 //!
@@ -9,7 +9,7 @@
 pub mod gzip;
 pub(crate) mod inflate;
 pub mod kpl;
-pub mod shape;
+pub mod object;
 
 use std::fmt::Write as _;
 
@@ -41,6 +41,17 @@ impl Default for Limits {
             max_event_bytes: 1 << 20,
             max_depth: 12,
             max_json_depth: 100,
+        }
+    }
+}
+
+impl From<&crate::config::Decode> for Limits {
+    /// `[decode]`'s limits; the nesting limits are fixed.
+    fn from(d: &crate::config::Decode) -> Self {
+        Limits {
+            max_decompressed_bytes: d.max_decompressed_bytes,
+            max_event_bytes: d.max_event_bytes,
+            ..Limits::default()
         }
     }
 }
@@ -156,6 +167,17 @@ pub enum Skip {
     NotCloudTrail,
     /// An empty transport record (Firehose allows them).
     Empty,
+}
+
+impl Skip {
+    /// Its name in logs.
+    pub fn name(self) -> &'static str {
+        match self {
+            Skip::Digest => "digest",
+            Skip::NotCloudTrail => "not_cloudtrail",
+            Skip::Empty => "empty",
+        }
+    }
 }
 
 /// What decoding finds, handed to the caller as it goes.
@@ -280,7 +302,7 @@ impl Decoder {
             };
         }
         // CloudWatch Logs messages are decoded as the parser reaches them, straight from its
-        // buffer (see `shape::ShapeSeed`).
+        // buffer (see `object::ObjectSeed`).
         let mut de = serde_json::Deserializer::from_str(text);
         let parsed = {
             let mut sink = |message: &str, i: usize| {
@@ -288,20 +310,20 @@ impl Decoder {
                     self.text(message, pos, v, depth + 1)
                 })
             };
-            shape::ShapeSeed {
+            object::ObjectSeed {
                 sink: Some(&mut sink),
             }
             .deserialize(&mut de)
         };
-        let mut shape = match parsed {
-            Ok(shape) => shape,
+        let mut obj = match parsed {
+            Ok(obj) => obj,
             Err(e) => {
                 return v.dead_letter(DeadLetter::new(pos, text.as_bytes(), format!("JSON: {e}")))
             }
         };
         if de.end().is_ok() {
-            shape.event.raw = text;
-            return self.shape(text, shape, pos, v, depth);
+            obj.event.raw = text;
+            return self.object(text, obj, pos, v, depth);
         }
         // Several objects back to back (Firehose writes them so to S3): the first is parsed
         // already; split off the others and read each.
@@ -313,8 +335,8 @@ impl Decoder {
             match item {
                 None => break,
                 Some(Ok(raw)) if n == 0 => {
-                    shape.event.raw = raw.get();
-                    self.shape(raw.get(), std::mem::take(&mut shape), pos, v, depth);
+                    obj.event.raw = raw.get();
+                    self.object(raw.get(), std::mem::take(&mut obj), pos, v, depth);
                 }
                 Some(Ok(raw)) => pos.with(Step::Index("values", n), |pos| {
                     self.json(raw.get(), pos, v, depth)
@@ -330,15 +352,15 @@ impl Decoder {
     }
 
     /// Acts on one parsed object: an envelope to open, or a CloudTrail event.
-    fn shape(
+    fn object(
         &self,
         text: &str,
-        shape: shape::Shape<'_>,
+        obj: object::Object<'_>,
         pos: &mut Position,
         v: &mut impl Visit,
         depth: u32,
     ) {
-        let (event, env) = (shape.event, shape.envelope);
+        let (event, env) = (obj.event, obj.envelope);
         if let Some(items) = &env.records_upper {
             return self.each(items, "Records", pos, v, depth);
         }

@@ -14,8 +14,7 @@ fn fixture(name: &str) -> std::path::PathBuf {
 #[test]
 fn conformance_cases() {
     let path = fixture("filter-conformance.jsonl");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let mut failures = Vec::new();
     let mut n = 0;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
@@ -71,8 +70,7 @@ fn conformance_cases() {
 #[test]
 fn patterns_in_the_wild_parse() {
     let path = fixture("filter-patterns-in-the-wild.txt");
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let (mut ok, mut rejected) = (0, Vec::new());
     for line in text
         .lines()

@@ -1,11 +1,10 @@
 //! The synchronous core: dedup by eventID, then the rules. No tokio, no I/O, no clock of its
 //! own: `now` is passed in, so replay can run on event time and tests control time.
 
-pub mod collect;
 pub mod dedup;
 
 use crate::alert::Alert;
-use crate::config::Config;
+use crate::config;
 use crate::event::Event;
 use crate::rules::custom::{EvalStats, RuleSet};
 use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
@@ -38,6 +37,7 @@ pub struct Pipeline {
     matched: Vec<usize>,
     pub eval_stats: EvalStats,
     dedup: Dedup,
+    settings: config::Dedup,
     /// Alert ids already emitted: a second line of defence for events redelivered after the
     /// event-id TTL (CloudWatch Logs retries for up to 24 h). Alerts are rare, so this is
     /// cheap to keep for a week.
@@ -49,18 +49,25 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config, include_event: bool) -> Self {
-        let custom = RuleSet::from_rules(&config.rules);
+    /// `[dedup]` settings, the custom rules and the region policy; `include_event` puts the
+    /// CloudTrail record into each alert.
+    pub fn new(
+        dedup: &config::Dedup,
+        custom: RuleSet,
+        policy: RegionPolicy,
+        include_event: bool,
+    ) -> Self {
         Pipeline {
             custom,
             matched: Vec::new(),
             eval_stats: EvalStats::default(),
-            dedup: Dedup::new(config.dedup.event_ttl_secs, config.dedup.max_event_ids),
+            dedup: Dedup::new(dedup.event_ttl_secs, dedup.max_event_ids),
+            settings: *dedup,
             alerted: Dedup::new(
-                config.dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
+                dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
                 ALERT_ID_CAPACITY,
             ),
-            policy: RegionPolicy::build(&config.policy),
+            policy,
             include_event,
             judge_on_event_time: false,
         }
@@ -89,15 +96,12 @@ impl Pipeline {
         }
     }
 
-    /// Continues from a snapshot (call on a pipeline built from the same config).
-    pub fn restore(&mut self, snap: &PipelineSnapshot, config: &Config) {
-        self.dedup = Dedup::restore(
-            config.dedup.event_ttl_secs,
-            config.dedup.max_event_ids,
-            &snap.event_ids,
-        );
+    /// Continues from a snapshot (ids past their TTL are dropped).
+    pub fn restore(&mut self, snap: &PipelineSnapshot) {
+        let d = self.settings;
+        self.dedup = Dedup::restore(d.event_ttl_secs, d.max_event_ids, &snap.event_ids);
         self.alerted = Dedup::restore(
-            config.dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
+            d.event_ttl_secs.max(ALERT_ID_TTL_SECS),
             ALERT_ID_CAPACITY,
             &snap.alert_ids,
         );
@@ -166,14 +170,19 @@ impl Pipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::shape;
+    use crate::decode::object;
 
     fn pipeline(ttl: &str) -> Pipeline {
         let text = format!(
             "[policy]\napproved_regions = [\"us-east-1\"]\n[dedup]\nevent_ttl = \"{ttl}\"\n"
         );
-        let loaded = crate::config::load_str(&text, "t.toml", 0).unwrap();
-        Pipeline::new(&loaded.config, false)
+        let c = crate::config::load_str(&text, "t.toml", 0).unwrap().config;
+        Pipeline::new(
+            &c.dedup,
+            RuleSet::from_rules(&c.rules),
+            RegionPolicy::build(&c.policy),
+            false,
+        )
     }
 
     const EV: &str = r#"{"eventID":"e1","eventName":"CreateUser","eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","readOnly":false,"recipientAccountId":"111122223333"}"#;
@@ -181,16 +190,13 @@ mod tests {
     #[test]
     fn snapshot_round_trip_keeps_duplicates_out() {
         let mut p = pipeline("2h");
-        let ev = shape::parse(EV).unwrap().event;
+        let ev = object::parse(EV).unwrap().event;
         let mut out = Vec::new();
         p.process(&ev, 0, &mut out);
         let text = serde_json::to_string(&p.snapshot()).unwrap();
         let snap: PipelineSnapshot = serde_json::from_str(&text).unwrap();
         let mut fresh = pipeline("2h");
-        let config = crate::config::load_str("[dedup]\nevent_ttl = \"2h\"\n", "t.toml", 0)
-            .unwrap()
-            .config;
-        fresh.restore(&snap, &config);
+        fresh.restore(&snap);
         assert_eq!(fresh.snapshot(), p.snapshot());
         assert_eq!(fresh.process(&ev, 60, &mut out), Disposition::Duplicate);
         // After the id TTL, the alert-id set still knows it.
@@ -204,7 +210,7 @@ mod tests {
     #[test]
     fn a_duplicate_is_not_evaluated_again() {
         let mut p = pipeline("2h");
-        let ev = shape::parse(EV).unwrap().event;
+        let ev = object::parse(EV).unwrap().event;
         let mut out = Vec::new();
         assert_eq!(
             p.process(&ev, 0, &mut out),
@@ -217,7 +223,7 @@ mod tests {
     #[test]
     fn an_event_redelivered_after_the_ttl_still_alerts_once() {
         let mut p = pipeline("1m");
-        let ev = shape::parse(EV).unwrap().event;
+        let ev = object::parse(EV).unwrap().event;
         let mut out = Vec::new();
         p.process(&ev, 0, &mut out);
         assert_eq!(p.process(&ev, 3 * 3600, &mut out), Disposition::Repeated);
@@ -228,7 +234,7 @@ mod tests {
     fn events_without_an_id_are_all_evaluated() {
         let mut p = pipeline("2h");
         let text = EV.replace(r#""eventID":"e1","#, "");
-        let ev = shape::parse(&text).unwrap().event;
+        let ev = object::parse(&text).unwrap().event;
         let mut out = Vec::new();
         assert_eq!(
             p.process(&ev, 0, &mut out),
@@ -237,7 +243,7 @@ mod tests {
         // Same record again: same alert id (derived from the record), so not re-sent.
         assert_eq!(p.process(&ev, 1, &mut out), Disposition::Repeated);
         let other = text.replace("CreateUser", "DeleteUser");
-        let ev = shape::parse(&other).unwrap().event;
+        let ev = object::parse(&other).unwrap().event;
         assert_eq!(
             p.process(&ev, 2, &mut out),
             Disposition::Evaluated { alerts: 1 }

@@ -7,8 +7,8 @@ pub mod slack;
 pub mod text;
 
 use crate::alert::{Alert, Severity};
+use crate::item::Item;
 use crate::shaping::Kind;
-use crate::sink::item::Item;
 
 /// The CloudTrail console's event history for this event, in the right partition.
 pub fn event_history_url(a: &Alert) -> Option<String> {

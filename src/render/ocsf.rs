@@ -8,8 +8,8 @@ use serde_json::{json, Value};
 use super::{event_history_url, severity_title};
 use crate::alert::Severity;
 use crate::event::parse_utc_secs;
+use crate::item::Item;
 use crate::shaping::Kind;
-use crate::sink::item::Item;
 
 pub const VERSION: &str = "1.1.0";
 

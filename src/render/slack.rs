@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 
 use super::{clip, event_history_url, severity_title, short_principal, summary};
 use crate::alert::Severity;
+use crate::item::Item;
 use crate::shaping::Kind;
-use crate::sink::item::Item;
 
 pub fn colour(s: Severity) -> &'static str {
     match s {

@@ -37,13 +37,18 @@ pub(crate) fn items() -> Vec<(&'static str, Item)> {
     )
     .unwrap()
     .config;
-    let mut pipeline = Pipeline::new(&cfg, true);
+    let mut pipeline = Pipeline::new(
+        &cfg.dedup,
+        crate::rules::custom::RuleSet::from_rules(&cfg.rules),
+        crate::rules::RegionPolicy::build(&cfg.policy),
+        true,
+    );
     let mut c = Collect {
         pipeline: &mut pipeline,
         out: Vec::new(),
     };
     let text = include_str!("../../tests/fixtures/stratus_sample.jsonl");
-    let decoder = Decoder::new(cfg.decode.limits());
+    let decoder = Decoder::new((&cfg.decode).into());
     for line in text.lines() {
         decoder.decode(line.as_bytes(), &mut Position::new("fixture"), &mut c);
     }

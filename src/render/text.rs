@@ -4,8 +4,8 @@
 use std::fmt::Write as _;
 
 use super::{clip, event_history_url, summary};
+use crate::item::Item;
 use crate::shaping::Kind;
-use crate::sink::item::Item;
 
 /// At most 99 characters, no line breaks or control characters (SNS rejects them).
 pub fn subject(item: &Item) -> String {

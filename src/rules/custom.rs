@@ -229,7 +229,7 @@ pub fn all_hot(p: &Pattern) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::decode::shape;
+    use crate::decode::object;
 
     fn set(patterns: &[&str]) -> RuleSet {
         let mut s = RuleSet::default();
@@ -246,7 +246,7 @@ mod tests {
     }
 
     fn run(s: &RuleSet, record: &str) -> (Vec<usize>, EvalStats) {
-        let ev = shape::parse(record).unwrap().event;
+        let ev = object::parse(record).unwrap().event;
         let (mut out, mut stats) = (Vec::new(), EvalStats::default());
         s.evaluate(&ev, &mut out, &mut stats);
         (out, stats)

@@ -2,7 +2,6 @@
 //! beside it. Rules are plain functions of an [`crate::event::Event`] and a time.
 
 pub mod custom;
-pub mod glob;
 pub mod policy;
 pub mod region;
 

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 
 use crate::alert::Severity;
 use crate::config;
-use crate::rules::glob::Glob;
+use crate::glob::Glob;
 
 /// An account's effective policy.
 #[derive(Debug, Clone, PartialEq, Eq)]

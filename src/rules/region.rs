@@ -8,7 +8,7 @@ use crate::alert::{Alert, Severity};
 use crate::event::Event;
 use crate::rules::policy::{AccountPolicy, Exemption, RegionPolicy};
 
-pub const RULE: &str = "unapproved-region";
+pub use crate::config::REGION_RULE as RULE;
 pub const TITLE: &str = "Activity in a region not approved for the account";
 
 /// Why an event is not activity.

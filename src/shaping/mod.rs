@@ -20,22 +20,11 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{Alert, Severity};
+use crate::alert::Alert;
 use crate::event::format_utc_secs;
 use limiter::KeyedLimiter;
 
-/// A field that can make up a group or rate-limit key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum KeyField {
-    Rule,
-    Account,
-    Region,
-    Principal,
-    EventSource,
-    EventName,
-    Severity,
-}
+pub use crate::config::{KeyField, ShapingSettings as Settings};
 
 fn field(a: &Alert, f: KeyField) -> &str {
     fn o(s: &Option<String>) -> &str {
@@ -61,43 +50,6 @@ fn key_of(a: &Alert, fields: &[KeyField]) -> String {
         k.push_str(field(a, *f));
     }
     k
-}
-
-/// Shaping settings (one set per rule; `[shaping]` is the default).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Settings {
-    pub group_by: Vec<KeyField>,
-    pub window_secs: i64,
-    pub limit_per: Vec<KeyField>,
-    pub burst: u32,
-    pub per_minute: u32,
-    pub digest_every_secs: i64,
-    pub escalate: Option<(u64, Severity)>,
-    /// Most open windows / digest keys / limiter keys held at once.
-    pub max_keys: usize,
-    /// Most event ids listed in one update.
-    pub max_ids: usize,
-}
-
-impl Default for Settings {
-    fn default() -> Self {
-        Settings {
-            group_by: vec![
-                KeyField::Rule,
-                KeyField::Account,
-                KeyField::Region,
-                KeyField::Principal,
-            ],
-            window_secs: 15 * 60,
-            limit_per: vec![KeyField::Region, KeyField::Principal],
-            burst: 5,
-            per_minute: 1,
-            digest_every_secs: 10 * 60,
-            escalate: Some((100, Severity::Critical)),
-            max_keys: 100_000,
-            max_ids: 50,
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -259,22 +211,20 @@ impl Shaper {
         }
     }
 
-    /// A shaper with the config's `[shaping]` and each rule's override.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        let per_rule = config
-            .rules
+    /// A shaper with `[shaping]` as the default and each custom rule's override.
+    pub fn for_rules(default: &Settings, rules: &[crate::config::Rule]) -> Self {
+        let per_rule = rules
             .iter()
             .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
             .collect();
-        Shaper::new(config.shaping.clone(), per_rule)
+        Shaper::new(default.clone(), per_rule)
     }
 
-    /// [`Shaper::from_config`], continuing from a snapshot when there is one.
-    pub fn from_config_restoring(config: &crate::config::Config, snap: Option<Snapshot>) -> Self {
-        let fresh = Shaper::from_config(config);
+    /// The same settings, continuing from a snapshot when there is one.
+    pub fn restoring(self, snap: Option<Snapshot>) -> Self {
         match snap {
-            Some(snap) => Shaper::restore(fresh.default, fresh.per_rule, snap),
-            None => fresh,
+            Some(snap) => Shaper::restore(self.default, self.per_rule, snap),
+            None => self,
         }
     }
 

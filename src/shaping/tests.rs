@@ -1,6 +1,7 @@
 use proptest::prelude::*;
 
 use super::*;
+use crate::alert::Severity;
 
 fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, id: &str) -> Alert {
     Alert {

@@ -2,13 +2,16 @@
 //! the config key and the variable or file, never a value), makes their clients, and starts
 //! the dispatcher with each sink's spool.
 
-use crate::config::delivery::{SinkKind, SinkSpec, UrlRef};
-use crate::config::Config;
-use crate::route::Router;
+use std::collections::BTreeMap;
+
+use crate::config::delivery::{Delivery, SinkKind, SinkSpec, UrlRef};
+use crate::config::Ou;
 use crate::sink::deliver::{Dispatcher, SinkParts, WorkerSettings};
-use crate::sink::target::{
-    file::FileTarget, hec::Hec, http_client, slack::Slack, sns::Sns, webhook::Webhook, Target,
+use crate::sink::destination::{
+    file::FileSink, hec::Hec, http_client, slack::Slack, sns::Sns, webhook::Webhook, Destination,
 };
+use crate::sink::route::Router;
+use crate::sink::spool::{self, Spool};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
@@ -18,21 +21,21 @@ pub enum BuildError {
     Spool { dir: String, source: std::io::Error },
 }
 
-async fn target(spec: &SinkSpec) -> Result<Target, BuildError> {
+async fn target(spec: &SinkSpec) -> Result<Destination, BuildError> {
     let secret = |r: &crate::config::delivery::SecretRef| r.resolve().map_err(BuildError::Secret);
     Ok(match &spec.kind {
-        SinkKind::Stdout => Target::File(FileTarget::stdout(spec.format, spec.include_event)),
+        SinkKind::Stdout => Destination::File(FileSink::stdout(spec.format, spec.include_event)),
         SinkKind::File {
             path,
             rotate_bytes,
             rotate_every,
             fsync,
         } => {
-            let mut f = FileTarget::file(path, spec.format, spec.include_event);
+            let mut f = FileSink::file(path, spec.format, spec.include_event);
             f.rotate_bytes = *rotate_bytes;
             f.rotate_every = *rotate_every;
             f.fsync = *fsync;
-            Target::File(f)
+            Destination::File(f)
         }
         SinkKind::SplunkHec {
             url,
@@ -41,7 +44,7 @@ async fn target(spec: &SinkSpec) -> Result<Target, BuildError> {
             sourcetype,
             ack,
             batch,
-        } => Target::Hec(Hec::new(
+        } => Destination::Hec(Hec::new(
             http_client(spec.timeout),
             url,
             secret(token)?,
@@ -62,7 +65,7 @@ async fn target(spec: &SinkSpec) -> Result<Target, BuildError> {
                 UrlRef::Secret(s) => secret(s)?,
             };
             let key = hmac_key.as_ref().map(secret).transpose()?;
-            Target::Webhook(Webhook::new(
+            Destination::Webhook(Webhook::new(
                 http_client(spec.timeout),
                 url,
                 key.map(String::into_bytes),
@@ -74,7 +77,7 @@ async fn target(spec: &SinkSpec) -> Result<Target, BuildError> {
         SinkKind::Slack {
             webhook_url,
             min_interval,
-        } => Target::Slack(Slack::new(
+        } => Destination::Slack(Slack::new(
             http_client(spec.timeout),
             secret(webhook_url)?,
             *min_interval,
@@ -89,14 +92,17 @@ async fn target(spec: &SinkSpec) -> Result<Target, BuildError> {
                 loader = loader.region(aws_config::Region::new(r.clone()));
             }
             let client = aws_sdk_sns::Client::new(&loader.load().await);
-            Target::Sns(Sns::new(client, topic_arn.clone(), *json_structure))
+            Destination::Sns(Sns::new(client, topic_arn.clone(), *json_structure))
         }
     })
 }
 
-/// Every configured sink, ready; `None` when no `[[sinks]]` are configured.
-pub async fn dispatcher(config: &Config) -> Result<Option<Dispatcher>, BuildError> {
-    let d = &config.delivery;
+/// Every configured sink, ready (the routes see the OU tree); `None` when no `[[sinks]]` are
+/// configured.
+pub async fn dispatcher(
+    d: &Delivery,
+    ous: &BTreeMap<String, Ou>,
+) -> Result<Option<Dispatcher>, BuildError> {
     if !d.is_configured() {
         return Ok(None);
     }
@@ -116,7 +122,7 @@ pub async fn dispatcher(config: &Config) -> Result<Option<Dispatcher>, BuildErro
         });
     }
     Dispatcher::start(
-        Router::new(config),
+        Router::new(&d.routes, ous),
         parts,
         &d.settings.state_dir,
         d.settings.spool_segment_bytes,
@@ -128,23 +134,11 @@ pub async fn dispatcher(config: &Config) -> Result<Option<Dispatcher>, BuildErro
     })
 }
 
-/// The alert ids of siem items waiting in the sinks' spools. After a crash, records read
-/// again from the last checkpoint must not alert again for what is already spooled.
-pub fn spooled_alert_ids(config: &Config) -> std::io::Result<Vec<String>> {
-    let mut ids = Vec::new();
-    for s in &config.delivery.sinks {
-        let dir = config
-            .delivery
-            .settings
-            .state_dir
-            .join("spool")
-            .join(&s.name);
-        let spool = crate::sink::spool::Spool::inspect(&dir)?;
-        for p in spool.peek(spool.len())? {
-            if let Ok(crate::sink::item::Item::Siem(a)) = crate::sink::item::Item::from_spool(&p) {
-                ids.push(a.alert_id);
-            }
-        }
+/// Items waiting in every sink's spool.
+pub fn spooled(d: &Delivery) -> std::io::Result<usize> {
+    let mut n = 0;
+    for s in &d.sinks {
+        n += Spool::inspect(&spool::dir(&d.settings.state_dir, &s.name))?.len();
     }
-    Ok(ids)
+    Ok(n)
 }

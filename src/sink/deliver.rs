@@ -16,14 +16,15 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::{mpsc, oneshot, watch};
-use tokio::task::JoinSet;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
+use super::destination::Destination;
 use super::error::{Class, SendError};
-use super::item::Item;
 use super::spool::Spool;
-use super::target::Target;
-use crate::route::Router;
+use crate::item::Item;
+use crate::sink::route::Router;
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -43,7 +44,7 @@ struct Job {
 
 struct Worker {
     name: String,
-    target: Target,
+    target: Destination,
     spool: Spool,
     rejected: PathBuf,
     s: WorkerSettings,
@@ -57,13 +58,6 @@ struct Worker {
     last_broken_log: Option<Instant>,
 }
 
-fn now_millis() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
-
 impl Worker {
     fn gauges(&self) {
         metrics::gauge!("trailwatch_sink_spool_depth", "sink" => self.name.clone())
@@ -71,7 +65,7 @@ impl Worker {
         let age = self
             .spool
             .oldest_millis()
-            .map(|t| now_millis().saturating_sub(t) as f64 / 1000.0)
+            .map(|t| crate::clock::now_millis().saturating_sub(t) as f64 / 1000.0)
             .unwrap_or(0.0);
         metrics::gauge!("trailwatch_sink_spool_oldest_age_seconds", "sink" => self.name.clone())
             .set(age);
@@ -81,7 +75,7 @@ impl Worker {
     /// accepted: the items stay unacknowledged (the source does not checkpoint them).
     fn spool_items(&mut self, items: &[Arc<Item>]) -> bool {
         let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
-        match self.spool.append(&payloads, now_millis()) {
+        match self.spool.append(&payloads, crate::clock::now_millis()) {
             Ok(()) => {
                 metrics::counter!("trailwatch_sink_spooled_total", "sink" => self.name.clone())
                     .increment(items.len() as u64);
@@ -100,7 +94,7 @@ impl Worker {
             .increment(1);
         tracing::error!(sink = %self.name, alert_id = %item.id(), reason = %why, "the destination rejected an alert; written to the rejected file");
         let line = serde_json::json!({
-            "time": crate::event::format_utc_secs(crate::event::now_secs()),
+            "time": crate::event::format_utc_secs(crate::clock::now_secs()),
             "sink": self.name,
             "reason": why.message,
             "item": item.native(),
@@ -131,12 +125,12 @@ impl Worker {
         self.last_send = Some(Instant::now());
     }
 
-    async fn send(&mut self, batch: &[Arc<Item>], limit: Duration) -> super::target::Outcome {
+    async fn send(&mut self, batch: &[Arc<Item>], limit: Duration) -> super::destination::Outcome {
         self.pace().await;
         let started = Instant::now();
         let out = match tokio::time::timeout(limit, self.target.send(batch)).await {
             Ok(o) => o,
-            Err(_) => super::target::Outcome::none(SendError::retry(format!(
+            Err(_) => super::destination::Outcome::none(SendError::retry(format!(
                 "no answer within {limit:?}"
             ))),
         };
@@ -173,7 +167,7 @@ impl Worker {
 
     /// Direct delivery of the jobs in hand (the spool is empty). Returns whether every item
     /// was accepted (delivered, spooled or rejected).
-    async fn direct(&mut self, jobs: &[Job], shutdown: &watch::Receiver<bool>) -> bool {
+    async fn direct(&mut self, jobs: &[Job], shutdown: &CancellationToken) -> bool {
         let oldest = jobs
             .iter()
             .map(|j| j.enqueued)
@@ -185,7 +179,7 @@ impl Worker {
         let mut isolate = false;
         while !rest.is_empty() {
             let now = Instant::now();
-            if now >= deadline || *shutdown.borrow() {
+            if now >= deadline || shutdown.is_cancelled() {
                 return self.spool_items(&rest);
             }
             let n = if isolate { 1 } else { self.target.max_batch() }.min(rest.len());
@@ -301,16 +295,16 @@ impl Worker {
         self.gauges();
     }
 
-    async fn run(mut self, mut shutdown: watch::Receiver<bool>) {
+    async fn run(mut self, shutdown: CancellationToken) {
         self.gauges();
         loop {
-            if *shutdown.borrow() {
+            if shutdown.is_cancelled() {
                 break;
             }
             if self.spool.is_empty() {
                 let first = tokio::select! {
                     j = self.rx.recv() => j,
-                    _ = shutdown.changed() => None,
+                    _ = shutdown.cancelled() => None,
                 };
                 let Some(first) = first else { break };
                 let mut jobs = vec![first];
@@ -343,7 +337,7 @@ impl Worker {
                         None => break,
                     },
                     _ = tokio::time::sleep_until(wake) => self.drain_once().await,
-                    _ = shutdown.changed() => {}
+                    _ = shutdown.cancelled() => {}
                 }
             }
         }
@@ -380,31 +374,36 @@ impl Accepted {
 pub struct Dispatcher {
     router: Router,
     sinks: Vec<SinkHandle>,
-    stop: watch::Sender<bool>,
-    workers: JoinSet<()>,
+    stop: CancellationToken,
+    workers: TaskTracker,
+    /// The alert ids of the siem items that were in the spools at start (taken once).
+    spooled_at_start: Vec<String>,
 }
 
 /// What a sink is built from.
 pub struct SinkParts {
     pub name: String,
-    pub target: Target,
+    pub target: Destination,
     pub queue: usize,
     pub settings: WorkerSettings,
 }
 
 impl Dispatcher {
-    /// Opens each sink's spool under `state_dir` and starts its worker.
+    /// Opens each sink's spool under `state_dir` and starts its worker. The alert ids of the
+    /// siem items already spooled are read first, before any worker drains them
+    /// ([`Dispatcher::take_spooled_alert_ids`]).
     pub fn start(
         router: Router,
         parts: Vec<SinkParts>,
         state_dir: &std::path::Path,
         segment_bytes: u64,
     ) -> std::io::Result<Dispatcher> {
-        let (stop, stopped) = watch::channel(false);
-        let mut workers = JoinSet::new();
+        let stop = CancellationToken::new();
+        let workers = TaskTracker::new();
         let mut sinks = Vec::new();
+        let mut spooled_at_start = Vec::new();
         for p in parts {
-            let spool = Spool::open(&state_dir.join("spool").join(&p.name), segment_bytes)?;
+            let spool = Spool::open(&super::spool::dir(state_dir, &p.name), segment_bytes)?;
             for c in &spool.corrupt {
                 metrics::counter!("trailwatch_sink_spool_corrupt_total", "sink" => p.name.clone())
                     .increment(1);
@@ -412,13 +411,18 @@ impl Dispatcher {
             }
             if !spool.is_empty() {
                 tracing::info!(sink = %p.name, spooled = spool.len(), "delivering the spool first");
+                for payload in spool.peek(spool.len())? {
+                    if let Ok(Item::Siem(a)) = Item::from_spool(&payload) {
+                        spooled_at_start.push(a.alert_id);
+                    }
+                }
             }
             let (tx, rx) = mpsc::channel(p.queue.max(1));
             let worker = Worker {
                 name: p.name.clone(),
                 target: p.target,
                 spool,
-                rejected: state_dir.join("rejected").join(format!("{}.jsonl", p.name)),
+                rejected: super::spool::rejected_file(state_dir, &p.name),
                 s: p.settings,
                 rx,
                 last_send: None,
@@ -427,15 +431,23 @@ impl Dispatcher {
                 isolate: false,
                 last_broken_log: None,
             };
-            workers.spawn(worker.run(stopped.clone()));
+            workers.spawn(worker.run(stop.clone()));
             sinks.push(SinkHandle { name: p.name, tx });
         }
+        workers.close();
         Ok(Dispatcher {
             router,
             sinks,
             stop,
             workers,
+            spooled_at_start,
         })
+    }
+
+    /// The alert ids of the siem items that were spooled when the sinks started: after a
+    /// crash, records read again must not raise them a second time.
+    pub fn take_spooled_alert_ids(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.spooled_at_start)
     }
 
     pub fn sink_names(&self) -> Vec<&str> {
@@ -444,18 +456,17 @@ impl Dispatcher {
 
     /// Routes the items and queues them on their sinks (waiting for queue room: the one
     /// back-pressure on the source). Items no route takes are counted.
-    pub async fn submit(&self, items: Vec<Item>) -> Accepted {
+    pub async fn submit(&self, items: &[Arc<Item>]) -> Accepted {
         let mut per_sink: Vec<Vec<Arc<Item>>> = vec![Vec::new(); self.sinks.len()];
         let mut targets = Vec::new();
         for item in items {
             targets.clear();
-            self.router.targets(&item, &mut targets);
+            self.router.targets(item, &mut targets);
             if targets.is_empty() {
                 metrics::counter!("trailwatch_unrouted_total", "stream" => item.stream().as_str())
                     .increment(1);
                 continue;
             }
-            let item = Arc::new(item);
             for &t in &targets {
                 per_sink[t].push(item.clone());
             }
@@ -483,9 +494,9 @@ impl Dispatcher {
     }
 
     /// Stops the workers: what is queued is spooled for the next start.
-    pub async fn close(mut self) {
-        let _ = self.stop.send(true);
+    pub async fn close(self) {
+        self.stop.cancel();
         drop(self.sinks);
-        while self.workers.join_next().await.is_some() {}
+        self.workers.wait().await;
     }
 }

@@ -18,6 +18,16 @@ use serde::{Deserialize, Serialize};
 
 use crate::decode::inflate::crc32;
 
+/// The one place that says where a sink's spool lives: `<state_dir>/spool/<sink>/`.
+pub fn dir(state_dir: &Path, sink: &str) -> PathBuf {
+    state_dir.join("spool").join(sink)
+}
+
+/// Where a sink's rejected items go: `<state_dir>/rejected/<sink>.jsonl`.
+pub fn rejected_file(state_dir: &Path, sink: &str) -> PathBuf {
+    state_dir.join("rejected").join(format!("{sink}.jsonl"))
+}
+
 const HEADER: usize = 16;
 /// A larger length is corruption, not an alert.
 const MAX_RECORD: u32 = 16 << 20;

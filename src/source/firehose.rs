@@ -142,7 +142,7 @@ pub struct RequestLog<T> {
     map: HashMap<String, Outcome<T>>,
 }
 
-impl<T: Clone> RequestLog<T> {
+impl<T> RequestLog<T> {
     pub fn new(cap: usize) -> Self {
         RequestLog {
             cap: cap.max(1),
@@ -152,16 +152,24 @@ impl<T: Clone> RequestLog<T> {
     }
 
     /// The outcome so far, marking a new id in flight.
+    /// A failed request's kept value moves out to the caller (the retry owns it now).
     pub fn begin(&mut self, id: &str) -> Option<Outcome<T>> {
-        if let Some(o) = self.map.get(id) {
-            let prev = o.clone();
-            if let Outcome::Failed(_) = prev {
-                self.map.insert(id.to_string(), Outcome::InFlight);
-            }
-            return Some(prev);
+        if let Some(o) = self.map.get_mut(id) {
+            return Some(match o {
+                Outcome::Failed(_) => std::mem::replace(o, Outcome::InFlight),
+                Outcome::InFlight => Outcome::InFlight,
+                Outcome::Done => Outcome::Done,
+            });
         }
         self.set(id, Outcome::InFlight);
         None
+    }
+
+    /// Forgets a request that could not be processed at all: its retry starts afresh.
+    pub fn forget(&mut self, id: &str) {
+        if self.map.remove(id).is_some() {
+            self.order.retain(|o| o != id);
+        }
     }
 
     /// Some request's alerts wait for its retry (they exist nowhere else).

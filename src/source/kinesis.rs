@@ -9,31 +9,13 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::types::ShardIteratorType;
 use aws_sdk_kinesis::Client;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use super::checkpoint::ShardCheckpoint;
+use crate::state::ShardCheckpoint;
 
-/// Where to start reading a shard that has no checkpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Start {
-    Latest,
-    TrimHorizon,
-    /// Seconds since the epoch.
-    AtTimestamp(i64),
-}
-
-#[derive(Debug, Clone)]
-pub struct Settings {
-    pub stream: String,
-    pub start: Start,
-    /// Pause after an empty GetRecords.
-    pub poll_interval: Duration,
-    /// GetRecords `Limit` (1–10,000).
-    pub max_records: i32,
-    /// How often to list shards (new children after a reshard are found sooner: when a shard ends).
-    pub discovery_interval: Duration,
-}
+pub use crate::config::{KinesisSettings as Settings, Start};
 
 /// Records read from one shard, and the channel to acknowledge them once processed.
 pub struct Batch {
@@ -153,13 +135,13 @@ async fn read_shard(
     shard: ShardInfo,
     positions: Positions,
     tx: mpsc::Sender<Batch>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
 ) -> Result<String, KinesisError> {
     let mut it: Option<String> = None;
     let mut attempt = 0u32;
     let mut skip: Option<(String, u64)> = None;
     loop {
-        if *shutdown.borrow() {
+        if shutdown.is_cancelled() {
             return Ok(shard.id);
         }
         if it.is_none() {
@@ -176,7 +158,7 @@ async fn read_shard(
                 Err(e) => {
                     tracing::warn!(shard = %shard.id, error = %e, "cannot get a shard iterator; retrying");
                     attempt += 1;
-                    pause(backoff(attempt), &mut shutdown).await;
+                    pause(backoff(attempt), &shutdown).await;
                     continue;
                 }
             }
@@ -218,7 +200,7 @@ async fn read_shard(
                     tracing::warn!(shard = %shard.id, error = %api("GetRecords", e), "GetRecords failed; retrying");
                     it = None;
                 }
-                pause(wait, &mut shutdown).await;
+                pause(wait, &shutdown).await;
                 continue;
             }
         };
@@ -257,14 +239,14 @@ async fn read_shard(
         } else {
             Duration::from_millis(200)
         };
-        pause(wait, &mut shutdown).await;
+        pause(wait, &shutdown).await;
     }
 }
 
-async fn pause(d: Duration, shutdown: &mut watch::Receiver<bool>) {
+async fn pause(d: Duration, shutdown: &CancellationToken) {
     tokio::select! {
         _ = tokio::time::sleep(d) => {}
-        _ = shutdown.changed() => {}
+        _ = shutdown.cancelled() => {}
     }
 }
 
@@ -286,11 +268,11 @@ pub async fn consume(
     mut ownership: Ownership,
     positions: Positions,
     tx: mpsc::Sender<Batch>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: CancellationToken,
     ready: Arc<std::sync::atomic::AtomicBool>,
 ) -> Result<(), KinesisError> {
     let mut readers: JoinSet<Result<String, KinesisError>> = JoinSet::new();
-    let mut stops: HashMap<String, watch::Sender<bool>> = HashMap::new();
+    let mut stops: HashMap<String, CancellationToken> = HashMap::new();
     let mut handing: HashMap<String, String> = HashMap::new();
     let mut known: HashMap<String, ShardInfo> = HashMap::new();
     let mut first = true;
@@ -342,7 +324,7 @@ pub async fn consume(
         if let Some(want) = want {
             for (id, stop) in &stops {
                 if !want.contains(id) {
-                    let _ = stop.send(true);
+                    stop.cancel();
                 }
             }
             let idle: Vec<(String, String)> = handing
@@ -361,21 +343,21 @@ pub async fn consume(
             for id in ids {
                 let Some(sh) = known.get(id) else { continue };
                 tracing::info!(shard = %id, "reading shard");
-                let (stop, stopped) = watch::channel(false);
-                stops.insert(id.clone(), stop);
+                let stop = shutdown.child_token();
+                stops.insert(id.clone(), stop.clone());
                 readers.spawn(read_shard(
                     client.clone(),
                     s.clone(),
                     sh.clone(),
                     positions.clone(),
                     tx.clone(),
-                    stopped,
+                    stop,
                 ));
             }
             metrics::gauge!("trailwatch_shards_owned").set(stops.len() as f64);
         }
         tokio::select! {
-            _ = shutdown.changed() => break,
+            _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(period) => {}
             Some(done) = readers.join_next(), if !readers.is_empty() => {
                 match done {
@@ -397,7 +379,7 @@ pub async fn consume(
         }
     }
     for stop in stops.values() {
-        let _ = stop.send(true);
+        stop.cancel();
     }
     while readers.join_next().await.is_some() {}
     if let Ownership::Leases(c) = &ownership {

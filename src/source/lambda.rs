@@ -10,9 +10,10 @@
 //!   they cannot be accepted the invocation fails, and Firehose invokes again.
 //!
 //! The event is read from JSON by hand (a record with bad base64 must not fail the whole
-//! event); the responses are `aws_lambda_events` types. Dedup and shaping state live in the
-//! execution environment: a retried record's events are duplicates there, so the alerts of a
-//! record that failed are kept (by sequence number or record id) and delivered on the retry.
+//! event); the responses are `aws_lambda_events` types. Records go through the
+//! [`Engine`]; its dedup and shaping state live in the execution environment: a retried
+//! record's events are duplicates there, so the items of a record that failed are kept (by
+//! sequence number or record id) and submitted again on the retry.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -21,15 +22,9 @@ use aws_lambda_events::event::streams::KinesisEventResponse;
 use base64::Engine as _;
 use serde_json::Value;
 
-use crate::config::Config;
-use crate::decode::{DeadLetter, Decoder, Position, Step, Visit};
-use crate::event::now_secs;
-use crate::pipeline::collect::Collect;
-use crate::pipeline::Pipeline;
-use crate::shaping::Shaper;
-use crate::sink::deliver::Dispatcher;
-use crate::sink::item::{due, items, Item};
-use crate::sink::report_dead_letter;
+use crate::clock::now_secs;
+use crate::decode::{Position, Step};
+use crate::engine::{Data, Engine, Pending, Record};
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {
@@ -43,29 +38,22 @@ pub enum LambdaError {
 const PENDING_MAX: usize = 100_000;
 
 pub struct Lambda {
-    pipeline: Pipeline,
-    shaper: Option<Shaper>,
-    decoder: Decoder,
-    dispatcher: Option<Dispatcher>,
+    engine: Engine,
     drop_non_matching: bool,
-    pending: HashMap<String, Vec<Item>>,
+    pending: HashMap<String, Pending>,
     pending_order: VecDeque<String>,
 }
 
 /// What one record gave.
 struct Evaluated {
-    items: Vec<Item>,
-    dead: usize,
+    pending: Pending,
+    dead: u64,
 }
 
 impl Lambda {
-    /// `dispatcher`: the configured sinks, or `None` to print the SIEM feed (CloudWatch Logs).
-    pub fn new(config: &Config, dispatcher: Option<Dispatcher>, drop_non_matching: bool) -> Lambda {
+    pub fn new(engine: Engine, drop_non_matching: bool) -> Lambda {
         Lambda {
-            pipeline: Pipeline::new(config, config.delivery.needs_event()),
-            shaper: dispatcher.as_ref().map(|_| Shaper::from_config(config)),
-            decoder: Decoder::new(config.decode.limits()),
-            dispatcher,
+            engine,
             drop_non_matching,
             pending: HashMap::new(),
             pending_order: VecDeque::new(),
@@ -92,56 +80,37 @@ impl Lambda {
         data: Option<&str>,
         seq: Option<&str>,
     ) -> Evaluated {
-        let now = now_secs();
-        let mut pos = Position::new(input.to_string());
-        pos.steps.push(Step::Index("Records", i));
-        pos.sequence_number = seq.map(str::to_string);
-        let mut c = Collect::new(&mut self.pipeline, now);
-        match data {
-            Some(text) => self.decoder.decode_base64(text, &mut pos, &mut c),
-            None => c.dead_letter(DeadLetter::new(&pos, b"", "the record has no data")),
-        }
-        metrics::counter!("trailwatch_events_total").increment(c.events);
-        c.dead.iter().for_each(report_dead_letter);
-        let (alerts, dead) = (std::mem::take(&mut c.alerts), c.dead.len());
-        for a in &alerts {
-            metrics::counter!("trailwatch_alerts_total", "rule" => a.rule.clone()).increment(1);
-        }
+        let mut position = Position::new(input.to_string());
+        position.steps.push(Step::Index("Records", i));
+        position.sequence_number = seq.map(str::to_string);
+        let data = match data {
+            Some(text) => Data::Base64(text),
+            None => Data::Missing("the record has no data"),
+        };
+        let e = self
+            .engine
+            .evaluate([Record { position, data }], None, now_secs());
         Evaluated {
-            items: items(alerts, self.shaper.as_mut(), now),
-            dead,
+            pending: e.pending,
+            dead: e.counts.dead_letters,
         }
     }
 
-    /// Delivers (or prints) the items; whether they were all accepted.
-    async fn deliver(&self, items: Vec<Item>) -> bool {
-        if items.is_empty() {
-            return true;
-        }
-        match &self.dispatcher {
-            Some(d) => d.submit(items).await.wait().await,
-            None => {
-                use std::io::Write;
-                let mut out = std::io::stdout().lock();
-                items
-                    .iter()
-                    .filter_map(|i| match i {
-                        Item::Siem(a) => Some(a),
-                        Item::Notify(_) => None,
-                    })
-                    .all(|a| {
-                        serde_json::to_writer(&mut out, a).is_ok() && out.write_all(b"\n").is_ok()
-                    })
-                    && out.flush().is_ok()
-            }
-        }
+    /// Submits the items; gives them back when they were not accepted.
+    async fn deliver(&self, pending: Pending) -> Result<(), Pending> {
+        self.engine
+            .submit(pending)
+            .await
+            .wait()
+            .await
+            .map_err(|r| r.pending)
     }
 
-    fn keep(&mut self, key: String, items: Vec<Item>) {
-        if items.is_empty() {
+    fn keep(&mut self, key: String, pending: Pending) {
+        if pending.is_empty() {
             return;
         }
-        if self.pending.insert(key.clone(), items).is_none() {
+        if self.pending.insert(key.clone(), pending).is_none() {
             self.pending_order.push_back(key);
         }
         while self.pending_order.len() > PENDING_MAX {
@@ -163,18 +132,15 @@ impl Lambda {
         seq: Option<&str>,
     ) -> Evaluated {
         match self.pending.remove(key) {
-            Some(items) => Evaluated { items, dead: 0 },
+            Some(pending) => Evaluated { pending, dead: 0 },
             None => self.evaluate(input, i, data, seq),
         }
     }
 
     /// Notify items that fell due since the last invocation.
     async fn advance(&mut self) {
-        let items = match self.shaper.as_mut() {
-            Some(s) => due(s, now_secs()),
-            None => return,
-        };
-        if !self.deliver(items).await {
+        let due = self.engine.tick(now_secs());
+        if self.deliver(due).await.is_err() {
             tracing::error!("notify items could not be delivered or spooled");
         }
     }
@@ -195,13 +161,13 @@ impl Lambda {
                 .to_string();
             let ev = self.items_for(&seq, &input, i, r["kinesis"]["data"].as_str(), Some(&seq));
             if failed {
-                self.keep(seq, ev.items);
+                self.keep(seq, ev.pending);
                 continue;
             }
-            if !self.deliver(ev.items.clone()).await {
+            if let Err(back) = self.deliver(ev.pending).await {
                 tracing::error!(sequence_number = %seq, "alerts not accepted: Lambda retries from this record");
                 response.add_failure(seq.clone());
-                self.keep(seq, ev.items);
+                self.keep(seq, back);
                 failed = true;
             }
         }
@@ -233,13 +199,15 @@ impl Lambda {
                 .unwrap_or_default();
             let (result, data) = if ev.dead > 0 {
                 ("ProcessingFailed", raw)
-            } else if self.drop_non_matching && ev.items.is_empty() {
+            } else if self.drop_non_matching && ev.pending.is_empty() {
                 ("Dropped", Vec::new())
             } else {
                 ("Ok", raw)
             };
-            if !not_accepted.is_empty() || !self.deliver(ev.items.clone()).await {
-                not_accepted.push((id.clone(), ev.items));
+            if !not_accepted.is_empty() {
+                not_accepted.push((id.clone(), ev.pending));
+            } else if let Err(back) = self.deliver(ev.pending).await {
+                not_accepted.push((id.clone(), back));
             }
             let mut rec = KinesisFirehoseResponseRecord::default();
             rec.record_id = Some(id);
@@ -249,8 +217,8 @@ impl Lambda {
         }
         if !not_accepted.is_empty() {
             let n = not_accepted.len();
-            for (id, items) in not_accepted {
-                self.keep(id, items);
+            for (id, pending) in not_accepted {
+                self.keep(id, pending);
             }
             return Err(LambdaError::NotAccepted(n));
         }
@@ -259,8 +227,6 @@ impl Lambda {
 
     /// Stops the sinks' workers (what is queued is spooled).
     pub async fn close(self) {
-        if let Some(d) = self.dispatcher {
-            d.close().await;
-        }
+        self.engine.shutdown().await;
     }
 }

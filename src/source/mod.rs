@@ -2,12 +2,10 @@
 //! (replay), answers (Firehose, Lambda) or checkpoints (Kinesis) only once every alert from
 //! them is delivered or spooled.
 
-pub mod checkpoint;
 pub mod firehose;
 pub mod kinesis;
 pub mod lambda;
 pub mod leases;
-pub mod metrics_server;
 pub mod replay;
 
 /// An error and its sources on one line (the AWS SDK's Display is only the top of the chain).

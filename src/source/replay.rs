@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use flate2::read::MultiGzDecoder;
 
-use crate::decode::{gzip, kpl, DeadLetter, Decoder, Position, Skip, Visit};
+use crate::decode::{gzip, kpl, DeadLetter, Decoder, Position, Visit};
 
 /// One input to replay.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -310,14 +310,5 @@ impl Reader {
         stats.units += 1;
         self.decoder.decode(&buf, pos, v);
         Ok(())
-    }
-}
-
-/// Convenience for `Skip` reporting in summaries.
-pub fn skip_name(s: Skip) -> &'static str {
-    match s {
-        Skip::Digest => "digest",
-        Skip::NotCloudTrail => "not_cloudtrail",
-        Skip::Empty => "empty",
     }
 }

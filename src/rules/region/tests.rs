@@ -1,6 +1,6 @@
 use super::*;
 use crate::config::{load_str, parse_date};
-use crate::decode::shape;
+use crate::decode::object;
 
 const CONFIG: &str = r#"
 [policy]
@@ -69,7 +69,7 @@ fn verdict(p: &RegionPolicy, fields: &str) -> String {
 
 fn verdict_at(p: &RegionPolicy, fields: &str, now: i64) -> String {
     let text = event(fields);
-    let s = shape::parse(&text).unwrap();
+    let s = object::parse(&text).unwrap();
     match evaluate(p, &s.event, now) {
         Verdict::NotActivity(n) => format!("not-activity:{n:?}"),
         Verdict::NoRegion => "no-region".into(),
@@ -270,7 +270,7 @@ fn alert_fields_and_reason() {
     let text = event(
         r#""recipientAccountId": "111122223333", "awsRegion": "ap-east-1", "sourceIPAddress": "198.51.100.7", "errorCode": "AccessDenied""#,
     );
-    let s = shape::parse(&text).unwrap();
+    let s = object::parse(&text).unwrap();
     let Verdict::Alert(acct, sev) = evaluate(&p, &s.event, NOW) else {
         panic!("expected an alert")
     };

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 pub use plan::{Lease, Planner};
 pub use table::{LeaseError, LeaseTable};
 
-use super::checkpoint::ShardCheckpoint;
 use super::kinesis::Positions;
+use crate::state::ShardCheckpoint;
 
 /// Shards this worker owns, shared between the coordinator and the checkpoint writers.
 type Owned = Arc<Mutex<HashSet<String>>>;
@@ -247,9 +247,6 @@ pub fn default_worker_id() -> String {
                 .map(|h| h.trim().to_string())
         })
         .unwrap_or_else(|| "worker".into());
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
+    let nanos = crate::clock::now_nanos();
     format!("{host}:{}:{:04x}", std::process::id(), nanos & 0xffff)
 }

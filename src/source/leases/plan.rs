@@ -11,7 +11,7 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::{Duration, Instant};
 
-use crate::source::checkpoint::ShardCheckpoint;
+use crate::state::ShardCheckpoint;
 
 /// One row of the lease table.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::{
 use aws_sdk_dynamodb::Client;
 
 use super::plan::Lease;
-use crate::source::checkpoint::ShardCheckpoint;
+use crate::state::ShardCheckpoint;
 
 #[derive(Debug, thiserror::Error)]
 pub enum LeaseError {

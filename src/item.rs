@@ -5,50 +5,9 @@
 use serde::{Deserialize, Serialize};
 
 use crate::alert::{Alert, Severity};
-use crate::shaping::{Kind, NotifyItem, Shaper};
+use crate::shaping::{Kind, NotifyItem};
 
-/// The two streams routes choose from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    Siem,
-    Notify,
-}
-
-impl Stream {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Siem => "siem",
-            Stream::Notify => "notify",
-        }
-    }
-}
-
-/// What a batch of siem alerts gives at `now`: each alert on the siem stream and, through
-/// the shaper (when the notify stream is shaped), what falls due on the notify stream.
-pub fn items(alerts: Vec<Alert>, shaper: Option<&mut Shaper>, now: i64) -> Vec<Item> {
-    let mut out = Vec::with_capacity(alerts.len() * 2);
-    match shaper {
-        Some(s) => {
-            let mut notify = Vec::new();
-            for a in alerts {
-                out.push(Item::Siem(a.clone()));
-                s.push(a, now, &mut notify);
-            }
-            s.advance(now, &mut notify);
-            out.extend(notify.into_iter().map(Item::Notify));
-        }
-        None => out.extend(alerts.into_iter().map(Item::Siem)),
-    }
-    out
-}
-
-/// Notify items that fell due by `now` (windows closing, digests) without a new alert.
-pub fn due(shaper: &mut Shaper, now: i64) -> Vec<Item> {
-    let mut notify = Vec::new();
-    shaper.advance(now, &mut notify);
-    notify.into_iter().map(Item::Notify).collect()
-}
+pub use crate::config::delivery::Stream;
 
 #[derive(Debug, Clone)]
 pub enum Item {

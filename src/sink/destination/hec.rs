@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 
 use super::{post, Format, Outcome};
 use crate::event::parse_utc_secs;
+use crate::item::Item;
 use crate::sink::error::{self, SendError};
-use crate::sink::item::Item;
 
 pub struct Hec {
     client: reqwest::Client,
@@ -43,10 +43,7 @@ impl Hec {
         max_batch: usize,
         ack: Option<Duration>,
     ) -> Self {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
+        let nanos = crate::clock::now_nanos();
         let h = xxhash_rust::xxh3::xxh3_128(format!("{nanos}{}", std::process::id()).as_bytes());
         let hex = format!("{h:032x}");
         // A UUID-shaped channel id, as HEC requires.
@@ -90,7 +87,7 @@ impl Hec {
             "host": self.host,
             "source": self.source,
             "sourcetype": sourcetype,
-            "event": self.format.render(item, self.include_event),
+            "event": super::render(self.format, item, self.include_event),
             "fields": {
                 "alert_id": item.id(),
                 "rule": a.rule,

@@ -10,9 +10,9 @@ use std::sync::Arc;
 use aws_sdk_sns::types::{MessageAttributeValue, PublishBatchRequestEntry};
 
 use super::Outcome;
+use crate::item::Item;
 use crate::render;
 use crate::sink::error::{self, SendError};
-use crate::sink::item::Item;
 
 /// SNS's limit for one message and for a whole batch, attributes included.
 pub const MAX_BYTES: usize = 262_144;

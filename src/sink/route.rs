@@ -1,14 +1,15 @@
 //! The routing table: which sinks take an item, by stream, severity, rule, account or OU
-//! (an OU matches the accounts of the OUs under it too), and region. Built once from the
-//! config; an item may go to several sinks, each at most once.
+//! (an OU matches the accounts of the OUs under it too), and region. Built once from
+//! `[[routes]]` and the OU tree of `[policy.ous]`; an item may go to several sinks, each at
+//! most once.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::alert::Severity;
 use crate::config::delivery::RouteSpec;
-use crate::config::Config;
-use crate::rules::glob::Glob;
-use crate::sink::item::{Item, Stream};
+use crate::config::Ou;
+use crate::glob::Glob;
+use crate::item::{Item, Stream};
 
 struct Route {
     stream: Stream,
@@ -27,15 +28,13 @@ pub struct Router {
 }
 
 impl Router {
-    pub fn new(config: &Config) -> Router {
-        let parent = config
-            .policy
-            .ous
+    pub fn new(routes: &[RouteSpec], ous: &BTreeMap<String, Ou>) -> Router {
+        let parent = ous
             .iter()
             .filter_map(|(id, ou)| Some((id.clone(), ou.parent.clone()?)))
             .collect();
         Router {
-            routes: config.delivery.routes.iter().map(compile).collect(),
+            routes: routes.iter().map(compile).collect(),
             parent,
         }
     }
@@ -172,7 +171,7 @@ regions = ["eu-west-1"]
         )
         .unwrap()
         .config;
-        let r = Router::new(&cfg);
+        let r = Router::new(&cfg.delivery.routes, &cfg.policy.ous);
         let t = |item: Item| {
             let mut v = Vec::new();
             r.targets(&item, &mut v);

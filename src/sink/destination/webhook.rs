@@ -9,8 +9,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use super::{post, Format, Outcome};
+use crate::item::Item;
 use crate::sink::error::SendError;
-use crate::sink::item::Item;
 
 pub struct Webhook {
     client: reqwest::Client,
@@ -60,7 +60,7 @@ impl Webhook {
             .iter()
             .map(|i| {
                 let id = i.id();
-                let mut v = self.format.render(i, self.include_event);
+                let mut v = super::render(self.format, i, self.include_event);
                 if let Some(o) = v.as_object_mut() {
                     o.insert("delivery_id".into(), id.clone().into());
                 }
@@ -71,7 +71,7 @@ impl Webhook {
         let Ok(body) = serde_json::to_vec(&docs) else {
             return Outcome::none(SendError::rejected("cannot serialize the batch"));
         };
-        let ts = crate::event::now_secs();
+        let ts = crate::clock::now_secs();
         let key = format!(
             "{:032x}",
             xxhash_rust::xxh3::xxh3_128(ids.join(",").as_bytes())

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{post, Outcome};
+use crate::item::Item;
 use crate::render;
-use crate::sink::item::Item;
 
 pub struct Slack {
     client: reqwest::Client,

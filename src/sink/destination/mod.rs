@@ -4,6 +4,8 @@
 
 pub mod file;
 pub mod hec;
+#[cfg(test)]
+pub mod memory;
 pub mod slack;
 pub mod sns;
 pub mod webhook;
@@ -14,32 +16,25 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::error::SendError;
-use super::item::Item;
+use crate::item::Item;
 use crate::render;
 
-/// How SIEM-type sinks write an item.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Format {
-    /// Issue 2's alert fields (notify items add kind, counts and window).
-    Native,
-    /// OCSF 1.1.0 Detection Finding (class 2004).
-    Ocsf,
-}
+pub use crate::config::delivery::Format;
 
-impl Format {
-    pub fn render(self, item: &Item, include_event: bool) -> Value {
-        match self {
-            Format::Native => {
-                let mut v = item.native();
-                if !include_event {
-                    if let Some(o) = v.as_object_mut() {
-                        o.remove("event");
-                    }
+/// An item as a SIEM-type sink writes it: the native JSON (without the record unless
+/// `include_event`) or an OCSF Detection Finding.
+pub fn render(format: Format, item: &Item, include_event: bool) -> Value {
+    match format {
+        Format::Native => {
+            let mut v = item.native();
+            if !include_event {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("event");
                 }
-                v
             }
-            Format::Ocsf => render::ocsf::finding(item),
+            v
         }
+        Format::Ocsf => render::ocsf::finding(item),
     }
 }
 
@@ -65,41 +60,47 @@ impl Outcome {
     }
 }
 
-pub enum Target {
-    File(file::FileTarget),
+pub enum Destination {
+    File(file::FileSink),
     Hec(hec::Hec),
     Webhook(webhook::Webhook),
     Slack(slack::Slack),
     Sns(sns::Sns),
+    #[cfg(test)]
+    Memory(memory::Memory),
 }
 
-impl Target {
+impl Destination {
     pub fn kind(&self) -> &'static str {
         match self {
-            Target::File(f) if f.is_stdout() => "stdout",
-            Target::File(_) => "file",
-            Target::Hec(_) => "splunk_hec",
-            Target::Webhook(_) => "webhook",
-            Target::Slack(_) => "slack",
-            Target::Sns(_) => "sns",
+            Destination::File(f) if f.is_stdout() => "stdout",
+            Destination::File(_) => "file",
+            Destination::Hec(_) => "splunk_hec",
+            Destination::Webhook(_) => "webhook",
+            Destination::Slack(_) => "slack",
+            Destination::Sns(_) => "sns",
+            #[cfg(test)]
+            Destination::Memory(_) => "memory",
         }
     }
 
     /// Most items in one request.
     pub fn max_batch(&self) -> usize {
         match self {
-            Target::File(_) => 1000,
-            Target::Hec(h) => h.max_batch,
-            Target::Webhook(w) => w.max_batch,
-            Target::Slack(_) => 1,
-            Target::Sns(_) => 10,
+            Destination::File(_) => 1000,
+            Destination::Hec(h) => h.max_batch,
+            Destination::Webhook(w) => w.max_batch,
+            Destination::Slack(_) => 1,
+            Destination::Sns(_) => 10,
+            #[cfg(test)]
+            Destination::Memory(_) => 100,
         }
     }
 
     /// Least time between two requests (Slack: one message a second per webhook).
     pub fn min_interval(&self) -> Option<Duration> {
         match self {
-            Target::Slack(s) => Some(s.min_interval),
+            Destination::Slack(s) => Some(s.min_interval),
             _ => None,
         }
     }
@@ -109,11 +110,13 @@ impl Target {
             return Outcome::all(0);
         }
         match self {
-            Target::File(f) => f.send(items),
-            Target::Hec(h) => h.send(items).await,
-            Target::Webhook(w) => w.send(items).await,
-            Target::Slack(s) => s.send(items).await,
-            Target::Sns(s) => s.send(items).await,
+            Destination::File(f) => f.send(items),
+            Destination::Hec(h) => h.send(items).await,
+            Destination::Webhook(w) => w.send(items).await,
+            Destination::Slack(s) => s.send(items).await,
+            Destination::Sns(s) => s.send(items).await,
+            #[cfg(test)]
+            Destination::Memory(m) => m.send(items).await,
         }
     }
 }

@@ -54,7 +54,7 @@ struct Inner<'a> {
 
 /// A parsed JSON object: CloudTrail fields and envelope keys.
 #[derive(Debug, Default)]
-pub struct Shape<'a> {
+pub struct Object<'a> {
     pub event: Event<'a>,
     pub envelope: Envelope<'a>,
 }
@@ -71,10 +71,10 @@ impl Envelope<'_> {
 }
 
 /// Parses one JSON object. The error message names the offending key.
-pub fn parse(text: &str) -> Result<Shape<'_>, serde_json::Error> {
-    let mut shape: Shape<'_> = serde_json::from_str(text)?;
-    shape.event.raw = text;
-    Ok(shape)
+pub fn parse(text: &str) -> Result<Object<'_>, serde_json::Error> {
+    let mut obj: Object<'_> = serde_json::from_str(text)?;
+    obj.event.raw = text;
+    Ok(obj)
 }
 
 /// `readOnly` as CloudTrail writes it (a bool); strings "true"/"false" are accepted too,
@@ -107,9 +107,9 @@ impl<'de> Deserialize<'de> for LenientBool {
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for Object<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        d.deserialize_map(ShapeVisitor { sink: None })
+        d.deserialize_map(ObjectVisitor { sink: None })
     }
 }
 
@@ -117,16 +117,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Shape<'a> {
 /// an escaped message is read straight from the parser's buffer, never copied out.
 pub type MessageSink<'s> = &'s mut dyn FnMut(&str, usize);
 
-/// Parses a [`Shape`]; `DATA_MESSAGE` log events go to `sink` when `messageType` comes
+/// Parses a [`Object`]; `DATA_MESSAGE` log events go to `sink` when `messageType` comes
 /// before `logEvents` (as AWS writes it); otherwise they are kept in `log_events`.
-pub struct ShapeSeed<'s> {
+pub struct ObjectSeed<'s> {
     pub sink: Option<MessageSink<'s>>,
 }
 
-impl<'de, 's> DeserializeSeed<'de> for ShapeSeed<'s> {
-    type Value = Shape<'de>;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Shape<'de>, D::Error> {
-        d.deserialize_map(ShapeVisitor { sink: self.sink })
+impl<'de, 's> DeserializeSeed<'de> for ObjectSeed<'s> {
+    type Value = Object<'de>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Object<'de>, D::Error> {
+        d.deserialize_map(ObjectVisitor { sink: self.sink })
     }
 }
 
@@ -222,7 +222,7 @@ impl<'de> Visitor<'de> for Message<'_, '_> {
     }
 }
 
-struct ShapeVisitor<'s> {
+struct ObjectVisitor<'s> {
     sink: Option<MessageSink<'s>>,
 }
 
@@ -236,15 +236,15 @@ where
         .map_err(|e| de::Error::custom(format_args!("field `{key}`: {e}")))
 }
 
-impl<'de> Visitor<'de> for ShapeVisitor<'_> {
-    type Value = Shape<'de>;
+impl<'de> Visitor<'de> for ObjectVisitor<'_> {
+    type Value = Object<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON object (a CloudTrail record or an envelope)")
     }
 
-    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Shape<'de>, A::Error> {
-        let mut s = Shape::default();
+    fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Object<'de>, A::Error> {
+        let mut s = Object::default();
         let (ev, env) = (&mut s.event, &mut s.envelope);
         while let Some(key) = map.next_key::<Cow<'de, str>>()? {
             let key = key.as_ref();

@@ -1,6 +1,8 @@
-//! `file` and `stdout`: JSON lines. A file rotates by size and by age (the current file is
-//! renamed `<stem>-<UTC time>.<ext>` and a new one started) and is fsync'd after each batch
-//! unless `fsync = "never"`: an item counts as delivered once it is on disk.
+//! `file` and `stdout`: JSON lines, the one alert writer (sinks of these types, and the
+//! engine's default output when no `[[sinks]]` are configured). A file rotates by size and by
+//! age (the current file is renamed `<stem>-<UTC time>.<ext>` and a new one started) and is
+//! fsync'd after each batch unless `fsync = "never"`: an item counts as delivered once it is
+//! on disk. stdout is flushed after each batch.
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
@@ -9,10 +11,10 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use super::{Format, Outcome};
+use crate::item::Item;
 use crate::sink::error::SendError;
-use crate::sink::item::Item;
 
-pub struct FileTarget {
+pub struct FileSink {
     /// None: stdout.
     path: Option<PathBuf>,
     file: Option<File>,
@@ -23,11 +25,21 @@ pub struct FileTarget {
     pub rotate_bytes: Option<u64>,
     pub rotate_every: Option<Duration>,
     pub fsync: bool,
+    /// Start each line with `"stream": "siem"|"notify"` (`replay --stream both`).
+    pub tag_stream: bool,
 }
 
-impl FileTarget {
+/// A line of a tagged writer: the item with its stream's name first.
+#[derive(serde::Serialize)]
+struct Tagged<'a, T: serde::Serialize> {
+    stream: &'static str,
+    #[serde(flatten)]
+    item: &'a T,
+}
+
+impl FileSink {
     pub fn stdout(format: Format, include_event: bool) -> Self {
-        FileTarget {
+        FileSink {
             path: None,
             file: None,
             opened: SystemTime::now(),
@@ -37,13 +49,14 @@ impl FileTarget {
             rotate_bytes: None,
             rotate_every: None,
             fsync: false,
+            tag_stream: false,
         }
     }
 
     pub fn file(path: &Path, format: Format, include_event: bool) -> Self {
-        FileTarget {
+        FileSink {
             path: Some(path.to_path_buf()),
-            ..FileTarget::stdout(format, include_event)
+            ..FileSink::stdout(format, include_event)
         }
     }
 
@@ -54,8 +67,7 @@ impl FileTarget {
     fn rotated_name(path: &Path, now: SystemTime) -> PathBuf {
         let secs = now
             .duration_since(SystemTime::UNIX_EPOCH)
-            .map(|d| d.as_secs() as i64)
-            .unwrap_or(0);
+            .map_or(0, |d| d.as_secs() as i64);
         let stamp = crate::event::format_utc_secs(secs).replace([':', '-'], "");
         let stem = path
             .file_stem()
@@ -119,17 +131,54 @@ impl FileTarget {
         }
     }
 
-    pub fn send(&mut self, items: &[Arc<Item>]) -> Outcome {
-        let mut buf = Vec::new();
-        for item in items {
-            let v = self.format.render(item, self.include_event);
-            if serde_json::to_writer(&mut buf, &v).is_err() {
-                return Outcome::none(SendError::rejected("cannot serialize an item"));
+    /// The path written to (`None`: stdout).
+    pub fn path(&self) -> Option<&Path> {
+        self.path.as_deref()
+    }
+
+    /// One line: native items are serialized straight from the alert (fields in their
+    /// order); only a native item whose record must be left out goes through a JSON value.
+    fn line(&self, item: &Item, buf: &mut Vec<u8>) -> serde_json::Result<()> {
+        let stream = item.stream().as_str();
+        let direct =
+            self.format == Format::Native && (self.include_event || item.alert().event.is_none());
+        match (direct, item, self.tag_stream) {
+            (true, Item::Siem(a), false) => serde_json::to_writer(&mut *buf, a)?,
+            (true, Item::Notify(n), false) => serde_json::to_writer(&mut *buf, n)?,
+            (true, Item::Siem(a), true) => {
+                serde_json::to_writer(&mut *buf, &Tagged { stream, item: a })?
             }
-            buf.push(b'\n');
+            (true, Item::Notify(n), true) => {
+                serde_json::to_writer(&mut *buf, &Tagged { stream, item: n })?
+            }
+            (false, _, tag) => {
+                let v = super::render(self.format, item, self.include_event);
+                if tag {
+                    serde_json::to_writer(&mut *buf, &Tagged { stream, item: &v })?
+                } else {
+                    serde_json::to_writer(&mut *buf, &v)?
+                }
+            }
         }
-        match self.write_all(&buf) {
+        buf.push(b'\n');
+        Ok(())
+    }
+
+    /// Writes the items (and flushes stdout, or fsyncs a file unless `fsync` is off).
+    pub fn write(&mut self, items: &[Arc<Item>]) -> io::Result<()> {
+        let mut buf = Vec::with_capacity(items.len() * 1024);
+        for item in items {
+            self.line(item, &mut buf)?;
+        }
+        self.write_all(&buf)
+    }
+
+    pub fn send(&mut self, items: &[Arc<Item>]) -> Outcome {
+        match self.write(items) {
             Ok(()) => Outcome::all(items.len()),
+            Err(e) if e.kind() == io::ErrorKind::InvalidData => Outcome::none(SendError::rejected(
+                format!("cannot serialize an item: {e}"),
+            )),
             // A full disk or a vanished directory may come back.
             Err(e) => Outcome::none(SendError::retry(format!("writing: {e}"))),
         }
@@ -145,7 +194,7 @@ mod tests {
     fn rotates_by_size_and_keeps_every_line() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("siem.jsonl");
-        let mut f = FileTarget::file(&path, Format::Native, false);
+        let mut f = FileSink::file(&path, Format::Native, false);
         f.rotate_bytes = Some(1500);
         let all: Vec<Arc<Item>> = items().into_iter().map(|(_, i)| Arc::new(i)).collect();
         let mut sent = 0;
@@ -183,7 +232,7 @@ mod tests {
     fn rotates_by_age() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("feed.jsonl");
-        let mut f = FileTarget::file(&path, Format::Native, false);
+        let mut f = FileSink::file(&path, Format::Native, false);
         f.rotate_every = Some(Duration::from_millis(20));
         let (_, item) = items().remove(0);
         let item = Arc::new(item);
@@ -199,7 +248,7 @@ mod tests {
     fn an_unwritable_path_is_a_retryable_failure() {
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("blocker"), b"a file, not a directory").unwrap();
-        let mut f = FileTarget::file(&d.path().join("blocker/siem.jsonl"), Format::Ocsf, false);
+        let mut f = FileSink::file(&d.path().join("blocker/siem.jsonl"), Format::Ocsf, false);
         let all: Vec<Arc<Item>> = items().into_iter().map(|(_, i)| Arc::new(i)).collect();
         let out = f.send(&all);
         assert_eq!(out.delivered, 0);

@@ -1,5 +1,7 @@
-//! Shard checkpoints in a local file, written atomically (write, fsync, rename, fsync the
-//! directory), together with the dedup and shaping state so a restart does not re-alert.
+//! The state file: where each shard was read to, and the engine's snapshot (dedup ids,
+//! shaping windows and budgets, how much of the output file is covered), in one local file
+//! written atomically (write, fsync, rename, fsync the directory), so that a restart neither
+//! re-reads nor re-alerts. `run` keys it by stream; `serve` keeps only the engine's part.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,11 +23,10 @@ pub struct ShardCheckpoint {
     pub finished: bool,
 }
 
-/// The whole checkpoint file.
+/// What the engine saves and restores: taken only when every alert of everything evaluated
+/// is accepted, so it never remembers an event whose alerts could still be lost.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct State {
-    pub stream: String,
-    pub shards: BTreeMap<String, ShardCheckpoint>,
+pub struct EngineSnapshot {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline: Option<PipelineSnapshot>,
     /// The notify stream's shaping state (windows, digests, rate-limit budgets).
@@ -37,16 +38,25 @@ pub struct State {
     pub output_len: Option<u64>,
 }
 
+/// The whole state file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct State {
+    pub stream: String,
+    pub shards: BTreeMap<String, ShardCheckpoint>,
+    #[serde(flatten)]
+    pub engine: EngineSnapshot,
+}
+
 #[derive(Debug, thiserror::Error)]
-pub enum CheckpointError {
-    #[error("checkpoint file {path}: {source}")]
+pub enum StateError {
+    #[error("state file {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
-    #[error("checkpoint file {path} is not valid: {source}")]
+    #[error("state file {path} is not valid: {source}")]
     Corrupt {
         path: PathBuf,
         source: serde_json::Error,
     },
-    #[error("checkpoint file {path} is for stream {found:?}, not {expected:?}")]
+    #[error("state file {path} is for stream {found:?}, not {expected:?}")]
     OtherStream {
         path: PathBuf,
         found: String,
@@ -54,27 +64,27 @@ pub enum CheckpointError {
     },
 }
 
-pub struct FileCheckpoints {
+pub struct StateFile {
     path: PathBuf,
     pub state: State,
 }
 
-impl FileCheckpoints {
-    /// Opens (or starts) the checkpoint file for `stream`.
-    pub fn open(path: &Path, stream: &str) -> Result<Self, CheckpointError> {
-        let io_err = |source| CheckpointError::Io {
+impl StateFile {
+    /// Opens (or starts) the state file for `stream`.
+    pub fn open(path: &Path, stream: &str) -> Result<Self, StateError> {
+        let io_err = |source| StateError::Io {
             path: path.to_path_buf(),
             source,
         };
         let state = match fs::read(path) {
             Ok(bytes) => {
                 let state: State =
-                    serde_json::from_slice(&bytes).map_err(|source| CheckpointError::Corrupt {
+                    serde_json::from_slice(&bytes).map_err(|source| StateError::Corrupt {
                         path: path.to_path_buf(),
                         source,
                     })?;
                 if state.stream != stream {
-                    return Err(CheckpointError::OtherStream {
+                    return Err(StateError::OtherStream {
                         path: path.to_path_buf(),
                         found: state.stream,
                         expected: stream.to_string(),
@@ -88,15 +98,15 @@ impl FileCheckpoints {
             },
             Err(e) => return Err(io_err(e)),
         };
-        Ok(FileCheckpoints {
+        Ok(StateFile {
             path: path.to_path_buf(),
             state,
         })
     }
 
     /// Writes the state atomically: a crash leaves the old file or the new one, never a mix.
-    pub fn save(&self) -> Result<(), CheckpointError> {
-        let io_err = |source| CheckpointError::Io {
+    pub fn save(&self) -> Result<(), StateError> {
+        let io_err = |source| StateError::Io {
             path: self.path.clone(),
             source,
         };
@@ -115,7 +125,7 @@ mod tests {
     fn save_and_reopen() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/cp.json");
-        let mut cp = FileCheckpoints::open(&path, "s").unwrap();
+        let mut cp = StateFile::open(&path, "s").unwrap();
         assert!(cp.state.shards.is_empty());
         cp.state.shards.insert(
             "shardId-000000000000".into(),
@@ -127,16 +137,16 @@ mod tests {
         );
         cp.save().unwrap();
         assert!(!path.with_extension("tmp").exists());
-        let again = FileCheckpoints::open(&path, "s").unwrap();
+        let again = StateFile::open(&path, "s").unwrap();
         assert_eq!(again.state.shards, cp.state.shards);
         assert!(matches!(
-            FileCheckpoints::open(&path, "other"),
-            Err(CheckpointError::OtherStream { .. })
+            StateFile::open(&path, "other"),
+            Err(StateError::OtherStream { .. })
         ));
         std::fs::write(&path, "{not json").unwrap();
         assert!(matches!(
-            FileCheckpoints::open(&path, "s"),
-            Err(CheckpointError::Corrupt { .. })
+            StateFile::open(&path, "s"),
+            Err(StateError::Corrupt { .. })
         ));
     }
 }

@@ -1,0 +1,126 @@
+//! The composition root: turns a loaded [`Config`] into an [`Engine`]. The one runtime-side
+//! module that reads the whole `Config`; every part it builds takes only its own sections
+//! (`Pipeline` the dedup settings, the rules and the policy; the router the routes and the
+//! OU tree; each sink its `[[sinks]]` entry and `[delivery]`).
+
+use std::path::PathBuf;
+
+use crate::config::Config;
+use crate::decode::Decoder;
+use crate::engine::{
+    ClockMode, DeadLetterFile, Engine, EngineError, Output, Parts, Streams, Writer,
+};
+use crate::pipeline::Pipeline;
+use crate::rules::custom::RuleSet;
+use crate::rules::RegionPolicy;
+use crate::shaping::Shaper;
+use crate::state::EngineSnapshot;
+
+/// Where the engine's items go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutputChoice {
+    /// `[[sinks]]` through `[[routes]]`.
+    Sinks,
+    /// The default writer on stdout, printing these streams.
+    Stdout(Streams),
+    /// The default writer appending the siem stream to a file (`run --output`).
+    File(PathBuf),
+}
+
+impl OutputChoice {
+    /// What a live road uses: the configured sinks, else the siem stream on stdout (or in
+    /// `file`).
+    pub fn configured(config: &Config, file: Option<PathBuf>) -> OutputChoice {
+        match (config.delivery.is_configured(), file) {
+            (true, _) => OutputChoice::Sinks,
+            (false, Some(f)) => OutputChoice::File(f),
+            (false, None) => OutputChoice::Stdout(Streams::SIEM),
+        }
+    }
+}
+
+pub struct Options {
+    pub output: OutputChoice,
+    /// Put the CloudTrail record into every alert (sinks that want it turn this on too).
+    pub include_event: bool,
+    pub clock: ClockMode,
+    pub dead_letter: Option<PathBuf>,
+    pub restore: Option<EngineSnapshot>,
+    /// The wall clock at start (alert ids recovered from the output are remembered at it).
+    pub now: i64,
+}
+
+impl Options {
+    /// A live road (arrival time) with this output.
+    pub fn live(output: OutputChoice, now: i64) -> Options {
+        Options {
+            output,
+            include_event: false,
+            clock: ClockMode::Arrival,
+            dead_letter: None,
+            restore: None,
+            now,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Sinks(#[from] crate::sink::build::BuildError),
+    #[error("no [[sinks]] are configured")]
+    NoSinks,
+    #[error("cannot open the dead-letter file {path}: {source}")]
+    DeadLetter {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Engine(#[from] EngineError),
+}
+
+/// The engine for `config`: its pipeline, its shaper when the notify stream is taken, its
+/// output; restored from `o.restore`, with the alerts already spooled or written remembered.
+pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
+    let sinks = o.output == OutputChoice::Sinks;
+    let include_event = o.include_event || (sinks && config.delivery.needs_event());
+    let pipeline = Pipeline::new(
+        &config.dedup,
+        RuleSet::from_rules(&config.rules),
+        RegionPolicy::build(&config.policy),
+        include_event,
+    )
+    .judge_on_event_time(o.clock == ClockMode::EventTime);
+    let notify = match &o.output {
+        OutputChoice::Sinks => true,
+        OutputChoice::Stdout(s) => s.notify,
+        OutputChoice::File(_) => false,
+    };
+    let shaper = notify.then(|| Shaper::for_rules(&config.shaping, &config.rules));
+    let dead_letters = match &o.dead_letter {
+        Some(p) => Some(
+            DeadLetterFile::open(p).map_err(|source| BuildError::DeadLetter {
+                path: p.clone(),
+                source,
+            })?,
+        ),
+        None => None,
+    };
+    let output = match &o.output {
+        OutputChoice::Sinks => Output::Sinks(
+            crate::sink::build::dispatcher(&config.delivery, &config.policy.ous)
+                .await?
+                .ok_or(BuildError::NoSinks)?,
+        ),
+        OutputChoice::Stdout(streams) => Output::Writer(Writer::stdout(*streams, include_event)),
+        OutputChoice::File(path) => Output::Writer(Writer::file(path, include_event)),
+    };
+    let parts = Parts {
+        pipeline,
+        shaper,
+        decoder: Decoder::new((&config.decode).into()),
+        clock: o.clock,
+        dead_letters,
+    };
+    Ok(Engine::new(parts, output, o.restore, o.now)?)
+}

@@ -1,0 +1,210 @@
+//! The one visitor every road's records go through: each decoded event runs through dedup
+//! and the rules, each alert becomes a siem item and goes to the shaper, what shaping emits
+//! becomes notify items; dead letters are reported (and written) once; everything is counted.
+
+use std::io;
+use std::sync::{Arc, MutexGuard};
+
+use super::{dead_letter, Books, ClockMode, Core, Pending};
+use crate::alert::Alert;
+use crate::decode::{DeadLetter, Position, Skip, Visit};
+use crate::event::{parse_utc_secs, Event};
+use crate::item::Item;
+use crate::pipeline::Disposition;
+use crate::shaping::NotifyItem;
+
+/// What a batch (or a whole replay input) held.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counts {
+    pub events: u64,
+    /// Events whose eventID was seen within the dedup TTL.
+    pub duplicates: u64,
+    /// Redeliveries after the eventID TTL whose alerts had all been raised already.
+    pub repeated: u64,
+    pub alerts: u64,
+    /// Notify items emitted by shaping.
+    pub notify: u64,
+    pub dead_letters: u64,
+    pub control_messages: u64,
+    pub skipped: u64,
+    /// Base64 transport records opened inside documents (Kinesis, Firehose records).
+    pub transport_records: u64,
+}
+
+/// What evaluating some records gave: the items to submit and the counts.
+pub struct Evaluated {
+    pub pending: Pending,
+    pub counts: Counts,
+    /// The first error writing the dead-letter file, if any.
+    pub dead_letter_error: Option<io::Error>,
+}
+
+type ChunkHandler<'c> = &'c mut dyn FnMut(Pending);
+
+pub struct Feed<'e, 'c> {
+    core: MutexGuard<'e, Core>,
+    books: &'e Arc<Books>,
+    now: i64,
+    skip: Option<(String, u64)>,
+    items: Vec<Arc<Item>>,
+    alerts: Vec<Alert>,
+    notify: Vec<NotifyItem>,
+    counts: Counts,
+    wrote_dead_letters: bool,
+    dead_letter_error: Option<io::Error>,
+    chunk: Option<(usize, ChunkHandler<'c>)>,
+}
+
+impl<'e, 'c> Feed<'e, 'c> {
+    pub(super) fn new(core: MutexGuard<'e, Core>, books: &'e Arc<Books>, now: i64) -> Self {
+        Feed {
+            core,
+            books,
+            now,
+            skip: None,
+            items: Vec::new(),
+            alerts: Vec::new(),
+            notify: Vec::new(),
+            counts: Counts::default(),
+            wrote_dead_letters: false,
+            dead_letter_error: None,
+            chunk: None,
+        }
+    }
+
+    /// A restart inside a KPL aggregate: in the record with this sequence number, the
+    /// sub-records up to this index were done before and are skipped.
+    pub fn skipping(mut self, skip: Option<(String, u64)>) -> Self {
+        self.skip = skip;
+        self
+    }
+
+    /// Hands the items over every `n` (a long replay input streams instead of piling up).
+    pub fn on_chunk(mut self, n: usize, handler: ChunkHandler<'c>) -> Self {
+        self.chunk = Some((n.max(1), handler));
+        self
+    }
+
+    pub fn counts(&self) -> Counts {
+        self.counts
+    }
+
+    fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
+        match (&self.skip, sub) {
+            (Some((seq, last)), Some(sub)) => {
+                sequence_number == Some(seq.as_str()) && sub as u64 <= *last
+            }
+            _ => false,
+        }
+    }
+
+    fn take_items(&mut self) -> Pending {
+        Pending::new(std::mem::take(&mut self.items), self.books)
+    }
+
+    /// Syncs the dead-letter file and gives what was raised since the last chunk.
+    pub fn finish(mut self) -> Evaluated {
+        if self.wrote_dead_letters {
+            if let Some(f) = self.core.dead_letters.as_mut() {
+                if let Err(e) = f.sync() {
+                    tracing::error!(error = %e, "cannot write the dead-letter file");
+                    self.dead_letter_error.get_or_insert(e);
+                }
+            }
+        }
+        metrics::counter!("trailwatch_events_total").increment(self.counts.events);
+        Evaluated {
+            pending: self.take_items(),
+            counts: self.counts,
+            dead_letter_error: self.dead_letter_error.take(),
+        }
+    }
+}
+
+impl Visit for Feed<'_, '_> {
+    fn event(&mut self, ev: Event<'_>, pos: &Position) {
+        if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
+            return;
+        }
+        self.counts.events += 1;
+        let core = &mut *self.core;
+        let arrival = core.clock == ClockMode::Arrival;
+        let now = if arrival {
+            self.now
+        } else {
+            if let Some(t) = ev.time_secs() {
+                core.latest = Some(core.latest.map_or(t, |c| c.max(t)));
+            }
+            core.latest.unwrap_or(self.now)
+        };
+        match core.pipeline.process(&ev, now, &mut self.alerts) {
+            Disposition::Duplicate => self.counts.duplicates += 1,
+            Disposition::Repeated => self.counts.repeated += 1,
+            Disposition::Evaluated { .. } => {}
+        }
+        for alert in self.alerts.drain(..) {
+            self.counts.alerts += 1;
+            metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
+            if arrival {
+                if let Some(t) = alert.event_time.as_deref().and_then(parse_utc_secs) {
+                    metrics::histogram!("trailwatch_event_to_alert_seconds")
+                        .record((now - t).max(0) as f64);
+                }
+            }
+            match core.shaper.as_mut() {
+                Some(s) => {
+                    self.items.push(Arc::new(Item::Siem(alert.clone())));
+                    s.push(alert, now, &mut self.notify);
+                }
+                None => self.items.push(Arc::new(Item::Siem(alert))),
+            }
+        }
+        if let Some(s) = core.shaper.as_mut() {
+            s.advance(now, &mut self.notify);
+        }
+        for n in self.notify.drain(..) {
+            self.counts.notify += 1;
+            self.items.push(Arc::new(Item::Notify(n)));
+        }
+        if self
+            .chunk
+            .as_ref()
+            .is_some_and(|(n, _)| self.items.len() >= *n)
+        {
+            let pending = self.take_items();
+            if let Some((_, handler)) = self.chunk.as_mut() {
+                handler(pending);
+            }
+        }
+    }
+
+    fn dead_letter(&mut self, dead: DeadLetter) {
+        if self.done_before(dead.sequence_number.as_deref(), dead.sub_sequence) {
+            return;
+        }
+        self.counts.dead_letters += 1;
+        dead_letter::report(&dead);
+        if let Some(f) = self.core.dead_letters.as_mut() {
+            self.wrote_dead_letters = true;
+            if let Err(e) = f.write(&dead) {
+                if self.dead_letter_error.is_none() {
+                    tracing::error!(error = %e, "cannot write the dead-letter file");
+                    self.dead_letter_error = Some(e);
+                }
+            }
+        }
+    }
+
+    fn control_message(&mut self, _pos: &Position) {
+        self.counts.control_messages += 1;
+    }
+
+    fn skipped(&mut self, why: Skip, pos: &Position) {
+        self.counts.skipped += 1;
+        tracing::debug!(input = %pos.input, line = pos.line, path = %pos.path(), why = why.name(), "skipped");
+    }
+
+    fn transport_record(&mut self, _pos: &Position) {
+        self.counts.transport_records += 1;
+    }
+}

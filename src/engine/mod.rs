@@ -1,0 +1,433 @@
+//! The engine: live processing, written once for every road. It owns the pipeline (dedup and
+//! rules), the shaper (the notify stream), the output (the configured sinks, or the default
+//! writer: stdout or `--output`), metrics and dead-letter reports, the state snapshot and its
+//! restore, and the start-up recovery of alert ids already written or spooled.
+//!
+//! Roads are adapters: they read their input, hand records to [`Engine::evaluate`] (or, for
+//! `replay`'s streaming reader, to a [`Feed`]), pass the [`Pending`] items to
+//! [`Engine::submit`], and map the [`Acceptance`] to what their caller understands: a Kinesis
+//! checkpoint, an HTTP status, `batchItemFailures`, or an exit code.
+//!
+//! ```text
+//!  records ─► evaluate (decode → pipeline → shaping) ─► Pending ─► submit ─► Acceptance
+//!                 sync, clock passed in                  items       sinks or writer
+//! ```
+//!
+//! Accounting: every [`Pending`] that holds items counts as *unsettled* until its acceptance
+//! resolves. [`Engine::snapshot`] refuses while anything is unsettled, so a saved state never
+//! remembers an event whose alerts could still be lost; and once items were dropped without
+//! being accepted (a [`Refused`] given up), the engine refuses to snapshot for good.
+
+mod dead_letter;
+mod feed;
+mod output;
+#[cfg(test)]
+mod tests;
+
+use std::io;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+pub use dead_letter::{report as report_dead_letter, DeadLetterFile};
+pub use feed::{Counts, Evaluated, Feed};
+pub use output::{Output, Streams, Writer};
+
+use crate::decode::{DeadLetter, Decoder, Position, Visit};
+use crate::item::Item;
+use crate::pipeline::Pipeline;
+use crate::shaping::Shaper;
+use crate::sink::deliver::Accepted;
+use crate::state::EngineSnapshot;
+
+/// Which time the pipeline and the shaper run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Live roads: the arrival time the adapter passes in.
+    Arrival,
+    /// `replay`: the latest event time seen so far (the passed-in time until the first).
+    EventTime,
+}
+
+/// What an engine is made of (built from their config sections by [`crate::build`]).
+pub struct Parts {
+    pub pipeline: Pipeline,
+    /// The notify stream's shaper; `None` when nothing takes the notify stream.
+    pub shaper: Option<Shaper>,
+    pub decoder: Decoder,
+    pub clock: ClockMode,
+    pub dead_letters: Option<DeadLetterFile>,
+}
+
+/// One transport record and where it sits.
+pub struct Record<'a> {
+    pub position: Position,
+    pub data: Data<'a>,
+}
+
+/// A record's payload as its road carries it.
+pub enum Data<'a> {
+    Bytes(&'a [u8]),
+    /// Standard base64 (Firehose, Lambda events).
+    Base64(&'a str),
+    /// The record carried no data: a dead letter with this reason.
+    Missing(&'static str),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("reading back the alerts already written to {path}: {source}")]
+    Recover {
+        path: std::path::PathBuf,
+        source: io::Error,
+    },
+}
+
+/// The synchronous state: behind one lock, so concurrent requests (`serve`) evaluate one at
+/// a time and a snapshot sees either all of a batch or none of it.
+struct Core {
+    pipeline: Pipeline,
+    shaper: Option<Shaper>,
+    dead_letters: Option<DeadLetterFile>,
+    clock: ClockMode,
+    /// [`ClockMode::EventTime`]: the latest event time seen.
+    latest: Option<i64>,
+}
+
+/// Unsettled submissions and items lost, shared with every [`Pending`].
+#[derive(Debug, Default)]
+struct Books {
+    unsettled: AtomicUsize,
+    lost: AtomicU64,
+}
+
+pub struct Engine {
+    core: Mutex<Core>,
+    decoder: Decoder,
+    output: Output,
+    books: Arc<Books>,
+}
+
+impl Engine {
+    /// Starts from `restore` (a snapshot of an earlier run) when given, then remembers the
+    /// alerts the output already has: the siem items waiting in the sinks' spools, or the
+    /// lines written to the output file after the snapshot (a torn last line is cut). Records
+    /// read again after a crash then raise none of them a second time.
+    pub fn new(
+        parts: Parts,
+        mut output: Output,
+        restore: Option<EngineSnapshot>,
+        now: i64,
+    ) -> Result<Engine, EngineError> {
+        let Parts {
+            mut pipeline,
+            shaper,
+            decoder,
+            clock,
+            dead_letters,
+        } = parts;
+        let restore = restore.unwrap_or_default();
+        if let Some(snap) = &restore.pipeline {
+            pipeline.restore(snap);
+        }
+        let shaper = shaper.map(|s| s.restoring(restore.shaping));
+        let (ids, what) = match &mut output {
+            Output::Sinks(d) => (d.take_spooled_alert_ids(), "alerts waiting in the spools"),
+            Output::Writer(w) => match w.path() {
+                Some(path) => (
+                    output::written_since(&path, restore.output_len.unwrap_or(0)).map_err(
+                        |source| EngineError::Recover {
+                            path: path.clone(),
+                            source,
+                        },
+                    )?,
+                    "alerts written after the last snapshot",
+                ),
+                None => (Vec::new(), ""),
+            },
+        };
+        if !ids.is_empty() {
+            tracing::info!(alerts = ids.len(), "{what}: not raising them again");
+        }
+        for id in &ids {
+            pipeline.remember_alert(id, now);
+        }
+        Ok(Engine {
+            core: Mutex::new(Core {
+                pipeline,
+                shaper,
+                dead_letters,
+                clock,
+                latest: None,
+            }),
+            decoder,
+            output,
+            books: Arc::default(),
+        })
+    }
+
+    fn core(&self) -> MutexGuard<'_, Core> {
+        // A panic while evaluating leaves nothing half-written that matters more than
+        // stopping would: the state is only saved when everything is settled.
+        self.core.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn decoder(&self) -> Decoder {
+        self.decoder
+    }
+
+    /// A visitor for a decoder or reader that runs its events through the engine at `now`;
+    /// [`Feed::finish`] gives what they raised.
+    pub fn feed(&self, now: i64) -> Feed<'_, '_> {
+        Feed::new(self.core(), &self.books, now)
+    }
+
+    /// Decodes the records, runs their events through dedup, the rules and shaping at `now`,
+    /// reports dead letters; `skip` is a restart inside a KPL aggregate (sub-records of that
+    /// sequence number up to that index were done before).
+    pub fn evaluate<'r>(
+        &self,
+        records: impl IntoIterator<Item = Record<'r>>,
+        skip: Option<(String, u64)>,
+        now: i64,
+    ) -> Evaluated {
+        let mut feed = self.feed(now).skipping(skip);
+        for Record { mut position, data } in records {
+            match data {
+                Data::Bytes(b) => self.decoder.decode(b, &mut position, &mut feed),
+                Data::Base64(t) => self.decoder.decode_base64(t, &mut position, &mut feed),
+                Data::Missing(why) => feed.dead_letter(DeadLetter::new(&position, b"", why)),
+            }
+        }
+        feed.finish()
+    }
+
+    /// Hands the items to the output. Returns once they are queued (waiting only for queue
+    /// room: the one back-pressure on the source); the acceptance resolves once every item
+    /// is delivered, spooled or rejected, or written and flushed by the default writer.
+    pub async fn submit(&self, pending: Pending) -> Acceptance {
+        if pending.items.is_empty() {
+            return Acceptance {
+                pending,
+                wait: Wait::Now(Ok(())),
+            };
+        }
+        let wait = match &self.output {
+            Output::Sinks(d) => Wait::Sinks(d.submit(&pending.items).await),
+            Output::Writer(w) => Wait::Now(w.write(&pending.items)),
+        };
+        Acceptance { pending, wait }
+    }
+
+    /// Notify items that fell due by `now` without a new alert (windows closing, digests);
+    /// updates the shaping counters.
+    pub fn tick(&self, now: i64) -> Pending {
+        let mut core = self.core();
+        let Some(shaper) = core.shaper.as_mut() else {
+            return Pending::none();
+        };
+        let mut notify = Vec::new();
+        shaper.advance(now, &mut notify);
+        let st = shaper.stats;
+        metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
+        metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
+        metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
+        let items = notify
+            .into_iter()
+            .map(|n| Arc::new(Item::Notify(n)))
+            .collect();
+        Pending::new(items, &self.books)
+    }
+
+    /// End of input (`replay`): closes every window and emits every digest.
+    pub fn flush_shaping(&self) -> Pending {
+        let mut core = self.core();
+        let Some(shaper) = core.shaper.as_mut() else {
+            return Pending::none();
+        };
+        let mut notify = Vec::new();
+        shaper.flush(&mut notify);
+        let items = notify
+            .into_iter()
+            .map(|n| Arc::new(Item::Notify(n)))
+            .collect();
+        Pending::new(items, &self.books)
+    }
+
+    /// Whether every submission so far is accepted and nothing was lost.
+    pub fn is_settled(&self) -> bool {
+        self.books.unsettled.load(Ordering::SeqCst) == 0
+            && self.books.lost.load(Ordering::SeqCst) == 0
+    }
+
+    /// The state to save, or `None` while anything evaluated is not yet accepted (or after
+    /// alerts were lost: the state then must never be saved again by this process).
+    pub fn snapshot(&self) -> Option<EngineSnapshot> {
+        let core = self.core();
+        if !self.is_settled() {
+            return None;
+        }
+        let output_len = match &self.output {
+            Output::Writer(w) => w.written_len(),
+            Output::Sinks(_) => None,
+        };
+        Some(EngineSnapshot {
+            pipeline: Some(core.pipeline.snapshot()),
+            shaping: core.shaper.as_ref().map(Shaper::snapshot),
+            output_len,
+        })
+    }
+
+    /// The shaper's counters, when the notify stream is shaped.
+    pub fn shaping_stats(&self) -> Option<crate::shaping::Stats> {
+        self.core().shaper.as_ref().map(|s| s.stats)
+    }
+
+    /// Event ids forgotten before their TTL because `dedup.max_event_ids` was reached.
+    pub fn dedup_evicted_early(&self) -> u64 {
+        self.core().pipeline.dedup().evicted_early
+    }
+
+    /// Stops the output: the sinks' workers spool what is queued; the writer is flushed.
+    pub async fn shutdown(self) {
+        match self.output {
+            Output::Sinks(d) => d.close().await,
+            Output::Writer(w) => w.flush(),
+        }
+    }
+}
+
+/// Items raised and not yet accepted. Dropping one that holds items, unaccepted, counts them
+/// as lost (logged; the engine will not snapshot again).
+pub struct Pending {
+    items: Vec<Arc<Item>>,
+    ticket: Option<Ticket>,
+}
+
+impl Pending {
+    fn none() -> Pending {
+        Pending {
+            items: Vec::new(),
+            ticket: None,
+        }
+    }
+
+    fn new(items: Vec<Arc<Item>>, books: &Arc<Books>) -> Pending {
+        if items.is_empty() {
+            return Pending::none();
+        }
+        books.unsettled.fetch_add(1, Ordering::SeqCst);
+        Pending {
+            ticket: Some(Ticket {
+                books: books.clone(),
+                items: items.len(),
+                settled: false,
+            }),
+            items,
+        }
+    }
+
+    pub fn items(&self) -> &[Arc<Item>] {
+        &self.items
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.items.is_empty()
+    }
+
+    fn settle(mut self) {
+        if let Some(t) = self.ticket.as_mut() {
+            t.settled = true;
+        }
+    }
+}
+
+struct Ticket {
+    books: Arc<Books>,
+    items: usize,
+    settled: bool,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.books
+                .lost
+                .fetch_add(self.items as u64, Ordering::SeqCst);
+            metrics::counter!("trailwatch_alerts_lost_total").increment(self.items as u64);
+            tracing::error!(
+                items = self.items,
+                "alerts were given up without being delivered or spooled: the state is no longer saved, so a restart reads their records again"
+            );
+        }
+        self.books.unsettled.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+enum Wait {
+    Now(Result<(), io::Error>),
+    Sinks(Accepted),
+}
+
+/// Resolves once every item of a submission is accepted.
+#[must_use = "an acceptance must be awaited: its items count as unsettled until it resolves"]
+pub struct Acceptance {
+    pending: Pending,
+    wait: Wait,
+}
+
+/// A submission that was not accepted: its items, to submit again (`serve` and `lambda`
+/// keep them for the caller's retry), and why.
+pub struct Refused {
+    pub pending: Pending,
+    pub reason: String,
+    /// The default writer's I/O error kind (a closed stdout is `BrokenPipe`).
+    pub io_kind: Option<io::ErrorKind>,
+}
+
+impl std::fmt::Debug for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Refused({} items: {})",
+            self.pending.items.len(),
+            self.reason
+        )
+    }
+}
+
+impl Acceptance {
+    pub async fn wait(self) -> Result<(), Refused> {
+        let Acceptance { pending, wait } = self;
+        let refused = |reason: String, io_kind| {
+            Err(Refused {
+                pending: Pending {
+                    items: Vec::new(),
+                    ticket: None,
+                },
+                reason,
+                io_kind,
+            })
+        };
+        let outcome = match wait {
+            Wait::Now(Ok(())) => Ok(()),
+            Wait::Now(Err(e)) => refused(format!("writing alerts: {e}"), Some(e.kind())),
+            Wait::Sinks(a) => match a.wait().await {
+                true => Ok(()),
+                false => refused(
+                    "a sink could neither deliver nor spool them (see the log)".to_string(),
+                    None,
+                ),
+            },
+        };
+        match outcome {
+            Ok(()) => {
+                pending.settle();
+                Ok(())
+            }
+            Err(mut r) => {
+                r.pending = pending;
+                Err(r)
+            }
+        }
+    }
+}

@@ -1,0 +1,368 @@
+//! The engine alone: an injected clock, an in-memory sink that accepts, fails, stalls or
+//! rejects, and the default writer on a file. No process and no emulator.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::*;
+use crate::config::{load_str, Config};
+use crate::rules::custom::RuleSet;
+use crate::rules::RegionPolicy;
+use crate::sink::deliver::{Dispatcher, SinkParts, WorkerSettings};
+use crate::sink::destination::memory::{Memory, Mode};
+use crate::sink::destination::Destination;
+use crate::sink::route::Router;
+
+const RECORDS: &str = include_str!("../../tests/fixtures/stratus_sample.jsonl");
+/// 2024-08-01, about when the fixture records happened.
+const NOW: i64 = 1_722_513_600;
+
+fn config() -> Config {
+    load_str(
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\
+         [[sinks]]\nname = \"mem\"\ntype = \"stdout\"\n\
+         [[routes]]\nstream = \"siem\"\nsinks = [\"mem\"]\n",
+        "engine.toml",
+        0,
+    )
+    .unwrap()
+    .config
+}
+
+fn parts(c: &Config, clock: ClockMode) -> Parts {
+    Parts {
+        pipeline: Pipeline::new(
+            &c.dedup,
+            RuleSet::from_rules(&c.rules),
+            RegionPolicy::build(&c.policy),
+            false,
+        ),
+        shaper: None,
+        decoder: Decoder::default(),
+        clock,
+        dead_letters: None,
+    }
+}
+
+/// The dispatcher with one in-memory sink taking the siem stream.
+fn sinks(c: &Config, state_dir: &Path, mem: &Memory, accept_within: Duration) -> Output {
+    let parts = vec![SinkParts {
+        name: "mem".into(),
+        target: Destination::Memory(mem.clone()),
+        queue: 16,
+        settings: WorkerSettings {
+            timeout: Duration::from_millis(200),
+            max_attempts: 1000,
+            backoff_initial: Duration::from_millis(20),
+            backoff_max: Duration::from_millis(50),
+            accept_within,
+        },
+    }];
+    let router = Router::new(&c.delivery.routes, &c.policy.ous);
+    Output::Sinks(Dispatcher::start(router, parts, state_dir, 1 << 20).unwrap())
+}
+
+/// An engine on the test config, delivering to `mem` with spools under `dir`.
+fn with_memory(dir: &Path, mem: &Memory, accept_within: Duration, now: i64) -> Engine {
+    let c = config();
+    let out = sinks(&c, dir, mem, accept_within);
+    Engine::new(parts(&c, ClockMode::Arrival), out, None, now).unwrap()
+}
+
+fn lines() -> Vec<&'static str> {
+    RECORDS.lines().filter(|l| !l.trim().is_empty()).collect()
+}
+
+fn records<'a>(lines: &[&'a str]) -> Vec<Record<'a>> {
+    lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let mut position = Position::new("shardId-000000000000");
+            position.sequence_number = Some(format!("{}", 1000 + i));
+            Record {
+                position,
+                data: Data::Bytes(l.as_bytes()),
+            }
+        })
+        .collect()
+}
+
+/// The alert ids the test config raises for these lines (evaluated alone).
+fn expected_ids(lines: &[&str]) -> Vec<String> {
+    let c = config();
+    let e = Engine::new(
+        parts(&c, ClockMode::Arrival),
+        Output::Writer(Writer::stdout(Streams::SIEM, false)),
+        None,
+        NOW,
+    )
+    .unwrap();
+    let ev = e.evaluate(records(lines), None, NOW);
+    let ids: Vec<String> = ev.pending.items().iter().map(|i| i.id()).collect();
+    // Nothing is written: these items are settled by hand so the engine stays clean.
+    ev.pending.settle();
+    ids
+}
+
+fn sorted(mut v: Vec<String>) -> Vec<String> {
+    v.sort();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_position_moves_only_after_the_sink_has_the_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = Memory::new(Mode::Fail);
+    let engine = with_memory(dir.path(), &mem, Duration::from_secs(30), NOW);
+    let lines = lines();
+    let want = expected_ids(&lines);
+    assert!(want.len() >= 10, "{want:?}");
+    let evaluated = engine.evaluate(records(&lines), None, NOW);
+    assert_eq!(evaluated.counts.events, lines.len() as u64);
+    assert_eq!(evaluated.counts.alerts, want.len() as u64);
+    // What the road does with an acceptance: move its position once it resolves.
+    let position = Arc::new(std::sync::Mutex::new(None::<String>));
+    let accepted = engine.submit(evaluated.pending).await;
+    let moved = {
+        let position = position.clone();
+        tokio::spawn(async move {
+            let r = accepted.wait().await;
+            if r.is_ok() {
+                *position.lock().unwrap() = Some("1019".to_string());
+            }
+            r.is_ok()
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!moved.is_finished(), "accepted while the sink fails");
+    assert_eq!(*position.lock().unwrap(), None);
+    assert!(
+        engine.snapshot().is_none(),
+        "a snapshot while alerts are unaccepted"
+    );
+    assert!(mem.ids().is_empty());
+    // The sink recovers: the retry delivers, then the position moves.
+    mem.set(Mode::Accept);
+    assert!(moved.await.unwrap());
+    assert_eq!(position.lock().unwrap().as_deref(), Some("1019"));
+    assert_eq!(sorted(mem.ids()), sorted(want));
+    assert!(engine.snapshot().is_some(), "everything is accepted");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_that_can_neither_be_delivered_nor_spooled_stop_snapshots_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = Memory::new(Mode::Stall);
+    let engine = with_memory(dir.path(), &mem, Duration::from_millis(100), NOW);
+    // The spool cannot be written: its directory is a file.
+    let spool = crate::sink::spool::dir(dir.path(), "mem");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a directory").unwrap();
+    let lines = lines();
+    let (a, b) = lines.split_at(10);
+    let submit = |recs: &[&str]| {
+        let ev = engine.evaluate(records(recs), None, NOW);
+        let n = ev.pending.items().len();
+        assert!(n > 0);
+        (n, engine.submit(ev.pending))
+    };
+    let (na, acc_a) = submit(a);
+    let refused_a = acc_a.await.wait().await.unwrap_err();
+    let (_, acc_b) = submit(b);
+    let refused_b = acc_b.await.wait().await.unwrap_err();
+    assert_eq!(refused_a.pending.items().len(), na, "the items come back");
+    assert!(engine.snapshot().is_none(), "unaccepted items are held");
+    // The disk is back: submitted again, A is accepted (spooled); B is still held.
+    std::fs::remove_file(&spool).unwrap();
+    std::fs::create_dir_all(&spool).unwrap();
+    engine
+        .submit(refused_a.pending)
+        .await
+        .wait()
+        .await
+        .expect("spooled");
+    assert!(engine.snapshot().is_none(), "B is not accepted yet");
+    // B is given up: the engine never snapshots again, though nothing is in flight.
+    drop(refused_b);
+    assert!(!engine.is_settled());
+    assert!(engine.snapshot().is_none());
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_alerts_already_spooled_are_not_raised_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let lines = lines();
+    let want = expected_ids(&lines);
+    {
+        // The sink is down: everything is spooled within accept_within, and accepted.
+        let mem = Memory::new(Mode::Fail);
+        let engine = with_memory(dir.path(), &mem, Duration::from_millis(100), NOW);
+        let ev = engine.evaluate(records(&lines), None, NOW);
+        engine.submit(ev.pending).await.wait().await.unwrap();
+        // A crash: no snapshot is saved; the records will be read again.
+        engine.shutdown().await;
+    }
+    let mem = Memory::new(Mode::Fail);
+    let engine = with_memory(dir.path(), &mem, Duration::from_millis(100), NOW + 60);
+    let ev = engine.evaluate(records(&lines), None, NOW + 60);
+    assert_eq!(ev.counts.events, lines.len() as u64);
+    assert_eq!(ev.counts.alerts, 0, "already spooled");
+    assert_eq!(ev.counts.repeated, want.len() as u64);
+    engine.submit(ev.pending).await.wait().await.unwrap();
+    // The sink comes back: the spool drains, each alert once.
+    mem.set(Mode::Accept);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while mem.ids().len() < want.len() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(sorted(mem.ids()), sorted(want));
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rejected_item_goes_to_the_rejected_file_and_counts_as_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let mem = Memory::new(Mode::Reject);
+    let engine = with_memory(dir.path(), &mem, Duration::from_secs(5), NOW);
+    let lines = lines();
+    let want = expected_ids(&lines[..4]);
+    assert!(!want.is_empty());
+    let ev = engine.evaluate(records(&lines[..4]), None, NOW);
+    engine.submit(ev.pending).await.wait().await.unwrap();
+    let rejected =
+        std::fs::read_to_string(crate::sink::spool::rejected_file(dir.path(), "mem")).unwrap();
+    let ids: Vec<String> = rejected
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            assert_eq!(v["reason"], "400 from the test");
+            v["item"]["alert_id"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert_eq!(sorted(ids), sorted(want));
+    assert!(mem.ids().is_empty());
+    assert!(engine.snapshot().is_some(), "rejected items are settled");
+    engine.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_default_writer_flushes_before_acceptance_and_recovers_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("feed.jsonl");
+    let c = config();
+    let lines = lines();
+    let (first, second) = lines.split_at(10);
+    let want_first = expected_ids(first);
+    let want_all = expected_ids(&lines);
+    let snapshot = {
+        let engine = Engine::new(
+            parts(&c, ClockMode::Arrival),
+            Output::Writer(Writer::file(&out, false)),
+            None,
+            NOW,
+        )
+        .unwrap();
+        let ev = engine.evaluate(records(first), None, NOW);
+        engine.submit(ev.pending).await.wait().await.unwrap();
+        // Accepted means on the file already.
+        let written = std::fs::read_to_string(&out).unwrap();
+        let ids: Vec<String> = written
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string()
+            })
+            .collect();
+        assert_eq!(sorted(ids), sorted(want_first.clone()));
+        let snap = engine.snapshot().unwrap();
+        assert_eq!(snap.output_len, Some(written.len() as u64));
+        // Then the second part is written, and the process dies before the next snapshot,
+        // halfway through a line.
+        let ev = engine.evaluate(records(second), None, NOW);
+        engine.submit(ev.pending).await.wait().await.unwrap();
+        snap
+    };
+    let mut f = std::fs::OpenOptions::new().append(true).open(&out).unwrap();
+    std::io::Write::write_all(&mut f, b"{\"alert_id\":\"torn").unwrap();
+    drop(f);
+    // Restart from the snapshot: the second part's records are read again.
+    let engine = Engine::new(
+        parts(&c, ClockMode::Arrival),
+        Output::Writer(Writer::file(&out, false)),
+        Some(snapshot),
+        NOW + 5,
+    )
+    .unwrap();
+    let ev = engine.evaluate(records(second), None, NOW + 5);
+    assert_eq!(ev.counts.alerts, 0, "written before the crash");
+    engine.submit(ev.pending).await.wait().await.unwrap();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.ends_with('\n'), "the torn line is cut");
+    let ids: Vec<String> = text
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(ids.len(), want_all.len(), "each alert once");
+    assert_eq!(sorted(ids), sorted(want_all));
+}
+
+#[test]
+fn the_clock_is_the_one_passed_in_or_event_time() {
+    let c = load_str(
+        "[policy]\napproved_regions = [\"us-east-1\"]\n[dedup]\nevent_ttl = \"1h\"\n",
+        "t.toml",
+        0,
+    )
+    .unwrap()
+    .config;
+    let line = lines()
+        .into_iter()
+        .find(|l| l.contains("\"readOnly\":false"))
+        .unwrap();
+    let engine = Engine::new(
+        parts(&c, ClockMode::Arrival),
+        Output::Writer(Writer::stdout(Streams::SIEM, false)),
+        None,
+        NOW,
+    )
+    .unwrap();
+    let once = |now| {
+        let ev = engine.evaluate(records(&[line]), None, now);
+        let c = ev.counts;
+        ev.pending.settle();
+        c
+    };
+    assert_eq!(once(NOW).alerts, 1);
+    assert_eq!(once(NOW + 3599).duplicates, 1, "within the TTL");
+    let later = once(NOW + 3 * 3600);
+    assert_eq!(
+        (later.duplicates, later.repeated),
+        (0, 1),
+        "past the TTL: evaluated again, its alert remembered"
+    );
+    // Event time: the TTL runs on the records' own times, whatever `now` says.
+    let engine = Engine::new(
+        parts(&c, ClockMode::EventTime),
+        Output::Writer(Writer::stdout(Streams::SIEM, false)),
+        None,
+        0,
+    )
+    .unwrap();
+    for now in [0, NOW * 2] {
+        let ev = engine.evaluate(records(&[line]), None, now);
+        let dup = ev.counts.duplicates;
+        ev.pending.settle();
+        assert_eq!(dup, u64::from(now != 0));
+    }
+}
