@@ -84,7 +84,9 @@ impl Submitter<'_> {
         self.submitted += pending.items().len() as u64;
         let accepted = self.rt.block_on(self.engine.submit(pending));
         self.waiting.push_back(accepted);
-        while self.waiting.len() > MAX_OUTSTANDING {
+        while self.waiting.len() > MAX_OUTSTANDING
+            || self.waiting.front().is_some_and(Acceptance::is_ready)
+        {
             self.wait_one();
         }
     }

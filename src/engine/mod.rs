@@ -396,6 +396,11 @@ impl std::fmt::Debug for Refused {
 }
 
 impl Acceptance {
+    /// Resolved already (the default writer's, or nothing to accept): waiting is free.
+    pub fn is_ready(&self) -> bool {
+        matches!(self.wait, Wait::Now(_))
+    }
+
     pub async fn wait(self) -> Result<(), Refused> {
         let Acceptance { pending, wait } = self;
         let refused = |reason: String, io_kind| {
