@@ -13,7 +13,6 @@ use common::emu::expected;
 use common::http::Server;
 use common::*;
 use serde_json::{json, Value};
-use trailwatch::source::lambda::Lambda;
 
 fn kinesis_event(datas: &[Vec<u8>], first_seq: u64) -> Value {
     let mut ev = KinesisEvent::default();
@@ -28,25 +27,6 @@ fn kinesis_event(datas: &[Vec<u8>], first_seq: u64) -> Value {
         ev.records.push(r);
     }
     serde_json::to_value(&ev).unwrap()
-}
-
-fn lambda(cfg: &std::path::Path, drop_non_matching: bool) -> (tokio::runtime::Runtime, Lambda) {
-    let config = trailwatch::config::load(cfg, 0).unwrap().config;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    use trailwatch::build::{engine, Options, OutputChoice};
-    let output = OutputChoice::configured(&config, None);
-    let e = rt
-        .block_on(engine(
-            &config,
-            Options::live(output, trailwatch::clock::now_secs()),
-        ))
-        .unwrap();
-    let l = Lambda::new(e, drop_non_matching);
-    (rt, l)
 }
 
 fn config(t: &Tmp, hook: &Server) -> std::path::PathBuf {
@@ -67,7 +47,7 @@ fn kinesis_batches_alert_dead_letter_and_fail_partially_from_the_first_unaccepte
     let cfg = config(&t, &hook);
     let recs = stratus();
     let (a, b) = recs.split_at(10);
-    let (rt, mut l) = lambda(&cfg, false);
+    let (rt, mut l) = lambda_handler(&cfg, false);
 
     // A batch with a bad record in the middle: no failure, every alert delivered.
     let mut datas: Vec<Vec<u8>> = a.iter().map(|r| gz(cwl_data(&[r]).as_bytes())).collect();
@@ -151,7 +131,7 @@ fn firehose_transformation_returns_every_record_once_with_its_result() {
     }
     let event = serde_json::to_value(&ev).unwrap();
     for drop in [false, true] {
-        let (rt, mut l) = lambda(&cfg, drop);
+        let (rt, mut l) = lambda_handler(&cfg, drop);
         let resp = rt.block_on(l.handle(event.clone())).unwrap();
         let out = resp["records"].as_array().unwrap();
         assert_eq!(out.len(), 3, "every recordId once");
@@ -178,7 +158,7 @@ fn firehose_transformation_returns_every_record_once_with_its_result() {
     assert_eq!(got.len(), 2, "one alert per invocation (two environments)");
     assert!(got.iter().all(|g| want.contains(g)));
     let unknown = {
-        let (rt, mut l) = lambda(&cfg, false);
+        let (rt, mut l) = lambda_handler(&cfg, false);
         let r = rt.block_on(l.handle(json!({"hello": "world"})));
         rt.block_on(l.close());
         r

@@ -166,23 +166,8 @@ fn serve_road(recs: &[String]) -> Tmp {
 }
 
 fn lambda_road(recs: &[String]) -> Tmp {
-    use trailwatch::build::{engine, Options, OutputChoice};
     let t = Tmp::new();
-    let cfg = config(&t, "");
-    let config = trailwatch::config::load(&cfg, 0).unwrap().config;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
-    let output = OutputChoice::configured(&config, None);
-    let e = rt
-        .block_on(engine(
-            &config,
-            Options::live(output, trailwatch::clock::now_secs()),
-        ))
-        .unwrap();
-    let mut l = trailwatch::source::lambda::Lambda::new(e, false);
+    let (rt, mut l) = lambda_handler(&config(&t, ""), false);
     let event: Value = serde_json::from_str(&lambda_kinesis(&datas(recs))).unwrap();
     let resp = rt.block_on(l.handle(event)).unwrap();
     assert_eq!(resp["batchItemFailures"], json!([]), "{resp}");

@@ -195,7 +195,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut feed));
             (stats, feed.finish())
         };
-        add(&mut c, evaluated.counts);
+        c += evaluated.counts;
         if let Some(e) = evaluated.dead_letter_error {
             out.failed.get_or_insert(e);
         }
@@ -302,16 +302,4 @@ fn drain(config: &trailwatch::config::Config, timeout: std::time::Duration) -> u
         left = depth();
     }
     left
-}
-
-fn add(total: &mut Counts, c: Counts) {
-    total.events += c.events;
-    total.duplicates += c.duplicates;
-    total.repeated += c.repeated;
-    total.alerts += c.alerts;
-    total.notify += c.notify;
-    total.dead_letters += c.dead_letters;
-    total.control_messages += c.control_messages;
-    total.skipped += c.skipped;
-    total.transport_records += c.transport_records;
 }

@@ -18,7 +18,7 @@ use trailwatch::build::{self, OutputChoice};
 use trailwatch::clock::now_secs;
 use trailwatch::config::Config;
 use trailwatch::decode::Position;
-use trailwatch::engine::{ClockMode, Data, Engine, Record, Refused};
+use trailwatch::engine::{Data, Engine, Record, Refused};
 use trailwatch::source::kinesis::{self, Batch};
 use trailwatch::source::leases;
 use trailwatch::state::{ShardCheckpoint, StateFile};
@@ -97,12 +97,13 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     let engine = build::engine(
         &config,
         build::Options {
-            output: OutputChoice::configured(&config, args.output.clone()),
-            include_event: false,
-            clock: ClockMode::Arrival,
             dead_letter: args.dead_letter.clone(),
-            restore: Some(state.state.engine.clone()),
-            now: now_secs(),
+            // Moved, not copied: the next save overwrites it.
+            restore: Some(std::mem::take(&mut state.state.engine)),
+            ..build::Options::live(
+                OutputChoice::configured(&config, args.output.clone()),
+                now_secs(),
+            )
         },
     )
     .await

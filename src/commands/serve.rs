@@ -242,12 +242,12 @@ async fn serve(
         super::serve_metrics(addr, ready.clone())?;
     }
     // The dedup and shaping state survive a restart (`[checkpoint] path`).
-    let state = StateFile::open(&config.checkpoint.path, "firehose")?;
+    let mut state = StateFile::open(&config.checkpoint.path, "firehose")?;
     let engine = match build::engine(
         &config,
         build::Options {
             dead_letter: args.dead_letter.clone(),
-            restore: Some(state.state.engine.clone()),
+            restore: Some(std::mem::take(&mut state.state.engine)),
             ..build::Options::live(OutputChoice::configured(&config, None), now_secs())
         },
     )

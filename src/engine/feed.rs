@@ -31,6 +31,20 @@ pub struct Counts {
     pub transport_records: u64,
 }
 
+impl std::ops::AddAssign for Counts {
+    fn add_assign(&mut self, c: Counts) {
+        self.events += c.events;
+        self.duplicates += c.duplicates;
+        self.repeated += c.repeated;
+        self.alerts += c.alerts;
+        self.notify += c.notify;
+        self.dead_letters += c.dead_letters;
+        self.control_messages += c.control_messages;
+        self.skipped += c.skipped;
+        self.transport_records += c.transport_records;
+    }
+}
+
 /// What evaluating some records gave: the items to submit and the counts.
 pub struct Evaluated {
     pub pending: Pending,
@@ -85,10 +99,6 @@ impl<'e, 'c> Feed<'e, 'c> {
         self
     }
 
-    pub fn counts(&self) -> Counts {
-        self.counts
-    }
-
     fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
         match (&self.skip, sub) {
             (Some((seq, last)), Some(sub)) => {
@@ -98,12 +108,26 @@ impl<'e, 'c> Feed<'e, 'c> {
         }
     }
 
+    fn take_notify(&mut self) {
+        for n in self.notify.drain(..) {
+            self.counts.notify += 1;
+            self.items.push(Arc::new(Item::Notify(n)));
+        }
+    }
+
     fn take_items(&mut self) -> Pending {
         Pending::new(std::mem::take(&mut self.items), self.books)
     }
 
     /// Syncs the dead-letter file and gives what was raised since the last chunk.
     pub fn finish(mut self) -> Evaluated {
+        // On arrival time `now` is the batch's: what falls due by then, once.
+        if self.core.clock == ClockMode::Arrival {
+            if let Some(s) = self.core.shaper.as_mut() {
+                s.advance(self.now, &mut self.notify);
+            }
+            self.take_notify();
+        }
         if self.wrote_dead_letters {
             if let Some(f) = self.core.dead_letters.as_mut() {
                 if let Err(e) = f.sync() {
@@ -159,13 +183,13 @@ impl Visit for Feed<'_, '_> {
                 None => self.items.push(Arc::new(Item::Siem(alert))),
             }
         }
-        if let Some(s) = core.shaper.as_mut() {
-            s.advance(now, &mut self.notify);
+        // On event time the clock moves with each event: what fell due goes out in order.
+        if !arrival {
+            if let Some(s) = core.shaper.as_mut() {
+                s.advance(now, &mut self.notify);
+            }
         }
-        for n in self.notify.drain(..) {
-            self.counts.notify += 1;
-            self.items.push(Arc::new(Item::Notify(n)));
-        }
+        self.take_notify();
         if self
             .chunk
             .as_ref()

@@ -134,12 +134,8 @@ impl Engine {
             Output::Sinks(d) => (d.take_spooled_alert_ids(), "alerts waiting in the spools"),
             Output::Writer(w) => match w.path() {
                 Some(path) => (
-                    output::written_since(&path, restore.output_len.unwrap_or(0)).map_err(
-                        |source| EngineError::Recover {
-                            path: path.clone(),
-                            source,
-                        },
-                    )?,
+                    output::written_since(&path, restore.output_len.unwrap_or(0))
+                        .map_err(|source| EngineError::Recover { path, source })?,
                     "alerts written after the last snapshot",
                 ),
                 None => (Vec::new(), ""),
@@ -231,6 +227,10 @@ impl Engine {
         metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
         metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
         metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
+        self.notify_items(notify)
+    }
+
+    fn notify_items(&self, notify: Vec<crate::shaping::NotifyItem>) -> Pending {
         let items = notify
             .into_iter()
             .map(|n| Arc::new(Item::Notify(n)))
@@ -246,11 +246,7 @@ impl Engine {
         };
         let mut notify = Vec::new();
         shaper.flush(&mut notify);
-        let items = notify
-            .into_iter()
-            .map(|n| Arc::new(Item::Notify(n)))
-            .collect();
-        Pending::new(items, &self.books)
+        self.notify_items(notify)
     }
 
     /// Whether every submission so far is accepted and nothing was lost.
@@ -287,11 +283,11 @@ impl Engine {
         self.core().pipeline.dedup().evicted_early
     }
 
-    /// Stops the output: the sinks' workers spool what is queued; the writer is flushed.
+    /// Stops the output: the sinks' workers spool what is queued. (The writer has nothing
+    /// to flush: every submission was written and flushed before it was accepted.)
     pub async fn shutdown(self) {
-        match self.output {
-            Output::Sinks(d) => d.close().await,
-            Output::Writer(w) => w.flush(),
+        if let Output::Sinks(d) = self.output {
+            d.close().await;
         }
     }
 }
@@ -403,36 +399,24 @@ impl Acceptance {
 
     pub async fn wait(self) -> Result<(), Refused> {
         let Acceptance { pending, wait } = self;
-        let refused = |reason: String, io_kind| {
-            Err(Refused {
-                pending: Pending {
-                    items: Vec::new(),
-                    ticket: None,
-                },
-                reason,
-                io_kind,
-            })
+        let failure = match wait {
+            Wait::Now(Ok(())) => None,
+            Wait::Now(Err(e)) => Some((format!("writing alerts: {e}"), Some(e.kind()))),
+            Wait::Sinks(a) => (!a.wait().await).then(|| {
+                let why = "a sink could neither deliver nor spool them (see the log)";
+                (why.to_string(), None)
+            }),
         };
-        let outcome = match wait {
-            Wait::Now(Ok(())) => Ok(()),
-            Wait::Now(Err(e)) => refused(format!("writing alerts: {e}"), Some(e.kind())),
-            Wait::Sinks(a) => match a.wait().await {
-                true => Ok(()),
-                false => refused(
-                    "a sink could neither deliver nor spool them (see the log)".to_string(),
-                    None,
-                ),
-            },
-        };
-        match outcome {
-            Ok(()) => {
+        match failure {
+            None => {
                 pending.settle();
                 Ok(())
             }
-            Err(mut r) => {
-                r.pending = pending;
-                Err(r)
-            }
+            Some((reason, io_kind)) => Err(Refused {
+                pending,
+                reason,
+                io_kind,
+            }),
         }
     }
 }

@@ -41,7 +41,6 @@ impl Streams {
 pub struct Writer {
     sink: Mutex<FileSink>,
     streams: Streams,
-    path: Option<PathBuf>,
 }
 
 impl Writer {
@@ -52,7 +51,6 @@ impl Writer {
         Writer {
             sink: Mutex::new(sink),
             streams,
-            path: None,
         }
     }
 
@@ -64,12 +62,12 @@ impl Writer {
         Writer {
             sink: Mutex::new(sink),
             streams: Streams::SIEM,
-            path: Some(path.to_path_buf()),
         }
     }
 
+    /// The output file (`None`: stdout).
     pub fn path(&self) -> Option<PathBuf> {
-        self.path.clone()
+        self.lock().path().map(Path::to_path_buf)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FileSink> {
@@ -94,13 +92,8 @@ impl Writer {
 
     /// Bytes in the output file (everything written is in it: writes are not buffered here).
     pub(super) fn written_len(&self) -> Option<u64> {
-        let _sink = self.lock();
-        let path = self.path.as_ref()?;
-        std::fs::metadata(path).ok().map(|m| m.len())
-    }
-
-    pub(super) fn flush(&self) {
-        let _ = io::Write::flush(&mut io::stdout());
+        let sink = self.lock();
+        std::fs::metadata(sink.path()?).ok().map(|m| m.len())
     }
 }
 

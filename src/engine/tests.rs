@@ -106,6 +106,16 @@ fn expected_ids(lines: &[&str]) -> Vec<String> {
     ids
 }
 
+/// The `alert_id` of every line of a feed.
+fn alert_ids(feed: &str) -> Vec<String> {
+    feed.lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["alert_id"].as_str().unwrap().to_string()
+        })
+        .collect()
+}
+
 fn sorted(mut v: Vec<String>) -> Vec<String> {
     v.sort();
     v
@@ -270,15 +280,7 @@ async fn the_default_writer_flushes_before_acceptance_and_recovers_after_a_crash
         engine.submit(ev.pending).await.wait().await.unwrap();
         // Accepted means on the file already.
         let written = std::fs::read_to_string(&out).unwrap();
-        let ids: Vec<String> = written
-            .lines()
-            .map(|l| {
-                serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string()
-            })
-            .collect();
+        let ids = alert_ids(&written);
         assert_eq!(sorted(ids), sorted(want_first.clone()));
         let snap = engine.snapshot().unwrap();
         assert_eq!(snap.output_len, Some(written.len() as u64));
@@ -304,15 +306,7 @@ async fn the_default_writer_flushes_before_acceptance_and_recovers_after_a_crash
     engine.submit(ev.pending).await.wait().await.unwrap();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.ends_with('\n'), "the torn line is cut");
-    let ids: Vec<String> = text
-        .lines()
-        .map(|l| {
-            serde_json::from_str::<serde_json::Value>(l).unwrap()["alert_id"]
-                .as_str()
-                .unwrap()
-                .to_string()
-        })
-        .collect();
+    let ids = alert_ids(&text);
     assert_eq!(ids.len(), want_all.len(), "each alert once");
     assert_eq!(sorted(ids), sorted(want_all));
 }

@@ -188,6 +188,25 @@ impl Summary {
     }
 }
 
+/// The Lambda handler for a config file, on its own runtime (two workers, as in Lambda).
+pub fn lambda_handler(
+    cfg: &Path,
+    drop_non_matching: bool,
+) -> (tokio::runtime::Runtime, trailwatch::source::lambda::Lambda) {
+    use trailwatch::build::{engine, Options, OutputChoice};
+    let config = trailwatch::config::load(cfg, 0).unwrap().config;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let output = OutputChoice::configured(&config, None);
+    let options = Options::live(output, trailwatch::clock::now_secs());
+    let e = rt.block_on(engine(&config, options)).unwrap();
+    let l = trailwatch::source::lambda::Lambda::new(e, drop_non_matching);
+    (rt, l)
+}
+
 // ---------------------------------------------------------------------------------------------
 // Temp files and configs
 

@@ -139,26 +139,27 @@ impl FileSink {
     /// One line: native items are serialized straight from the alert (fields in their
     /// order); only a native item whose record must be left out goes through a JSON value.
     fn line(&self, item: &Item, buf: &mut Vec<u8>) -> serde_json::Result<()> {
-        let stream = item.stream().as_str();
+        fn put<T: serde::Serialize>(
+            buf: &mut Vec<u8>,
+            stream: Option<&'static str>,
+            item: &T,
+        ) -> serde_json::Result<()> {
+            match stream {
+                Some(stream) => serde_json::to_writer(buf, &Tagged { stream, item }),
+                None => serde_json::to_writer(buf, item),
+            }
+        }
+        let stream = self.tag_stream.then(|| item.stream().as_str());
         let direct =
             self.format == Format::Native && (self.include_event || item.alert().event.is_none());
-        match (direct, item, self.tag_stream) {
-            (true, Item::Siem(a), false) => serde_json::to_writer(&mut *buf, a)?,
-            (true, Item::Notify(n), false) => serde_json::to_writer(&mut *buf, n)?,
-            (true, Item::Siem(a), true) => {
-                serde_json::to_writer(&mut *buf, &Tagged { stream, item: a })?
-            }
-            (true, Item::Notify(n), true) => {
-                serde_json::to_writer(&mut *buf, &Tagged { stream, item: n })?
-            }
-            (false, _, tag) => {
-                let v = super::render(self.format, item, self.include_event);
-                if tag {
-                    serde_json::to_writer(&mut *buf, &Tagged { stream, item: &v })?
-                } else {
-                    serde_json::to_writer(&mut *buf, &v)?
-                }
-            }
+        match (direct, item) {
+            (true, Item::Siem(a)) => put(buf, stream, a)?,
+            (true, Item::Notify(n)) => put(buf, stream, n)?,
+            (false, _) => put(
+                buf,
+                stream,
+                &super::render(self.format, item, self.include_event),
+            )?,
         }
         buf.push(b'\n');
         Ok(())
