@@ -1,12 +1,14 @@
 //! Delivery costs per item: each rendering (native JSON, OCSF, Slack Block Kit, SNS text) of
 //! an alert carrying its CloudTrail record, and the spool (append with fsync per batch of 100,
-//! then read back and commit).
+//! then read back and commit), and the delivered-ids journal (one request's ids written, fsync'd
+//! in batches; the lookup each item gets before it is sent).
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trailwatch::alert::{Alert, Severity};
 use trailwatch::item::Item;
 use trailwatch::render;
 use trailwatch::sink::destination::{render, Format};
+use trailwatch::sink::journal::Journal;
 use trailwatch::sink::spool::Spool;
 
 fn item() -> Item {
@@ -74,6 +76,37 @@ fn bench(c: &mut Criterion) {
             spool.commit(back.len()).expect("commit");
         })
     });
+    g.finish();
+
+    // A journal at its default bound, full, as after a long run.
+    let mut journal = Journal::open(&dir.path().join("delivered.ids"), 100_000).expect("journal");
+    let mut next = 0u128;
+    let mut ids = |n: usize| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                next += 1;
+                format!("{:032x}", next.wrapping_mul(0x9e37_79b9_7f4a_7c15))
+            })
+            .collect()
+    };
+    for _ in 0..1000 {
+        let batch = ids(100);
+        journal
+            .record(batch.iter().map(String::as_str))
+            .expect("record");
+    }
+    let mut g = c.benchmark_group("journal");
+    g.throughput(Throughput::Elements(10));
+    g.bench_function("record_request_of_10", |b| {
+        b.iter_batched(
+            || ids(10),
+            |batch| journal.record(batch.iter().map(String::as_str)),
+            criterion::BatchSize::SmallInput,
+        )
+    });
+    let probe = it.id();
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("contains", |b| b.iter(|| journal.contains(&probe)));
     g.finish();
 }
 

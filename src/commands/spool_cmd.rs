@@ -87,19 +87,23 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         .to_string()
                     })
                     .unwrap_or_else(|| "-".into());
-                let corrupt: Vec<String> = sp
+                let mut corrupt: Vec<String> = sp
                     .corrupt
                     .iter()
                     .map(|c| {
                         format!(
-                            "{} at {}: {} ({} bytes skipped)",
+                            "{} at {}: {} ({} bytes skipped, copied to {})",
                             c.segment.display(),
                             c.offset,
                             c.reason,
-                            c.skipped_bytes
+                            c.bytes,
+                            c.quarantine.display()
                         )
                     })
                     .collect();
+                if let Some(why) = &sp.cursor_problem {
+                    corrupt.push(format!("cursor: {why} (read from the oldest segment)"));
+                }
                 println!(
                     "{:<24} {:>8} {:>12} {:>12}  {}",
                     s.name,

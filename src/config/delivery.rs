@@ -52,6 +52,8 @@ pub struct DeliverySettings {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub spool_segment_bytes: u64,
+    /// How many delivered ids each sink's journal remembers (to skip after a crash).
+    pub delivered_ids: usize,
     /// Longest an item waits for direct delivery before it is spooled (and acknowledged).
     pub accept_within: Duration,
 }
@@ -66,6 +68,7 @@ impl Default for DeliverySettings {
             backoff_initial: Duration::from_millis(500),
             backoff_max: Duration::from_secs(60),
             spool_segment_bytes: 8 << 20,
+            delivered_ids: 100_000,
             accept_within: Duration::from_secs(5),
         }
     }
@@ -209,6 +212,7 @@ struct DeliveryRaw {
     backoff_initial: Option<String>,
     backoff_max: Option<String>,
     spool_segment_bytes: Option<u64>,
+    delivered_ids: Option<usize>,
     accept_within: Option<String>,
 }
 
@@ -304,6 +308,12 @@ pub(super) fn read(
                 c.error("delivery.spool_segment_bytes", "must be at least 4096");
             }
             settings.spool_segment_bytes = b.max(4096);
+        }
+        if let Some(n) = raw.delivered_ids {
+            if n < 1000 {
+                c.error("delivery.delivered_ids", "must be at least 1000");
+            }
+            settings.delivered_ids = n.max(1000);
         }
     }
     let mut specs = Vec::new();

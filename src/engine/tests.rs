@@ -60,7 +60,7 @@ fn sinks(c: &Config, state_dir: &Path, mem: &Memory, accept_within: Duration) ->
         },
     }];
     let router = Router::new(&c.delivery.routes, &c.policy.ous);
-    Output::Sinks(Dispatcher::start(router, parts, state_dir, 1 << 20).unwrap())
+    Output::Sinks(Dispatcher::start(router, parts, state_dir, 1 << 20, 1000).unwrap())
 }
 
 /// An engine on the test config, delivering to `mem` with spools under `dir`.

@@ -126,6 +126,7 @@ pub async fn dispatcher(
         parts,
         &d.settings.state_dir,
         d.settings.spool_segment_bytes,
+        d.settings.delivered_ids,
     )
     .map(Some)
     .map_err(|source| BuildError::Spool {

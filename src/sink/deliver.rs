@@ -22,6 +22,7 @@ use tokio_util::task::TaskTracker;
 
 use super::destination::Destination;
 use super::error::{Class, SendError};
+use super::journal::{Journal, SYNC_INTERVAL};
 use super::spool::Spool;
 use crate::item::Item;
 use crate::sink::route::Router;
@@ -46,6 +47,7 @@ struct Worker {
     name: String,
     target: Destination,
     spool: Spool,
+    journal: Journal,
     rejected: PathBuf,
     s: WorkerSettings,
     rx: mpsc::Receiver<Job>,
@@ -56,39 +58,87 @@ struct Worker {
     attempt: u32,
     isolate: bool,
     last_broken_log: Option<Instant>,
+    last_journal_error: Option<Instant>,
+}
+
+/// Whether a repeated error is due for logging again (at most once a minute).
+fn once_a_minute(last: &mut Option<Instant>) -> bool {
+    if last.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+        return false;
+    }
+    *last = Some(Instant::now());
+    true
+}
+
+fn gauges(name: &str, spool: &Spool) {
+    metrics::gauge!("trailwatch_sink_spool_depth", "sink" => name.to_string())
+        .set(spool.len() as f64);
+    let age = spool
+        .oldest_millis()
+        .map(|t| crate::clock::now_millis().saturating_sub(t) as f64 / 1000.0)
+        .unwrap_or(0.0);
+    metrics::gauge!("trailwatch_sink_spool_oldest_age_seconds", "sink" => name.to_string())
+        .set(age);
+}
+
+/// Writes items to the spool (fsync'd). Failing to spool is the one thing that cannot be
+/// accepted: the items stay unacknowledged (the source does not checkpoint them, serve does
+/// not answer 200).
+fn spool_items(name: &str, spool: &mut Spool, items: &[Arc<Item>]) -> bool {
+    let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
+    match spool.append(&payloads, crate::clock::now_millis()) {
+        Ok(()) => {
+            metrics::counter!("trailwatch_sink_spooled_total", "sink" => name.to_string())
+                .increment(items.len() as u64);
+            gauges(name, spool);
+            true
+        }
+        Err(e) => {
+            metrics::counter!("trailwatch_sink_spool_write_errors_total", "sink" => name.to_string())
+                .increment(1);
+            tracing::error!(sink = %name, error = %e, items = items.len(), "cannot write the spool: these alerts are not acknowledged (the source keeps them)");
+            false
+        }
+    }
+}
+
+/// Spools a job that arrived while the spool is not empty and acknowledges it.
+fn spool_job(name: &str, spool: &mut Spool, j: Job) {
+    if spool_items(name, spool, &j.items) {
+        metrics::histogram!("trailwatch_sink_accept_seconds", "sink" => name.to_string())
+            .record(j.enqueued.elapsed().as_secs_f64());
+        let _ = j.done.send(());
+    }
+}
+
+/// One request, bounded by `limit`, counted.
+async fn send(
+    target: &mut Destination,
+    name: &str,
+    batch: &[Arc<Item>],
+    limit: Duration,
+) -> super::destination::Outcome {
+    let started = Instant::now();
+    let out = match tokio::time::timeout(limit, target.send(batch)).await {
+        Ok(o) => o,
+        Err(_) => super::destination::Outcome::none(SendError::retry(format!(
+            "no answer within {limit:?}"
+        ))),
+    };
+    if out.delivered > 0 {
+        metrics::counter!("trailwatch_sink_sent_total", "sink" => name.to_string())
+            .increment(out.delivered as u64);
+        metrics::histogram!("trailwatch_sink_request_seconds", "sink" => name.to_string())
+            .record(started.elapsed().as_secs_f64());
+    }
+    if let Some(e) = &out.error {
+        metrics::counter!("trailwatch_sink_failures_total", "sink" => name.to_string(), "kind" => e.kind())
+            .increment(1);
+    }
+    out
 }
 
 impl Worker {
-    fn gauges(&self) {
-        metrics::gauge!("trailwatch_sink_spool_depth", "sink" => self.name.clone())
-            .set(self.spool.len() as f64);
-        let age = self
-            .spool
-            .oldest_millis()
-            .map(|t| crate::clock::now_millis().saturating_sub(t) as f64 / 1000.0)
-            .unwrap_or(0.0);
-        metrics::gauge!("trailwatch_sink_spool_oldest_age_seconds", "sink" => self.name.clone())
-            .set(age);
-    }
-
-    /// Writes items to the spool (fsync'd). Failing to spool is the one thing that cannot be
-    /// accepted: the items stay unacknowledged (the source does not checkpoint them).
-    fn spool_items(&mut self, items: &[Arc<Item>]) -> bool {
-        let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
-        match self.spool.append(&payloads, crate::clock::now_millis()) {
-            Ok(()) => {
-                metrics::counter!("trailwatch_sink_spooled_total", "sink" => self.name.clone())
-                    .increment(items.len() as u64);
-                self.gauges();
-                true
-            }
-            Err(e) => {
-                tracing::error!(sink = %self.name, error = %e, "cannot write the spool: these alerts are not acknowledged");
-                false
-            }
-        }
-    }
-
     fn reject(&mut self, item: &Item, why: &SendError) {
         metrics::counter!("trailwatch_sink_rejected_total", "sink" => self.name.clone())
             .increment(1);
@@ -113,6 +163,33 @@ impl Worker {
         if let Err(e) = written {
             tracing::error!(sink = %self.name, error = %e, path = %self.rejected.display(), "cannot write the rejected file");
         }
+        self.remember(std::slice::from_ref(&item.id()));
+    }
+
+    /// Journals delivered (or rejected) ids before the next request goes out.
+    fn remember(&mut self, ids: &[String]) {
+        if let Err(e) = self.journal.record(ids.iter().map(String::as_str)) {
+            metrics::counter!("trailwatch_sink_journal_errors_total", "sink" => self.name.clone())
+                .increment(1);
+            if once_a_minute(&mut self.last_journal_error) {
+                tracing::error!(sink = %self.name, error = %e, "cannot write the delivered-ids journal: a crash now could repeat these deliveries");
+            }
+        }
+    }
+
+    /// Drops items the journal knows were delivered (records read again after a crash).
+    fn skip_delivered(&self, items: &mut Vec<Arc<Item>>) {
+        if self.journal.is_empty() {
+            return;
+        }
+        let before = items.len();
+        items.retain(|i| !self.journal.contains(&i.id()));
+        let skipped = before - items.len();
+        if skipped > 0 {
+            metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
+                .increment(skipped as u64);
+            tracing::info!(sink = %self.name, skipped, "items already delivered before a restart are not sent again");
+        }
     }
 
     async fn pace(&mut self) {
@@ -125,37 +202,26 @@ impl Worker {
         self.last_send = Some(Instant::now());
     }
 
-    async fn send(&mut self, batch: &[Arc<Item>], limit: Duration) -> super::destination::Outcome {
+    /// Sends one request and journals what it delivered.
+    async fn send_now(&mut self, batch: &[Arc<Item>]) -> super::destination::Outcome {
         self.pace().await;
-        let started = Instant::now();
-        let out = match tokio::time::timeout(limit, self.target.send(batch)).await {
-            Ok(o) => o,
-            Err(_) => super::destination::Outcome::none(SendError::retry(format!(
-                "no answer within {limit:?}"
-            ))),
-        };
-        if out.delivered > 0 {
-            metrics::counter!("trailwatch_sink_sent_total", "sink" => self.name.clone())
-                .increment(out.delivered as u64);
-            metrics::histogram!("trailwatch_sink_request_seconds", "sink" => self.name.clone())
-                .record(started.elapsed().as_secs_f64());
-        }
-        if let Some(e) = &out.error {
-            metrics::counter!("trailwatch_sink_failures_total", "sink" => self.name.clone(), "kind" => e.kind())
-                .increment(1);
-        }
+        let out = send(&mut self.target, &self.name, batch, self.s.timeout).await;
+        self.delivered(batch, out.delivered);
         out
+    }
+
+    fn delivered(&mut self, batch: &[Arc<Item>], n: usize) {
+        if n > 0 {
+            let ids: Vec<String> = batch[..n.min(batch.len())].iter().map(|i| i.id()).collect();
+            self.remember(&ids);
+        }
     }
 
     fn log_failure(&mut self, e: &SendError, spooled: bool) {
         match e.class {
             Class::Broken => {
-                let quiet = self
-                    .last_broken_log
-                    .is_some_and(|t| t.elapsed() < Duration::from_secs(60));
-                if !quiet {
+                if once_a_minute(&mut self.last_broken_log) {
                     tracing::error!(sink = %self.name, error = %e, "the destination refuses us (credentials, permissions, a revoked webhook?): alerts are kept in the spool until it is fixed");
-                    self.last_broken_log = Some(Instant::now());
                 }
             }
             _ if spooled => {
@@ -175,17 +241,18 @@ impl Worker {
             .unwrap_or_else(Instant::now);
         let deadline = oldest + self.s.accept_within;
         let mut rest: Vec<Arc<Item>> = jobs.iter().flat_map(|j| j.items.iter().cloned()).collect();
+        self.skip_delivered(&mut rest);
         let mut attempt = 0u32;
         let mut isolate = false;
         while !rest.is_empty() {
             let now = Instant::now();
             if now >= deadline || shutdown.is_cancelled() {
-                return self.spool_items(&rest);
+                return spool_items(&self.name, &mut self.spool, &rest);
             }
             let n = if isolate { 1 } else { self.target.max_batch() }.min(rest.len());
             // A request once started runs to its timeout: cutting it short at the deadline
             // could deliver it and still spool it (a repeat).
-            let out = self.send(&rest[..n], self.s.timeout).await;
+            let out = self.send_now(&rest[..n]).await;
             rest.drain(..out.delivered.min(n));
             let Some(e) = out.error else {
                 attempt = 0;
@@ -201,7 +268,7 @@ impl Worker {
                     self.log_failure(&e, true);
                     self.attempt = 1;
                     self.next_try = Instant::now() + self.backoff(1, None);
-                    return self.spool_items(&rest);
+                    return spool_items(&self.name, &mut self.spool, &rest);
                 }
                 Class::Retry { after } => {
                     attempt += 1;
@@ -212,7 +279,7 @@ impl Worker {
                         self.log_failure(&e, true);
                         self.attempt = attempt;
                         self.next_try = Instant::now() + wait;
-                        return self.spool_items(&rest);
+                        return spool_items(&self.name, &mut self.spool, &rest);
                     }
                     self.log_failure(&e, false);
                     tokio::time::sleep(wait).await;
@@ -227,8 +294,15 @@ impl Worker {
         after.map_or(b, |a| a.max(b))
     }
 
-    /// One try at the head of the spool.
-    async fn drain_once(&mut self) {
+    fn commit(&mut self, n: usize) {
+        if let Err(e) = self.spool.commit(n) {
+            tracing::error!(sink = %self.name, error = %e, "cannot move the spool cursor");
+        }
+    }
+
+    /// The head of the spool, up to a batch: the items to send and how many records they
+    /// span. Records the journal knows were delivered are committed here, unsent.
+    fn spool_head(&mut self) -> Option<Vec<Arc<Item>>> {
         let n = if self.isolate {
             1
         } else {
@@ -239,27 +313,69 @@ impl Worker {
             Err(e) => {
                 tracing::error!(sink = %self.name, error = %e, "cannot read the spool");
                 self.next_try = Instant::now() + self.s.backoff_max;
-                return;
+                return None;
             }
         };
         let mut items = Vec::with_capacity(payloads.len());
+        let (mut skip, mut repeats) = (0, 0);
         for p in &payloads {
             match Item::from_spool(p) {
+                Ok(i) if self.journal.contains(&i.id()) => {
+                    if !items.is_empty() {
+                        break;
+                    }
+                    skip += 1;
+                    repeats += 1;
+                }
                 Ok(i) => items.push(Arc::new(i)),
                 Err(e) => {
+                    if !items.is_empty() {
+                        break;
+                    }
                     // Checksummed, so this is a format from another version: never retried.
+                    metrics::counter!("trailwatch_sink_spool_unreadable_total", "sink" => self.name.clone())
+                        .increment(1);
                     tracing::error!(sink = %self.name, error = %e, "an unreadable spool record is dropped");
-                    break;
+                    skip += 1;
                 }
             }
         }
+        if skip > 0 {
+            metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
+                .increment(repeats as u64);
+            self.commit(skip);
+            self.next_try = Instant::now();
+            return None;
+        }
+        Some(items)
+    }
+
+    /// One try at the head of the spool. While the request is out, new items go straight
+    /// behind it in the spool and are acknowledged (a slow sink never holds the source).
+    async fn drain_once(&mut self) {
+        let Some(items) = self.spool_head() else {
+            gauges(&self.name, &self.spool);
+            return;
+        };
         if items.is_empty() {
-            if let Err(e) = self.spool.commit(1) {
-                tracing::error!(sink = %self.name, error = %e, "cannot move the spool cursor");
-            }
             return;
         }
-        let out = self.send(&items, self.s.timeout).await;
+        self.pace().await;
+        let out = {
+            let request = send(&mut self.target, &self.name, &items, self.s.timeout);
+            tokio::pin!(request);
+            let mut intake = true;
+            loop {
+                tokio::select! {
+                    out = &mut request => break out,
+                    j = self.rx.recv(), if intake => match j {
+                        Some(j) => spool_job(&self.name, &mut self.spool, j),
+                        None => intake = false,
+                    },
+                }
+            }
+        };
+        self.delivered(&items, out.delivered);
         let mut done = out.delivered.min(items.len());
         match out.error {
             None => {
@@ -285,18 +401,16 @@ impl Worker {
             },
         }
         if done > 0 {
-            if let Err(e) = self.spool.commit(done) {
-                tracing::error!(sink = %self.name, error = %e, "cannot move the spool cursor");
-            }
+            self.commit(done);
             if self.spool.is_empty() {
                 tracing::info!(sink = %self.name, "spool drained: delivering directly again");
             }
         }
-        self.gauges();
+        gauges(&self.name, &self.spool);
     }
 
     async fn run(mut self, shutdown: CancellationToken) {
-        self.gauges();
+        gauges(&self.name, &self.spool);
         loop {
             if shutdown.is_cancelled() {
                 break;
@@ -305,6 +419,10 @@ impl Worker {
                 let first = tokio::select! {
                     j = self.rx.recv() => j,
                     _ = shutdown.cancelled() => None,
+                    _ = tokio::time::sleep(SYNC_INTERVAL) => {
+                        let _ = self.journal.sync();
+                        continue;
+                    }
                 };
                 let Some(first) = first else { break };
                 let mut jobs = vec![first];
@@ -329,11 +447,7 @@ impl Worker {
                 let wake = tokio::time::Instant::from_std(self.next_try);
                 tokio::select! {
                     j = self.rx.recv() => match j {
-                        Some(j) => {
-                            if self.spool_items(&j.items) {
-                                let _ = j.done.send(());
-                            }
-                        }
+                        Some(j) => spool_job(&self.name, &mut self.spool, j),
                         None => break,
                     },
                     _ = tokio::time::sleep_until(wake) => self.drain_once().await,
@@ -344,10 +458,31 @@ impl Worker {
         // Shutdown: keep what is queued for the next start.
         self.rx.close();
         while let Some(j) = self.rx.recv().await {
-            if self.spool_items(&j.items) {
-                let _ = j.done.send(());
-            }
+            spool_job(&self.name, &mut self.spool, j);
         }
+        if let Err(e) = self.journal.sync() {
+            tracing::error!(sink = %self.name, error = %e, "cannot sync the delivered-ids journal");
+        }
+    }
+}
+
+/// Logs and counts what opening a spool found damaged.
+fn report_damage(sink: &str, spool: &Spool) {
+    for c in &spool.corrupt {
+        if c.new {
+            metrics::counter!("trailwatch_sink_spool_corrupt_total", "sink" => sink.to_string())
+                .increment(1);
+            metrics::counter!("trailwatch_sink_spool_corrupt_bytes_total", "sink" => sink.to_string())
+                .increment(c.bytes);
+            tracing::error!(sink, segment = %c.segment.display(), offset = c.offset, bytes = c.bytes, reason = %c.reason, quarantine = %c.quarantine.display(), "damaged spool bytes quarantined: the records there are lost, the rest are delivered");
+        } else {
+            tracing::warn!(sink, segment = %c.segment.display(), offset = c.offset, bytes = c.bytes, quarantine = %c.quarantine.display(), "damaged spool bytes (quarantined before) skipped");
+        }
+    }
+    if let Some(why) = &spool.cursor_problem {
+        metrics::counter!("trailwatch_sink_spool_cursor_invalid_total", "sink" => sink.to_string())
+            .increment(1);
+        tracing::error!(sink, reason = %why, "the spool cursor is damaged: reading from the oldest segment, skipping what the delivered-ids journal knows was delivered");
     }
 }
 
@@ -397,17 +532,19 @@ impl Dispatcher {
         parts: Vec<SinkParts>,
         state_dir: &std::path::Path,
         segment_bytes: u64,
+        delivered_ids: usize,
     ) -> std::io::Result<Dispatcher> {
         let stop = CancellationToken::new();
         let workers = TaskTracker::new();
         let mut sinks = Vec::new();
         let mut spooled_at_start = Vec::new();
         for p in parts {
-            let spool = Spool::open(&super::spool::dir(state_dir, &p.name), segment_bytes)?;
-            for c in &spool.corrupt {
-                metrics::counter!("trailwatch_sink_spool_corrupt_total", "sink" => p.name.clone())
-                    .increment(1);
-                tracing::error!(sink = %p.name, segment = %c.segment.display(), offset = c.offset, skipped_bytes = c.skipped_bytes, reason = %c.reason, "corrupt spool tail skipped");
+            let dir = super::spool::dir(state_dir, &p.name);
+            let spool = Spool::open(&dir, segment_bytes)?;
+            report_damage(&p.name, &spool);
+            let journal = Journal::open(&dir.join("delivered.ids"), delivered_ids)?;
+            if journal.damaged > 0 {
+                tracing::error!(sink = %p.name, entries = journal.damaged, "damaged delivered-ids journal entries skipped: those deliveries could repeat");
             }
             if !spool.is_empty() {
                 tracing::info!(sink = %p.name, spooled = spool.len(), "delivering the spool first");
@@ -422,6 +559,7 @@ impl Dispatcher {
                 name: p.name.clone(),
                 target: p.target,
                 spool,
+                journal,
                 rejected: super::spool::rejected_file(state_dir, &p.name),
                 s: p.settings,
                 rx,
@@ -430,6 +568,7 @@ impl Dispatcher {
                 attempt: 0,
                 isolate: false,
                 last_broken_log: None,
+                last_journal_error: None,
             };
             workers.spawn(worker.run(stop.clone()));
             sinks.push(SinkHandle { name: p.name, tx });

@@ -9,5 +9,6 @@ pub mod build;
 pub mod deliver;
 pub mod destination;
 pub mod error;
+pub mod journal;
 pub mod route;
 pub mod spool;
