@@ -808,11 +808,111 @@ fn validate_reports_every_problem_at_once() {
     assert_problem(
         &errors,
         &file,
-        "policy.accounts.\"111122223333\"",
-        &["colour"],
+        "policy.accounts.\"111122223333\".colour",
+        &["unknown field `colour`"],
     );
     assert_meaning_problems(&errors, &file);
     assert_eq!(errors.len(), 5, "{}", out.show());
+}
+
+/// Issue 12: every value of the wrong type, in every section, is reported in one run with
+/// its full key path, what was expected and what was found, and no follow-on warning.
+#[test]
+fn validate_names_every_wrong_type_with_its_key_path() {
+    let t = Tmp::new();
+    let cfg = t.config(
+        r#"
+[policy]
+approved_regions = "us-east-1"
+
+[dedup]
+event_ttl = 5
+
+[decode]
+max_decompressed_bytes = "big"
+
+[source.kinesis]
+stream = 5
+max_records = "x"
+poll_interval = "fast"
+
+[checkpoint]
+path = 7
+
+[delivery]
+timeout = "10"
+queue = "big"
+accept_within = 5
+
+[[sinks]]
+name = "hook"
+type = "webhook"
+url = 5
+batch = "x"
+
+[[routes]]
+stream = "siem"
+sinks = ["hook"]
+min_severity = 3
+
+[[rules]]
+id = "r1"
+title = 3
+filter = '{ $.eventName = "X" }'
+"#,
+    );
+    let out = run(["validate", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    let file = s(&cfg);
+    let errors = problem_lines(&out, "error");
+    for (key, words) in [
+        (
+            "policy.approved_regions",
+            &["expected a sequence", "found string \"us-east-1\""][..],
+        ),
+        ("dedup.event_ttl", &["found integer"]),
+        (
+            "decode.max_decompressed_bytes",
+            &["expected usize", "found string \"big\""],
+        ),
+        (
+            "source.kinesis.stream",
+            &["expected a string", "found integer"],
+        ),
+        ("source.kinesis.max_records", &["found string \"x\""]),
+        (
+            "source.kinesis.poll_interval",
+            &["\"fast\" is not a duration"],
+        ),
+        ("checkpoint.path", &["expected a string", "found integer"]),
+        ("delivery.timeout", &["\"10\" is not a duration"]),
+        (
+            "delivery.queue",
+            &["expected usize", "found string \"big\""],
+        ),
+        (
+            "delivery.accept_within",
+            &["expected a string", "found integer 5"],
+        ),
+        ("sinks[0].url", &["expected a string", "found integer 5"]),
+        (
+            "sinks[0].batch",
+            &["expected an integer", "found string \"x\""],
+        ),
+        (
+            "routes[0].min_severity",
+            &["expected a string", "found integer 3"],
+        ),
+        ("rules[0].title", &["expected a string", "found integer"]),
+    ] {
+        assert_problem(&errors, &file, key, words);
+    }
+    assert_eq!(errors.len(), 14, "one problem per key:\n{}", out.show());
+    assert!(
+        !out.stdout.contains("empty: every account"),
+        "no follow-on warning about the list that had the wrong type:\n{}",
+        out.show()
+    );
 }
 
 /// The same problems without the unknown key: the four meaning checks, all in one run.

@@ -332,7 +332,8 @@ colour = "red"
         out.stdout
     );
     assert!(
-        out.stdout.contains("rules[1]: unknown field `colour`"),
+        out.stdout
+            .contains("rules[1].colour: unknown field `colour`"),
         "{}",
         out.stdout
     );

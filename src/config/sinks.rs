@@ -81,13 +81,7 @@ pub(super) fn duration(
             }
         },
         Some(other) => {
-            c.error(
-                key,
-                format!(
-                    "expected a duration string like \"10s\", found {}",
-                    other.type_str()
-                ),
-            );
+            c.type_error(key, "a duration string like \"10s\"", other);
             default
         }
     }
@@ -102,10 +96,7 @@ fn string(c: &mut Collector, key: &str, v: Option<&Value>) -> Option<String> {
             None
         }
         Some(other) => {
-            c.error(
-                key,
-                format!("expected a string, found {}", other.type_str()),
-            );
+            c.type_error(key, "a string", other);
             None
         }
     }
@@ -120,10 +111,7 @@ fn integer(c: &mut Collector, key: &str, v: Option<&Value>, min: i64) -> Option<
             None
         }
         Some(other) => {
-            c.error(
-                key,
-                format!("expected an integer, found {}", other.type_str()),
-            );
+            c.type_error(key, "an integer", other);
             None
         }
     }

@@ -16,6 +16,9 @@ pub(super) struct Collector<'f> {
     pub(super) rule_ids: std::collections::BTreeSet<String>,
     /// `[shaping]` as read, the base of rules' overrides.
     pub(super) shaping: super::ShapingSettings,
+    /// Keys whose value had the wrong type: later problems of those keys are follow-ons of
+    /// the one reported, and are not reported again.
+    typed: BTreeSet<String>,
 }
 
 impl Collector<'_> {
@@ -30,10 +33,14 @@ impl Collector<'_> {
         key: impl Into<String>,
         message: impl Into<String>,
     ) {
+        let key = key.into();
+        if self.typed.contains(&key) {
+            return;
+        }
         self.problems.push(Problem {
             level,
             file: file.to_string(),
-            key: key.into(),
+            key,
             message: message.into(),
         });
     }
@@ -63,34 +70,178 @@ impl Collector<'_> {
     pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Level::Error, key, message);
     }
+    /// A value of the wrong type; later problems of the same key are not reported.
+    pub(super) fn type_error(&mut self, key: &str, expected: &str, found: &Value) {
+        self.error(
+            key,
+            format!("expected {expected}, found {} {found}", found.type_str()),
+        );
+        self.typed.insert(key.to_string());
+    }
     pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Level::Warning, key, message);
     }
 
-    /// Deserializes one table entry on its own; a failure is recorded, not fatal. Unknown
-    /// keys are reported and dropped, then reading goes on, so the rest is still checked.
+    /// Deserializes one table entry on its own; a failure is recorded, not fatal. Every
+    /// problem is reported with its full key path: an unknown key is dropped, a value of the
+    /// wrong type is replaced by a neutral one of the expected type (and later checks of that
+    /// key stay quiet), then reading goes on, so the rest is still checked.
     pub(super) fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
-        loop {
-            match value.clone().try_into::<T>() {
+        let mut removed: BTreeSet<String> = BTreeSet::new();
+        for _ in 0..256 {
+            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
                 Ok(v) => return Some(v),
-                Err(e) => {
-                    let msg = e.message().trim().to_string();
-                    let unknown = msg
-                        .strip_prefix("unknown field `")
-                        .and_then(|r| r.split('`').next())
-                        .map(str::to_string);
-                    self.error(key, msg);
-                    let removed = match (unknown, value.as_table_mut()) {
-                        (Some(field), Some(t)) => t.remove(&field).is_some(),
-                        _ => false,
-                    };
-                    if !removed {
-                        return None;
+                Err(e) => e,
+            };
+            let segments: Vec<Segment> = e.path().iter().map(Segment::from).collect();
+            let here = full_key(key, &segments);
+            let msg = e.inner().message().trim().to_string();
+            if let Some(field) = quoted_after(&msg, "unknown field `") {
+                self.error(&here, &msg);
+                let mut at = segments.as_slice();
+                if let Some((Segment::Key(last), parent)) = at.split_last() {
+                    if *last == field {
+                        at = parent;
                     }
                 }
+                if table_at(&mut value, at).is_some_and(|t| t.remove(&field).is_some()) {
+                    continue;
+                }
+                return None;
+            }
+            if let Some(field) = quoted_after(&msg, "missing field `") {
+                let child = full_key(&here, &[Segment::Key(field)]);
+                if !removed.contains(&child) {
+                    self.error(&here, &msg);
+                }
+                return None;
+            }
+            let expected = msg
+                .split("expected ")
+                .nth(1)
+                .map(|e| e.split(", found").next().unwrap_or(e))
+                .map(|e| if e == "string only" { "a string" } else { e })
+                .unwrap_or("")
+                .to_string();
+            let shown = match value_at(&value, &segments) {
+                Some(v) if !expected.is_empty() => {
+                    format!("expected {expected}, found {} {v}", v.type_str())
+                }
+                _ => msg.clone(),
+            };
+            self.error(&here, shown);
+            self.typed.insert(here.clone());
+            let (last, parent) = segments.split_last()?;
+            let fixed = match (neutral(&expected), last, table_at(&mut value, parent)) {
+                (Some(v), Segment::Key(f), Some(t)) => t.insert(f.clone(), v).is_some(),
+                (None, Segment::Key(f), Some(t)) => {
+                    removed.insert(here.clone());
+                    t.remove(f).is_some()
+                }
+                // An element of an array: drop the whole array (its first bad element is named).
+                (_, Segment::Index(_), _) => match parent.split_last() {
+                    Some((Segment::Key(f), grand)) => {
+                        removed.insert(full_key(key, parent));
+                        self.typed.insert(full_key(key, parent));
+                        table_at(&mut value, grand).is_some_and(|t| t.remove(f).is_some())
+                    }
+                    _ => false,
+                },
+                _ => false,
+            };
+            if !fixed {
+                return None;
             }
         }
+        None
     }
+}
+
+/// One step of a key path.
+#[derive(Debug, Clone)]
+enum Segment {
+    Key(String),
+    Index(usize),
+}
+
+impl From<&serde_path_to_error::Segment> for Segment {
+    fn from(s: &serde_path_to_error::Segment) -> Self {
+        match s {
+            serde_path_to_error::Segment::Seq { index } => Segment::Index(*index),
+            serde_path_to_error::Segment::Map { key } => Segment::Key(key.clone()),
+            serde_path_to_error::Segment::Enum { variant } => Segment::Key(variant.clone()),
+            serde_path_to_error::Segment::Unknown => Segment::Key("?".into()),
+        }
+    }
+}
+
+fn full_key(base: &str, path: &[Segment]) -> String {
+    let mut out = base.to_string();
+    for s in path {
+        match s {
+            Segment::Key(name) => {
+                if !out.is_empty() {
+                    out.push('.');
+                }
+                out.push_str(&k(name));
+            }
+            Segment::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+fn quoted_after(msg: &str, prefix: &str) -> Option<String> {
+    Some(msg.strip_prefix(prefix)?.split('`').next()?.to_string())
+}
+
+/// The value at `path` inside `value`.
+fn value_at<'v>(value: &'v Value, path: &[Segment]) -> Option<&'v Value> {
+    let mut v = value;
+    for s in path {
+        v = match s {
+            Segment::Key(name) => v.as_table()?.get(name)?,
+            Segment::Index(i) => v.as_array()?.get(*i)?,
+        };
+    }
+    Some(v)
+}
+
+/// The table at `path` inside `value`.
+fn table_at<'v>(value: &'v mut Value, path: &[Segment]) -> Option<&'v mut Table> {
+    let mut v = value;
+    for s in path {
+        v = match s {
+            Segment::Key(name) => v.as_table_mut()?.get_mut(name)?,
+            Segment::Index(i) => v.as_array_mut()?.get_mut(*i)?,
+        };
+    }
+    v.as_table_mut()
+}
+
+/// A neutral value of the type serde expected ("a string", "u64", "a sequence", …).
+fn neutral(expected: &str) -> Option<Value> {
+    let e = expected.trim();
+    let int = [
+        "i8", "i16", "i32", "i64", "u8", "u16", "u32", "u64", "usize", "isize",
+    ];
+    Some(
+        if e.starts_with("a string") || e.starts_with("a borrowed string") {
+            Value::String(String::new())
+        } else if int.contains(&e) || e.starts_with("an integer") {
+            Value::Integer(0)
+        } else if e == "f32" || e == "f64" || e.starts_with("a float") {
+            Value::Float(0.0)
+        } else if e.starts_with("a boolean") {
+            Value::Boolean(false)
+        } else if e.starts_with("a sequence") {
+            Value::Array(Vec::new())
+        } else if e.starts_with("a map") || e.starts_with("struct ") {
+            Value::Table(Table::new())
+        } else {
+            return None;
+        },
+    )
 }
 
 /// Quotes a TOML key when it needs it.
@@ -125,6 +276,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         problems: Vec::new(),
         rule_ids: Default::default(),
         shaping: Default::default(),
+        typed: Default::default(),
     };
     let mut root: Table = match text.parse() {
         Ok(t) => t,
