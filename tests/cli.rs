@@ -445,7 +445,7 @@ fn dead_letter_gzip_bomb() {
         TEST_CONFIG,
         &get_records_line(&bomb),
         "Records[0]/base64",
-        "decompression cap",
+        "(decode.max_decompressed_bytes)",
     );
     assert!(d["reason"].as_str().unwrap().contains("134217728"), "{d}");
 }

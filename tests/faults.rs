@@ -104,3 +104,93 @@ fn kill_9_while_delivering_repeats_at_most_the_request_in_flight() {
         moments.len()
     );
 }
+
+/// Peak RSS (VmHWM, KiB) of a child, read from `/proc/<pid>/status` until it exits.
+fn run_with_peak_rss(mut cmd: std::process::Command) -> (std::process::Output, u64) {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start trailwatch");
+    let pid = child.id();
+    let peak = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let watcher = {
+        let peak = peak.clone();
+        std::thread::spawn(move || {
+            while let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) {
+                if let Some(kb) = status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                {
+                    peak.fetch_max(kb, std::sync::atomic::Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        })
+    };
+    let out = child.wait_with_output().expect("wait");
+    watcher.join().unwrap();
+    (out, peak.load(std::sync::atomic::Ordering::Relaxed))
+}
+
+/// A 1 MB `.jsonl.gz` that inflates to 1 GiB of zeros: `replay` stops reading it at
+/// `decode.max_decompressed_bytes`, with a dead letter naming the cap, in well under twice
+/// the cap of memory; the good file beside it is still read.
+#[test]
+fn a_gzip_bomb_input_file_is_capped_and_dead_lettered() {
+    use flate2::{write::GzEncoder, Compression};
+    use std::io::Write;
+    let t = Tmp::new();
+    let member = {
+        let mut e = GzEncoder::new(Vec::new(), Compression::best());
+        e.write_all(&vec![0u8; 8 << 20]).unwrap();
+        e.finish().unwrap()
+    };
+    let bomb = t.path("bomb.jsonl.gz");
+    let mut f = std::fs::File::create(&bomb).unwrap();
+    for _ in 0..128 {
+        f.write_all(&member).unwrap(); // 128 members of 8 MiB: 1 GiB inflated
+    }
+    drop(f);
+    assert!(std::fs::metadata(&bomb).unwrap().len() < 2 << 20);
+    const CAP: u64 = 64 << 20;
+    let cfg = t.write(
+        "bomb.toml",
+        format!("{POLICY}\n[decode]\nmax_decompressed_bytes = {CAP}\n"),
+    );
+    let good = t.write("good.jsonl", jsonl(&stratus()));
+    let dead = t.path("dead.jsonl");
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    cmd.args(["replay", "--config"])
+        .arg(&cfg)
+        .arg("--dead-letter")
+        .arg(&dead)
+        .arg(&bomb)
+        .arg(&good);
+    let (out, peak_kb) = run_with_peak_rss(cmd);
+    assert!(
+        out.status.success() || out.status.code() == Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let letters = std::fs::read_to_string(&dead).unwrap();
+    assert!(
+        letters.contains(&format!(
+            "exceeds {CAP} bytes (decode.max_decompressed_bytes)"
+        )),
+        "the dead letter names the cap: {letters}"
+    );
+    let alerts = String::from_utf8_lossy(&out.stdout).lines().count();
+    assert_eq!(
+        alerts,
+        expected(&cfg, &t, &stratus()).len(),
+        "the good file is still read"
+    );
+    assert!(
+        peak_kb * 1024 < 2 * CAP,
+        "peak RSS {peak_kb} KiB is more than twice the cap ({} KiB)",
+        CAP / 1024
+    );
+}

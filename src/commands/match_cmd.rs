@@ -86,9 +86,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         if args.raw {
             // Verbatim lines, as CloudWatch Logs sees messages (gzip'd files are unpacked).
             let reader: Box<dyn io::Read> = match input {
-                Input::File(p) if p.extension().is_some_and(|e| e == "gz") => {
-                    Box::new(flate2::read::MultiGzDecoder::new(raw))
-                }
+                Input::File(p) if p.extension().is_some_and(|e| e == "gz") => Box::new(
+                    trailwatch::decode::gzip::reader(raw, Limits::default().max_decompressed_bytes),
+                ),
                 _ => raw,
             };
             for line in BufReader::new(reader).lines() {

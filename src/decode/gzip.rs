@@ -18,13 +18,44 @@ pub fn is_gzip(data: &[u8]) -> bool {
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum GzipError {
-    #[error("gzip: decompressed size exceeds {limit} bytes (decompression cap)")]
+    #[error("gzip: decompressed size exceeds {limit} bytes (decode.max_decompressed_bytes)")]
     TooLarge { limit: usize },
     #[error("gzip: {0}")]
     Corrupt(String),
 }
 
 use super::inflate::{crc32, Inflater};
+
+/// A streaming gzip reader (every member) whose output is capped at `limit` bytes: past it,
+/// reading fails with [`GzipError::TooLarge`]. For whole input files, which are never held in
+/// memory at once, so a bomb costs at most the cap in whatever buffers its output.
+pub fn reader<R: std::io::Read>(raw: R, limit: usize) -> impl std::io::Read {
+    Capped {
+        inner: MultiGzDecoder::new(raw),
+        left: limit as u64,
+        limit,
+    }
+}
+
+struct Capped<R> {
+    inner: R,
+    left: u64,
+    limit: usize,
+}
+
+impl<R: std::io::Read> std::io::Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let want = (buf.len() as u64).min(self.left.saturating_add(1)) as usize;
+        let n = self.inner.read(&mut buf[..want])?;
+        if n as u64 > self.left {
+            return Err(std::io::Error::other(GzipError::TooLarge {
+                limit: self.limit,
+            }));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
 
 thread_local! {
     static INFLATER: RefCell<Option<Inflater>> = RefCell::new(Inflater::new());
@@ -169,5 +200,27 @@ mod tests {
         flipped[12] ^= 0xff;
         assert!(gunzip(&flipped, 1000).is_err());
         assert!(matches!(gunzip(&MAGIC, 1000), Err(GzipError::Corrupt(_))));
+    }
+
+    #[test]
+    fn the_streaming_reader_stops_at_the_cap_across_members() {
+        use std::io::Read;
+        let member = {
+            let mut e = GzEncoder::new(Vec::new(), Compression::default());
+            e.write_all(&[b'x'; 4000]).unwrap();
+            e.finish().unwrap()
+        };
+        let two = [member.clone(), member].concat();
+        let mut out = Vec::new();
+        reader(&two[..], 8000).read_to_end(&mut out).unwrap();
+        assert_eq!(out.len(), 8000, "exactly the cap is fine");
+        let err = reader(&two[..], 7999)
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("exceeds 7999 bytes (decode.max_decompressed_bytes)"),
+            "{err}"
+        );
     }
 }

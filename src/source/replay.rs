@@ -9,8 +9,6 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use flate2::read::MultiGzDecoder;
-
 use crate::decode::{gzip, kpl, DeadLetter, Decoder, Position, Visit};
 
 /// One input to replay.
@@ -218,7 +216,8 @@ impl Reader {
     ) -> io::Result<()> {
         let mut r: Box<dyn BufRead + 'r> = Box::new(BufReader::with_capacity(256 << 10, raw));
         if gzip::is_gzip(r.fill_buf()?) {
-            r = Box::new(BufReader::with_capacity(256 << 10, MultiGzDecoder::new(r)));
+            let cap = self.decoder.limits.max_decompressed_bytes;
+            r = Box::new(BufReader::with_capacity(256 << 10, gzip::reader(r, cap)));
         }
         let head = r.fill_buf()?;
         let binary = head.starts_with(&kpl::MAGIC) || gzip::is_gzip(head);
