@@ -398,3 +398,135 @@ fn dedup_state_survives_a_restart() {
         "the same events after a restart are duplicates"
     );
 }
+
+/// Issue 12: slow and stalled clients never hold `serve`. Four clients with a valid key stall
+/// their bodies (as many as `max_concurrency`), 200 more stall in the middle of their headers;
+/// a good client is still answered at once. The body stallers get 408 at `request_timeout`,
+/// the header stallers are closed at `header_read_timeout`, an idle kept-alive connection at
+/// `idle_timeout`, and connections over `max_connections` are closed at once.
+#[test]
+fn slow_and_stalled_clients_do_not_hold_the_endpoint() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let t = Tmp::new();
+    let port = free_port();
+    let cfg = config(
+        &t,
+        port,
+        "max_concurrency = 4\nrequest_timeout = \"3s\"\nheader_read_timeout = \"2s\"\nidle_timeout = \"3s\"\nmax_connections = 220\n",
+    );
+    let serve = Serve::start(&cfg, port, &[]);
+    let connect = || {
+        let s = TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(8))).unwrap();
+        s
+    };
+    // Answers 0 bytes (closed) or the status line's code.
+    let outcome = |s: &mut TcpStream| -> (Option<u16>, Duration) {
+        let started = Instant::now();
+        let mut buf = [0u8; 256];
+        let code = match s.read(&mut buf) {
+            Ok(n) if n >= 12 => std::str::from_utf8(&buf[9..12])
+                .ok()
+                .and_then(|c| c.parse().ok()),
+            _ => None,
+        };
+        (code, started.elapsed())
+    };
+    let started = Instant::now();
+    let mut body_stallers: Vec<TcpStream> = (0..4)
+        .map(|i| {
+            let mut s = connect();
+            write!(
+                s,
+                "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amz-Firehose-Request-Id: stall-{i}\r\nX-Amz-Firehose-Access-Key: old-key-1234\r\nContent-Length: 5000\r\n\r\n{{\"requestId\""
+            )
+            .unwrap();
+            s
+        })
+        .collect();
+    let mut header_stallers: Vec<TcpStream> = (0..200)
+        .map(|_| {
+            let mut s = connect();
+            s.write_all(b"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Fire")
+                .unwrap();
+            s
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(300));
+
+    // A good client goes on, on a kept-alive connection.
+    let recs = stratus();
+    let good = body("good-1", &recs[..3]);
+    let mut keep = connect();
+    let asked = Instant::now();
+    write!(
+        keep,
+        "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amz-Firehose-Request-Id: good-1\r\nX-Amz-Firehose-Access-Key: new-key-5678\r\nContent-Length: {}\r\n\r\n{good}",
+        good.len()
+    )
+    .unwrap();
+    let (code, _) = outcome(&mut keep);
+    assert_eq!(code, Some(200), "the good client is answered");
+    assert!(
+        asked.elapsed() < Duration::from_secs(2),
+        "at once: {:?}",
+        asked.elapsed()
+    );
+
+    // Body stallers: 408 at request_timeout (3 s), not before.
+    for s in &mut body_stallers {
+        let (code, _) = outcome(s);
+        assert_eq!(code, Some(408));
+    }
+    let at = started.elapsed();
+    assert!(
+        at >= Duration::from_millis(2900) && at < Duration::from_secs(6),
+        "408 after {at:?}"
+    );
+    // Header stallers: closed (no answer) at header_read_timeout (2 s).
+    for s in &mut header_stallers {
+        let (code, _) = outcome(s);
+        assert_eq!(code, None, "a header staller gets no answer, only a close");
+    }
+    assert!(started.elapsed() < Duration::from_secs(7));
+    drop(header_stallers);
+    drop(body_stallers);
+
+    // The kept-alive connection is closed once idle for idle_timeout (3 s after its answer).
+    let (code, idle) = outcome(&mut keep);
+    assert_eq!(code, None);
+    let since_answer = asked.elapsed();
+    assert!(
+        since_answer >= Duration::from_millis(2900) && since_answer < Duration::from_secs(6),
+        "idle close {since_answer:?} after the answer ({idle:?} waiting)"
+    );
+
+    // Over max_connections (220): the extra connections are closed at once.
+    std::thread::sleep(Duration::from_millis(300));
+    let held: Vec<TcpStream> = (0..230).map(|_| connect()).collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let closed_at_once = held
+        .iter()
+        .filter(|s| {
+            s.set_nonblocking(true).unwrap();
+            matches!((&**s).read(&mut [0u8; 16]), Ok(0))
+        })
+        .count();
+    assert_eq!(
+        closed_at_once, 10,
+        "of 230 connections, those over max_connections = 220 are closed at once"
+    );
+    drop(held);
+    // And the endpoint still answers.
+    let client = reqwest::Client::new();
+    let r = post(
+        &client,
+        &format!("http://127.0.0.1:{}/", serve.port),
+        "good-2",
+        Some("old-key-1234"),
+        body("good-2", &recs[3..5]).into_bytes(),
+        false,
+    );
+    assert_eq!(r.status, 200);
+}

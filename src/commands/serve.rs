@@ -1,5 +1,6 @@
 //! `trailwatch serve`: the Firehose HTTP endpoint. Each request is authenticated (before its
-//! body is read), capped, decoded record by record (any envelope issue 2 reads), run through
+//! body is read), read within `request_timeout` (which covers the whole request), capped, then
+//! takes one of `max_concurrency` processing slots, is decoded record by record (any envelope issue 2 reads), run through
 //! the engine, and answered 200 only once every alert from it is accepted: written and
 //! flushed to stdout without `[[sinks]]`, else delivered or spooled. A retry with the same
 //! request id is answered from the request log: 200 again when it succeeded, or its items are
@@ -24,6 +25,7 @@ use trailwatch::clock::{now_millis, now_secs};
 use trailwatch::config::{Config, FirehoseSource};
 use trailwatch::decode::{Position, Step};
 use trailwatch::engine::{Data, Engine, Pending, Record};
+use trailwatch::source::connections::{self, Guard};
 use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
 use trailwatch::state::StateFile;
 
@@ -115,16 +117,17 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     if !app.keys.check(key) {
         return reply(401, &header_id, Some("unauthorized"));
     }
-    let Ok(_permit) = app.permits.try_acquire() else {
-        return reply(
-            503,
-            &header_id,
-            Some("busy: too many requests in flight; retry"),
-        );
-    };
-    let bytes = match axum::body::to_bytes(body, app.source.max_body_bytes).await {
-        Ok(b) => b,
-        Err(_) => {
+    // `request_timeout` covers the whole request, reading the body first: a client that
+    // stalls its body gets 408 and holds no processing slot meanwhile.
+    let deadline = tokio::time::Instant::now() + app.source.request_timeout;
+    let bytes = match tokio::time::timeout_at(
+        deadline,
+        axum::body::to_bytes(body, app.source.max_body_bytes),
+    )
+    .await
+    {
+        Ok(Ok(b)) => b,
+        Ok(Err(_)) => {
             return reply(
                 413,
                 &header_id,
@@ -134,6 +137,20 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
                 )),
             )
         }
+        Err(_) => {
+            return reply(
+                408,
+                &header_id,
+                Some("request body not received within request_timeout"),
+            )
+        }
+    };
+    let Ok(_permit) = app.permits.try_acquire() else {
+        return reply(
+            503,
+            &header_id,
+            Some("busy: too many requests in flight; retry"),
+        );
     };
     let gzip = headers
         .get("content-encoding")
@@ -189,7 +206,7 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
             ok
         })
     };
-    match tokio::time::timeout(app.source.request_timeout, task).await {
+    match tokio::time::timeout_at(deadline, task).await {
         Ok(Ok(true)) => reply(200, &id, None),
         Ok(_) => reply(
             500,
@@ -326,6 +343,11 @@ async fn serve(
         });
     }
     ready.store(true, std::sync::atomic::Ordering::Relaxed);
+    let limits = connections::Limits {
+        max_connections: source.max_connections,
+        header_read_timeout: source.header_read_timeout,
+        idle_timeout: source.idle_timeout,
+    };
     let served = match &source.tls {
         Some((cert, key)) => {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
@@ -338,7 +360,10 @@ async fn serve(
                     )
                 })?;
             tracing::info!(addr = %source.listen, "Firehose endpoint (HTTPS)");
-            axum_server::bind_rustls(source.listen, tls)
+            let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
+                .acceptor(Guard::new(axum_server::accept::DefaultAcceptor, limits));
+            axum_server::bind(source.listen)
+                .acceptor(tls)
                 .handle(handle)
                 .serve(router.into_make_service())
                 .await
@@ -346,6 +371,7 @@ async fn serve(
         None => {
             tracing::info!(addr = %source.listen, "Firehose endpoint (HTTP: put TLS in front, or set tls_cert and tls_key)");
             axum_server::bind(source.listen)
+                .acceptor(Guard::new(axum_server::accept::DefaultAcceptor, limits))
                 .handle(handle)
                 .serve(router.into_make_service())
                 .await

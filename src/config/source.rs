@@ -52,7 +52,14 @@ pub struct FirehoseSource {
     pub access_keys: Option<super::delivery::SecretRef>,
     pub max_body_bytes: usize,
     pub max_concurrency: usize,
+    /// The whole request: reading the body, decoding, delivery.
     pub request_timeout: Duration,
+    /// From a request's first byte to its last header byte.
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request in flight is closed after this long silent.
+    pub idle_timeout: Duration,
+    /// Open connections; more are closed at once.
+    pub max_connections: usize,
     /// TLS (rustls) from PEM files, for deployments without a load balancer.
     pub tls: Option<(PathBuf, PathBuf)>,
 }
@@ -70,6 +77,12 @@ struct FirehoseRaw {
     max_concurrency: usize,
     #[serde(default = "request_timeout")]
     request_timeout: String,
+    #[serde(default = "header_read_timeout")]
+    header_read_timeout: String,
+    #[serde(default = "idle_timeout")]
+    idle_timeout: String,
+    #[serde(default = "max_connections")]
+    max_connections: usize,
     tls_cert: Option<String>,
     tls_key: Option<String>,
 }
@@ -85,6 +98,15 @@ fn max_concurrency() -> usize {
 }
 fn request_timeout() -> String {
     "150s".into()
+}
+fn header_read_timeout() -> String {
+    "10s".into()
+}
+fn idle_timeout() -> String {
+    "60s".into()
+}
+fn max_connections() -> usize {
+    256
 }
 
 /// `[source.lambda]`: Lambda mode (`trailwatch lambda`).
@@ -239,6 +261,9 @@ pub(super) fn read_firehose(c: &mut Collector, v: Option<toml::Value>) -> Option
     if raw.max_concurrency == 0 {
         c.error("source.firehose.max_concurrency", "must be at least 1");
     }
+    if raw.max_connections == 0 {
+        c.error("source.firehose.max_connections", "must be at least 1");
+    }
     let tls = match (raw.tls_cert, raw.tls_key) {
         (Some(cert), Some(key)) => Some((cert.into(), key.into())),
         (None, None) => None,
@@ -256,6 +281,13 @@ pub(super) fn read_firehose(c: &mut Collector, v: Option<toml::Value>) -> Option
         max_body_bytes: raw.max_body_bytes.max(1),
         max_concurrency: raw.max_concurrency.max(1),
         request_timeout: dur(c, "source.firehose.request_timeout", &raw.request_timeout),
+        header_read_timeout: dur(
+            c,
+            "source.firehose.header_read_timeout",
+            &raw.header_read_timeout,
+        ),
+        idle_timeout: dur(c, "source.firehose.idle_timeout", &raw.idle_timeout),
+        max_connections: raw.max_connections.max(1),
         tls,
     })
 }

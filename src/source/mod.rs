@@ -2,6 +2,7 @@
 //! (replay), answers (Firehose, Lambda) or checkpoints (Kinesis) only once every alert from
 //! them is delivered or spooled.
 
+pub mod connections;
 pub mod firehose;
 pub mod kinesis;
 pub mod lambda;
