@@ -14,20 +14,6 @@ use serde_json::Value;
 
 const POLICY: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n";
 
-/// `n` copies of the Stratus records, each with its own eventID (so each alerts on its own).
-fn many_records(n: usize) -> Vec<String> {
-    let base = stratus();
-    (0..n)
-        .flat_map(|i| {
-            base.iter().enumerate().map(move |(j, line)| {
-                let mut v: Value = serde_json::from_str(line).unwrap();
-                v["eventID"] = format!("00000000-0000-4000-8000-{:06}{:06}", i, j).into();
-                v.to_string()
-            })
-        })
-        .collect()
-}
-
 fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !done() {

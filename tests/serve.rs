@@ -530,3 +530,150 @@ fn slow_and_stalled_clients_do_not_hold_the_endpoint() {
     );
     assert_eq!(r.status, 200);
 }
+
+/// A tmpfs mounted for one test (root only), unmounted when dropped.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        std::fs::create_dir_all(at).unwrap();
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+    fn resize(&self, size: &str) {
+        let ok = Command::new("mount")
+            .args(["-o", &format!("remount,size={size}")])
+            .arg(&self.0)
+            .status()
+            .unwrap();
+        assert!(ok.success());
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Issue 12: the spool's disk fills while the webhook is down. No request is answered 200
+/// unless its alerts are spooled; once space returns and the webhook is back, every alert of
+/// every request answered 200 (and of the failed ones, retried) arrives, once. Needs root to
+/// mount a 256 KiB tmpfs (CI runs as root); elsewhere the spool's unit tests cover it with a
+/// write-failing layer.
+#[test]
+fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
+    let t = Tmp::new();
+    let Some(fs) = Tmpfs::mount(&t.path("spoolfs"), "256k") else {
+        eprintln!("skipped: cannot mount a tmpfs (not root)");
+        return;
+    };
+    let hook = common::http::Server::start();
+    hook.down();
+    let port = free_port();
+    let cfg = config(
+        &t,
+        port,
+        &format!(
+            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"100ms\"\ntimeout = \"1s\"\nmax_attempts = 1\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 10\ninclude_event = true\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            fs.0.display(),
+            hook.url("/in")
+        ),
+    );
+    let serve = Serve::start(&cfg, port, &[]);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let recs = many_records(40);
+    let requests: Vec<(String, &[String])> = recs
+        .chunks(10)
+        .enumerate()
+        .map(|(i, c)| (format!("req-{i}"), c))
+        .collect();
+    let (mut ok, mut failed) = (Vec::new(), Vec::new());
+    for (id, chunk) in &requests {
+        let r = post(&client, &url, id, Some("old-key-1234"), body(id, chunk).into_bytes(), false);
+        match r.status {
+            200 => ok.push(id.clone()),
+            500 => failed.push(id.clone()),
+            s => panic!("{id}: unexpected {s}: {}", r.json),
+        }
+    }
+    assert!(!ok.is_empty(), "some requests fit in the spool");
+    assert!(!failed.is_empty(), "the spool's disk filled: some requests were refused");
+
+    // Space returns, then the webhook; Firehose retries what failed.
+    fs.resize("64m");
+    hook.up();
+    for id in &failed {
+        let chunk = requests.iter().find(|(i, _)| i == id).unwrap().1;
+        let r = post(&client, &url, id, Some("old-key-1234"), body(id, chunk).into_bytes(), false);
+        assert_eq!(r.status, 200, "{id} retried once space returned: {}", r.json);
+    }
+    let want = expected(&cfg, &t, &recs);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hook.webhook_alert_ids().into_iter().collect::<BTreeSet<_>>() != want {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} alerts delivered",
+            hook.webhook_alert_ids().len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let got = hook.webhook_alert_ids();
+    assert_eq!(got.len(), want.len(), "each alert once");
+    drop(serve);
+}
+
+/// Issue 12: a sink that takes 2 s per request, and its spool is not empty: new alerts go
+/// straight behind the spool, so each request is answered at once instead of waiting for
+/// the request the sink is draining.
+#[test]
+fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
+    let t = Tmp::new();
+    let hook = common::http::Server::start_with(|_| {
+        std::thread::sleep(Duration::from_secs(2));
+        (200, "ok".into())
+    });
+    let port = free_port();
+    let cfg = config(
+        &t,
+        port,
+        &format!(
+            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"300ms\"\ntimeout = \"5s\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 2\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            t.path("state").display(),
+            hook.url("/in")
+        ),
+    );
+    let _serve = Serve::start(&cfg, port, &[]);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let recs = many_records(1);
+    let chunks: Vec<&[String]> = recs.chunks(5).collect();
+    // The first request's alerts go direct; that request outlives accept_within, so they are
+    // spooled (answered after the 2 s request).
+    let r = post(&client, &url, "slow-0", Some("old-key-1234"), body("slow-0", chunks[0]).into_bytes(), false);
+    assert_eq!(r.status, 200);
+    for (i, chunk) in chunks.iter().enumerate().skip(1) {
+        let id = format!("slow-{i}");
+        let asked = Instant::now();
+        let r = post(&client, &url, &id, Some("old-key-1234"), body(&id, chunk).into_bytes(), false);
+        assert_eq!(r.status, 200);
+        assert!(
+            asked.elapsed() < Duration::from_millis(1000),
+            "{id} waited {:?} behind the sink's request in flight",
+            asked.elapsed()
+        );
+    }
+    let want = expected(&cfg, &t, &recs);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while hook.webhook_alert_ids().into_iter().collect::<BTreeSet<_>>() != want {
+        assert!(Instant::now() < deadline, "not all delivered");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}

@@ -291,6 +291,20 @@ pub fn stratus() -> Vec<String> {
     lines_of("stratus_sample.jsonl")
 }
 
+/// `n` copies of the Stratus records, each with its own eventID (so each alerts on its own).
+pub fn many_records(n: usize) -> Vec<String> {
+    let base = stratus();
+    (0..n)
+        .flat_map(|i| {
+            base.iter().enumerate().map(move |(j, line)| {
+                let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+                v["eventID"] = format!("00000000-0000-4000-8000-{i:06}{j:06}").into();
+                v.to_string()
+            })
+        })
+        .collect()
+}
+
 /// The 10 OTRF records (all us-east-1, no `readOnly`).
 pub fn otrf() -> Vec<String> {
     lines_of("otrf_sample.jsonl")
