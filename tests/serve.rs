@@ -595,7 +595,14 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
         .collect();
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (id, chunk) in &requests {
-        let r = post(&client, &url, id, Some("old-key-1234"), body(id, chunk).into_bytes(), false);
+        let r = post(
+            &client,
+            &url,
+            id,
+            Some("old-key-1234"),
+            body(id, chunk).into_bytes(),
+            false,
+        );
         match r.status {
             200 => ok.push(id.clone()),
             500 => failed.push(id.clone()),
@@ -603,19 +610,38 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
         }
     }
     assert!(!ok.is_empty(), "some requests fit in the spool");
-    assert!(!failed.is_empty(), "the spool's disk filled: some requests were refused");
+    assert!(
+        !failed.is_empty(),
+        "the spool's disk filled: some requests were refused"
+    );
 
     // Space returns, then the webhook; Firehose retries what failed.
     fs.resize("64m");
     hook.up();
     for id in &failed {
         let chunk = requests.iter().find(|(i, _)| i == id).unwrap().1;
-        let r = post(&client, &url, id, Some("old-key-1234"), body(id, chunk).into_bytes(), false);
-        assert_eq!(r.status, 200, "{id} retried once space returned: {}", r.json);
+        let r = post(
+            &client,
+            &url,
+            id,
+            Some("old-key-1234"),
+            body(id, chunk).into_bytes(),
+            false,
+        );
+        assert_eq!(
+            r.status, 200,
+            "{id} retried once space returned: {}",
+            r.json
+        );
     }
     let want = expected(&cfg, &t, &recs);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while hook.webhook_alert_ids().into_iter().collect::<BTreeSet<_>>() != want {
+    while hook
+        .webhook_alert_ids()
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        != want
+    {
         assert!(
             Instant::now() < deadline,
             "{} of {} alerts delivered",
@@ -657,12 +683,26 @@ fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
     let chunks: Vec<&[String]> = recs.chunks(5).collect();
     // The first request's alerts go direct; that request outlives accept_within, so they are
     // spooled (answered after the 2 s request).
-    let r = post(&client, &url, "slow-0", Some("old-key-1234"), body("slow-0", chunks[0]).into_bytes(), false);
+    let r = post(
+        &client,
+        &url,
+        "slow-0",
+        Some("old-key-1234"),
+        body("slow-0", chunks[0]).into_bytes(),
+        false,
+    );
     assert_eq!(r.status, 200);
     for (i, chunk) in chunks.iter().enumerate().skip(1) {
         let id = format!("slow-{i}");
         let asked = Instant::now();
-        let r = post(&client, &url, &id, Some("old-key-1234"), body(&id, chunk).into_bytes(), false);
+        let r = post(
+            &client,
+            &url,
+            &id,
+            Some("old-key-1234"),
+            body(&id, chunk).into_bytes(),
+            false,
+        );
         assert_eq!(r.status, 200);
         assert!(
             asked.elapsed() < Duration::from_millis(1000),
@@ -672,8 +712,123 @@ fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
     }
     let want = expected(&cfg, &t, &recs);
     let deadline = Instant::now() + Duration::from_secs(90);
-    while hook.webhook_alert_ids().into_iter().collect::<BTreeSet<_>>() != want {
+    while hook
+        .webhook_alert_ids()
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        != want
+    {
         assert!(Instant::now() < deadline, "not all delivered");
         std::thread::sleep(Duration::from_millis(200));
     }
+}
+
+/// Issue 12: a damaged spool under `serve`. One flipped byte costs that record only: the bad
+/// bytes are quarantined, logged and counted, and every other spooled alert is delivered. A
+/// garbled cursor afterwards is counted, and the delivered-ids journal keeps the re-read
+/// segment from going out again.
+#[test]
+fn a_damaged_spool_costs_only_the_damaged_record_and_a_garbled_cursor_repeats_nothing() {
+    let t = Tmp::new();
+    let hook = common::http::Server::start();
+    hook.down();
+    let port = free_port();
+    let cfg = config(
+        &t,
+        port,
+        &format!(
+            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"100ms\"\ntimeout = \"1s\"\nmax_attempts = 1\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 3\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            t.path("state").display(),
+            hook.url("/in")
+        ),
+    );
+    let recs = many_records(2);
+    let want = expected(&cfg, &t, &recs);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let serve = Serve::start(&cfg, port, &[]);
+    for (i, chunk) in recs.chunks(8).enumerate() {
+        let id = format!("d-{i}");
+        let r = post(
+            &client,
+            &url,
+            &id,
+            Some("old-key-1234"),
+            body(&id, chunk).into_bytes(),
+            false,
+        );
+        assert_eq!(r.status, 200);
+    }
+    drop(serve);
+    // Flip one byte inside the fourth record's payload.
+    let seg = t.path("state/spool/hook/00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let marks: Vec<usize> = bytes
+        .windows(4)
+        .enumerate()
+        .filter(|(_, w)| *w == b"\xA5TW1")
+        .map(|(i, _)| i)
+        .collect();
+    assert!(
+        marks.len() >= want.len(),
+        "all {} alerts spooled",
+        want.len()
+    );
+    let victim_start = marks[3];
+    bytes[victim_start + 40] ^= 0x20;
+    std::fs::write(&seg, &bytes).unwrap();
+
+    hook.up();
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let serve = Serve::start(&cfg, port, &["--metrics-addr", &maddr]);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while hook.webhook_alert_ids().len() < want.len() - 1 {
+        assert!(
+            Instant::now() < deadline,
+            "only {} delivered",
+            hook.webhook_alert_ids().len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let got: BTreeSet<String> = hook.webhook_alert_ids().into_iter().collect();
+    assert_eq!(
+        got.len(),
+        want.len() - 1,
+        "exactly the damaged record is lost"
+    );
+    assert!(got.is_subset(&want));
+    let quarantined: Vec<_> = std::fs::read_dir(t.path("state/spool/hook/quarantine"))
+        .unwrap()
+        .collect();
+    assert_eq!(quarantined.len(), 1, "the bad bytes are copied out");
+    let (_, metrics) = common::emu::http_get(mport, "/metrics");
+    assert!(
+        metrics.contains("trailwatch_sink_spool_corrupt_total{sink=\"hook\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("trailwatch_sink_spool_corrupt_bytes_total{sink=\"hook\"}"));
+    if let Ok(m) = std::fs::metadata(&seg) {
+        assert_eq!(m.len(), bytes.len() as u64, "nothing is cut away");
+    }
+    drop(serve);
+
+    // A garbled cursor: reading starts at the oldest segment; the journal skips what was
+    // delivered, so nothing goes out twice.
+    std::fs::write(t.path("state/spool/hook/cursor"), b"{\"segment\":1,\"offs").unwrap();
+    let before = hook.webhook_alert_ids().len();
+    let serve = Serve::start(&cfg, port, &["--metrics-addr", &maddr]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, metrics) = common::emu::http_get(mport, "/metrics");
+    assert!(
+        metrics.contains("trailwatch_sink_spool_cursor_invalid_total{sink=\"hook\"} 1"),
+        "{metrics}"
+    );
+    assert_eq!(
+        hook.webhook_alert_ids().len(),
+        before,
+        "nothing delivered twice"
+    );
+    drop(serve);
 }
