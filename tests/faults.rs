@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 use common::emu::*;
 use common::http::Server;
 use common::*;
-use serde_json::Value;
 
 const POLICY: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n";
 
