@@ -212,7 +212,7 @@ impl Spool {
                 &[],
                 "segment ends before the cursor",
                 repair,
-            )?;
+            );
         }
         let mut off = from.min(bytes.len() as u64) as usize;
         let mut clean_end = !legacy && !cut_before_cursor;
@@ -232,7 +232,7 @@ impl Spool {
                         frame::next_good(&bytes, off + 1)
                     };
                     let end = next.unwrap_or(bytes.len());
-                    self.damaged(path, seg, off, &bytes[off..end], reason, repair)?;
+                    self.damaged(path, seg, off, &bytes[off..end], reason, repair);
                     clean_end = next.is_some();
                     off = end;
                 }
@@ -249,14 +249,17 @@ impl Spool {
         bad: &[u8],
         reason: &str,
         repair: bool,
-    ) -> io::Result<()> {
+    ) {
         let quarantine = self
             .dir
             .join("quarantine")
             .join(format!("{seg:020}-{off}.bad"));
         let new = repair && !quarantine.exists();
         if new {
-            crate::atomic_file::write(&quarantine, bad)?;
+            if let Err(e) = crate::atomic_file::write(&quarantine, bad) {
+                // The records around it are still delivered; only the copy is missing.
+                tracing::error!(quarantine = %quarantine.display(), error = %e, "cannot copy damaged spool bytes out");
+            }
         }
         self.corrupt.push(Corruption {
             segment: path.to_path_buf(),
@@ -266,7 +269,6 @@ impl Spool {
             quarantine,
             new,
         });
-        Ok(())
     }
 
     pub fn len(&self) -> usize {
