@@ -155,7 +155,13 @@ fn firehose_transformation_returns_every_record_once_with_its_result() {
     }
     let want = expected(&cfg, &t, &[alerting]);
     let got = hook.webhook_alert_ids();
-    assert_eq!(got.len(), 2, "one alert per invocation (two environments)");
+    // The second handler shares the first one's state dir (as a restarted environment does):
+    // its sink's delivered-ids journal knows the alert went out, so it is not sent again.
+    assert_eq!(
+        got.len(),
+        1,
+        "the alert once, though both handlers raised it"
+    );
     assert!(got.iter().all(|g| want.contains(g)));
     let unknown = {
         let (rt, mut l) = lambda_handler(&cfg, false);
