@@ -155,6 +155,10 @@ fn a_gzip_bomb_input_file_is_capped_and_dead_lettered() {
         .arg(&bomb)
         .arg(&good);
     let (out, peak_kb) = run_with_peak_rss(cmd);
+    eprintln!(
+        "gzip bomb: peak RSS {peak_kb} KiB with a {} KiB cap",
+        CAP / 1024
+    );
     assert!(
         out.status.success() || out.status.code() == Some(1),
         "{}",
