@@ -518,6 +518,32 @@ fn slow_and_stalled_clients_do_not_hold_the_endpoint() {
         "of 230 connections, those over max_connections = 220 are closed at once"
     );
     drop(held);
+    std::thread::sleep(Duration::from_millis(300));
+
+    // Bodies being read are bounded in memory: max_concurrency × max_body_bytes (1 MiB here)
+    // of claimed Content-Length; past it, a new request is refused at once with 503.
+    let big: Vec<TcpStream> = (0..5)
+        .map(|i| {
+            let mut s = connect();
+            write!(
+                s,
+                "POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Firehose-Request-Id: big-{i}\r\nX-Amz-Firehose-Access-Key: old-key-1234\r\nContent-Length: 262144\r\n\r\n{{"
+            )
+            .unwrap();
+            std::thread::sleep(Duration::from_millis(50));
+            s
+        })
+        .collect();
+    let mut fifth = big.into_iter().last().unwrap();
+    fifth
+        .set_read_timeout(Some(Duration::from_millis(1000)))
+        .unwrap();
+    let (code, _) = outcome(&mut fifth);
+    assert_eq!(
+        code,
+        Some(503),
+        "the fifth full-size body is over the budget"
+    );
     // And the endpoint still answers.
     let client = reqwest::Client::new();
     let r = post(

@@ -56,6 +56,8 @@ struct App {
     /// unsettled, so the state is not saved meanwhile).
     log: Mutex<RequestLog<Pending>>,
     permits: Semaphore,
+    /// Bytes of request bodies being read (max_concurrency × max_body_bytes).
+    body_budget: Semaphore,
     /// Deliveries that may outlive their request.
     deliveries: TaskTracker,
 }
@@ -117,6 +119,22 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     if !app.keys.check(key) {
         return reply(401, &header_id, Some("unauthorized"));
     }
+    // Bodies being read hold at most max_concurrency × max_body_bytes of memory: each claims
+    // its Content-Length (or the cap when it has none) before it is read.
+    let claim = headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(app.source.max_body_bytes)
+        .clamp(1, app.source.max_body_bytes);
+    let claim = u32::try_from(claim).unwrap_or(u32::MAX);
+    let Ok(_budget) = app.body_budget.try_acquire_many(claim) else {
+        return reply(
+            503,
+            &header_id,
+            Some("busy: too many request bodies being read; retry"),
+        );
+    };
     // `request_timeout` covers the whole request, reading the body first: a client that
     // stalls its body gets 408 and holds no processing slot meanwhile.
     let deadline = tokio::time::Instant::now() + app.source.request_timeout;
@@ -284,6 +302,12 @@ async fn serve(
         engine,
         log: Mutex::new(RequestLog::new(10_000)),
         permits: Semaphore::new(source.max_concurrency),
+        body_budget: Semaphore::new(
+            source
+                .max_concurrency
+                .saturating_mul(source.max_body_bytes)
+                .min(Semaphore::MAX_PERMITS),
+        ),
         source: source.clone(),
         deliveries: TaskTracker::new(),
     });
