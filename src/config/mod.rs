@@ -6,6 +6,7 @@
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
 pub mod delivery;
+mod key_path;
 mod rules;
 mod schema;
 mod sequences;
