@@ -42,6 +42,7 @@ pub mod filter;
 pub mod glob;
 pub mod item;
 pub mod metrics_server;
+pub mod org;
 pub mod pipeline;
 pub mod regions;
 pub mod render;
