@@ -53,6 +53,8 @@ enum Command {
     Test(commands::test_cmd::Args),
     /// The sinks' spools: status, deliver now (replay), or drop (purge).
     Spool(commands::spool_cmd::Args),
+    /// The organization from AWS Organizations: each account's OU path and approved regions.
+    Org(commands::org::Args),
     /// Exit 0 if the process on this metrics address is healthy (container health checks).
     Health(commands::health::Args),
 }
@@ -90,6 +92,7 @@ fn main() -> ExitCode {
         Command::Lint(args) => commands::lint_cmd::run(args),
         Command::Test(args) => commands::test_cmd::run(args),
         Command::Spool(args) => commands::spool_cmd::run(args),
+        Command::Org(args) => commands::org::run(args),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod lambda_cmd;
 pub mod lint_cmd;
 pub mod match_cmd;
+pub mod org;
 pub mod replay;
 pub mod run;
 pub mod serve;

@@ -7,6 +7,7 @@
 
 pub mod delivery;
 mod key_path;
+pub mod organization;
 mod rules;
 mod schema;
 mod sequences;

@@ -32,6 +32,8 @@ impl Severity {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
     pub policy: Policy,
+    /// `[organization]`: accounts, OUs and SCPs from AWS Organizations.
+    pub organization: Option<super::organization::Organization>,
     pub dedup: Dedup,
     pub decode: Decode,
     /// Custom filter-pattern rules (`[[rules]]` and `include_rules`).

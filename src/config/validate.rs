@@ -235,13 +235,22 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .parent()
         .unwrap_or(std::path::Path::new("."));
     super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
+    let organization_t = match root.remove("organization") {
+        None => None,
+        Some(Value::Table(t)) => Some(t),
+        Some(other) => {
+            c.type_error("organization", "a table", &other);
+            None
+        }
+    };
+    let organization = super::organization::read(&mut c, organization_t);
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
     let routes_v = root.remove("routes");
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -333,6 +342,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let delivery =
         super::delivery::read(&mut c, delivery_t, sinks_v, routes_v, &severities, &ou_ids);
     let config = Config {
+        organization,
         delivery,
         policy,
         dedup,

@@ -74,6 +74,13 @@ impl Exemption {
 pub struct RegionPolicy {
     pub organization: AccountPolicy,
     pub accounts: HashMap<String, AccountPolicy>,
+    /// Every configured OU's own policy (its config parents applied), for accounts whose
+    /// membership comes from AWS Organizations.
+    pub ous: HashMap<String, AccountPolicy>,
+    /// Accounts whose OU the config says (`ou = …`, or an OU's `accounts`): that wins.
+    pub config_members: HashSet<String>,
+    /// Each configured account's own level (`approved_regions`, `extra_regions`).
+    account_levels: HashMap<String, (Option<Vec<String>>, Vec<String>)>,
     pub read_prefixes: Vec<String>,
     pub read_prefix_exceptions: HashSet<String>,
     pub global_sources: HashSet<String>,
@@ -146,6 +153,18 @@ impl RegionPolicy {
         for (&acct, &ou) in &member_of {
             accounts.insert(acct.to_string(), ou_policy(ou));
         }
+        let ous = p.ous.keys().map(|id| (id.clone(), ou_policy(id))).collect();
+        let config_members = member_of.keys().map(|a| a.to_string()).collect();
+        let account_levels = p
+            .accounts
+            .iter()
+            .map(|(id, a)| {
+                (
+                    id.clone(),
+                    (a.approved_regions.clone(), a.extra_regions.clone()),
+                )
+            })
+            .collect();
         for (id, a) in &p.accounts {
             let mut pol = accounts.remove(id).unwrap_or_else(|| organization.clone());
             apply(&mut pol, &a.approved_regions, &a.extra_regions, "account");
@@ -156,6 +175,9 @@ impl RegionPolicy {
         RegionPolicy {
             organization,
             accounts,
+            ous,
+            config_members,
+            account_levels,
             read_prefixes: p.top.read_prefixes.clone(),
             read_prefix_exceptions: p.top.read_prefix_exceptions.iter().cloned().collect(),
             global_sources: g
@@ -195,6 +217,30 @@ impl RegionPolicy {
         account
             .and_then(|a| self.accounts.get(a))
             .unwrap_or(&self.organization)
+    }
+}
+
+impl RegionPolicy {
+    /// The config policy for an account whose OU path (OU ids from the root down) comes from
+    /// AWS Organizations: an `ou` the config gives it still wins; otherwise the nearest OU on
+    /// the path that the config has a table for, then the account's own level.
+    pub fn for_member(&self, account: &str, path: &[String]) -> AccountPolicy {
+        if self.config_members.contains(account) {
+            return self.for_account(Some(account)).clone();
+        }
+        let mut pol = path
+            .iter()
+            .rev()
+            .find_map(|ou| self.ous.get(ou))
+            .cloned()
+            .unwrap_or_else(|| self.organization.clone());
+        if let Some((replace, extra)) = self.account_levels.get(account) {
+            apply(&mut pol, replace, extra, "account");
+        }
+        if let Some(a) = self.accounts.get(account) {
+            pol.name = a.name.clone();
+        }
+        pol
     }
 }
 

@@ -1,0 +1,90 @@
+//! `[organization]`: read the accounts, OUs and SCPs from AWS Organizations (issue 13).
+
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::{Table, Value};
+
+use super::validate::Collector;
+
+/// Where the organization is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Organization {
+    /// An IAM role in the management (or delegated-admin) account, assumed first.
+    pub role_arn: Option<String>,
+    /// How often the tree and the SCPs are read again.
+    pub refresh: Duration,
+    /// An account's approved regions are its effective SCP region allow-list.
+    pub regions_from_scps: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Raw {
+    source: String,
+    role_arn: Option<String>,
+    #[serde(default = "default_refresh")]
+    refresh: String,
+    #[serde(default = "default_true")]
+    regions_from_scps: bool,
+}
+
+fn default_refresh() -> String {
+    "15m".into()
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn is_role_arn(s: &str) -> bool {
+    let parts: Vec<&str> = s.splitn(6, ':').collect();
+    parts.len() == 6
+        && parts[0] == "arn"
+        && parts[1].starts_with("aws")
+        && parts[2] == "iam"
+        && parts[4].len() == 12
+        && parts[4].bytes().all(|b| b.is_ascii_digit())
+        && parts[5].starts_with("role/")
+}
+
+/// Reads `[organization]`; `None` when the table is absent (or unreadable, reported).
+pub(super) fn read(c: &mut Collector, table: Option<Table>) -> Option<Organization> {
+    let raw: Raw = c.read("organization", Value::Table(table?))?;
+    if raw.source != "aws" {
+        c.error(
+            "organization.source",
+            format!("{:?}: expected \"aws\" (AWS Organizations)", raw.source),
+        );
+    }
+    if let Some(arn) = &raw.role_arn {
+        if !is_role_arn(arn) {
+            c.error(
+                "organization.role_arn",
+                format!("{arn:?}: expected an IAM role ARN, arn:aws:iam::ACCOUNT:role/NAME"),
+            );
+        }
+    }
+    let refresh = match humantime::parse_duration(&raw.refresh) {
+        Ok(d) if d >= Duration::from_secs(60) => d,
+        Ok(_) => {
+            c.error("organization.refresh", "expected at least 1m");
+            Duration::from_secs(60)
+        }
+        Err(e) => {
+            c.error(
+                "organization.refresh",
+                format!(
+                    "{:?} is not a duration ({e}); expected e.g. \"15m\"",
+                    raw.refresh
+                ),
+            );
+            Duration::from_secs(900)
+        }
+    };
+    Some(Organization {
+        role_arn: raw.role_arn,
+        refresh,
+        regions_from_scps: raw.regions_from_scps,
+    })
+}

@@ -1,0 +1,199 @@
+//! Reading the organization through AWS Organizations (aws-sdk-organizations): ListRoots, then
+//! the OUs and accounts of each parent, breadth first, then the SCPs attached to every target
+//! and each policy's document once. Every list is paginated; throttling is retried with
+//! backoff by the SDK's standard retry (more attempts than the default).
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_organizations::error::DisplayErrorContext;
+use aws_sdk_organizations::types::PolicyType;
+use aws_sdk_organizations::Client;
+
+use super::tree::{Account, Ou, Policy, Tree};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("{call}: {message}")]
+    Api { call: &'static str, message: String },
+    #[error("ListRoots returned no root")]
+    NoRoot,
+}
+
+fn api<E: std::error::Error>(call: &'static str) -> impl Fn(E) -> FetchError {
+    move |e| FetchError::Api {
+        call,
+        message: DisplayErrorContext(&e).to_string(),
+    }
+}
+
+/// What one read cost.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub calls: u32,
+    pub elapsed: Duration,
+}
+
+/// An Organizations client from the SDK's usual configuration (`AWS_ENDPOINT_URL` and
+/// `AWS_ENDPOINT_URL_ORGANIZATIONS` honoured), assuming `role_arn` first when given.
+pub async fn client(role_arn: Option<&str>) -> Client {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    // Organizations throttles hard (a few calls a second): more patient than the default,
+    // unless AWS_MAX_ATTEMPTS says otherwise.
+    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
+        loader = loader.retry_config(
+            aws_config::retry::RetryConfig::standard()
+                .with_max_attempts(8)
+                .with_max_backoff(Duration::from_secs(20)),
+        );
+    }
+    let base = loader.load().await;
+    let Some(arn) = role_arn else {
+        return Client::new(&base);
+    };
+    let provider = aws_config::sts::AssumeRoleProvider::builder(arn)
+        .session_name("trailwatch-org-read")
+        .configure(&base)
+        .build()
+        .await;
+    let conf = aws_sdk_organizations::config::Builder::from(&base)
+        .credentials_provider(provider)
+        .build();
+    Client::from_conf(conf)
+}
+
+/// Reads the whole tree and every attached SCP.
+pub async fn fetch(c: &Client) -> Result<(Tree, Stats), FetchError> {
+    let started = Instant::now();
+    let mut calls = 0u32;
+    let mut tree = Tree::default();
+    let roots = c.list_roots().send().await.map_err(api("ListRoots"))?;
+    calls += 1;
+    let root = roots
+        .roots()
+        .first()
+        .and_then(|r| r.id())
+        .ok_or(FetchError::NoRoot)?
+        .to_string();
+    tree.root = root.clone();
+    let mut parents = vec![root.clone()];
+    while let Some(parent) = parents.pop() {
+        let mut token = None;
+        loop {
+            let page = c
+                .list_organizational_units_for_parent()
+                .parent_id(&parent)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(api("ListOrganizationalUnitsForParent"))?;
+            calls += 1;
+            for ou in page.organizational_units() {
+                if let Some(id) = ou.id() {
+                    tree.ous.insert(
+                        id.to_string(),
+                        Ou {
+                            name: ou.name().unwrap_or_default().to_string(),
+                            parent: parent.clone(),
+                        },
+                    );
+                    parents.push(id.to_string());
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        let mut token = None;
+        loop {
+            let page = c
+                .list_accounts_for_parent()
+                .parent_id(&parent)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(api("ListAccountsForParent"))?;
+            calls += 1;
+            for a in page.accounts() {
+                if let Some(id) = a.id() {
+                    tree.accounts.insert(
+                        id.to_string(),
+                        Account {
+                            name: a.name().unwrap_or_default().to_string(),
+                            status: a
+                                .status()
+                                .map(|s| s.as_str().to_string())
+                                .unwrap_or_default(),
+                            parent: parent.clone(),
+                        },
+                    );
+                }
+            }
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+    }
+    let targets: Vec<String> = std::iter::once(root)
+        .chain(tree.ous.keys().cloned())
+        .chain(tree.accounts.keys().cloned())
+        .collect();
+    for target in targets {
+        let mut ids = Vec::new();
+        let mut token = None;
+        loop {
+            let page = c
+                .list_policies_for_target()
+                .target_id(&target)
+                .filter(PolicyType::ServiceControlPolicy)
+                .set_next_token(token)
+                .send()
+                .await
+                .map_err(api("ListPoliciesForTarget"))?;
+            calls += 1;
+            ids.extend(
+                page.policies()
+                    .iter()
+                    .filter_map(|p| p.id().map(str::to_string)),
+            );
+            token = page.next_token().map(str::to_string);
+            if token.is_none() {
+                break;
+            }
+        }
+        for id in &ids {
+            if tree.policies.contains_key(id) {
+                continue;
+            }
+            let d = c
+                .describe_policy()
+                .policy_id(id)
+                .send()
+                .await
+                .map_err(api("DescribePolicy"))?;
+            calls += 1;
+            if let Some(p) = d.policy() {
+                tree.policies.insert(
+                    id.clone(),
+                    Policy {
+                        name: p
+                            .policy_summary()
+                            .and_then(|s| s.name())
+                            .unwrap_or_default()
+                            .to_string(),
+                        content: p.content().unwrap_or_default().to_string(),
+                    },
+                );
+            }
+        }
+        tree.attached.insert(target, ids);
+    }
+    Ok((
+        tree,
+        Stats {
+            calls,
+            elapsed: started.elapsed(),
+        },
+    ))
+}
