@@ -41,6 +41,9 @@ fn item() -> Item {
         runbook: Some("https://wiki.example.com/runbooks/unapproved-region".into()),
         approved_regions: vec!["us-east-1".into()],
         policy_level: "organization".into(),
+        ou_path: None,
+        scp_exempt_principal: None,
+        denied_by_scp: None,
         event: raw,
     })
 }

@@ -32,6 +32,9 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         runbook: None,
         approved_regions: vec!["us-east-1".into()],
         policy_level: "organization".into(),
+        ou_path: None,
+        scp_exempt_principal: None,
+        denied_by_scp: None,
         event: None,
     }
 }

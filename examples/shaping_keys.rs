@@ -67,6 +67,9 @@ fn main() {
             runbook: None,
             approved_regions: vec!["us-east-1".into(), "us-west-2".into()],
             policy_level: "organization".into(),
+            ou_path: None,
+            scp_exempt_principal: None,
+            denied_by_scp: None,
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

@@ -35,8 +35,17 @@ pub struct Alert {
     /// Where to look next (custom rules' `runbook`).
     pub runbook: Option<String>,
     pub approved_regions: Vec<String>,
-    /// Where the approved list came from (`organization`, `ou:…`, `account`).
+    /// Where the approved list came from (`organization`, `ou:…`, `account`, or the SCPs).
     pub policy_level: String,
+    /// The OU names from AWS Organizations, `/prod/eu` (with `[organization]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ou_path: Option<String>,
+    /// The caller is exempt from the SCP's region restriction (`aws:PrincipalARN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scp_exempt_principal: Option<bool>,
+    /// A failed call in a region the SCPs deny.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denied_by_scp: Option<bool>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,

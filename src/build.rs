@@ -46,6 +46,8 @@ pub struct Options {
     pub clock: ClockMode,
     pub dead_letter: Option<PathBuf>,
     pub restore: Option<EngineSnapshot>,
+    /// The organization as read from AWS Organizations (with `[organization]`).
+    pub organization: Option<crate::org::tree::Tree>,
     /// The wall clock at start (alert ids recovered from the output are remembered at it).
     pub now: i64,
 }
@@ -59,6 +61,7 @@ impl Options {
             clock: ClockMode::Arrival,
             dead_letter: None,
             restore: None,
+            organization: None,
             now,
         }
     }
@@ -87,7 +90,12 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
     let pipeline = Pipeline::new(
         &config.dedup,
         RuleSet::from_rules(&config.rules),
-        RegionPolicy::build(&config.policy),
+        match (&o.organization, &config.organization) {
+            (Some(tree), Some(org)) => {
+                RegionPolicy::build(&config.policy).with_tree(tree, org.regions_from_scps)
+            }
+            _ => RegionPolicy::build(&config.policy),
+        },
         include_event,
     )
     .judge_on_event_time(o.clock == ClockMode::EventTime);

@@ -163,6 +163,18 @@ impl<'a> Event<'a> {
             })
     }
 
+    /// What `aws:PrincipalARN` holds for the caller: the role's ARN for an assumed role (the
+    /// session issuer), else `userIdentity.arn`.
+    pub fn principal_arn(&self) -> Option<&str> {
+        let u = self.user_identity.as_ref()?;
+        u.session_context
+            .as_ref()
+            .and_then(|s| s.session_issuer.as_ref())
+            .and_then(|i| opt(&i.arn))
+            .filter(|a| !a.is_empty())
+            .or_else(|| opt(&u.arn).filter(|a| !a.is_empty()))
+    }
+
     /// The acting principal: `userIdentity.arn`; for AWS services, the service that invoked;
     /// for other accounts, the principal id; else the session issuer.
     pub fn principal(&self) -> Option<&str> {

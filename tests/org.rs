@@ -306,3 +306,140 @@ fn org_exits_2_with_the_api_error_when_organizations_cannot_be_read() {
         "{err}"
     );
 }
+
+/// Real records re-homed into the organization's accounts: `replay` with `[organization]`
+/// reads the tree at start, and the region rule follows each account's effective SCPs.
+#[test]
+fn replay_with_the_organization_raises_scp_bypass_and_marks_exemptions() {
+    let moto = start_moto();
+    let c = orgs(moto.port);
+    let rt = rt();
+    let o = rt.block_on(build(&c));
+    let pay = o.accounts["pay-prod"].clone();
+    let base = stratus()[0].clone();
+    let event =
+        |id: &str, source: &str, name: &str, region: &str, error: Option<&str>, arn: Value| {
+            let mut fields = json!({
+                "eventID": id, "eventSource": source, "eventName": name, "awsRegion": region,
+                "readOnly": false, "recipientAccountId": pay,
+                "userIdentity": arn,
+            });
+            fields["errorCode"] = error.map_or(Value::Null, Value::from);
+            let mut v: Value = serde_json::from_str(&with_fields(&base, fields)).unwrap();
+            if error.is_none() {
+                v.as_object_mut().unwrap().remove("errorCode");
+                v.as_object_mut().unwrap().remove("errorMessage");
+            }
+            v.to_string()
+        };
+    let user = json!({"type": "IAMUser", "accountId": pay, "arn": format!("arn:aws:iam::{pay}:user/alice")});
+    let break_glass = json!({
+        "type": "AssumedRole", "accountId": pay,
+        "arn": format!("arn:aws:sts::{pay}:assumed-role/BreakGlass/ops"),
+        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": format!("arn:aws:iam::{pay}:role/BreakGlass")}},
+    });
+    let recs = vec![
+        event(
+            "e-bypass",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            "ap-south-1",
+            None,
+            user.clone(),
+        ),
+        event(
+            "e-denied",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            "ap-south-1",
+            Some("AccessDenied"),
+            user.clone(),
+        ),
+        event(
+            "e-exempt-action",
+            "iam.amazonaws.com",
+            "CreateUser",
+            "ap-south-1",
+            None,
+            user.clone(),
+        ),
+        event(
+            "e-approved",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            "eu-west-1",
+            None,
+            user.clone(),
+        ),
+        event(
+            "e-break-glass",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            "us-east-1",
+            None,
+            break_glass,
+        ),
+    ];
+    let t = Tmp::new();
+    let input = t.write("events.jsonl", jsonl(&recs));
+    let cfg = t.write(
+        "org.toml",
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg(&input)
+        .env(
+            "AWS_ENDPOINT_URL",
+            format!("http://127.0.0.1:{}", moto.port),
+        )
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env("AWS_MAX_ATTEMPTS", "1")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: BTreeMap<String, Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            (v["event_id"].as_str().unwrap().to_string(), v)
+        })
+        .collect();
+    assert_eq!(
+        alerts.keys().map(String::as_str).collect::<Vec<_>>(),
+        ["e-break-glass", "e-bypass", "e-denied"],
+        "no alert for the NotAction-exempt call or the approved region"
+    );
+    let bypass = &alerts["e-bypass"];
+    assert_eq!(
+        (bypass["rule"].as_str(), bypass["severity"].as_str()),
+        (Some("scp-bypass"), Some("critical"))
+    );
+    let denied = &alerts["e-denied"];
+    assert_eq!(denied["rule"], "unapproved-region");
+    assert_eq!(denied["denied_by_scp"], true);
+    let glass = &alerts["e-break-glass"];
+    assert_eq!(glass["rule"], "unapproved-region");
+    assert_eq!(glass["scp_exempt_principal"], true);
+    assert!(glass.get("denied_by_scp").is_none());
+    for a in alerts.values() {
+        assert_eq!(a["account_name"], "pay-prod");
+        assert_eq!(a["ou_path"], "/prod/eu/payments");
+        assert_eq!(a["ou"], o.ous["payments"]);
+        assert_eq!(
+            a["policy_level"],
+            format!(
+                "scp:{} at {} ∩ scp:{} at {}",
+                o.policies["eu"], o.ous["eu"], o.policies["root"], o.root
+            )
+        );
+        assert_eq!(a["approved_regions"], json!(["eu-central-1", "eu-west-1"]));
+    }
+}

@@ -141,8 +141,23 @@ impl Explainer<'_> {
         let _ = writeln!(s, "  failed call:    {}", ev.error_code().unwrap_or("no"));
         let verdict = region::evaluate(p, ev, now);
         let decision = match &verdict {
-            Verdict::Alert(a, sev) => {
-                format!("ALERT ({}): {}", sev.as_str(), region::reason(ev, a))
+            Verdict::Alert(a, sev, mark) => {
+                let mut line = format!("ALERT ({}): {}", sev.as_str(), region::reason(ev, a));
+                if mark.exempt_principal {
+                    line.push_str(" [the caller is exempt from the SCP's region restriction]");
+                }
+                if mark.denied {
+                    line.push_str(" [denied by the SCPs]");
+                }
+                line
+            }
+            Verdict::ScpBypass(a) => format!(
+                "ALERT (critical, {}): succeeded in a region the SCPs deny ({})",
+                region::BYPASS_RULE,
+                a.scp.as_ref().map(|e| e.source()).unwrap_or_default()
+            ),
+            Verdict::ScpExemptAction(_) => {
+                "no alert: the SCP's NotAction exempts this action (not regional use)".into()
             }
             Verdict::NotActivity(_) => "no alert: not activity".into(),
             Verdict::NoRegion => "no alert: the record has no awsRegion".into(),

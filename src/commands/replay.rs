@@ -149,6 +149,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         true => OutputChoice::Sinks,
         false => OutputChoice::Stdout(args.stream.streams()),
     };
+    let organization = match &config.organization {
+        Some(o) => rt.block_on(trailwatch::org::load(o)),
+        None => None,
+    };
     let engine = match rt.block_on(build::engine(
         &config,
         build::Options {
@@ -157,6 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             clock: ClockMode::EventTime,
             dead_letter: args.dead_letter.clone(),
             restore: None,
+            organization,
             now: wall,
         },
     )) {

@@ -94,10 +94,15 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     let sdk = loader.load().await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
     let mut state = StateFile::open(&config.checkpoint.path, &source.settings.stream)?;
+    let organization = match &config.organization {
+        Some(o) => trailwatch::org::load(o).await,
+        None => None,
+    };
     let engine = build::engine(
         &config,
         build::Options {
             dead_letter: args.dead_letter.clone(),
+            organization,
             // Moved, not copied: the next save overwrites it.
             restore: Some(std::mem::take(&mut state.state.engine)),
             ..build::Options::live(

@@ -127,8 +127,16 @@ impl Pipeline {
             true => ev.time_secs().unwrap_or(now),
             false => now,
         };
-        if let region::Verdict::Alert(acct, severity) = region::evaluate(&self.policy, ev, at) {
-            let alert = region::alert(ev, acct, severity, self.include_event);
+        let flagged = match region::evaluate(&self.policy, ev, at) {
+            region::Verdict::Alert(acct, severity, mark) => {
+                Some(region::alert(ev, acct, severity, mark, self.include_event))
+            }
+            region::Verdict::ScpBypass(acct) => {
+                Some(region::bypass_alert(ev, acct, self.include_event))
+            }
+            _ => None,
+        };
+        if let Some(alert) = flagged {
             if self.alerted.first_seen(&alert.alert_id, now) {
                 out.push(alert);
             } else {

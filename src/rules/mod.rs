@@ -60,6 +60,9 @@ pub fn build_alert(
         runbook: own(what.runbook),
         approved_regions: acct.approved.clone(),
         policy_level: acct.level.clone(),
+        ou_path: acct.ou_path.clone(),
+        scp_exempt_principal: None,
+        denied_by_scp: None,
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

@@ -14,8 +14,13 @@ pub struct AccountPolicy {
     pub ou: Option<String>,
     /// Sorted, without duplicates.
     pub approved: Vec<String>,
-    /// Which level set the list: `organization`, `ou:<id>`, or `account`, with `+ extra` notes.
+    /// Which level set the list: `organization`, `ou:<id>`, or `account`, with `+ extra` notes;
+    /// or the SCPs (`scp:p-… at ou-… ∩ scp:p-… at r-…`).
     pub level: String,
+    /// `/prod/eu`: the OU names from AWS Organizations (issue 13).
+    pub ou_path: Option<String>,
+    /// The account's effective SCP region restriction, when the organization is read.
+    pub scp: Option<std::sync::Arc<crate::org::effective::Effective>>,
 }
 
 impl AccountPolicy {
@@ -111,6 +116,8 @@ impl RegionPolicy {
             ou: None,
             approved: sorted(p.top.approved_regions.clone()),
             level: "organization".into(),
+            ou_path: None,
+            scp: None,
         };
         // OU membership: `ou = …` on the account wins over `accounts = […]` on the OU.
         let mut member_of: HashMap<&str, &str> = HashMap::new();
@@ -241,6 +248,35 @@ impl RegionPolicy {
             pol.name = a.name.clone();
         }
         pol
+    }
+}
+
+impl RegionPolicy {
+    /// Every account AWS Organizations knows, homed by its real OU membership: its name and
+    /// OU path, its SCP restriction, and, with `regions_from_scps`, its approved regions from
+    /// the SCPs where they restrict (the config policy elsewhere).
+    pub fn with_tree(mut self, tree: &crate::org::tree::Tree, regions_from_scps: bool) -> Self {
+        for (id, a) in &tree.accounts {
+            let path = tree.ou_path(id);
+            let mut pol = self.for_member(id, &path);
+            let eff = tree.effective(id);
+            if regions_from_scps {
+                if let Some(list) = eff.allowed_regions() {
+                    pol.approved = list;
+                    pol.level = eff.source();
+                }
+            }
+            if pol.name.is_none() && !a.name.is_empty() {
+                pol.name = Some(a.name.clone());
+            }
+            if !self.config_members.contains(id) {
+                pol.ou = path.last().cloned();
+            }
+            pol.ou_path = Some(tree.ou_path_names(id));
+            pol.scp = eff.is_restricted().then(|| std::sync::Arc::new(eff));
+            self.accounts.insert(id.clone(), pol);
+        }
+        self
     }
 }
 

@@ -6,10 +6,23 @@
 
 use crate::alert::{Alert, Severity};
 use crate::event::Event;
+use crate::org::effective::Verdict as ScpVerdict;
 use crate::rules::policy::{AccountPolicy, Exemption, RegionPolicy};
 
 pub use crate::config::REGION_RULE as RULE;
 pub const TITLE: &str = "Activity in a region not approved for the account";
+/// A successful change in a region the account's SCPs deny: it should have been impossible.
+pub const BYPASS_RULE: &str = "scp-bypass";
+pub const BYPASS_TITLE: &str = "A change succeeded in a region the SCPs deny";
+
+/// What the SCPs add to an alert.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScpMark {
+    /// The caller is exempt from the SCP's region restriction (`aws:PrincipalARN`).
+    pub exempt_principal: bool,
+    /// A failed call in a region the SCPs deny.
+    pub denied: bool,
+}
 
 /// Why an event is not activity.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,12 +50,16 @@ pub enum Verdict<'p> {
     Exempt(&'p AccountPolicy, &'p Exemption),
     /// A failed call, and `alert_on_failed_calls = false`.
     FailedCallIgnored(&'p AccountPolicy),
-    Alert(&'p AccountPolicy, Severity),
+    /// An action the SCP's `NotAction` exempts: not regional use.
+    ScpExemptAction(&'p AccountPolicy),
+    /// A successful change in a region the SCPs deny.
+    ScpBypass(&'p AccountPolicy),
+    Alert(&'p AccountPolicy, Severity, ScpMark),
 }
 
 impl Verdict<'_> {
     pub fn is_alert(&self) -> bool {
-        matches!(self, Verdict::Alert(..))
+        matches!(self, Verdict::Alert(..) | Verdict::ScpBypass(..))
     }
 }
 
@@ -82,6 +99,17 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
         return Verdict::NoRegion;
     };
     let acct = policy.for_account(ev.account());
+    let scp = acct.scp.as_ref().map(|e| {
+        let action = crate::org::actions::iam_action(
+            ev.event_source().unwrap_or_default(),
+            ev.event_name().unwrap_or_default(),
+        );
+        e.verdict(region, &action, ev.principal_arn())
+    });
+    let failed = ev.error_code().is_some();
+    if scp == Some(ScpVerdict::Denied) && !failed {
+        return Verdict::ScpBypass(acct);
+    }
     if acct.approves(region) {
         return Verdict::Approved(acct);
     }
@@ -92,6 +120,9 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
     {
         return Verdict::GlobalService;
     }
+    if scp == Some(ScpVerdict::ExemptAction) {
+        return Verdict::ScpExemptAction(acct);
+    }
     if let Some(ex) = policy
         .exemptions
         .iter()
@@ -99,13 +130,17 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
     {
         return Verdict::Exempt(acct, ex);
     }
-    if ev.error_code().is_some() {
+    let mark = ScpMark {
+        exempt_principal: scp == Some(ScpVerdict::ExemptPrincipal),
+        denied: scp == Some(ScpVerdict::Denied),
+    };
+    if failed {
         if !policy.alert_on_failed_calls {
             return Verdict::FailedCallIgnored(acct);
         }
-        return Verdict::Alert(acct, policy.failed_call_severity);
+        return Verdict::Alert(acct, policy.failed_call_severity, mark);
     }
-    Verdict::Alert(acct, policy.severity)
+    Verdict::Alert(acct, policy.severity, mark)
 }
 
 fn describe_level(level: &str) -> String {
@@ -145,6 +180,7 @@ pub fn alert(
     ev: &Event<'_>,
     acct: &AccountPolicy,
     severity: Severity,
+    mark: ScpMark,
     include_event: bool,
 ) -> Alert {
     let what = super::AlertWhat {
@@ -153,6 +189,31 @@ pub fn alert(
         runbook: None,
         severity,
         reason: reason(ev, acct),
+    };
+    let mut a = super::build_alert(ev, acct, what, include_event);
+    a.scp_exempt_principal = mark.exempt_principal.then_some(true);
+    a.denied_by_scp = mark.denied.then_some(true);
+    a
+}
+
+/// The `scp-bypass` alert: critical, with the SCPs that deny the region.
+pub fn bypass_alert(ev: &Event<'_>, acct: &AccountPolicy, include_event: bool) -> Alert {
+    let region = ev.region().unwrap_or("?");
+    let account = ev.account().unwrap_or("unknown account");
+    let reason = format!(
+        "{} ({}) by {} succeeded in {region}, which the SCPs of account {} deny ({}): the call should have been impossible.",
+        ev.event_name().unwrap_or("an unnamed call"),
+        ev.event_source().unwrap_or("unknown source"),
+        ev.principal().unwrap_or("an unknown principal"),
+        acct.label(account),
+        acct.scp.as_ref().map(|e| e.source()).unwrap_or_default(),
+    );
+    let what = super::AlertWhat {
+        rule: BYPASS_RULE,
+        title: BYPASS_TITLE,
+        runbook: None,
+        severity: Severity::Critical,
+        reason,
     };
     super::build_alert(ev, acct, what, include_event)
 }

@@ -28,6 +28,9 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         runbook: None,
         approved_regions: vec![],
         policy_level: "organization".into(),
+        ou_path: None,
+        scp_exempt_principal: None,
+        denied_by_scp: None,
         event: None,
     }
 }

@@ -77,7 +77,9 @@ fn verdict_at(p: &RegionPolicy, fields: &str, now: i64) -> String {
         Verdict::GlobalService => "global".into(),
         Verdict::Exempt(_, e) => format!("exempt:{}", e.index),
         Verdict::FailedCallIgnored(_) => "failed-ignored".into(),
-        Verdict::Alert(a, sev) => format!("alert:{}:{}", sev.as_str(), a.level),
+        Verdict::Alert(a, sev, _) => format!("alert:{}:{}", sev.as_str(), a.level),
+        Verdict::ScpBypass(a) => format!("scp-bypass:{}", a.level),
+        Verdict::ScpExemptAction(_) => "scp-exempt-action".into(),
     }
 }
 
@@ -271,10 +273,10 @@ fn alert_fields_and_reason() {
         r#""recipientAccountId": "111122223333", "awsRegion": "ap-east-1", "sourceIPAddress": "198.51.100.7", "errorCode": "AccessDenied""#,
     );
     let s = object::parse(&text).unwrap();
-    let Verdict::Alert(acct, sev) = evaluate(&p, &s.event, NOW) else {
+    let Verdict::Alert(acct, sev, _) = evaluate(&p, &s.event, NOW) else {
         panic!("expected an alert")
     };
-    let a = alert(&s.event, acct, sev, true);
+    let a = alert(&s.event, acct, sev, ScpMark::default(), true);
     assert_eq!(a.rule, "unapproved-region");
     assert_eq!(a.severity, Severity::Medium);
     assert_eq!(a.account.as_deref(), Some("111122223333"));
