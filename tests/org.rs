@@ -155,15 +155,21 @@ async fn build(c: &Client) -> Org {
     }
 }
 
-fn org_json(cfg: &std::path::Path, port: u16) -> (BTreeMap<String, Value>, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
-        .args(["org", "--format", "json", "--config"])
-        .arg(cfg)
-        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
+/// `trailwatch` with AWS pointed at `port` (one attempt per call).
+fn trailwatch(port: u16) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+    c.env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{port}"))
         .env("AWS_ACCESS_KEY_ID", "test")
         .env("AWS_SECRET_ACCESS_KEY", "test")
         .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
+        .env("AWS_MAX_ATTEMPTS", "1");
+    c
+}
+
+fn org_json(cfg: &std::path::Path, port: u16) -> (BTreeMap<String, Value>, String) {
+    let out = trailwatch(port)
+        .args(["org", "--format", "json", "--config"])
+        .arg(cfg)
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
@@ -286,17 +292,9 @@ fn org_exits_2_with_the_api_error_when_organizations_cannot_be_read() {
         "org.toml",
         "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+    let out = trailwatch(free_port())
         .args(["org", "--config"])
         .arg(&cfg)
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", free_port()),
-        )
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -386,18 +384,10 @@ fn replay_with_the_organization_raises_scp_bypass_and_marks_exemptions() {
         "org.toml",
         "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\n",
     );
-    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+    let out = trailwatch(moto.port)
         .args(["replay", "--config"])
         .arg(&cfg)
         .arg(&input)
-        .env(
-            "AWS_ENDPOINT_URL",
-            format!("http://127.0.0.1:{}", moto.port),
-        )
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env("AWS_MAX_ATTEMPTS", "1")
         .output()
         .unwrap();
     assert!(

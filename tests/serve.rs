@@ -130,6 +130,48 @@ fn post(
     })
 }
 
+/// A Firehose request of these records with a valid key.
+fn post_records(client: &reqwest::Client, url: &str, id: &str, recs: &[String]) -> Resp {
+    post(
+        client,
+        url,
+        id,
+        Some("old-key-1234"),
+        body(id, recs).into_bytes(),
+        false,
+    )
+}
+
+/// Delivery settings that give up on a down sink quickly.
+const FAST_RETRY: &str = "accept_within = \"100ms\"\ntimeout = \"1s\"\nmax_attempts = 1\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n";
+
+/// `[delivery]` with these settings and one webhook sink `hook` taking the siem stream.
+fn webhook_delivery(state_dir: &Path, url: &str, delivery: &str, sink: &str) -> String {
+    format!(
+        "\n[delivery]\nstate_dir = \"{}\"\n{delivery}\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{url}\"\n{sink}\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+        state_dir.display()
+    )
+}
+
+/// Waits until the webhook has received exactly the alerts `want` (as a set).
+fn wait_for_webhook(hook: &common::http::Server, want: &BTreeSet<String>, timeout: Duration) {
+    let deadline = Instant::now() + timeout;
+    while hook
+        .webhook_alert_ids()
+        .into_iter()
+        .collect::<BTreeSet<_>>()
+        != *want
+    {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {} alerts delivered",
+            hook.webhook_alert_ids().len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn firehose_requests_are_authenticated_capped_decoded_and_idempotent() {
     let t = Tmp::new();
@@ -604,10 +646,11 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
     let cfg = config(
         &t,
         port,
-        &format!(
-            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"100ms\"\ntimeout = \"1s\"\nmax_attempts = 1\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 10\ninclude_event = true\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
-            fs.0.display(),
-            hook.url("/in")
+        &webhook_delivery(
+            &fs.0,
+            &hook.url("/in"),
+            FAST_RETRY,
+            "batch = 10\ninclude_event = true\n",
         ),
     );
     let serve = Serve::start(&cfg, port, &[]);
@@ -621,14 +664,7 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
         .collect();
     let (mut ok, mut failed) = (Vec::new(), Vec::new());
     for (id, chunk) in &requests {
-        let r = post(
-            &client,
-            &url,
-            id,
-            Some("old-key-1234"),
-            body(id, chunk).into_bytes(),
-            false,
-        );
+        let r = post_records(&client, &url, id, chunk);
         match r.status {
             200 => ok.push(id.clone()),
             500 => failed.push(id.clone()),
@@ -646,14 +682,7 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
     hook.up();
     for id in &failed {
         let chunk = requests.iter().find(|(i, _)| i == id).unwrap().1;
-        let r = post(
-            &client,
-            &url,
-            id,
-            Some("old-key-1234"),
-            body(id, chunk).into_bytes(),
-            false,
-        );
+        let r = post_records(&client, &url, id, chunk);
         assert_eq!(
             r.status, 200,
             "{id} retried once space returned: {}",
@@ -661,21 +690,7 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
         );
     }
     let want = expected(&cfg, &t, &recs);
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while hook
-        .webhook_alert_ids()
-        .into_iter()
-        .collect::<BTreeSet<_>>()
-        != want
-    {
-        assert!(
-            Instant::now() < deadline,
-            "{} of {} alerts delivered",
-            hook.webhook_alert_ids().len(),
-            want.len()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_for_webhook(&hook, &want, Duration::from_secs(60));
     std::thread::sleep(Duration::from_millis(500));
     let got = hook.webhook_alert_ids();
     assert_eq!(got.len(), want.len(), "each alert once");
@@ -696,10 +711,11 @@ fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
     let cfg = config(
         &t,
         port,
-        &format!(
-            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"300ms\"\ntimeout = \"5s\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 2\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
-            t.path("state").display(),
-            hook.url("/in")
+        &webhook_delivery(
+            &t.path("state"),
+            &hook.url("/in"),
+            "accept_within = \"300ms\"\ntimeout = \"5s\"\n",
+            "batch = 2\n",
         ),
     );
     let _serve = Serve::start(&cfg, port, &[]);
@@ -709,26 +725,12 @@ fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
     let chunks: Vec<&[String]> = recs.chunks(5).collect();
     // The first request's alerts go direct; that request outlives accept_within, so they are
     // spooled (answered after the 2 s request).
-    let r = post(
-        &client,
-        &url,
-        "slow-0",
-        Some("old-key-1234"),
-        body("slow-0", chunks[0]).into_bytes(),
-        false,
-    );
+    let r = post_records(&client, &url, "slow-0", chunks[0]);
     assert_eq!(r.status, 200);
     for (i, chunk) in chunks.iter().enumerate().skip(1) {
         let id = format!("slow-{i}");
         let asked = Instant::now();
-        let r = post(
-            &client,
-            &url,
-            &id,
-            Some("old-key-1234"),
-            body(&id, chunk).into_bytes(),
-            false,
-        );
+        let r = post_records(&client, &url, &id, chunk);
         assert_eq!(r.status, 200);
         assert!(
             asked.elapsed() < Duration::from_millis(1000),
@@ -737,16 +739,7 @@ fn a_slow_sink_with_a_spool_does_not_hold_new_requests() {
         );
     }
     let want = expected(&cfg, &t, &recs);
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while hook
-        .webhook_alert_ids()
-        .into_iter()
-        .collect::<BTreeSet<_>>()
-        != want
-    {
-        assert!(Instant::now() < deadline, "not all delivered");
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    wait_for_webhook(&hook, &want, Duration::from_secs(90));
 }
 
 /// Issue 12: a damaged spool under `serve`. One flipped byte costs that record only: the bad
@@ -762,10 +755,11 @@ fn a_damaged_spool_costs_only_the_damaged_record_and_a_garbled_cursor_repeats_no
     let cfg = config(
         &t,
         port,
-        &format!(
-            "\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"100ms\"\ntimeout = \"1s\"\nmax_attempts = 1\nbackoff_initial = \"50ms\"\nbackoff_max = \"200ms\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 3\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
-            t.path("state").display(),
-            hook.url("/in")
+        &webhook_delivery(
+            &t.path("state"),
+            &hook.url("/in"),
+            FAST_RETRY,
+            "batch = 3\n",
         ),
     );
     let recs = many_records(2);
@@ -775,14 +769,7 @@ fn a_damaged_spool_costs_only_the_damaged_record_and_a_garbled_cursor_repeats_no
     let serve = Serve::start(&cfg, port, &[]);
     for (i, chunk) in recs.chunks(8).enumerate() {
         let id = format!("d-{i}");
-        let r = post(
-            &client,
-            &url,
-            &id,
-            Some("old-key-1234"),
-            body(&id, chunk).into_bytes(),
-            false,
-        );
+        let r = post_records(&client, &url, &id, chunk);
         assert_eq!(r.status, 200);
     }
     drop(serve);

@@ -67,6 +67,13 @@ impl Effective {
         parts.join(" ∩ ")
     }
 
+    /// Whether every restriction allows the region (then no request there is denied).
+    pub fn allows(&self, region: &str) -> bool {
+        self.restrictions
+            .iter()
+            .all(|(_, r)| r.allows_region(region))
+    }
+
     /// `action` is `<service prefix>:<eventName>`; `principal` the caller's ARN (for roles,
     /// the role's ARN, which is what `aws:PrincipalARN` holds).
     pub fn verdict(&self, region: &str, action: &str, principal: Option<&str>) -> Verdict {

@@ -99,7 +99,8 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
         return Verdict::NoRegion;
     };
     let acct = policy.for_account(ev.account());
-    let scp = acct.scp.as_ref().map(|e| {
+    // The action string is built only when some SCP does not allow the region.
+    let scp = acct.scp.as_ref().filter(|e| !e.allows(region)).map(|e| {
         let action = crate::org::actions::iam_action(
             ev.event_source().unwrap_or_default(),
             ev.event_name().unwrap_or_default(),
