@@ -44,6 +44,7 @@ fn item() -> Item {
         ou_path: None,
         scp_exempt_principal: None,
         denied_by_scp: None,
+        drift: None,
         event: raw,
     })
 }

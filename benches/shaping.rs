@@ -35,6 +35,7 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         ou_path: None,
         scp_exempt_principal: None,
         denied_by_scp: None,
+        drift: None,
         event: None,
     }
 }

@@ -70,6 +70,7 @@ fn main() {
             ou_path: None,
             scp_exempt_principal: None,
             denied_by_scp: None,
+            drift: None,
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

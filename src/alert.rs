@@ -46,9 +46,22 @@ pub struct Alert {
     /// A failed call in a region the SCPs deny.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub denied_by_scp: Option<bool>,
+    /// `org-policy-drift`: the allowed regions before and after, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftInfo>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,
+}
+
+/// How an account's SCP region allow-list moved (`None`: no restriction, every region).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DriftInfo {
+    pub before: Option<Vec<String>>,
+    pub after: Option<Vec<String>>,
+    /// Regions in `after` and not in `before`.
+    pub added: Vec<String>,
+    pub cause: String,
 }
 
 /// `alert_id` for a rule and an event: the 128-bit xxh3 of both, as 32 hex digits.

@@ -82,6 +82,27 @@ pub enum BuildError {
     Engine(#[from] EngineError),
 }
 
+/// The region policy of `config`, with every account of the organization homed by its real
+/// membership (and its SCP-derived regions) when the tree is known and `[organization]` set.
+pub fn region_policy(config: &Config, tree: Option<&crate::org::tree::Tree>) -> RegionPolicy {
+    match (tree, &config.organization) {
+        (Some(tree), Some(org)) => {
+            RegionPolicy::build(&config.policy).with_tree(tree, org.regions_from_scps)
+        }
+        _ => RegionPolicy::build(&config.policy),
+    }
+}
+
+/// A reloaded config's new rules, policy and shaping settings, swapped into a running engine
+/// (its dedup and shaping state carry over).
+pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::tree::Tree>) {
+    engine.reconfigure(
+        RuleSet::from_rules(&config.rules),
+        region_policy(config, tree),
+        Some(Shaper::for_rules(&config.shaping, &config.rules)),
+    );
+}
+
 /// The engine for `config`: its pipeline, its shaper when the notify stream is taken, its
 /// output; restored from `o.restore`, with the alerts already spooled or written remembered.
 pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
@@ -90,12 +111,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
     let pipeline = Pipeline::new(
         &config.dedup,
         RuleSet::from_rules(&config.rules),
-        match (&o.organization, &config.organization) {
-            (Some(tree), Some(org)) => {
-                RegionPolicy::build(&config.policy).with_tree(tree, org.regions_from_scps)
-            }
-            _ => RegionPolicy::build(&config.policy),
-        },
+        region_policy(config, o.organization.as_ref()),
         include_event,
     )
     .judge_on_event_time(o.clock == ClockMode::EventTime);

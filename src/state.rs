@@ -36,6 +36,18 @@ pub struct EngineSnapshot {
     /// restart so they are not written again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_len: Option<u64>,
+    /// The organization as last read (with `[organization]`): a restart starts from it when
+    /// AWS Organizations cannot be read, and compares the next read against it for drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub organization: Option<SavedOrganization>,
+}
+
+/// The last tree read from AWS Organizations and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedOrganization {
+    /// Seconds since the epoch.
+    pub read_at: i64,
+    pub tree: crate::org::tree::Tree,
 }
 
 /// The whole state file.

@@ -1,5 +1,6 @@
 //! deploy/: the Grafana dashboard asks only for metrics trailwatch exports, and the Dockerfile
-//! runs the one binary as non-root with a health check that the binary answers. (The
+//! runs the one binary as non-root with a health check that the binary answers, and the
+//! organization role allows only the reads trailwatch makes. (The
 //! CloudFormation templates are checked by cfn-lint in scripts/test; the production config
 //! is loaded by a unit test.)
 
@@ -74,4 +75,42 @@ fn the_image_is_non_root_with_a_health_check_the_binary_answers() {
         .output()
         .unwrap();
     assert!(out.status.success());
+}
+
+/// The organization role is read-only: it allows exactly the calls `src/org/fetch.rs` makes,
+/// and the workers' role may assume it only when it is given.
+#[test]
+fn the_organization_role_allows_only_the_reads_trailwatch_makes() {
+    let role = read("deploy/cloudformation/6-organization-read-role.yaml");
+    let allowed: BTreeSet<&str> = role
+        .lines()
+        .filter_map(|l| {
+            l.trim()
+                .trim_start_matches("- ")
+                .strip_prefix("organizations:")
+        })
+        .chain(
+            role.lines()
+                .filter_map(|l| l.trim().strip_prefix("Action: organizations:")),
+        )
+        .collect();
+    let fetch = read("src/org/fetch.rs");
+    // Every call fetch.rs makes is named in its error mapping, `api("Call")`.
+    let made: BTreeSet<String> = fetch
+        .split("api(\"")
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        made.contains("ListRoots") && made.contains("DescribePolicy"),
+        "{made:?}"
+    );
+    let allowed: BTreeSet<String> = allowed.iter().map(|s| s.to_string()).collect();
+    assert_eq!(allowed, made, "the role allows exactly the calls made");
+    assert!(!role.contains("organizations:*") && !role.contains("Action: \"*\""));
+    let ecs = read("deploy/cloudformation/3-trailwatch-ecs.yaml");
+    assert!(ecs.contains(
+        "Action: sts:AssumeRole\n                  Resource: !Ref OrganizationReadRoleArn"
+    ));
 }

@@ -433,3 +433,501 @@ fn replay_with_the_organization_raises_scp_bypass_and_marks_exemptions() {
         assert_eq!(a["approved_regions"], json!(["eu-central-1", "eu-west-1"]));
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Live: `run` follows the organization (drift alerts once, also across a restart) and SIGHUP.
+
+/// moto's Organizations with the test organization, kinesalite with a stream.
+struct Live {
+    moto: Emulator,
+    k: Emulator,
+    c: Client,
+    kc: aws_sdk_kinesis::Client,
+    rt: tokio::runtime::Runtime,
+    o: Org,
+    t: Tmp,
+}
+
+impl Live {
+    fn new(stream: &str) -> Live {
+        let (moto, k) = (start_moto(), start_kinesalite());
+        let (c, kc, rt) = (orgs(moto.port), client(k.port), rt());
+        let o = rt.block_on(build(&c));
+        rt.block_on(create_stream(&kc, stream, 1));
+        Live {
+            moto,
+            k,
+            c,
+            kc,
+            rt,
+            o,
+            t: Tmp::new(),
+        }
+    }
+}
+
+fn live_config(t: &Tmp, stream: &str, extra: &str) -> std::path::PathBuf {
+    t.write(
+        "live.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"{stream}\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\n\n[checkpoint]\npath = \"{}\"\ninterval = \"500ms\"\n\n{extra}",
+            t.path("state/cp.json").display()
+        ),
+    )
+}
+
+fn start_run(cfg: &std::path::Path, k: u16, moto: u16, extra: &[&str]) -> Consumer {
+    Consumer::spawn_env(
+        cfg,
+        k,
+        None,
+        extra,
+        &[(
+            "AWS_ENDPOINT_URL_ORGANIZATIONS",
+            format!("http://127.0.0.1:{moto}"),
+        )],
+    )
+}
+
+/// Alerts from the consumer until `done` holds of them (or 30 s).
+fn alerts_until(c: &Consumer, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let mut got = Vec::new();
+    while !done(&got) {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        match c.lines.recv_timeout(left) {
+            Ok(l) => got.push(serde_json::from_str(&l).unwrap()),
+            Err(_) => panic!("timed out; got {got:#?}"),
+        }
+    }
+    got
+}
+
+fn quiet_for(c: &Consumer, secs: u64) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    let mut got = Vec::new();
+    while let Ok(l) = c
+        .lines
+        .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+    {
+        got.push(serde_json::from_str(&l).unwrap());
+    }
+    got
+}
+
+fn drifts(alerts: &[Value]) -> BTreeMap<String, Value> {
+    alerts
+        .iter()
+        .filter(|a| a["rule"] == "org-policy-drift")
+        .map(|a| (a["account"].as_str().unwrap().to_string(), a.clone()))
+        .collect()
+}
+
+/// UpdatePolicy on the root's region-deny SCP: these regions allowed.
+async fn set_root_regions(c: &Client, o: &Org, regions: &[&str]) {
+    c.update_policy()
+        .policy_id(&o.policies["root"])
+        .content(region_deny("OrgRegions", regions, None))
+        .send()
+        .await
+        .unwrap();
+}
+
+/// A CloudTrail record of a call: `(source, name)` by the management account's admin.
+fn call(id: &str, source: &str, name: &str, account: &str, region: &str) -> String {
+    with_fields(
+        &stratus()[0],
+        json!({
+            "eventID": id, "eventSource": source, "eventName": name, "awsRegion": region,
+            "readOnly": false, "recipientAccountId": account, "errorCode": null,
+            "userIdentity": {"type": "IAMUser", "accountId": account, "arn": format!("arn:aws:iam::{account}:user/admin")},
+        }),
+    )
+}
+
+#[test]
+fn run_follows_the_organization_and_raises_drift_once_also_across_a_restart() {
+    let Live {
+        moto,
+        k,
+        c,
+        kc,
+        rt,
+        o,
+        t,
+    } = Live::new("org");
+    let cfg = live_config(
+        &t,
+        "org",
+        "[organization]\nsource = \"aws\"\nrefresh = \"1h\"\nchange_delay = \"0s\"\n",
+    );
+    let run = start_run(&cfg, k.port, moto.port, &[]);
+    // Every account is restricted by the root's SCP: the first read raises nothing. A record
+    // that alerts shows the consumer is through its start-up.
+    let mgmt = "123456789012";
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-1",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["sec"],
+            "ap-south-1",
+        )],
+        0,
+    ));
+    let got = alerts_until(&run, |a| !a.is_empty());
+    assert_eq!(got.len(), 1, "{got:#?}");
+    assert_eq!(
+        got[0]["rule"], "scp-bypass",
+        "ap-south-1 is outside the root's SCP"
+    );
+
+    // UpdatePolicy widens the root's list; the stream's record of it sets off a read.
+    rt.block_on(async {
+        set_root_regions(
+            &c,
+            &o,
+            &["us-east-1", "eu-west-1", "eu-central-1", "ap-south-1"],
+        )
+        .await;
+        put(
+            &kc,
+            "org",
+            &[call(
+                "chg-1",
+                "organizations.amazonaws.com",
+                "UpdatePolicy",
+                mgmt,
+                "us-east-1",
+            )],
+            1,
+        )
+        .await;
+    });
+    let got = alerts_until(&run, |a| drifts(a).len() >= 3);
+    let d = drifts(&got);
+    // pay-prod stays within the eu OU's list; the others widen by ap-south-1.
+    let widened: Vec<&str> = ["sec", "web-prod", "play"]
+        .iter()
+        .map(|n| o.accounts[n].as_str())
+        .collect();
+    assert_eq!(
+        d.keys()
+            .map(String::as_str)
+            .collect::<std::collections::BTreeSet<_>>(),
+        widened.iter().copied().collect()
+    );
+    let sec = &d[&o.accounts["sec"]];
+    assert_eq!(sec["severity"], "high");
+    assert_eq!(sec["account_name"], "sec");
+    assert_eq!(
+        sec["drift"]["before"],
+        json!(["eu-central-1", "eu-west-1", "us-east-1"])
+    );
+    assert_eq!(
+        sec["drift"]["after"],
+        json!(["ap-south-1", "eu-central-1", "eu-west-1", "us-east-1"])
+    );
+    assert_eq!(sec["drift"]["added"], json!(["ap-south-1"]));
+    let cause = sec["drift"]["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "{} (org-regions) updated; read after UpdatePolicy by arn:aws:iam::{mgmt}:user/admin",
+            o.policies["root"]
+        )),
+        "{cause}"
+    );
+    assert!(cause.contains("(event chg-1)"), "{cause}");
+    // The new policy is in force: ap-south-1 is now approved for sec.
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-2",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["sec"],
+            "ap-south-1",
+        )],
+        2,
+    ));
+
+    // MoveAccount: pay-prod leaves the eu OU for the sandbox, and widens.
+    rt.block_on(async {
+        c.move_account()
+            .account_id(&o.accounts["pay-prod"])
+            .source_parent_id(&o.ous["payments"])
+            .destination_parent_id(&o.ous["sandbox"])
+            .send()
+            .await
+            .unwrap();
+        put(
+            &kc,
+            "org",
+            &[call(
+                "chg-2",
+                "organizations.amazonaws.com",
+                "MoveAccount",
+                mgmt,
+                "us-east-1",
+            )],
+            3,
+        )
+        .await;
+    });
+    let got = alerts_until(&run, |a| !drifts(a).is_empty());
+    let d = drifts(&got);
+    assert!(
+        got.iter().all(|a| a["event_id"] != "probe-2"),
+        "probe-2 is approved now: {got:#?}"
+    );
+    let pay = &d[&o.accounts["pay-prod"]];
+    assert_eq!(pay["ou_path"], "/sandbox");
+    assert_eq!(pay["drift"]["before"], json!(["eu-central-1", "eu-west-1"]));
+    let cause = pay["drift"]["cause"].as_str().unwrap();
+    assert!(
+        cause.starts_with(&format!(
+            "moved from /prod/eu/payments ({}) to /sandbox ({})",
+            o.ous["payments"], o.ous["sandbox"]
+        )),
+        "{cause}"
+    );
+    assert_eq!(d.len(), 1, "{d:#?}");
+    assert!(quiet_for(&run, 2).is_empty(), "each drift is raised once");
+    let (code, rest) = run.stop();
+    assert_eq!(code, 0);
+    assert!(
+        rest.iter().all(|l| !l.contains("org-policy-drift")),
+        "{rest:?}"
+    );
+
+    // Restarted: the saved tree is what AWS says: nothing again.
+    let run = start_run(&cfg, k.port, moto.port, &[]);
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-3",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["sec"],
+            "sa-east-1",
+        )],
+        4,
+    ));
+    let got = alerts_until(&run, |a| a.iter().any(|a| a["event_id"] == "probe-3"));
+    assert!(
+        drifts(&got).is_empty(),
+        "no drift twice across a restart: {got:#?}"
+    );
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+
+    // A change while it was down is raised at the next start, once.
+    rt.block_on(async {
+        set_root_regions(
+            &c,
+            &o,
+            &[
+                "us-east-1",
+                "eu-west-1",
+                "eu-central-1",
+                "ap-south-1",
+                "sa-east-1",
+            ],
+        )
+        .await;
+    });
+    let run = start_run(&cfg, k.port, moto.port, &[]);
+    let got = alerts_until(&run, |a| drifts(a).len() >= 4);
+    let d = drifts(&got);
+    assert!(
+        d.values()
+            .all(|a| a["drift"]["added"] == json!(["sa-east-1"])),
+        "{d:#?}"
+    );
+    assert!(d[&o.accounts["sec"]]["drift"]["cause"]
+        .as_str()
+        .unwrap()
+        .ends_with("(org-regions) updated"));
+    assert_eq!(d.len(), 4, "{d:#?}");
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-5",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["sec"],
+            "me-south-1",
+        )],
+        5,
+    ));
+    let got = alerts_until(&run, |a| a.iter().any(|a| a["event_id"] == "probe-5"));
+    assert!(drifts(&got).is_empty(), "{got:#?}");
+    assert_eq!(run.stop().0, 0);
+    let run = start_run(&cfg, k.port, moto.port, &[]);
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-4",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["sec"],
+            "me-central-1",
+        )],
+        6,
+    ));
+    let got = alerts_until(&run, |a| a.iter().any(|a| a["event_id"] == "probe-4"));
+    assert!(drifts(&got).is_empty(), "raised once: {got:#?}");
+    assert!(drifts(&quiet_for(&run, 1)).is_empty());
+    run.stop();
+}
+
+fn metric(port: u16, line_start: &str) -> Option<f64> {
+    let (_, body) = http_get(port, "/metrics");
+    body.lines()
+        .find(|l| l.starts_with(line_start))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+}
+
+fn wait_metric(port: u16, line_start: &str, want: f64) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while metric(port, line_start) != Some(want) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{line_start} never {want}: {:?}",
+            metric(port, line_start)
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+fn hangup(c: &Consumer) {
+    let ok = Command::new("kill")
+        .args(["-HUP", &c.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+}
+
+/// SIGHUP with a good file swaps the policy and `[organization]` (here a faster refresh that
+/// then picks up an UpdatePolicy on its own); with a bad file the running config stays.
+#[test]
+fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
+    let Live {
+        moto,
+        k,
+        c,
+        kc,
+        rt,
+        o,
+        t,
+    } = Live::new("hup");
+    let org = "[organization]\nsource = \"aws\"\nchange_delay = \"0s\"\n";
+    let cfg = live_config(&t, "hup", &format!("{org}refresh = \"1h\"\n"));
+    let mport = free_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let run = start_run(&cfg, k.port, moto.port, &["--metrics-addr", &maddr]);
+    // 999999999999 is no account of the organization: the config policy applies.
+    let outsider = "999999999999";
+    let mut n = 0;
+    let mut send = |id: &str, region: &str| {
+        rt.block_on(put(
+            &kc,
+            "hup",
+            &[call(
+                id,
+                "ec2.amazonaws.com",
+                "RunInstances",
+                outsider,
+                region,
+            )],
+            n,
+        ));
+        n += 1;
+    };
+    send("before-reload", "ap-south-1");
+    let got = alerts_until(&run, |a| !a.is_empty());
+    assert_eq!(got[0]["event_id"], "before-reload");
+
+    // A good file: ap-south-1 approved, and the organization read every second.
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    let good = text
+        .replace(
+            "approved_regions = [\"us-east-1\"]",
+            "approved_regions = [\"us-east-1\", \"ap-south-1\"]",
+        )
+        .replace("refresh = \"1h\"", "refresh = \"1s\"");
+    std::fs::write(&cfg, &good).unwrap();
+    hangup(&run);
+    wait_metric(mport, "trailwatch_config_reloads_total{result=\"ok\"}", 1.0);
+    send("after-reload-approved", "ap-south-1");
+    send("after-reload-other", "eu-north-1");
+    let got = alerts_until(&run, |a| {
+        a.iter().any(|a| a["event_id"] == "after-reload-other")
+    });
+    assert!(
+        got.iter().all(|a| a["event_id"] != "after-reload-approved"),
+        "{got:#?}"
+    );
+    // The faster refresh sees an UpdatePolicy that the stream never carried.
+    rt.block_on(async {
+        set_root_regions(
+            &c,
+            &o,
+            &["us-east-1", "eu-west-1", "eu-central-1", "ca-central-1"],
+        )
+        .await;
+    });
+    let got = alerts_until(&run, |a| drifts(a).len() >= 3);
+    let d = drifts(&got);
+    assert_eq!(
+        d[&o.accounts["sec"]]["drift"]["added"],
+        json!(["ca-central-1"])
+    );
+    assert!(
+        !d[&o.accounts["sec"]]["drift"]["cause"]
+            .as_str()
+            .unwrap()
+            .contains("read after"),
+        "a periodic read"
+    );
+
+    // A bad file (a wrong type, and a policy change that must not apply): refused, kept.
+    let bad = good
+        .replace(
+            "approved_regions = [\"us-east-1\", \"ap-south-1\"]",
+            "approved_regions = [\"us-east-1\"]",
+        )
+        .replace(
+            "start = \"trim_horizon\"",
+            "start = \"trim_horizon\"\npoll_interval_typo = 3",
+        );
+    std::fs::write(&cfg, &bad).unwrap();
+    hangup(&run);
+    wait_metric(
+        mport,
+        "trailwatch_config_reloads_total{result=\"error\"}",
+        1.0,
+    );
+    send("after-bad-approved", "ap-south-1");
+    send("after-bad-other", "eu-south-1");
+    let got = alerts_until(&run, |a| {
+        a.iter().any(|a| a["event_id"] == "after-bad-other")
+    });
+    assert!(
+        got.iter().all(|a| a["event_id"] != "after-bad-approved"),
+        "the running config stays: {got:#?}"
+    );
+    assert_eq!(
+        metric(mport, "trailwatch_config_reloads_total{result=\"ok\"}"),
+        Some(1.0)
+    );
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+}

@@ -46,7 +46,11 @@ pub fn rows(tree: &Tree, policy: &RegionPolicy, regions_from_scps: bool) -> Vec<
                 Some(list) if regions_from_scps => (list, eff.source()),
                 _ => {
                     let p = policy.for_member(id, &tree.ou_path(id));
-                    (p.approved, format!("config:{}", p.level))
+                    let why = match tree.is_management(id) {
+                        true => " (management account: SCPs do not apply)",
+                        false => "",
+                    };
+                    (p.approved, format!("config:{}{why}", p.level))
                 }
             };
             Row {

@@ -23,6 +23,7 @@ use trailwatch::source::kinesis::{self, Batch};
 use trailwatch::source::leases;
 use trailwatch::state::{ShardCheckpoint, StateFile};
 
+use super::live::{self, Live};
 use super::{exit, load_config};
 
 #[derive(clap::Args)]
@@ -82,6 +83,8 @@ fn refused(r: Refused) -> anyhow::Error {
 }
 
 async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
+    // First: a SIGTERM during start-up (reading the organization, say) is a clean stop too.
+    let stop = super::shutdown_signal();
     let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
     if let Some(addr) = args.metrics_addr {
         super::serve_metrics(addr, ready.clone())?;
@@ -94,10 +97,9 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     let sdk = loader.load().await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
     let mut state = StateFile::open(&config.checkpoint.path, &source.settings.stream)?;
-    let organization = match &config.organization {
-        Some(o) => trailwatch::org::load(o).await,
-        None => None,
-    };
+    let saved = state.state.engine.organization.clone();
+    let first = live::first_read(&config, saved.as_ref()).await;
+    let organization = first.as_ref().or(saved.as_ref()).map(|s| s.tree.clone());
     let engine = build::engine(
         &config,
         build::Options {
@@ -113,6 +115,22 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("starting the output of {}", args.config.display()))?;
+    let mut live = Live::start(
+        args.config.clone(),
+        config.clone(),
+        config.organization.is_some() && first.is_none(),
+    );
+    let nudge = live.nudge();
+    let mut inflight = Inflight::new();
+    if let Some(f) = first {
+        let update = trailwatch::org::watch::Update {
+            tree: f.tree,
+            read_at: f.read_at,
+            trigger: None,
+        };
+        let drift = live.apply(&engine, update);
+        inflight.spawn(engine.submit(drift).await.wait());
+    }
     // With leases, positions come from the lease table as leases are taken.
     let (ownership, checkpointer) = match &config.checkpoint.leases {
         None => (kinesis::Ownership::All, None),
@@ -137,7 +155,6 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     };
     let positions: kinesis::Positions = Arc::new(Mutex::new(state.state.shards.clone()));
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
-    let stop = super::shutdown_signal();
     let mut consumer = tokio::spawn(kinesis::consume(
         client,
         source.settings.clone(),
@@ -155,13 +172,12 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
         state,
         leased: checkpointer.is_some(),
     };
-    let mut inflight = Inflight::new();
     loop {
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
                 let shard_end = batch.shard_end;
-                let accepted = process(&engine, batch, &positions, &checkpointer).await;
+                let accepted = process(&engine, batch, &positions, &checkpointer, &nudge).await;
                 inflight.spawn(accepted);
                 if shard_end {
                     saver.save(&engine, &positions, &mut inflight).await?;
@@ -178,6 +194,11 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
                 res.context("an acceptance task failed")?.map_err(refused)?;
             }
             _ = tick.tick() => saver.save(&engine, &positions, &mut inflight).await?,
+            drift = live.next(&engine) => {
+                if let Some(drift) = drift {
+                    inflight.spawn(engine.submit(drift).await.wait());
+                }
+            }
             done = &mut consumer => {
                 // The consumer ended (shutdown, or a fatal error); its readers have stopped.
                 match done {
@@ -205,6 +226,7 @@ async fn process(
     batch: Batch,
     positions: &kinesis::Positions,
     checkpointer: &Option<leases::Checkpointer>,
+    nudge: &trailwatch::org::watch::Nudge,
 ) -> impl std::future::Future<Output = Result<(), Refused>> {
     // Live: dedup, shaping and exemptions run on arrival time.
     let now = now_secs();
@@ -216,7 +238,10 @@ async fn process(
             data: Data::Bytes(data),
         }
     });
-    let evaluated = engine.evaluate(records, batch.skip.clone(), now);
+    let mut evaluated = engine.evaluate(records, batch.skip.clone(), now);
+    if let Some(change) = evaluated.org_change.take() {
+        nudge.send(change);
+    }
     let c = evaluated.counts;
     tracing::debug!(shard = %batch.shard, records = batch.records.len(), events = c.events, dead_letters = c.dead_letters, alerts = c.alerts, millis_behind = batch.millis_behind, "batch");
     metrics::counter!("trailwatch_records_total", "shard" => batch.shard.clone())

@@ -29,6 +29,7 @@ use trailwatch::source::connections::{self, Guard};
 use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
 use trailwatch::state::StateFile;
 
+use super::live::{self, Live};
 use super::{exit, load_config};
 
 #[derive(clap::Args)]
@@ -60,6 +61,8 @@ struct App {
     body_budget: Semaphore,
     /// Deliveries that may outlive their request.
     deliveries: TaskTracker,
+    /// Where changes to the organization seen in the stream are reported.
+    nudge: Arc<trailwatch::org::watch::Nudge>,
 }
 
 impl App {
@@ -100,7 +103,10 @@ fn process(app: &App, req: &firehose::Request) -> Pending {
             data: Data::Base64(&r.data),
         }
     });
-    let evaluated = app.engine.evaluate(records, None, now_secs());
+    let mut evaluated = app.engine.evaluate(records, None, now_secs());
+    if let Some(change) = evaluated.org_change.take() {
+        app.nudge.send(change);
+    }
     metrics::counter!("trailwatch_records_total", "source" => "firehose")
         .increment(req.records.len() as u64);
     evaluated.pending
@@ -278,10 +284,14 @@ async fn serve(
     }
     // The dedup and shaping state survive a restart (`[checkpoint] path`).
     let mut state = StateFile::open(&config.checkpoint.path, "firehose")?;
+    let saved = state.state.engine.organization.clone();
+    let first = live::first_read(&config, saved.as_ref()).await;
+    let organization = first.as_ref().or(saved.as_ref()).map(|s| s.tree.clone());
     let engine = match build::engine(
         &config,
         build::Options {
             dead_letter: args.dead_letter.clone(),
+            organization,
             restore: Some(std::mem::take(&mut state.state.engine)),
             ..build::Options::live(OutputChoice::configured(&config, None), now_secs())
         },
@@ -296,7 +306,13 @@ async fn serve(
         Err(e) => return Err(e.into()),
     };
     let state = Arc::new(Mutex::new(state));
+    let mut live = Live::start(
+        args.config.clone(),
+        config.clone(),
+        config.organization.is_some() && first.is_none(),
+    );
     let app = Arc::new(App {
+        nudge: live.nudge(),
         keys,
         max_decompressed: config.decode.max_decompressed_bytes,
         engine,
@@ -349,6 +365,32 @@ async fn serve(
                 if app.engine.submit(due).await.wait().await.is_err() {
                     tracing::error!("notify items could not be delivered or spooled");
                 }
+            }
+        });
+    }
+    // The organization read again, and SIGHUP: applied between requests.
+    {
+        let (app, stop) = (app.clone(), stop.clone());
+        let first = first.map(|f| trailwatch::org::watch::Update {
+            tree: f.tree,
+            read_at: f.read_at,
+            trigger: None,
+        });
+        background.spawn(async move {
+            let mut drift = first.map(|u| live.apply(&app.engine, u));
+            loop {
+                if let Some(items) = drift.take() {
+                    let app2 = app.clone();
+                    app.deliveries.spawn(async move {
+                        if let Err(r) = app2.engine.submit(items).await.wait().await {
+                            tracing::error!(reason = %r.reason, "drift alerts could not be delivered or spooled");
+                        }
+                    });
+                }
+                drift = tokio::select! {
+                    d = live.next(&app.engine) => d,
+                    _ = stop.cancelled() => break,
+                };
             }
         });
     }

@@ -16,6 +16,9 @@ pub struct Organization {
     pub refresh: Duration,
     /// An account's approved regions are its effective SCP region allow-list.
     pub regions_from_scps: bool,
+    /// After the stream carries a change to the organization, wait this long, then read it
+    /// again (more changes in the meantime share the read).
+    pub change_delay: Duration,
 }
 
 #[derive(Deserialize)]
@@ -27,6 +30,12 @@ struct Raw {
     refresh: String,
     #[serde(default = "default_true")]
     regions_from_scps: bool,
+    #[serde(default = "default_change_delay")]
+    change_delay: String,
+}
+
+fn default_change_delay() -> String {
+    "5s".into()
 }
 
 fn default_refresh() -> String {
@@ -66,9 +75,17 @@ pub(super) fn read(c: &mut Collector, table: Option<Table>) -> Option<Organizati
         }
     }
     let refresh = match humantime::parse_duration(&raw.refresh) {
-        Ok(d) if d >= Duration::from_secs(60) => d,
+        Ok(d) if d >= Duration::from_secs(1) => {
+            if d < Duration::from_secs(60) {
+                c.warn(
+                    "organization.refresh",
+                    "below 1m: a large organization takes more than that to read, and Organizations throttles (1m or more is expected in production)",
+                );
+            }
+            d
+        }
         Ok(_) => {
-            c.error("organization.refresh", "expected at least 1m");
+            c.error("organization.refresh", "expected at least 1s");
             Duration::from_secs(60)
         }
         Err(e) => {
@@ -82,9 +99,27 @@ pub(super) fn read(c: &mut Collector, table: Option<Table>) -> Option<Organizati
             Duration::from_secs(900)
         }
     };
+    let change_delay = match humantime::parse_duration(&raw.change_delay) {
+        Ok(d) if d <= Duration::from_secs(3600) => d,
+        Ok(_) => {
+            c.error("organization.change_delay", "expected at most 1h");
+            Duration::from_secs(5)
+        }
+        Err(e) => {
+            c.error(
+                "organization.change_delay",
+                format!(
+                    "{:?} is not a duration ({e}); expected e.g. \"5s\"",
+                    raw.change_delay
+                ),
+            );
+            Duration::from_secs(5)
+        }
+    };
     Some(Organization {
         role_arn: raw.role_arn,
         refresh,
         regions_from_scps: raw.regions_from_scps,
+        change_delay,
     })
 }

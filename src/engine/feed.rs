@@ -51,6 +51,9 @@ pub struct Evaluated {
     pub counts: Counts,
     /// The first error writing the dead-letter file, if any.
     pub dead_letter_error: Option<io::Error>,
+    /// The first event that changed the organization (an SCP attached, an account moved…):
+    /// a live road reads the organization again.
+    pub org_change: Option<String>,
 }
 
 type ChunkHandler<'c> = &'c mut dyn FnMut(Pending);
@@ -67,6 +70,7 @@ pub struct Feed<'e, 'c> {
     wrote_dead_letters: bool,
     dead_letter_error: Option<io::Error>,
     chunk: Option<(usize, ChunkHandler<'c>)>,
+    org_change: Option<String>,
 }
 
 impl<'e, 'c> Feed<'e, 'c> {
@@ -83,6 +87,7 @@ impl<'e, 'c> Feed<'e, 'c> {
             wrote_dead_letters: false,
             dead_letter_error: None,
             chunk: None,
+            org_change: None,
         }
     }
 
@@ -141,6 +146,7 @@ impl<'e, 'c> Feed<'e, 'c> {
             pending: self.take_items(),
             counts: self.counts,
             dead_letter_error: self.dead_letter_error.take(),
+            org_change: self.org_change.take(),
         }
     }
 }
@@ -151,6 +157,9 @@ impl Visit for Feed<'_, '_> {
             return;
         }
         self.counts.events += 1;
+        if self.org_change.is_none() {
+            self.org_change = crate::org::change(&ev);
+        }
         let core = &mut *self.core;
         let arrival = core.clock == ClockMode::Arrival;
         let now = if arrival {

@@ -91,6 +91,8 @@ struct Core {
     clock: ClockMode,
     /// [`ClockMode::EventTime`]: the latest event time seen.
     latest: Option<i64>,
+    /// The organization the policy was built from, saved with the snapshot.
+    organization: Option<crate::state::SavedOrganization>,
 }
 
 /// Unsettled submissions and items lost, shared with every [`Pending`].
@@ -130,6 +132,7 @@ impl Engine {
             pipeline.restore(snap);
         }
         let shaper = shaper.map(|s| s.restoring(restore.shaping));
+        let organization = restore.organization;
         let (ids, what) = match &mut output {
             Output::Sinks(d) => (d.take_spooled_alert_ids(), "alerts waiting in the spools"),
             Output::Writer(w) => match w.path() {
@@ -154,6 +157,7 @@ impl Engine {
                 dead_letters,
                 clock,
                 latest: None,
+                organization,
             }),
             decoder,
             output,
@@ -270,7 +274,61 @@ impl Engine {
             pipeline: Some(core.pipeline.snapshot()),
             shaping: core.shaper.as_ref().map(Shaper::snapshot),
             output_len,
+            organization: core.organization.clone(),
         })
+    }
+
+    /// The organization the engine's policy follows (as restored or last applied).
+    pub fn organization(&self) -> Option<crate::state::SavedOrganization> {
+        self.core().organization.clone()
+    }
+
+    /// Between batches: the policy built from a new read of the organization, and the drift
+    /// alerts that read raised. The tree is saved with the next snapshot, which is taken only
+    /// once those alerts are accepted, so a restart raises none of them twice.
+    pub fn apply_organization(
+        &self,
+        policy: crate::rules::RegionPolicy,
+        saved: crate::state::SavedOrganization,
+        alerts: Vec<crate::alert::Alert>,
+        now: i64,
+    ) -> Pending {
+        let mut core = self.core();
+        core.pipeline.set_policy(policy);
+        core.organization = Some(saved);
+        let alerts = core.pipeline.first_alerts(alerts, now);
+        let mut items = Vec::new();
+        let mut notify = Vec::new();
+        for alert in alerts {
+            metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
+            match core.shaper.as_mut() {
+                Some(s) => {
+                    items.push(Arc::new(Item::Siem(alert.clone())));
+                    s.push(alert, now, &mut notify);
+                }
+                None => items.push(Arc::new(Item::Siem(alert))),
+            }
+        }
+        items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
+        Pending::new(items, &self.books)
+    }
+
+    /// Between batches (a config reload): new custom rules, policy and shaping settings. The
+    /// dedup ids, the shaping windows, digests and budgets carry over.
+    pub fn reconfigure(
+        &self,
+        rules: crate::rules::custom::RuleSet,
+        policy: crate::rules::RegionPolicy,
+        shaper: Option<Shaper>,
+    ) {
+        let mut core = self.core();
+        core.pipeline.set_rules(rules);
+        core.pipeline.set_policy(policy);
+        if let (Some(new), Some(old)) = (shaper, core.shaper.as_ref()) {
+            let mut new = new.restoring(Some(old.snapshot()));
+            new.stats = old.stats;
+            core.shaper = Some(new);
+        }
     }
 
     /// The shaper's counters, when the notify stream is shaped.

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_organizations::error::DisplayErrorContext;
 use aws_sdk_organizations::types::PolicyType;
-use aws_sdk_organizations::Client;
+pub use aws_sdk_organizations::Client;
 
 use super::tree::{Account, Ou, Policy, Tree};
 
@@ -75,6 +75,17 @@ pub async fn fetch(c: &Client) -> Result<(Tree, Stats), FetchError> {
         .ok_or(FetchError::NoRoot)?
         .to_string();
     tree.root = root.clone();
+    // SCPs never restrict the management account: it must be known to be left out.
+    let org = c
+        .describe_organization()
+        .send()
+        .await
+        .map_err(api("DescribeOrganization"))?;
+    calls += 1;
+    tree.management = org
+        .organization()
+        .and_then(|o| o.master_account_id())
+        .map(str::to_string);
     let mut parents = vec![root.clone()];
     while let Some(parent) = parents.pop() {
         let mut token = None;

@@ -31,6 +31,9 @@ pub struct Policy {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Tree {
     pub root: String,
+    /// The management account: SCPs do not apply to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub management: Option<String>,
     pub ous: BTreeMap<String, Ou>,
     pub accounts: BTreeMap<String, Account>,
     /// Target (root, OU or account id) → the SCP ids attached to it.
@@ -65,9 +68,17 @@ impl Tree {
         format!("/{}", names.join("/"))
     }
 
+    pub fn is_management(&self, account: &str) -> bool {
+        self.management.as_deref() == Some(account)
+    }
+
     /// The account's effective SCP region restriction: root, each OU on its path, itself.
+    /// None for the management account, which SCPs do not affect.
     pub fn effective(&self, account: &str) -> Effective {
         let mut levels = Vec::new();
+        if self.is_management(account) {
+            return Effective::from_levels(&levels);
+        }
         let targets = std::iter::once(self.root.clone())
             .chain(self.ou_path(account))
             .chain(std::iter::once(account.to_string()));

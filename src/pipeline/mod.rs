@@ -84,6 +84,26 @@ impl Pipeline {
         &self.policy
     }
 
+    /// Swaps the region policy (an organization refresh, a config reload): dedup state stays.
+    pub fn set_policy(&mut self, policy: RegionPolicy) {
+        self.policy = policy;
+    }
+
+    /// Swaps the custom rules (a config reload): dedup state stays.
+    pub fn set_rules(&mut self, custom: RuleSet) {
+        self.custom = custom;
+        self.eval_stats = EvalStats::default();
+    }
+
+    /// Runs alerts raised outside any event (drift from an organization refresh) through the
+    /// alert-id dedup: keeps those not raised before.
+    pub fn first_alerts(&mut self, alerts: Vec<Alert>, now: i64) -> Vec<Alert> {
+        alerts
+            .into_iter()
+            .filter(|a| self.alerted.first_seen(&a.alert_id, now))
+            .collect()
+    }
+
     pub fn dedup(&self) -> &Dedup {
         &self.dedup
     }

@@ -63,6 +63,7 @@ pub fn build_alert(
         ou_path: acct.ou_path.clone(),
         scp_exempt_principal: None,
         denied_by_scp: None,
+        drift: None,
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

@@ -31,6 +31,7 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         ou_path: None,
         scp_exempt_principal: None,
         denied_by_scp: None,
+        drift: None,
         event: None,
     }
 }

@@ -202,7 +202,21 @@ impl Consumer {
 
     /// `trailwatch run` with Kinesis at `kinesis` and, if given, DynamoDB at `dynamodb`.
     pub fn spawn(cfg: &Path, kinesis: u16, dynamodb: Option<u16>, extra: &[&str]) -> Consumer {
+        Consumer::spawn_env(cfg, kinesis, dynamodb, extra, &[])
+    }
+
+    /// [`Consumer::spawn`] with more environment (`AWS_ENDPOINT_URL_ORGANIZATIONS`, …).
+    pub fn spawn_env(
+        cfg: &Path,
+        kinesis: u16,
+        dynamodb: Option<u16>,
+        extra: &[&str],
+        env: &[(&str, String)],
+    ) -> Consumer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
         if let Some(port) = dynamodb {
             cmd.env(
                 "AWS_ENDPOINT_URL_DYNAMODB",

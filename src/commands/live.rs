@@ -1,0 +1,228 @@
+//! What the live roads (`run`, `serve`) share besides the engine: following the organization
+//! (a read at start-up, a watch that reads it again, drift alerts) and SIGHUP (the config file
+//! read again, validated, and its rules, policy, shaping and `[organization]` swapped into the
+//! running engine between batches; a bad file keeps the running config).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use trailwatch::build;
+use trailwatch::clock::now_secs;
+use trailwatch::config::{self, Config};
+use trailwatch::engine::{Engine, Pending};
+use trailwatch::org::watch::{Nudge, Update, Watch};
+use trailwatch::org::{self, drift};
+use trailwatch::state::SavedOrganization;
+
+/// The organization as read at start-up: `None` without `[organization]` or when it cannot be
+/// read (logged: the road goes on with the saved tree, else the config policy).
+pub async fn first_read(
+    config: &Config,
+    saved: Option<&SavedOrganization>,
+) -> Option<SavedOrganization> {
+    let cfg = config.organization.as_ref()?;
+    let client = org::fetch::client(cfg.role_arn.as_deref()).await;
+    match org::read(&client).await {
+        Ok(tree) => Some(SavedOrganization {
+            read_at: now_secs(),
+            tree,
+        }),
+        Err(e) => {
+            match saved {
+                Some(s) => {
+                    tracing::error!(error = %e, saved_at = %trailwatch::event::format_utc_secs(s.read_at), "cannot read the organization: starting from the tree saved with the checkpoint")
+                }
+                None => {
+                    tracing::error!(error = %e, "cannot read the organization, and no tree is saved: starting from the config policy")
+                }
+            }
+            None
+        }
+    }
+}
+
+pub struct Live {
+    path: PathBuf,
+    config: Config,
+    nudge: Arc<Nudge>,
+    watch: Option<Watch>,
+    hup: Option<Hangup>,
+}
+
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+async fn hangup(h: &mut Option<Hangup>) -> Option<()> {
+    match h.as_mut() {
+        Some(h) => h.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(not(unix))]
+async fn hangup(_: &mut Option<Hangup>) -> Option<()> {
+    std::future::pending().await
+}
+
+/// Sections a reload cannot swap into a running engine: a change is logged and needs a restart.
+fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    let mut check = |changed: bool, name| {
+        if changed {
+            out.push(name);
+        }
+    };
+    check(old.dedup != new.dedup, "[dedup]");
+    check(old.decode != new.decode, "[decode]");
+    check(old.kinesis != new.kinesis, "[source.kinesis]");
+    check(old.firehose != new.firehose, "[source.firehose]");
+    check(old.lambda != new.lambda, "[source.lambda]");
+    check(old.checkpoint != new.checkpoint, "[checkpoint]");
+    check(
+        old.delivery != new.delivery,
+        "[delivery], [[sinks]], [[routes]]",
+    );
+    out
+}
+
+impl Live {
+    /// Starts the watch (its first read one `refresh` from now, or at once when the start-up
+    /// read failed) and listens for SIGHUP.
+    pub fn start(path: PathBuf, config: Config, first_read_failed: bool) -> Live {
+        let nudge = Arc::new(Nudge::default());
+        let watch = config.organization.clone().map(|o| {
+            let first = match first_read_failed {
+                true => o.refresh.min(Duration::from_secs(60)),
+                false => o.refresh,
+            };
+            Watch::spawn(o, first, nudge.clone())
+        });
+        #[cfg(unix)]
+        let hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGHUP: the config is not reloaded");
+                None
+            }
+        };
+        #[cfg(not(unix))]
+        let hup = None;
+        Live {
+            path,
+            config,
+            nudge,
+            watch,
+            hup,
+        }
+    }
+
+    /// Where the roads report the stream's changes to the organization.
+    pub fn nudge(&self) -> Arc<Nudge> {
+        self.nudge.clone()
+    }
+
+    /// Waits for a new read of the organization or a SIGHUP, and applies it; gives the drift
+    /// alerts to submit. Cancel-safe: nothing changes until an update or a signal arrives.
+    pub async fn next(&mut self, engine: &Engine) -> Option<Pending> {
+        enum Got {
+            Update(Update),
+            Hangup,
+        }
+        let got = tokio::select! {
+            Some(u) = recv_update(&mut self.watch) => Got::Update(u),
+            Some(()) = hangup(&mut self.hup) => Got::Hangup,
+        };
+        match got {
+            Got::Update(u) => Some(self.apply(engine, u)),
+            Got::Hangup => {
+                self.reload(engine);
+                None
+            }
+        }
+    }
+
+    /// A new read: drift against the tree the engine follows, then the new policy.
+    pub fn apply(&self, engine: &Engine, u: Update) -> Pending {
+        let before = engine.organization();
+        let now = now_secs();
+        let drifts = drift::compare(
+            before.as_ref().map(|s| &s.tree),
+            &u.tree,
+            u.trigger.as_deref(),
+        );
+        let mut alerts = Vec::new();
+        for d in &drifts {
+            let (before, after) = (format!("{:?}", d.before), format!("{:?}", d.after));
+            match d.is_alert() {
+                true => {
+                    tracing::warn!(account = %d.account, before = %before, after = %after, cause = %d.cause, "organization policy drift");
+                    alerts.push(drift::alert(d, now));
+                }
+                false => {
+                    tracing::info!(account = %d.account, before = %before, after = %after, cause = %d.cause, "an account's SCP region allow-list narrowed")
+                }
+            }
+        }
+        let policy = build::region_policy(&self.config, Some(&u.tree));
+        let saved = SavedOrganization {
+            read_at: u.read_at,
+            tree: u.tree,
+        };
+        engine.apply_organization(policy, saved, alerts, now)
+    }
+
+    /// SIGHUP: the file is read and validated first; a bad one keeps the running config.
+    fn reload(&mut self, engine: &Engine) {
+        let file = self.path.display().to_string();
+        let loaded = match config::load(&self.path, now_secs()) {
+            Ok(l) => l,
+            Err(e) => {
+                for p in &e.problems {
+                    tracing::error!(problem = %p, "reload refused");
+                }
+                tracing::error!(file = %file, problems = e.problems.len(), "the reloaded configuration has errors: the running configuration stays");
+                metrics::counter!("trailwatch_config_reloads_total", "result" => "error")
+                    .increment(1);
+                return;
+            }
+        };
+        for w in &loaded.warnings {
+            tracing::warn!(problem = %w, "reload");
+        }
+        let mut new = loaded.config;
+        for section in needs_restart(&self.config, &new) {
+            tracing::warn!(file = %file, section, "changed, but only a restart applies it: the running value stays");
+        }
+        // What cannot be swapped keeps its running value.
+        new.dedup = self.config.dedup;
+        new.decode = self.config.decode;
+        new.kinesis = self.config.kinesis.clone();
+        new.firehose = self.config.firehose.clone();
+        new.lambda = self.config.lambda.clone();
+        new.checkpoint = self.config.checkpoint.clone();
+        new.delivery = self.config.delivery.clone();
+        let tree = engine.organization().map(|s| s.tree);
+        build::reconfigure(engine, &new, tree.as_ref());
+        if new.organization != self.config.organization {
+            tracing::info!("[organization] changed: reading the organization again");
+            self.watch = new
+                .organization
+                .clone()
+                .map(|o| Watch::spawn(o, Duration::ZERO, self.nudge.clone()));
+        }
+        self.config = new;
+        tracing::info!(file = %file, rules = self.config.rules.len(), "configuration reloaded");
+        metrics::counter!("trailwatch_config_reloads_total", "result" => "ok").increment(1);
+    }
+}
+
+async fn recv_update(w: &mut Option<Watch>) -> Option<Update> {
+    match w {
+        Some(w) => w.updates.recv().await,
+        None => std::future::pending().await,
+    }
+}
