@@ -432,6 +432,31 @@ fn replay_with_the_organization_raises_scp_bypass_and_marks_exemptions() {
         );
         assert_eq!(a["approved_regions"], json!(["eu-central-1", "eu-west-1"]));
     }
+
+    // explain shows the whole SCP chain, root first, and what it could not take on.
+    let one = t.write("bypass.json", &recs[0]);
+    let out = trailwatch(moto.port)
+        .args(["explain", "--config"])
+        .arg(&cfg)
+        .arg("--event")
+        .arg(&one)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    let root = format!("    {}: {} (OrgRegions) allows us-east-1, eu-west-1, eu-central-1; 6 NotAction patterns exempt\n", o.root, o.policies["root"]);
+    let eu = format!("    {}: {} (DenyAllOutsideEU) allows eu-central-1, eu-west-1; 6 NotAction patterns exempt; callers exempt: arn:aws:iam::*:role/BreakGlass\n", o.ous["eu"], o.policies["eu"]);
+    let (r, e) = (text.find(&root), text.find(&eu));
+    assert!(r.is_some() && e.is_some() && r < e, "{text}");
+    assert!(text.contains("    = eu-central-1, eu-west-1\n"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "    not understood: {} at {pay} (Ec2Only): ",
+            o.policies["odd"]
+        )),
+        "{text}"
+    );
+    assert!(text.contains("=> ALERT (critical, scp-bypass)"), "{text}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -930,4 +955,56 @@ fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
     );
     let (code, _) = run.stop();
     assert_eq!(code, 0);
+}
+
+/// `validate` with `[organization]` reads it: a written `ou` that Organizations disagrees
+/// with (or an account it does not know) is a warning; an API error exits 2.
+#[test]
+fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
+    let moto = start_moto();
+    let c = orgs(moto.port);
+    let o = rt().block_on(build(&c));
+    let t = Tmp::new();
+    let (prod, sandbox) = (&o.ous["prod"], &o.ous["sandbox"]);
+    let cfg = t.write(
+        "v.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[policy.ous.\"{prod}\"]\napproved_regions = [\"eu-west-1\"]\n\n[policy.ous.\"{sandbox}\"]\napproved_regions = [\"us-west-2\"]\naccounts = [\"999999999999\"]\n\n[policy.accounts.\"{}\"]\nou = \"{sandbox}\"\n\n[policy.accounts.\"{}\"]\nou = \"{prod}\"\n\n[organization]\nsource = \"aws\"\n",
+            o.accounts["pay-prod"], o.accounts["web-prod"],
+        ),
+    );
+    let out = trailwatch(moto.port)
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
+    assert_eq!(warnings.len(), 2, "{text}");
+    let pay = format!("policy.accounts.\"{}\".ou: \"{sandbox}\", but AWS Organizations puts it in {} (/prod/eu/payments)", o.accounts["pay-prod"], o.ous["payments"]);
+    assert!(warnings.iter().any(|w| w.contains(&pay)), "{text}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("\"999999999999\".ou") && w.contains("has no such account")),
+        "{text}"
+    );
+    assert!(
+        !text.contains(&o.accounts["web-prod"]),
+        "web-prod is where the config says: {text}"
+    );
+    assert!(text.contains("organization: 5 accounts, 4 OUs"), "{text}");
+
+    let out = trailwatch(free_port())
+        .args(["validate", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("organization: cannot read the organization: ListRoots:"),
+        "{text}"
+    );
 }

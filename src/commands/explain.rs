@@ -108,6 +108,9 @@ impl Explainer<'_> {
             },
             acct.level
         );
+        if let Some(eff) = &acct.scp {
+            scp_chain(&mut s, eff);
+        }
         let global = ev
             .event_source()
             .is_some_and(|x| p.global_sources.contains(x));
@@ -195,6 +198,44 @@ impl Explainer<'_> {
     }
 }
 
+/// Every SCP statement that restricts the account's regions, from the root down, then their
+/// intersection and what the interpreter could not take on.
+fn scp_chain(s: &mut String, eff: &trailwatch::org::effective::Effective) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "  SCP chain:      (root first; every level must allow the region)"
+    );
+    for (target, r) in eff.restrictions.iter().rev() {
+        let mut line = format!(
+            "    {target}: {} ({}) allows {}",
+            r.policy,
+            r.sid.as_deref().unwrap_or("no Sid"),
+            r.allowed_as_written().join(", ")
+        );
+        match r.exempt_action_count() {
+            0 => line.push_str("; every action"),
+            n => line.push_str(&format!("; {n} NotAction patterns exempt")),
+        }
+        let who = r.exempt_principals_as_written();
+        if !who.is_empty() {
+            line.push_str(&format!("; callers exempt: {}", who.join(", ")));
+        }
+        let _ = writeln!(s, "{line}");
+    }
+    let allowed = eff.allowed_regions().unwrap_or_default();
+    let _ = writeln!(s, "    = {}", allowed.join(", "));
+    for (target, n) in &eff.not_understood {
+        let _ = writeln!(
+            s,
+            "    not understood: {} at {target} ({}): {}",
+            n.policy,
+            n.sid.as_deref().unwrap_or("no Sid"),
+            n.why
+        );
+    }
+}
+
 impl Visit for Explainer<'_> {
     fn event(&mut self, ev: Event<'_>, _pos: &Position) {
         self.events += 1;
@@ -226,7 +267,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         },
     };
-    let policy = RegionPolicy::build(&config.policy);
+    // With [organization], the organization as it is now (the config policy if unreadable).
+    let tree = match &config.organization {
+        Some(o) => super::runtime()?.block_on(trailwatch::org::load(o)),
+        None => None,
+    };
+    let policy = trailwatch::build::region_policy(&config, tree.as_ref());
     let rules = RuleSet::from_rules(&config.rules);
     let mut ex = Explainer {
         policy: &policy,

@@ -15,11 +15,18 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 println!("{w}");
             }
             let policy = RegionPolicy::build(&loaded.config.policy);
+            let org_warnings = match &loaded.config.organization {
+                Some(org) => match membership(path, org, &policy)? {
+                    Ok(w) => w,
+                    Err(code) => return Ok(code),
+                },
+                None => 0,
+            };
             let p = &loaded.config.policy;
             println!(
                 "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, organization default {}",
                 path.display(),
-                loaded.warnings.len(),
+                loaded.warnings.len() + org_warnings,
                 policy.accounts.len(),
                 p.ous.len(),
                 p.exempt.len(),
@@ -46,4 +53,61 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             Ok(exit::bad_config())
         }
     }
+}
+
+/// With `[organization]`: reads it (exit 2 with the API error when it cannot), and warns for
+/// every account whose `ou` the config sets (on the account or in an OU's `accounts`) where
+/// AWS Organizations puts it elsewhere, or which it does not know. Gives the warnings printed.
+fn membership(
+    path: &Path,
+    org: &trailwatch::config::organization::Organization,
+    policy: &RegionPolicy,
+) -> anyhow::Result<Result<usize, ExitCode>> {
+    use trailwatch::org::fetch;
+    let rt = super::runtime()?;
+    let read = rt.block_on(async {
+        let client = fetch::client(org.role_arn.as_deref()).await;
+        fetch::fetch(&client).await
+    });
+    let tree = match read {
+        Ok((tree, _)) => tree,
+        Err(e) => {
+            println!(
+                "error: {}: organization: cannot read the organization: {e}",
+                path.display()
+            );
+            return Ok(Err(exit::bad_config()));
+        }
+    };
+    let mut members: Vec<&String> = policy.config_members.iter().collect();
+    members.sort();
+    let mut warnings = 0;
+    for id in members {
+        let written = policy.for_account(Some(id)).ou.clone().unwrap_or_default();
+        let real = tree.ou_path(id);
+        let problem = match tree.accounts.get(id.as_str()) {
+            None => Some("AWS Organizations has no such account".to_string()),
+            Some(_) if real.contains(&written) => None,
+            Some(_) => Some(format!(
+                "AWS Organizations puts it in {} ({}); the config's ou wins",
+                real.last().map_or(tree.root.as_str(), String::as_str),
+                tree.ou_path_names(id)
+            )),
+        };
+        if let Some(why) = problem {
+            warnings += 1;
+            println!(
+                "warning: {}: policy.accounts.\"{id}\".ou: {written:?}, but {why}",
+                path.display()
+            );
+        }
+    }
+    println!(
+        "{}: organization: {} accounts, {} OUs, {} SCPs",
+        path.display(),
+        tree.accounts.len(),
+        tree.ous.len(),
+        tree.policies.len()
+    );
+    Ok(Ok(warnings))
 }

@@ -83,6 +83,16 @@ impl Restriction {
             .collect()
     }
 
+    /// The `aws:PrincipalARN` patterns exempted, as written.
+    pub fn exempt_principals_as_written(&self) -> Vec<&str> {
+        self.exempt_principals.iter().map(|g| g.as_str()).collect()
+    }
+
+    /// How many `NotAction` patterns the statement exempts (0: `Action: "*"`).
+    pub fn exempt_action_count(&self) -> usize {
+        self.exempt_actions.len()
+    }
+
     pub fn has_principal_exemption(&self) -> bool {
         !self.exempt_principals.is_empty()
     }
