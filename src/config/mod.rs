@@ -19,7 +19,7 @@ pub use shaping::{KeyField, ShapingSettings};
 pub use source::{Checkpoint, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start};
 mod validate;
 
-pub use rules::{Rule, RuleTest, REGION_RULE};
+pub use rules::{Rule, RuleTest, BYPASS_RULE, DRIFT_RULE, REGION_RULE};
 pub use sequences::{Expected, Sequence, SequenceStep};
 
 use std::fmt;
@@ -127,6 +127,34 @@ pub fn load_str(text: &str, file: &str, today_secs: i64) -> Result<Loaded, Confi
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn routes_know_the_organization_rules_only_with_the_organization() {
+        let base = "[policy]\napproved_regions = [\"us-east-1\"]\n\n[[sinks]]\nname = \"out\"\ntype = \"file\"\npath = \"a.jsonl\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"out\"]\n\n[[routes]]\nstream = \"notify\"\nsinks = [\"out\"]\nrules = [\"scp-bypass\", \"org-policy-drift\"]\n";
+        let unknown = |text: &str| -> Vec<String> {
+            let loaded = load_str(text, "t.toml", 0).unwrap();
+            loaded
+                .warnings
+                .iter()
+                .map(|w| w.to_string())
+                .filter(|w| w.contains("no rule is named"))
+                .collect()
+        };
+        assert_eq!(
+            unknown(base).len(),
+            2,
+            "without [organization] they are never raised"
+        );
+        let with_org = format!("{base}\n[organization]\nsource = \"aws\"\n");
+        assert!(unknown(&with_org).is_empty(), "{:?}", unknown(&with_org));
+        // Nor may a custom rule take their ids.
+        let custom = format!("{with_org}\n[[rules]]\nid = \"org-policy-drift\"\ntitle = \"t\"\nfilter = \"{{ $.eventName = X }}\"\n");
+        let err = load_str(&custom, "t.toml", 0).unwrap_err().to_string();
+        assert!(
+            err.contains("not a built-in rule (unapproved-region, scp-bypass, org-policy-drift)"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_example_file_loads_with_its_documented_defaults() {

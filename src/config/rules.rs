@@ -12,6 +12,12 @@ use crate::filter::Pattern;
 
 /// The built-in rule's id: activity in a region not approved for the account.
 pub const REGION_RULE: &str = "unapproved-region";
+/// With `[organization]`: a change that succeeded in a region the SCPs deny (critical).
+pub const BYPASS_RULE: &str = "scp-bypass";
+/// With `[organization]`: an account's SCP region restriction widened or missing (high).
+pub const DRIFT_RULE: &str = "org-policy-drift";
+/// Rule ids trailwatch raises itself: no `[[rules]]` entry may take one.
+pub const BUILT_IN_RULES: &[&str] = &[REGION_RULE, BYPASS_RULE, DRIFT_RULE];
 
 /// A custom rule, validated: its filter is parsed.
 #[derive(Debug, Clone, PartialEq)]
@@ -161,11 +167,14 @@ pub(super) fn read_rules(c: &mut Collector, value: Option<Value>, file: &str, ou
             );
         }
         c.rule_ids.insert(raw.id.clone());
-        if raw.id.trim().is_empty() || raw.id == REGION_RULE {
+        if raw.id.trim().is_empty() || BUILT_IN_RULES.contains(&raw.id.as_str()) {
             c.error_in(
                 file,
                 &key,
-                format!("`id` must be non-empty and not {:?}", REGION_RULE),
+                format!(
+                    "`id` must be non-empty and not a built-in rule ({})",
+                    BUILT_IN_RULES.join(", ")
+                ),
             );
         }
         let pattern = match Pattern::parse(&raw.filter) {

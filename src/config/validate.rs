@@ -332,6 +332,15 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     if policy.top.alert_on_failed_calls {
         region_rule.insert(policy.top.failed_call_severity);
     }
+    if organization.is_some() {
+        let built_in = [
+            (super::BYPASS_RULE, super::Severity::Critical),
+            (super::DRIFT_RULE, super::Severity::High),
+        ];
+        for (rule, sev) in built_in {
+            severities.entry(rule.to_string()).or_default().insert(sev);
+        }
+    }
     for r in &rules {
         severities
             .entry(r.id.clone())

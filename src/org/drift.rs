@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use super::tree::Tree;
 use crate::alert::{alert_id, Alert, DriftInfo, Severity};
 
-pub const RULE: &str = "org-policy-drift";
+pub use crate::config::DRIFT_RULE as RULE;
 const TITLE: &str = "An account's SCP region restriction widened or is missing";
 
 /// How an account's allowed set moved.

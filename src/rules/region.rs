@@ -12,7 +12,7 @@ use crate::rules::policy::{AccountPolicy, Exemption, RegionPolicy};
 pub use crate::config::REGION_RULE as RULE;
 pub const TITLE: &str = "Activity in a region not approved for the account";
 /// A successful change in a region the account's SCPs deny: it should have been impossible.
-pub const BYPASS_RULE: &str = "scp-bypass";
+pub use crate::config::BYPASS_RULE;
 pub const BYPASS_TITLE: &str = "A change succeeded in a region the SCPs deny";
 
 /// What the SCPs add to an alert.
