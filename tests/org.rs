@@ -809,7 +809,35 @@ fn run_follows_the_organization_and_raises_drift_once_also_across_a_restart() {
     let got = alerts_until(&run, |a| a.iter().any(|a| a["event_id"] == "probe-4"));
     assert!(drifts(&got).is_empty(), "raised once: {got:#?}");
     assert!(drifts(&quiet_for(&run, 1)).is_empty());
-    run.stop();
+    assert_eq!(run.stop().0, 0);
+
+    // Organizations unreachable at start: the tree saved with the checkpoint is the policy.
+    let dead = moto.port;
+    drop(moto);
+    let run = start_run(&cfg, k.port, dead, &[]);
+    rt.block_on(put(
+        &kc,
+        "org",
+        &[call(
+            "probe-6",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &o.accounts["pay-prod"],
+            "me-central-1",
+        )],
+        7,
+    ));
+    let got = alerts_until(&run, |a| !a.is_empty());
+    assert_eq!(got[0]["event_id"], "probe-6");
+    assert_eq!(
+        got[0]["rule"], "scp-bypass",
+        "the saved SCPs still apply: {got:#?}"
+    );
+    assert_eq!(
+        got[0]["ou_path"], "/sandbox",
+        "the saved tree, with the move"
+    );
+    assert_eq!(run.stop().0, 0);
 }
 
 fn metric(port: u16, line_start: &str) -> Option<f64> {
