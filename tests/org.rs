@@ -1036,3 +1036,130 @@ fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
         "{text}"
     );
 }
+
+/// `serve` follows the organization too: read at start, read again when a request carries an
+/// UpdatePolicy, drift raised, and the next request judged by the new policy.
+#[test]
+fn serve_follows_the_organization() {
+    let moto = start_moto();
+    let c = orgs(moto.port);
+    let rt = rt();
+    let o = rt.block_on(build(&c));
+    let t = Tmp::new();
+    let port = free_port();
+    let cfg = t.write(
+        "serve.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[checkpoint]\npath = \"{}\"\n\n[source.firehose]\nlisten = \"127.0.0.1:{port}\"\naccess_keys_env = \"TW_KEYS\"\n\n[organization]\nsource = \"aws\"\nrefresh = \"1h\"\nchange_delay = \"0s\"\n",
+            t.path("state/serve.json").display()
+        ),
+    );
+    let mut child = trailwatch(moto.port)
+        .args(["serve", "--config"])
+        .arg(&cfg)
+        .env("TW_KEYS", "key-12345678")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(l);
+        }
+    });
+    let http = reqwest::Client::new();
+    let post = |id: &str, rec: String| {
+        let body = json!({"requestId": id, "timestamp": 0, "records": [{"data": b64(&gz(cwl_data(&[&rec]).as_bytes()))}]});
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let sent = rt.block_on(
+                http.post(format!("http://127.0.0.1:{port}/"))
+                    .header("x-amz-firehose-access-key", "key-12345678")
+                    .header("x-amz-firehose-request-id", id)
+                    .body(body.to_string())
+                    .send(),
+            );
+            match sent {
+                Ok(r) => return assert_eq!(r.status().as_u16(), 200),
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    let next = |until: &dyn Fn(&[Value]) -> bool| {
+        let mut got: Vec<Value> = Vec::new();
+        while !until(&got) {
+            let l = lines
+                .recv_timeout(std::time::Duration::from_secs(20))
+                .unwrap_or_else(|_| panic!("timed out; got {got:#?}"));
+            got.push(serde_json::from_str(&l).unwrap());
+        }
+        got
+    };
+    let sec = o.accounts["sec"].clone();
+    post(
+        "r-1",
+        call(
+            "s-1",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &sec,
+            "ap-south-1",
+        ),
+    );
+    let got = next(&|a| !a.is_empty());
+    assert_eq!(got[0]["rule"], "scp-bypass", "read at start: {got:#?}");
+    rt.block_on(set_root_regions(
+        &c,
+        &o,
+        &["us-east-1", "eu-west-1", "eu-central-1", "ap-south-1"],
+    ));
+    post(
+        "r-2",
+        call(
+            "s-chg",
+            "organizations.amazonaws.com",
+            "UpdatePolicy",
+            "123456789012",
+            "us-east-1",
+        ),
+    );
+    let got = next(&|a| drifts(a).len() >= 3);
+    assert!(drifts(&got).contains_key(&sec), "{got:#?}");
+    post(
+        "r-3",
+        call(
+            "s-2",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &sec,
+            "ap-south-1",
+        ),
+    );
+    post(
+        "r-4",
+        call(
+            "s-3",
+            "ec2.amazonaws.com",
+            "RunInstances",
+            &sec,
+            "sa-east-1",
+        ),
+    );
+    let got = next(&|a| a.iter().any(|a| a["event_id"] == "s-3"));
+    assert!(
+        got.iter().all(|a| a["event_id"] != "s-2"),
+        "ap-south-1 is approved now: {got:#?}"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+}
