@@ -127,6 +127,15 @@ impl<'de> serde::de::Visitor<'de> for StrVisitor {
     }
 }
 
+/// The session issuer's ARN (the role behind an assumed-role session), when not empty.
+fn issuer_arn<'s>(u: &'s UserIdentity<'_>) -> Option<&'s str> {
+    u.session_context
+        .as_ref()
+        .and_then(|s| s.session_issuer.as_ref())
+        .and_then(|i| opt(&i.arn))
+        .filter(|a| !a.is_empty())
+}
+
 fn opt<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
     s.as_deref()
 }
@@ -167,12 +176,7 @@ impl<'a> Event<'a> {
     /// session issuer), else `userIdentity.arn`.
     pub fn principal_arn(&self) -> Option<&str> {
         let u = self.user_identity.as_ref()?;
-        u.session_context
-            .as_ref()
-            .and_then(|s| s.session_issuer.as_ref())
-            .and_then(|i| opt(&i.arn))
-            .filter(|a| !a.is_empty())
-            .or_else(|| opt(&u.arn).filter(|a| !a.is_empty()))
+        issuer_arn(u).or_else(|| opt(&u.arn).filter(|a| !a.is_empty()))
     }
 
     /// The acting principal: `userIdentity.arn`; for AWS services, the service that invoked;
@@ -181,13 +185,7 @@ impl<'a> Event<'a> {
         let u = self.user_identity.as_ref()?;
         opt(&u.arn)
             .filter(|a| !a.is_empty())
-            .or_else(|| {
-                u.session_context
-                    .as_ref()
-                    .and_then(|s| s.session_issuer.as_ref())
-                    .and_then(|i| opt(&i.arn))
-                    .filter(|a| !a.is_empty())
-            })
+            .or_else(|| issuer_arn(u))
             .or_else(|| opt(&u.invoked_by).filter(|a| !a.is_empty()))
             .or_else(|| opt(&u.principal_id).filter(|a| !a.is_empty()))
     }

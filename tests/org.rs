@@ -155,6 +155,25 @@ async fn build(c: &Client) -> Org {
     }
 }
 
+/// `trailwatch ARGS --config CFG` against AWS at `port`.
+fn tw(port: u16, args: &[&str], cfg: &std::path::Path) -> std::process::Output {
+    trailwatch(port)
+        .args(args)
+        .arg("--config")
+        .arg(cfg)
+        .output()
+        .unwrap()
+}
+
+/// moto's Organizations holding the test organization, its client, and a runtime.
+fn org_in_moto() -> (Emulator, Client, tokio::runtime::Runtime, Org) {
+    let moto = start_moto();
+    let c = orgs(moto.port);
+    let rt = rt();
+    let o = rt.block_on(build(&c));
+    (moto, c, rt, o)
+}
+
 /// `trailwatch` with AWS pointed at `port` (one attempt per call).
 fn trailwatch(port: u16) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
@@ -195,10 +214,7 @@ fn regions(v: &Value) -> Vec<&str> {
 
 #[test]
 fn org_prints_each_accounts_effective_scp_regions_and_follows_moves_and_updates() {
-    let moto = start_moto();
-    let c = orgs(moto.port);
-    let rt = rt();
-    let o = rt.block_on(build(&c));
+    let (moto, c, rt, o) = org_in_moto();
     let t = Tmp::new();
     let cfg = t.write(
         "org.toml",
@@ -292,11 +308,7 @@ fn org_exits_2_with_the_api_error_when_organizations_cannot_be_read() {
         "org.toml",
         "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\n",
     );
-    let out = trailwatch(free_port())
-        .args(["org", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = tw(free_port(), &["org"], &cfg);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -309,10 +321,7 @@ fn org_exits_2_with_the_api_error_when_organizations_cannot_be_read() {
 /// reads the tree at start, and the region rule follows each account's effective SCPs.
 #[test]
 fn replay_with_the_organization_raises_scp_bypass_and_marks_exemptions() {
-    let moto = start_moto();
-    let c = orgs(moto.port);
-    let rt = rt();
-    let o = rt.block_on(build(&c));
+    let (moto, _c, _rt, o) = org_in_moto();
     let pay = o.accounts["pay-prod"].clone();
     let base = stratus()[0].clone();
     let event =
@@ -475,9 +484,9 @@ struct Live {
 
 impl Live {
     fn new(stream: &str) -> Live {
-        let (moto, k) = (start_moto(), start_kinesalite());
-        let (c, kc, rt) = (orgs(moto.port), client(k.port), rt());
-        let o = rt.block_on(build(&c));
+        let (moto, c, rt, o) = org_in_moto();
+        let k = start_kinesalite();
+        let kc = client(k.port);
         rt.block_on(create_stream(&kc, stream, 1));
         Live {
             moto,
@@ -989,9 +998,7 @@ fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
 /// with (or an account it does not know) is a warning; an API error exits 2.
 #[test]
 fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
-    let moto = start_moto();
-    let c = orgs(moto.port);
-    let o = rt().block_on(build(&c));
+    let (moto, _c, _rt, o) = org_in_moto();
     let t = Tmp::new();
     let (prod, sandbox) = (&o.ous["prod"], &o.ous["sandbox"]);
     let cfg = t.write(
@@ -1001,11 +1008,7 @@ fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
             o.accounts["pay-prod"], o.accounts["web-prod"],
         ),
     );
-    let out = trailwatch(moto.port)
-        .args(["validate", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = tw(moto.port, &["validate"], &cfg);
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     let warnings: Vec<&str> = text.lines().filter(|l| l.starts_with("warning:")).collect();
@@ -1024,11 +1027,7 @@ fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
     );
     assert!(text.contains("organization: 5 accounts, 4 OUs"), "{text}");
 
-    let out = trailwatch(free_port())
-        .args(["validate", "--config"])
-        .arg(&cfg)
-        .output()
-        .unwrap();
+    let out = tw(free_port(), &["validate"], &cfg);
     assert_eq!(out.status.code(), Some(2));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
@@ -1041,10 +1040,7 @@ fn validate_warns_where_the_configs_ou_disagrees_with_organizations() {
 /// UpdatePolicy, drift raised, and the next request judged by the new policy.
 #[test]
 fn serve_follows_the_organization() {
-    let moto = start_moto();
-    let c = orgs(moto.port);
-    let rt = rt();
-    let o = rt.block_on(build(&c));
+    let (moto, c, rt, o) = org_in_moto();
     let t = Tmp::new();
     let port = free_port();
     let cfg = t.write(

@@ -68,25 +68,29 @@ async fn hangup(_: &mut Option<Hangup>) -> Option<()> {
     std::future::pending().await
 }
 
-/// Sections a reload cannot swap into a running engine: a change is logged and needs a restart.
-fn needs_restart(old: &Config, new: &Config) -> Vec<&'static str> {
-    let mut out = Vec::new();
-    let mut check = |changed: bool, name| {
-        if changed {
-            out.push(name);
-        }
-    };
-    check(old.dedup != new.dedup, "[dedup]");
-    check(old.decode != new.decode, "[decode]");
-    check(old.kinesis != new.kinesis, "[source.kinesis]");
-    check(old.firehose != new.firehose, "[source.firehose]");
-    check(old.lambda != new.lambda, "[source.lambda]");
-    check(old.checkpoint != new.checkpoint, "[checkpoint]");
-    check(
-        old.delivery != new.delivery,
-        "[delivery], [[sinks]], [[routes]]",
+/// Puts the running value back into `new` for every section a reload cannot swap into a
+/// running engine, and names those the new file changed (they need a restart). `old` is the
+/// running config, about to be replaced: its fields are swapped, not copied.
+fn keep_unswappable(old: &mut Config, new: &mut Config) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    macro_rules! keep {
+        ($($field:ident => $name:expr),* $(,)?) => {$(
+            if old.$field != new.$field {
+                changed.push($name);
+                std::mem::swap(&mut old.$field, &mut new.$field);
+            }
+        )*};
+    }
+    keep!(
+        dedup => "[dedup]",
+        decode => "[decode]",
+        kinesis => "[source.kinesis]",
+        firehose => "[source.firehose]",
+        lambda => "[source.lambda]",
+        checkpoint => "[checkpoint]",
+        delivery => "[delivery], [[sinks]], [[routes]]",
     );
-    out
+    changed
 }
 
 impl Live {
@@ -194,17 +198,9 @@ impl Live {
             tracing::warn!(problem = %w, "reload");
         }
         let mut new = loaded.config;
-        for section in needs_restart(&self.config, &new) {
+        for section in keep_unswappable(&mut self.config, &mut new) {
             tracing::warn!(file = %file, section, "changed, but only a restart applies it: the running value stays");
         }
-        // What cannot be swapped keeps its running value.
-        new.dedup = self.config.dedup;
-        new.decode = self.config.decode;
-        new.kinesis = self.config.kinesis.clone();
-        new.firehose = self.config.firehose.clone();
-        new.lambda = self.config.lambda.clone();
-        new.checkpoint = self.config.checkpoint.clone();
-        new.delivery = self.config.delivery.clone();
         let tree = engine.organization().map(|s| s.tree);
         build::reconfigure(engine, &new, tree.as_ref());
         if new.organization != self.config.organization {
