@@ -25,6 +25,8 @@ pub enum OutputChoice {
     Stdout(Streams),
     /// The default writer appending the siem stream to a file (`run --output`).
     File(PathBuf),
+    /// The caller takes the siem items itself (`backtest`); no notify stream.
+    Caller,
 }
 
 impl OutputChoice {
@@ -118,7 +120,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
     let notify = match &o.output {
         OutputChoice::Sinks => true,
         OutputChoice::Stdout(s) => s.notify,
-        OutputChoice::File(_) => false,
+        OutputChoice::File(_) | OutputChoice::Caller => false,
     };
     let shaper = notify.then(|| Shaper::for_rules(&config.shaping, &config.rules));
     let dead_letters = match &o.dead_letter {
@@ -138,6 +140,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         ),
         OutputChoice::Stdout(streams) => Output::Writer(Writer::stdout(*streams, include_event)),
         OutputChoice::File(path) => Output::Writer(Writer::file(path, include_event)),
+        OutputChoice::Caller => Output::Caller,
     };
     let parts = Parts {
         pipeline,
@@ -145,6 +148,10 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         decoder: Decoder::new((&config.decode).into()),
         clock: o.clock,
         dead_letters,
+        jobs: match config.decode.threads {
+            0 => crate::engine::parallel::default_jobs(),
+            n => n,
+        },
     };
     Ok(Engine::new(parts, output, o.restore, o.now)?)
 }

@@ -9,10 +9,12 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use std::sync::atomic::{AtomicBool, Ordering};
 use trailwatch::build::{self, OutputChoice};
 use trailwatch::clock::now_secs;
+use trailwatch::engine::parallel::{self, Judged, Recorder};
 use trailwatch::engine::{Acceptance, ClockMode, Counts, Engine, Pending, Streams};
-use trailwatch::source::replay::{self, Input, Reader};
+use trailwatch::source::replay::{self, Input, ReadStats, Reader};
 
 use super::{exit, load_config};
 
@@ -74,6 +76,12 @@ struct Submitter<'e> {
 }
 
 const CHUNK: usize = 500;
+
+/// What a worker hands over from one input: its events, judged, in chunks, then how it ended.
+enum Read {
+    Chunk(Judged),
+    Done(String, io::Result<ReadStats>),
+}
 const MAX_OUTSTANDING: usize = 16;
 
 impl Submitter<'_> {
@@ -190,35 +198,57 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let bar = progress_bar(&inputs);
     let started = Instant::now();
     let mut read_failures = open_errors.len();
-    for input in &inputs {
-        let name = input.name();
-        bar.set_message(name.clone());
-        let (stats, evaluated) = {
-            let mut handler = |p: Pending| out.push(p);
-            let mut feed = engine.feed(wall).on_chunk(CHUNK, &mut handler);
-            let stats =
-                replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut feed));
-            (stats, feed.finish())
-        };
-        c += evaluated.counts;
-        if let Some(e) = evaluated.dead_letter_error {
-            out.failed.get_or_insert(e);
+    // Inputs are decoded and judged on `[decode] threads` threads, and taken in order.
+    let judges = [engine.judge()];
+    let stop = AtomicBool::new(false);
+    let work = |input: &Input, emit: &mut dyn FnMut(Read)| {
+        if stop.load(Ordering::Relaxed) {
+            return;
         }
-        out.push(evaluated.pending);
-        match stats {
-            Ok(s) => {
+        let name = input.name();
+        let stats = {
+            let mut chunk = |j| emit(Read::Chunk(j));
+            let mut rec = Recorder::new(&judges, wall).on_chunk(CHUNK, &mut chunk);
+            let stats =
+                replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut rec));
+            let rest = rec.finish();
+            chunk(rest);
+            stats
+        };
+        emit(Read::Done(name, stats));
+    };
+    parallel::ordered(&inputs, engine.jobs(), work, |read| {
+        if out.failed.is_some() {
+            return;
+        }
+        match read {
+            Read::Chunk(judged) => {
+                let evaluated = {
+                    let mut handler = |p: Pending| out.push(p);
+                    let mut feed = engine.feed(wall).on_chunk(CHUNK, &mut handler);
+                    feed.take(judged, 0);
+                    feed.finish()
+                };
+                c += evaluated.counts;
+                if let Some(e) = evaluated.dead_letter_error {
+                    out.failed.get_or_insert(e);
+                }
+                out.push(evaluated.pending);
+            }
+            Read::Done(name, Ok(s)) => {
+                bar.set_message(name);
                 inputs_read += 1;
                 records += s.units;
             }
-            Err(e) => {
+            Read::Done(name, Err(e)) => {
                 read_failures += 1;
                 eprintln!("trailwatch: error reading {name}: {e}");
             }
         }
         if out.failed.is_some() {
-            break;
+            stop.store(true, Ordering::Relaxed);
         }
-    }
+    });
     bar.finish_and_clear();
     // End of input: close every window, emit every digest.
     let last = engine.flush_shaping();

@@ -227,6 +227,10 @@ pub struct Decode {
     /// Largest single JSON document or line read by `replay`.
     #[serde(default = "default_max_document")]
     pub max_document_bytes: usize,
+    /// Threads that decode and judge a large batch, input or archive object at once; 0 is
+    /// the cores available.
+    #[serde(default)]
+    pub threads: usize,
 }
 
 impl Default for Decode {
@@ -235,6 +239,7 @@ impl Default for Decode {
             max_decompressed_bytes: default_max_decompressed(),
             max_event_bytes: default_max_event(),
             max_document_bytes: default_max_document(),
+            threads: 0,
         }
     }
 }

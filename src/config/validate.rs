@@ -555,6 +555,15 @@ fn check_decode(c: &mut Collector, d: &Decode) {
             );
         }
     }
+    if d.threads > 256 {
+        c.error(
+            "decode.threads",
+            format!(
+                "{} is too many; expected 0 (the cores available) to 256",
+                d.threads
+            ),
+        );
+    }
 }
 
 /// `"90s"`, `"15m"`, `"2h"`, `"1d"` (humantime syntax) → whole seconds.

@@ -5,6 +5,7 @@
 use std::io;
 use std::sync::{Arc, MutexGuard};
 
+use super::parallel::{Entry, Judged};
 use super::{dead_letter, Books, ClockMode, Core, Pending};
 use crate::alert::Alert;
 use crate::decode::{DeadLetter, Position, Skip, Visit};
@@ -105,12 +106,50 @@ impl<'e, 'c> Feed<'e, 'c> {
     }
 
     fn done_before(&self, sequence_number: Option<&str>, sub: Option<usize>) -> bool {
-        match (&self.skip, sub) {
-            (Some((seq, last)), Some(sub)) => {
-                sequence_number == Some(seq.as_str()) && sub as u64 <= *last
+        super::parallel::done_before(&self.skip, sequence_number, sub)
+    }
+
+    /// Takes entries decoded and judged on another thread ([`super::parallel`]), in their
+    /// order, with the alerts of judge `which`: the same as visiting their events here.
+    pub fn take(&mut self, judged: Judged, which: usize) {
+        for entry in judged.entries {
+            match entry {
+                Entry::Event(mut e) => {
+                    self.counts.events += 1;
+                    if self.org_change.is_none() {
+                        self.org_change = e.org_change.take();
+                    }
+                    let now = self.clock(e.time);
+                    let alerts = e
+                        .alerts
+                        .get_mut(which)
+                        .map(std::mem::take)
+                        .unwrap_or_default();
+                    let d = self
+                        .core
+                        .pipeline
+                        .admit(e.key, alerts, now, &mut self.alerts);
+                    self.raised(d, now);
+                }
+                Entry::DeadLetter(dead) => self.dead_letter(dead),
+                Entry::Control => self.counts.control_messages += 1,
+                Entry::Skipped => self.counts.skipped += 1,
+                Entry::Transport => self.counts.transport_records += 1,
             }
-            _ => false,
         }
+    }
+
+    /// The pipeline's time for an event: the batch's on arrival time, else the latest event
+    /// time seen so far.
+    fn clock(&mut self, event_time: Option<i64>) -> i64 {
+        let core = &mut *self.core;
+        if core.clock == ClockMode::Arrival {
+            return self.now;
+        }
+        if let Some(t) = event_time {
+            core.latest = Some(core.latest.map_or(t, |c| c.max(t)));
+        }
+        core.latest.unwrap_or(self.now)
     }
 
     fn take_notify(&mut self) {
@@ -151,30 +190,17 @@ impl<'e, 'c> Feed<'e, 'c> {
     }
 }
 
-impl Visit for Feed<'_, '_> {
-    fn event(&mut self, ev: Event<'_>, pos: &Position) {
-        if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
-            return;
-        }
-        self.counts.events += 1;
-        if self.org_change.is_none() {
-            self.org_change = crate::org::change(&ev);
-        }
-        let core = &mut *self.core;
-        let arrival = core.clock == ClockMode::Arrival;
-        let now = if arrival {
-            self.now
-        } else {
-            if let Some(t) = ev.time_secs() {
-                core.latest = Some(core.latest.map_or(t, |c| c.max(t)));
-            }
-            core.latest.unwrap_or(self.now)
-        };
-        match core.pipeline.process(&ev, now, &mut self.alerts) {
+impl Feed<'_, '_> {
+    /// After an event: counts its disposition, hands its alerts to the siem stream and the
+    /// shaper, and what shaping emits to the notify stream.
+    fn raised(&mut self, d: Disposition, now: i64) {
+        match d {
             Disposition::Duplicate => self.counts.duplicates += 1,
             Disposition::Repeated => self.counts.repeated += 1,
             Disposition::Evaluated { .. } => {}
         }
+        let core = &mut *self.core;
+        let arrival = core.clock == ClockMode::Arrival;
         for alert in self.alerts.drain(..) {
             self.counts.alerts += 1;
             metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
@@ -210,7 +236,26 @@ impl Visit for Feed<'_, '_> {
             }
         }
     }
+}
 
+impl Visit for Feed<'_, '_> {
+    fn event(&mut self, ev: Event<'_>, pos: &Position) {
+        if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
+            return;
+        }
+        self.counts.events += 1;
+        if self.org_change.is_none() {
+            self.org_change = crate::org::change(&ev);
+        }
+        let now = self.clock(ev.time_secs());
+        // Events without a readable eventTime are judged at the feed's own time, on every
+        // road and however many threads judge (see `Recorder`).
+        let d = self
+            .core
+            .pipeline
+            .process_at(&ev, now, self.now, &mut self.alerts);
+        self.raised(d, now);
+    }
     fn dead_letter(&mut self, dead: DeadLetter) {
         if self.done_before(dead.sequence_number.as_deref(), dead.sub_sequence) {
             return;

@@ -21,6 +21,7 @@
 mod dead_letter;
 mod feed;
 mod output;
+pub mod parallel;
 #[cfg(test)]
 mod tests;
 
@@ -56,6 +57,8 @@ pub struct Parts {
     pub decoder: Decoder,
     pub clock: ClockMode,
     pub dead_letters: Option<DeadLetterFile>,
+    /// Threads that decode and judge a large batch (1: all on the caller's thread).
+    pub jobs: usize,
 }
 
 /// One transport record and where it sits.
@@ -72,6 +75,34 @@ pub enum Data<'a> {
     /// The record carried no data: a dead letter with this reason.
     Missing(&'static str),
 }
+
+impl Data<'_> {
+    /// Its size as carried.
+    pub fn len(&self) -> usize {
+        match self {
+            Data::Bytes(b) => b.len(),
+            Data::Base64(t) => t.len(),
+            Data::Missing(_) => 0,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Decodes it at `position`, reporting what it holds to `v`.
+    pub fn decode(&self, decoder: &Decoder, position: &mut Position, v: &mut impl Visit) {
+        match self {
+            Data::Bytes(b) => decoder.decode(b, position, v),
+            Data::Base64(t) => decoder.decode_base64(t, position, v),
+            Data::Missing(why) => v.dead_letter(DeadLetter::new(position, b"", *why)),
+        }
+    }
+}
+
+/// A batch is decoded on several threads from this size on (smaller ones are not worth the
+/// threads' start-up).
+pub const PARALLEL_MIN_BYTES: usize = 256 << 10;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -105,6 +136,7 @@ struct Books {
 pub struct Engine {
     core: Mutex<Core>,
     decoder: Decoder,
+    jobs: usize,
     output: Output,
     books: Arc<Books>,
 }
@@ -126,6 +158,7 @@ impl Engine {
             decoder,
             clock,
             dead_letters,
+            jobs,
         } = parts;
         let restore = restore.unwrap_or_default();
         if let Some(snap) = &restore.pipeline {
@@ -143,6 +176,7 @@ impl Engine {
                 ),
                 None => (Vec::new(), ""),
             },
+            Output::Caller => (Vec::new(), ""),
         };
         if !ids.is_empty() {
             tracing::info!(alerts = ids.len(), "{what}: not raising them again");
@@ -160,6 +194,7 @@ impl Engine {
                 organization,
             }),
             decoder,
+            jobs: jobs.max(1),
             output,
             books: Arc::default(),
         })
@@ -173,6 +208,17 @@ impl Engine {
 
     pub fn decoder(&self) -> Decoder {
         self.decoder
+    }
+
+    /// The threads that decode and judge at once.
+    pub fn jobs(&self) -> usize {
+        self.jobs
+    }
+
+    /// The rules as they stand, for threads that judge events in parallel (their verdicts go
+    /// back through [`Feed::take`]).
+    pub fn judge(&self) -> crate::pipeline::Judge {
+        self.core().pipeline.judge().clone()
     }
 
     /// A visitor for a decoder or reader that runs its events through the engine at `now`;
@@ -190,13 +236,22 @@ impl Engine {
         skip: Option<(String, u64)>,
         now: i64,
     ) -> Evaluated {
+        let records: Vec<Record<'r>> = records.into_iter().collect();
+        let bytes: usize = records.iter().map(|r| r.data.len()).sum();
+        if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES {
+            // Decoded and judged on several threads; taken in order, as if decoded here.
+            let judges = [self.judge()];
+            let shares =
+                parallel::judge_records(&self.decoder, &judges, records, &skip, now, self.jobs);
+            let mut feed = self.feed(now);
+            for share in shares {
+                feed.take(share, 0);
+            }
+            return feed.finish();
+        }
         let mut feed = self.feed(now).skipping(skip);
         for Record { mut position, data } in records {
-            match data {
-                Data::Bytes(b) => self.decoder.decode(b, &mut position, &mut feed),
-                Data::Base64(t) => self.decoder.decode_base64(t, &mut position, &mut feed),
-                Data::Missing(why) => feed.dead_letter(DeadLetter::new(&position, b"", why)),
-            }
+            data.decode(&self.decoder, &mut position, &mut feed);
         }
         feed.finish()
     }
@@ -214,6 +269,7 @@ impl Engine {
         let wait = match &self.output {
             Output::Sinks(d) => Wait::Sinks(d.submit(&pending.items).await),
             Output::Writer(w) => Wait::Now(w.write(&pending.items)),
+            Output::Caller => Wait::Now(Ok(())),
         };
         Acceptance { pending, wait }
     }
@@ -268,7 +324,7 @@ impl Engine {
         }
         let output_len = match &self.output {
             Output::Writer(w) => w.written_len(),
-            Output::Sinks(_) => None,
+            Output::Sinks(_) | Output::Caller => None,
         };
         Some(EngineSnapshot {
             pipeline: Some(core.pipeline.snapshot()),

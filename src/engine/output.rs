@@ -15,6 +15,9 @@ use crate::sink::destination::Format;
 pub enum Output {
     Sinks(Dispatcher),
     Writer(Writer),
+    /// The caller takes the items from each [`super::Pending`] before submitting it
+    /// (`backtest`, which reports on them): a submission is accepted at once.
+    Caller,
 }
 
 /// Which streams the default writer prints; with both, each line carries `"stream"`.

@@ -42,6 +42,7 @@ fn parts(c: &Config, clock: ClockMode) -> Parts {
         decoder: Decoder::default(),
         clock,
         dead_letters: None,
+        jobs: 1,
     }
 }
 
@@ -358,5 +359,70 @@ fn the_clock_is_the_one_passed_in_or_event_time() {
         let dup = ev.counts.duplicates;
         ev.pending.settle();
         assert_eq!(dup, u64::from(now != 0));
+    }
+}
+
+/// A batch well over [`PARALLEL_MIN_BYTES`]: every fixture line many times under fresh
+/// eventIDs, each also repeated (a duplicate), with unreadable records between.
+fn big_batch() -> Vec<String> {
+    let mut out = Vec::new();
+    let mut n = 0;
+    while out.iter().map(String::len).sum::<usize>() < 3 * PARALLEL_MIN_BYTES {
+        for l in lines() {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["eventID"] = format!("big-{n}").into();
+            n += 1;
+            let text = v.to_string();
+            out.push(text.clone());
+            if n % 7 == 0 {
+                out.push(text);
+            }
+            if n % 50 == 0 {
+                out.push("{\"Records\": [not json".into());
+            }
+        }
+    }
+    out
+}
+
+fn writer_engine(jobs: usize) -> Engine {
+    let c = config();
+    let mut p = parts(&c, ClockMode::Arrival);
+    p.jobs = jobs;
+    p.shaper = Some(crate::shaping::Shaper::for_rules(&c.shaping, &c.rules));
+    Engine::new(
+        p,
+        Output::Writer(Writer::stdout(Streams::SIEM, false)),
+        None,
+        NOW,
+    )
+    .unwrap()
+}
+
+#[test]
+fn a_large_batch_judged_on_several_threads_raises_the_same_items_in_the_same_order() {
+    let batch = big_batch();
+    let lines: Vec<&str> = batch.iter().map(String::as_str).collect();
+    let run = |jobs: usize| {
+        let e = writer_engine(jobs);
+        let ev = e.evaluate(records(&lines), None, NOW);
+        let ids: Vec<String> = ev.pending.items().iter().map(|i| i.id()).collect();
+        ev.pending.settle();
+        (ids, ev.counts)
+    };
+    let (one, c1) = run(1);
+    assert!(
+        c1.duplicates > 10 && c1.dead_letters > 5 && c1.alerts > 100,
+        "{c1:?}"
+    );
+    assert!(c1.notify > 0, "the shaper saw the alerts: {c1:?}");
+    let judges = [writer_engine(1).judge()];
+    let shares =
+        parallel::judge_records(&Decoder::default(), &judges, records(&lines), &None, NOW, 3);
+    assert_eq!(shares.len(), 3, "the batch is split between the threads");
+    for jobs in [2, 3, 8] {
+        let (many, c) = run(jobs);
+        assert_eq!(c, c1, "counts with {jobs} threads");
+        assert_eq!(many, one, "items with {jobs} threads");
     }
 }

@@ -39,7 +39,8 @@ pub struct Dedup {
     pub evicted_early: u64,
 }
 
-fn key(id: &str) -> Key {
+/// The fingerprint of an eventID.
+pub fn key(id: &str) -> Key {
     xxhash_rust::xxh3::xxh3_64(id.as_bytes())
 }
 
@@ -56,8 +57,12 @@ impl Dedup {
 
     /// True the first time `id` is seen within the TTL; false for a duplicate.
     pub fn first_seen(&mut self, id: &str, now: i64) -> bool {
+        self.first_seen_key(key(id), now)
+    }
+
+    /// [`Self::first_seen`] for an id's fingerprint ([`key`]).
+    pub fn first_seen_key(&mut self, k: Key, now: i64) -> bool {
         self.expire(now);
-        let k = key(id);
         if self.seen.contains(&k) {
             return false;
         }

@@ -2,14 +2,16 @@
 //! own: `now` is passed in, so replay can run on event time and tests control time.
 
 pub mod dedup;
+pub mod judge;
 
 use crate::alert::Alert;
 use crate::config;
 use crate::event::Event;
 use crate::rules::custom::{EvalStats, RuleSet};
-use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
+use crate::rules::RegionPolicy;
 
 pub use dedup::Dedup;
+pub use judge::{Judge, Scratch};
 
 const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
 const ALERT_ID_CAPACITY: usize = 200_000;
@@ -33,19 +35,14 @@ pub enum Disposition {
 }
 
 pub struct Pipeline {
-    custom: RuleSet,
-    matched: Vec<usize>,
-    pub eval_stats: EvalStats,
+    judge: Judge,
+    scratch: Scratch,
     dedup: Dedup,
     settings: config::Dedup,
     /// Alert ids already emitted: a second line of defence for events redelivered after the
     /// event-id TTL (CloudWatch Logs retries for up to 24 h). Alerts are rare, so this is
     /// cheap to keep for a week.
     alerted: Dedup,
-    policy: RegionPolicy,
-    include_event: bool,
-    /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
-    judge_on_event_time: bool,
 }
 
 impl Pipeline {
@@ -58,41 +55,47 @@ impl Pipeline {
         include_event: bool,
     ) -> Self {
         Pipeline {
-            custom,
-            matched: Vec::new(),
-            eval_stats: EvalStats::default(),
+            judge: Judge::new(policy, custom, include_event),
+            scratch: Scratch::default(),
             dedup: Dedup::new(dedup.event_ttl_secs, dedup.max_event_ids),
             settings: *dedup,
             alerted: Dedup::new(
                 dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
                 ALERT_ID_CAPACITY,
             ),
-            policy,
-            include_event,
-            judge_on_event_time: false,
         }
     }
 
     /// Replay: exemptions are judged at each event's own `eventTime`, so the result does not
     /// depend on the order of the input.
     pub fn judge_on_event_time(mut self, yes: bool) -> Self {
-        self.judge_on_event_time = yes;
+        self.judge = self.judge.on_event_time(yes);
         self
     }
 
+    /// The rules as they stand (cheap to clone), for threads that judge events in parallel.
+    pub fn judge(&self) -> &Judge {
+        &self.judge
+    }
+
     pub fn policy(&self) -> &RegionPolicy {
-        &self.policy
+        self.judge.policy()
+    }
+
+    /// The custom rules' counters (events decided on hot fields, full parses).
+    pub fn eval_stats(&self) -> EvalStats {
+        self.scratch.stats
     }
 
     /// Swaps the region policy (an organization refresh, a config reload): dedup state stays.
     pub fn set_policy(&mut self, policy: RegionPolicy) {
-        self.policy = policy;
+        self.judge = self.judge.with_policy(policy);
     }
 
     /// Swaps the custom rules (a config reload): dedup state stays.
     pub fn set_rules(&mut self, custom: RuleSet) {
-        self.custom = custom;
-        self.eval_stats = EvalStats::default();
+        self.judge = self.judge.with_rules(custom);
+        self.scratch.stats = EvalStats::default();
     }
 
     /// Runs alerts raised outside any event (drift from an organization refresh) through the
@@ -136,62 +139,59 @@ impl Pipeline {
     /// Runs one event through dedup and the rules at time `now` (seconds since the epoch),
     /// appending its alerts to `out`. Events without an eventID are never duplicates.
     pub fn process(&mut self, ev: &Event<'_>, now: i64, out: &mut Vec<Alert>) -> Disposition {
+        self.process_at(ev, now, now, out)
+    }
+
+    /// [`Self::process`] with the rules judging at `judge_now` (see [`Judge::time_of`]).
+    pub fn process_at(
+        &mut self,
+        ev: &Event<'_>,
+        now: i64,
+        judge_now: i64,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
         if let Some(id) = ev.event_id() {
-            if !self.dedup.first_seen(id, now) {
+            if !self.dedup.first_seen_key(dedup::key(id), now) {
                 return Disposition::Duplicate;
             }
         }
-        let before = out.len();
-        let mut repeated = 0;
-        let at = match self.judge_on_event_time {
-            true => ev.time_secs().unwrap_or(now),
-            false => now,
-        };
-        let flagged = match region::evaluate(&self.policy, ev, at) {
-            region::Verdict::Alert(acct, severity, mark) => {
-                Some(region::alert(ev, acct, severity, mark, self.include_event))
+        let mut judged = Vec::new();
+        self.judge
+            .judge(ev, judge_now, &mut self.scratch, &mut judged);
+        self.admit_alerts(judged, now, out)
+    }
+
+    /// [`Self::process`] for an event judged already (on another thread): `key` is its
+    /// eventID's fingerprint ([`dedup::key`]), `judged` what the rules raised for it.
+    pub fn admit(
+        &mut self,
+        key: Option<dedup::Key>,
+        judged: Vec<Alert>,
+        now: i64,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
+        if let Some(k) = key {
+            if !self.dedup.first_seen_key(k, now) {
+                return Disposition::Duplicate;
             }
-            region::Verdict::ScpBypass(acct) => {
-                Some(region::bypass_alert(ev, acct, self.include_event))
-            }
-            _ => None,
-        };
-        if let Some(alert) = flagged {
+        }
+        self.admit_alerts(judged, now, out)
+    }
+
+    /// Keeps the alerts not raised before; an event whose every alert was raised before is
+    /// a redelivery after the id TTL.
+    fn admit_alerts(&mut self, judged: Vec<Alert>, now: i64, out: &mut Vec<Alert>) -> Disposition {
+        let (before, raised) = (out.len(), judged.len());
+        for alert in judged {
             if self.alerted.first_seen(&alert.alert_id, now) {
                 out.push(alert);
-            } else {
-                repeated += 1;
             }
         }
-        if !self.custom.is_empty() {
-            self.matched.clear();
-            self.custom
-                .evaluate(ev, &mut self.matched, &mut self.eval_stats);
-            for &i in &self.matched {
-                let rule = &self.custom.rules[i];
-                let acct = self.policy.for_account(ev.account());
-                let what = AlertWhat {
-                    rule: &rule.id,
-                    title: &rule.title,
-                    runbook: rule.runbook.as_deref(),
-                    severity: rule.severity,
-                    reason: custom_reason(ev, &rule.title, acct),
-                };
-                let alert = build_alert(ev, acct, what, self.include_event);
-                if self.alerted.first_seen(&alert.alert_id, now) {
-                    out.push(alert);
-                } else {
-                    repeated += 1;
-                }
-            }
-        }
-        // Every alert it would raise was raised before: a redelivery after the id TTL.
-        if out.len() == before && repeated > 0 {
+        let admitted = out.len() - before;
+        if admitted == 0 && raised > 0 {
             return Disposition::Repeated;
         }
-        Disposition::Evaluated {
-            alerts: out.len() - before,
-        }
+        Disposition::Evaluated { alerts: admitted }
     }
 }
 

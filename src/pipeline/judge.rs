@@ -1,0 +1,104 @@
+//! The rules' verdict on one event, without state: the region policy and the custom rules.
+//! Stateless, so any number of threads judge events at once (the parallel decode of
+//! [`crate::engine::parallel`]); the [`super::Pipeline`] then admits what they raised, in
+//! order, through its dedup.
+
+use std::sync::Arc;
+
+use crate::alert::Alert;
+use crate::event::Event;
+use crate::rules::custom::{EvalStats, RuleSet};
+use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
+
+/// The policy and the rules, cheap to clone (shared behind `Arc`s).
+#[derive(Clone)]
+pub struct Judge {
+    policy: Arc<RegionPolicy>,
+    custom: Arc<RuleSet>,
+    include_event: bool,
+    /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
+    on_event_time: bool,
+}
+
+/// A judging thread's scratch space and counters.
+#[derive(Default)]
+pub struct Scratch {
+    matched: Vec<usize>,
+    pub stats: EvalStats,
+}
+
+impl Judge {
+    pub fn new(policy: RegionPolicy, custom: RuleSet, include_event: bool) -> Self {
+        Judge {
+            policy: Arc::new(policy),
+            custom: Arc::new(custom),
+            include_event,
+            on_event_time: false,
+        }
+    }
+
+    pub fn on_event_time(mut self, yes: bool) -> Self {
+        self.on_event_time = yes;
+        self
+    }
+
+    pub fn policy(&self) -> &RegionPolicy {
+        &self.policy
+    }
+
+    pub fn with_policy(&self, policy: RegionPolicy) -> Self {
+        Judge {
+            policy: Arc::new(policy),
+            ..self.clone()
+        }
+    }
+
+    pub fn with_rules(&self, custom: RuleSet) -> Self {
+        Judge {
+            custom: Arc::new(custom),
+            ..self.clone()
+        }
+    }
+
+    /// The time exemptions are judged at: the event's own with `on_event_time` (an event
+    /// without a readable `eventTime` is judged at `now`), else `now`.
+    pub fn time_of(&self, ev: &Event<'_>, now: i64) -> i64 {
+        match self.on_event_time {
+            true => ev.time_secs().unwrap_or(now),
+            false => now,
+        }
+    }
+
+    /// Appends every alert the rules raise for `ev` at `now` to `out`, the region rule's
+    /// first, then the custom rules' in config order.
+    pub fn judge(&self, ev: &Event<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Alert>) {
+        let at = self.time_of(ev, now);
+        match region::evaluate(&self.policy, ev, at) {
+            region::Verdict::Alert(acct, severity, mark) => {
+                out.push(region::alert(ev, acct, severity, mark, self.include_event))
+            }
+            region::Verdict::ScpBypass(acct) => {
+                out.push(region::bypass_alert(ev, acct, self.include_event))
+            }
+            _ => {}
+        }
+        if self.custom.is_empty() {
+            return;
+        }
+        scratch.matched.clear();
+        self.custom
+            .evaluate(ev, &mut scratch.matched, &mut scratch.stats);
+        for &i in &scratch.matched {
+            let rule = &self.custom.rules[i];
+            let acct = self.policy.for_account(ev.account());
+            let what = AlertWhat {
+                rule: &rule.id,
+                title: &rule.title,
+                runbook: rule.runbook.as_deref(),
+                severity: rule.severity,
+                reason: custom_reason(ev, &rule.title, acct),
+            };
+            out.push(build_alert(ev, acct, what, self.include_event));
+        }
+    }
+}
