@@ -17,7 +17,10 @@
 //!   letters, the [`state`] snapshot and crash recovery. Roads (the binary's commands) are
 //!   adapters that map the engine's acceptance to a checkpoint, an HTTP status, a Lambda
 //!   response or an exit code.
+//!   [`engine::parallel`] decodes and judges on several threads and admits in order.
 //! - [`decode`]: bytes → [`event::Event`]s, whatever the envelope; bad input → dead letters.
+//! - [`archive`]: the CloudTrail archive (S3 or a local copy) in the organization-trail
+//!   layout, listed by pruned prefixes (`backtest`'s source); [`backtest`]: its report.
 //! - [`pipeline`]: synchronous and clock-injected: dedup by eventID, then [`rules`].
 //! - [`shaping`]: the notify stream people receive (aggregation, rate limits, digests).
 //! - [`item`]: what is delivered (a siem alert or a notify item); [`render`]: every format.
@@ -30,8 +33,10 @@
 //! pipeline, shaping, item, render, sink, source, state, engine) → [`build`] → the binary.
 
 pub mod alert;
+pub mod archive;
 pub mod atomic_file;
 pub mod backoff;
+pub mod backtest;
 pub mod build;
 pub mod clock;
 pub mod config;

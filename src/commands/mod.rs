@@ -1,8 +1,9 @@
-//! The binary's commands: one adapter per road (`run`, `serve`, `lambda`, `replay`) around
+//! The binary's commands: one adapter per road (`run`, `serve`, `lambda`, `replay`, `backtest`) around
 //! the library's engine, and the tools (`validate`, `explain`, `lint`, `match`, `test`,
 //! `spool`, `health`). Library errors become messages and exit codes here. Commands do not
 //! import each other; what they share is in this file, and in `live.rs` for the live roads.
 
+pub mod backtest;
 pub mod explain;
 pub mod health;
 pub mod lambda_cmd;

@@ -222,11 +222,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return;
         }
         match read {
-            Read::Chunk(judged) => {
+            Read::Chunk(mut judged) => {
                 let evaluated = {
                     let mut handler = |p: Pending| out.push(p);
                     let mut feed = engine.feed(wall).on_chunk(CHUNK, &mut handler);
-                    feed.take(judged, 0);
+                    feed.take(&mut judged, 0);
                     feed.finish()
                 };
                 c += evaluated.counts;

@@ -30,6 +30,8 @@ pub struct Counts {
     pub skipped: u64,
     /// Base64 transport records opened inside documents (Kinesis, Firehose records).
     pub transport_records: u64,
+    /// Events outside the run's scope (`backtest`'s accounts, regions and time window).
+    pub outside: u64,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -43,6 +45,7 @@ impl std::ops::AddAssign for Counts {
         self.control_messages += c.control_messages;
         self.skipped += c.skipped;
         self.transport_records += c.transport_records;
+        self.outside += c.outside;
     }
 }
 
@@ -110,14 +113,16 @@ impl<'e, 'c> Feed<'e, 'c> {
     }
 
     /// Takes entries decoded and judged on another thread ([`super::parallel`]), in their
-    /// order, with the alerts of judge `which`: the same as visiting their events here.
-    pub fn take(&mut self, judged: Judged, which: usize) {
-        for entry in judged.entries {
+    /// order, with the alerts of judge `which` (taken out of the entries): the same as
+    /// visiting their events here. Entries may go to one feed per judge (`backtest`'s config
+    /// and baseline); dead letters are reported and written by judge 0's, counted by all.
+    pub fn take(&mut self, judged: &mut Judged, which: usize) {
+        for entry in &mut judged.entries {
             match entry {
-                Entry::Event(mut e) => {
+                Entry::Event(e) => {
                     self.counts.events += 1;
                     if self.org_change.is_none() {
-                        self.org_change = e.org_change.take();
+                        self.org_change = e.org_change.clone();
                     }
                     let now = self.clock(e.time);
                     let alerts = e
@@ -131,10 +136,12 @@ impl<'e, 'c> Feed<'e, 'c> {
                         .admit(e.key, alerts, now, &mut self.alerts);
                     self.raised(d, now);
                 }
-                Entry::DeadLetter(dead) => self.dead_letter(dead),
+                Entry::DeadLetter(dead) if which == 0 => self.dead_letter(dead.clone()),
+                Entry::DeadLetter(_) => self.counts.dead_letters += 1,
                 Entry::Control => self.counts.control_messages += 1,
                 Entry::Skipped => self.counts.skipped += 1,
                 Entry::Transport => self.counts.transport_records += 1,
+                Entry::Outside => self.counts.outside += 1,
             }
         }
     }

@@ -244,8 +244,8 @@ impl Engine {
             let shares =
                 parallel::judge_records(&self.decoder, &judges, records, &skip, now, self.jobs);
             let mut feed = self.feed(now);
-            for share in shares {
-                feed.take(share, 0);
+            for mut share in shares {
+                feed.take(&mut share, 0);
             }
             return feed.finish();
         }

@@ -34,6 +34,8 @@ pub enum Entry {
     Control,
     Skipped,
     Transport,
+    /// An event outside the run's scope (`backtest --since …`): counted, not evaluated.
+    Outside,
 }
 
 /// An event, judged: what the sequential stage needs of it.
@@ -70,8 +72,12 @@ pub fn done_before(skip: &Resume, sequence_number: Option<&str>, sub: Option<usi
 
 /// A visitor that judges each event with every judge and keeps the entries; with a chunk
 /// size, hands them over every `n` entries.
+/// Which events a run takes (the others are [`Entry::Outside`]).
+pub type Keep<'j> = &'j (dyn Fn(&Event<'_>) -> bool + Sync);
+
 pub struct Recorder<'j, 'c> {
     judges: &'j [Judge],
+    keep: Option<Keep<'j>>,
     scratch: Scratch,
     now: i64,
     skip: Resume,
@@ -84,12 +90,19 @@ impl<'j, 'c> Recorder<'j, 'c> {
     pub fn new(judges: &'j [Judge], now: i64) -> Self {
         Recorder {
             judges,
+            keep: None,
             scratch: Scratch::default(),
             now,
             skip: None,
             judged: Judged::default(),
             chunk: None,
         }
+    }
+
+    /// Takes only the events `keep` says yes to.
+    pub fn keeping(mut self, keep: Keep<'j>) -> Self {
+        self.keep = Some(keep);
+        self
     }
 
     pub fn skipping(mut self, skip: Resume) -> Self {
@@ -125,6 +138,9 @@ impl Visit for Recorder<'_, '_> {
             pos.sub_sequence(),
         ) {
             return;
+        }
+        if self.keep.is_some_and(|keep| !keep(&ev)) {
+            return self.push(Entry::Outside);
         }
         let alerts = self
             .judges

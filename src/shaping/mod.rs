@@ -187,6 +187,9 @@ pub struct Shaper {
     limiters: HashMap<String, KeyedLimiter>,
     digests: HashMap<u64, Digest>,
     next_digest: Option<i64>,
+    /// Digests fall on multiples of `digest_every` (`backtest`: the same digests whichever
+    /// alert came first, so partial runs add up to a whole one).
+    aligned_digests: bool,
     /// The latest time seen.
     now: i64,
     pub stats: Stats,
@@ -206,6 +209,7 @@ impl Shaper {
             limiters: HashMap::new(),
             digests: HashMap::new(),
             next_digest: None,
+            aligned_digests: false,
             now: i64::MIN,
             stats: Stats::default(),
         }
@@ -218,6 +222,13 @@ impl Shaper {
             .filter_map(|r| Some((r.id.clone(), r.shaping.clone()?)))
             .collect();
         Shaper::new(default.clone(), per_rule)
+    }
+
+    /// Digests on multiples of `digest_every` instead of every `digest_every` from the first
+    /// alert.
+    pub fn aligned_digests(mut self) -> Self {
+        self.aligned_digests = true;
+        self
     }
 
     /// The same settings, continuing from a snapshot when there is one.
@@ -309,11 +320,15 @@ impl Shaper {
             }
         }
         let every = self.default.digest_every_secs;
+        let next = match self.aligned_digests {
+            true => (self.now.div_euclid(every.max(1)) + 1).saturating_mul(every.max(1)),
+            false => self.now.saturating_add(every),
+        };
         match self.next_digest {
-            None => self.next_digest = Some(self.now.saturating_add(every)),
+            None => self.next_digest = Some(next),
             Some(at) if self.now >= at => {
                 self.emit_digests(out);
-                self.next_digest = Some(self.now.saturating_add(every));
+                self.next_digest = Some(next);
             }
             _ => {}
         }

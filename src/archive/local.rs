@@ -1,0 +1,61 @@
+//! A local directory in the archive's layout, listed as S3 would list it (keys are paths
+//! relative to the directory, with `/`).
+
+use std::path::{Path, PathBuf};
+
+use super::plan::{Lister, Listing, Object};
+
+pub struct Local {
+    pub root: PathBuf,
+}
+
+impl Local {
+    /// The file behind a key.
+    pub fn path(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn walk(
+        &self,
+        dir: &Path,
+        key: &str,
+        out: &mut Listing,
+        delimited: bool,
+    ) -> Result<(), String> {
+        let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Some(name) = e.file_name().to_str().map(str::to_string) else {
+                continue;
+            };
+            if name.starts_with('.') {
+                continue;
+            }
+            let child = format!("{key}{name}");
+            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
+            match (is_dir, delimited) {
+                (true, true) => out.prefixes.push(format!("{child}/")),
+                (true, false) => self.walk(&e.path(), &format!("{child}/"), out, false)?,
+                (false, _) => out.objects.push(Object {
+                    key: child,
+                    size: e.metadata().map(|m| m.len()).unwrap_or(0),
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Lister for Local {
+    async fn list(&self, prefix: &str, delimited: bool) -> Result<Listing, String> {
+        let mut out = Listing::default();
+        // Prefixes the planner makes end in `/` (folders); the root may be "".
+        let dir = self.root.join(prefix.trim_end_matches('/'));
+        if !dir.is_dir() {
+            return Ok(out); // nothing under this prefix, as S3 would say
+        }
+        self.walk(&dir, prefix, &mut out, delimited)?;
+        Ok(out)
+    }
+}

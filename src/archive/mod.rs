@@ -1,0 +1,9 @@
+//! The CloudTrail archive (`backtest`'s source): the organization-trail key layout, the
+//! pruned listing plan, and the two stores it lists, S3 and a local directory.
+
+pub mod layout;
+pub mod local;
+pub mod plan;
+pub mod s3;
+
+pub use plan::{plan, Lister, Listing, Object, Plan, Planned, Scope};

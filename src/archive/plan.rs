@@ -1,0 +1,330 @@
+//! Which objects to read: the listing walks the layout down from the source's prefix, and
+//! lists only the account, region and day prefixes the scope allows. With `--accounts` and
+//! `--regions` those folders are named, not listed; with `--since` and `--until` only the
+//! years, months or days in range are listed (see [`layout::day_prefixes`]).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::future::Future;
+
+use time::Date;
+
+use super::layout::{self, KeyInfo};
+
+/// One object as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+}
+
+/// One listing call's answer (all pages).
+#[derive(Debug, Default)]
+pub struct Listing {
+    /// With a delimiter: the "folders" one level down, each ending in `/`.
+    pub prefixes: Vec<String>,
+    pub objects: Vec<Object>,
+}
+
+/// A store that lists keys by prefix: S3, or a local directory laid out the same way.
+pub trait Lister {
+    /// Lists `prefix`; `delimited` lists one level (folders as prefixes), else everything
+    /// under it.
+    fn list(
+        &self,
+        prefix: &str,
+        delimited: bool,
+    ) -> impl Future<Output = Result<Listing, String>> + Send;
+}
+
+/// What the run may read: from the command line.
+#[derive(Debug, Clone, Default)]
+pub struct Scope {
+    pub accounts: Option<BTreeSet<String>>,
+    pub regions: Option<BTreeSet<String>>,
+    /// Event time, seconds: from (inclusive).
+    pub since: Option<i64>,
+    /// Event time, seconds: until (exclusive).
+    pub until: Option<i64>,
+    /// `--partition I/N`.
+    pub partition: Option<(u64, u64)>,
+}
+
+fn day_of(secs: i64) -> Option<Date> {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .map(|t| t.date())
+}
+
+impl Scope {
+    /// Whether an event with these fields is in scope (events outside are counted, not
+    /// evaluated).
+    pub fn admits(&self, account: Option<&str>, region: Option<&str>, time: Option<i64>) -> bool {
+        let within = |set: &Option<BTreeSet<String>>, v: Option<&str>| {
+            set.as_ref()
+                .is_none_or(|s| v.is_some_and(|v| s.contains(v)))
+        };
+        within(&self.accounts, account)
+            && within(&self.regions, region)
+            && self.since.is_none_or(|s| time.is_some_and(|t| t >= s))
+            && self.until.is_none_or(|u| time.is_some_and(|t| t < u))
+    }
+
+    /// Whether this run's partition holds objects of this account and region (a whole
+    /// account-region goes to one partition: dedup and the default shaping keys stay within
+    /// it).
+    pub fn in_partition(&self, group: &str) -> bool {
+        match self.partition {
+            None => true,
+            Some((i, n)) => xxhash_rust::xxh3::xxh3_64(group.as_bytes()) % n == i,
+        }
+    }
+
+    /// The day folders to read: from `--since`'s day to `--until`'s (a file's events are
+    /// from before its time stamp, so events just before `--until` may sit in that day's
+    /// folder).
+    fn days(&self, today: Date) -> (Option<Date>, Date) {
+        let hi = self.until.and_then(day_of).unwrap_or(today);
+        (self.since.and_then(day_of), hi)
+    }
+}
+
+/// The objects to read, in the order they are read: by time stamp (the archive is read
+/// roughly in event-time order, across accounts), then key. Keys are unique.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub objects: Vec<Planned>,
+    pub digests: u64,
+    /// Keys under the layout that are not log files (reported, not read).
+    pub unexpected: Vec<String>,
+    /// Listing calls made, by prefix (for `--explain-listing` and the tests).
+    pub listed: Vec<String>,
+    /// Prefixes that could not be listed, and why.
+    pub failed: Vec<(String, String)>,
+    /// The source was not in the layout: every object under it is read.
+    pub unlaid: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Planned {
+    pub object: Object,
+    /// `None` outside the layout.
+    pub info: Option<KeyInfo>,
+}
+
+impl Planned {
+    fn order(&self) -> (i64, &str) {
+        (
+            self.info.as_ref().map_or(i64::MIN, |i| i.stamp),
+            &self.object.key,
+        )
+    }
+}
+
+struct Walk<'a, L> {
+    lister: &'a L,
+    scope: &'a Scope,
+    today: Date,
+    plan: Plan,
+    found: BTreeMap<String, Planned>,
+}
+
+impl<L: Lister> Walk<'_, L> {
+    async fn list(&mut self, prefix: &str, delimited: bool) -> Option<Listing> {
+        self.plan.listed.push(prefix.to_string());
+        match self.lister.list(prefix, delimited).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                tracing::warn!(prefix, error = %e, "cannot list");
+                self.plan.failed.push((prefix.to_string(), e));
+                None
+            }
+        }
+    }
+
+    /// `…/AWSLogs/`: organization folders and account folders.
+    async fn aws_logs(&mut self, prefix: &str) {
+        let Some(l) = self.list(prefix, true).await else {
+            return;
+        };
+        for p in l.prefixes {
+            let name = segment(&p, prefix);
+            if layout::is_org(name) {
+                Box::pin(self.accounts(&p)).await;
+            } else if layout::is_account(name) && self.wants_account(name) {
+                self.regions(&format!("{p}CloudTrail/"), name).await;
+            }
+        }
+    }
+
+    fn wants_account(&self, a: &str) -> bool {
+        self.scope.accounts.as_ref().is_none_or(|s| s.contains(a))
+    }
+
+    /// `…/AWSLogs/o-…/`: accounts, named by `--accounts` or listed.
+    async fn accounts(&mut self, org: &str) {
+        let accounts: Vec<String> = match &self.scope.accounts {
+            Some(set) => set.iter().cloned().collect(),
+            None => match self.list(org, true).await {
+                Some(l) => l
+                    .prefixes
+                    .iter()
+                    .map(|p| segment(p, org).to_string())
+                    .filter(|a| layout::is_account(a))
+                    .collect(),
+                None => return,
+            },
+        };
+        for a in accounts {
+            self.regions(&format!("{org}{a}/CloudTrail/"), &a).await;
+        }
+    }
+
+    /// `…/ACCOUNT/CloudTrail/`: regions, named by `--regions` or listed.
+    async fn regions(&mut self, trail: &str, account: &str) {
+        let regions: Vec<String> = match &self.scope.regions {
+            Some(set) => set.iter().cloned().collect(),
+            None => match self.list(trail, true).await {
+                Some(l) => l
+                    .prefixes
+                    .iter()
+                    .map(|p| segment(p, trail).to_string())
+                    .collect(),
+                None => return,
+            },
+        };
+        for r in regions {
+            if !self.scope.in_partition(&format!("{account}/{r}")) {
+                continue;
+            }
+            self.days(&format!("{trail}{r}/")).await;
+        }
+    }
+
+    /// `…/REGION/`: the day folders in range.
+    async fn days(&mut self, region: &str) {
+        let (lo, hi) = self.scope.days(self.today);
+        let lo = match lo {
+            Some(lo) => lo,
+            None if self.scope.until.is_none() => return self.objects(region).await,
+            // Only `--until`: start at the first year there is.
+            None => {
+                let Some(l) = self.list(region, true).await else {
+                    return;
+                };
+                let first = l
+                    .prefixes
+                    .iter()
+                    .filter_map(|p| segment(p, region).parse::<i32>().ok())
+                    .min();
+                match first.and_then(|y| Date::from_ordinal_date(y, 1).ok()) {
+                    Some(d) => d,
+                    None => return,
+                }
+            }
+        };
+        for p in layout::day_prefixes(region, lo, hi) {
+            self.objects(&p).await;
+        }
+    }
+
+    async fn objects(&mut self, prefix: &str) {
+        let Some(l) = self.list(prefix, false).await else {
+            return;
+        };
+        for o in l.objects {
+            self.take(o, true);
+        }
+    }
+
+    fn take(&mut self, o: Object, laid_out: bool) {
+        if layout::is_digest(&o.key) {
+            self.plan.digests += 1;
+            return;
+        }
+        if o.key.ends_with('/') {
+            return; // a folder marker
+        }
+        let info = layout::parse_key(&o.key);
+        let wanted = match &info {
+            None if laid_out => return self.plan.unexpected.push(o.key),
+            None => self.scope.in_partition(&o.key),
+            Some(k) => {
+                let (lo, hi) = self.scope.days(self.today);
+                self.wants_account(&k.account)
+                    && self
+                        .scope
+                        .regions
+                        .as_ref()
+                        .is_none_or(|r| r.contains(&k.region))
+                    && self
+                        .scope
+                        .in_partition(&format!("{}/{}", k.account, k.region))
+                    && lo.is_none_or(|lo| k.day >= lo)
+                    && (self.scope.since.is_none() && self.scope.until.is_none() || k.day <= hi)
+            }
+        };
+        if !wanted {
+            return;
+        }
+        self.found
+            .entry(o.key.clone())
+            .or_insert(Planned { object: o, info });
+    }
+}
+
+/// The last segment of `child` below `parent` (`parent` + `name/`).
+fn segment<'c>(child: &'c str, parent: &str) -> &'c str {
+    child
+        .strip_prefix(parent)
+        .unwrap_or(child)
+        .trim_end_matches('/')
+}
+
+/// Walks the archive from `root` (a prefix above `AWSLogs/`, `AWSLogs/` itself, an
+/// organization or account folder, or anything else, which is then read whole).
+pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) -> Plan {
+    let mut w = Walk {
+        lister,
+        scope,
+        today,
+        plan: Plan::default(),
+        found: BTreeMap::new(),
+    };
+    let root = match root.is_empty() || root.ends_with('/') {
+        true => root.to_string(),
+        false => format!("{root}/"),
+    };
+    let segs: Vec<&str> = root.trim_end_matches('/').split('/').collect();
+    match segs.iter().rposition(|s| *s == "AWSLogs") {
+        Some(i) if i + 1 == segs.len() => w.aws_logs(&root).await,
+        Some(i) if i + 2 == segs.len() && layout::is_org(segs[i + 1]) => w.accounts(&root).await,
+        Some(i) if i + 2 == segs.len() && layout::is_account(segs[i + 1]) => {
+            if w.wants_account(segs[i + 1]) {
+                w.regions(&format!("{root}CloudTrail/"), segs[i + 1]).await
+            }
+        }
+        Some(_) => w.objects(&root).await,
+        None => {
+            // Above the layout: look for `AWSLogs/` one level down.
+            let below = format!("{root}AWSLogs/");
+            let has = match w.list(&root, true).await {
+                Some(l) => l.prefixes.contains(&below),
+                None => false,
+            };
+            if has {
+                w.aws_logs(&below).await;
+            } else if w.plan.failed.is_empty() {
+                w.plan.unlaid = true;
+                if let Some(l) = w.list(&root, false).await {
+                    for o in l.objects {
+                        w.take(o, false);
+                    }
+                }
+            }
+        }
+    }
+    let mut plan = w.plan;
+    plan.objects = w.found.into_values().collect();
+    plan.objects.sort_by(|a, b| a.order().cmp(&b.order()));
+    plan
+}

@@ -1,0 +1,76 @@
+//! `backtest`'s library side: the event-time [`timeline`] that gives the notify stream, and
+//! the [`report`] (per rule, account, region and day; added and removed against a
+//! baseline; partial reports merged). The command (`commands/backtest.rs`) is the adapter
+//! that lists the [`crate::archive`], runs the engine on every core and writes these.
+
+pub mod report;
+pub mod timeline;
+
+use std::fmt::Write as _;
+
+pub use report::{merge, Mark, Report, Tally};
+pub use timeline::Timeline;
+
+fn row(out: &mut String, name: &str, t: &Tally, baseline: bool) {
+    let _ = match baseline {
+        true => writeln!(
+            out,
+            "  {name:<40} {:>9} {:>9} {:>9} {:>9} {:>+9} {:>9}",
+            t.alerts, t.notify, t.baseline_alerts, t.baseline_notify, t.added, t.removed
+        ),
+        false => writeln!(out, "  {name:<40} {:>9} {:>9}", t.alerts, t.notify),
+    };
+}
+
+fn section(
+    out: &mut String,
+    title: &str,
+    rows: &std::collections::BTreeMap<String, Tally>,
+    b: bool,
+) {
+    let _ = match b {
+        true => writeln!(
+            out,
+            "{title:<42} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9}",
+            "alerts", "pages", "base", "base pg", "added", "removed"
+        ),
+        false => writeln!(out, "{title:<42} {:>9} {:>9}", "alerts", "pages"),
+    };
+    for (k, t) in rows {
+        row(out, k, t, b);
+    }
+    out.push('\n');
+}
+
+/// The report as the table `backtest` prints ("pages" are notify items).
+pub fn table(r: &Report) -> String {
+    let b = r.scope.baseline;
+    let mut out = String::new();
+    section(&mut out, "by rule", &r.by_rule, b);
+    section(&mut out, "by account", &r.by_account, b);
+    section(&mut out, "by region", &r.by_region, b);
+    section(&mut out, "by day", &r.by_day, b);
+    if b {
+        let _ = writeln!(
+            out,
+            "{:<42} {:>9} {:>9}",
+            "changes by rule and account", "added", "removed"
+        );
+        for (rule, accounts) in &r.by_rule_account {
+            for (account, t) in accounts {
+                if t.added + t.removed > 0 {
+                    let name = format!("{rule} {account}");
+                    let _ = writeln!(out, "  {name:<40} {:>+9} {:>9}", t.added, t.removed);
+                }
+            }
+        }
+        out.push('\n');
+    }
+    let _ = writeln!(out, "{:<42} {:>9}", "top principals", "alerts");
+    for (p, n) in r.top_principals(10) {
+        let _ = writeln!(out, "  {p:<40} {n:>9}");
+    }
+    out.push('\n');
+    row(&mut out, "total", &r.totals, b);
+    out
+}
