@@ -40,7 +40,7 @@ enum Command {
     Replay(commands::replay::Args),
     /// What a config would have raised over an archive (S3 or local), and with --baseline
     /// what a change adds or removes; `backtest merge` adds up partial reports.
-    Backtest(commands::backtest::Args),
+    Backtest(Box<commands::backtest::Args>),
     /// Check a config file and report every problem at once.
     Validate {
         #[arg(long, short)]
@@ -89,7 +89,7 @@ fn main() -> ExitCode {
         Command::Lambda(args) => commands::lambda_cmd::run(args),
         Command::Health(args) => commands::health::run(args),
         Command::Replay(args) => commands::replay::run(args),
-        Command::Backtest(args) => commands::backtest::run(args),
+        Command::Backtest(args) => commands::backtest::run(*args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),
         Command::Match(args) => commands::match_cmd::run(args),

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod emu;
 pub mod http;
+pub mod proxy;
 
 use std::collections::BTreeSet;
 use std::io::Write;
