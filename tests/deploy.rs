@@ -1,10 +1,11 @@
 //! deploy/: the Grafana dashboard asks only for metrics trailwatch exports, and the Dockerfile
 //! runs the one binary as non-root with a health check that the binary answers, and the
-//! organization role allows only the reads trailwatch makes. (The
+//! organization role allows only the reads trailwatch makes, and the backtest batch job only
+//! reads the archive and writes its reports. (The
 //! CloudFormation templates are checked by cfn-lint in scripts/test; the production config
 //! is loaded by a unit test.)
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 fn read(rel: &str) -> String {
@@ -113,4 +114,79 @@ fn the_organization_role_allows_only_the_reads_trailwatch_makes() {
     assert!(ecs.contains(
         "Action: sts:AssumeRole\n                  Resource: !Ref OrganizationReadRoleArn"
     ));
+}
+
+/// The backtest batch job reads the archive and writes only its reports: its role's S3
+/// actions are ListBucket and GetObject on the archive and PutObject on the results prefix,
+/// and each child job takes its partition from the array index.
+#[test]
+fn the_backtest_job_reads_the_archive_only_and_splits_it_by_array_index() {
+    let t = read("deploy/cloudformation/7-backtest-batch.yaml");
+    // Each statement: its Action and Resource lines, by Sid.
+    let mut statements: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for block in t.split("- Sid: ").skip(1) {
+        let sid = block.lines().next().unwrap().trim().to_string();
+        let field = |name: &str| {
+            block
+                .lines()
+                .find_map(|l| l.trim().strip_prefix(name))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        statements.insert(sid, (field("Action:"), field("Resource:")));
+    }
+    let s3: BTreeSet<(&str, &str)> = statements
+        .values()
+        .filter(|(a, _)| a.starts_with("s3:"))
+        .map(|(a, r)| (a.as_str(), r.as_str()))
+        .collect();
+    assert_eq!(
+        s3,
+        BTreeSet::from([
+            (
+                "s3:ListBucket",
+                "!Sub \"arn:${AWS::Partition}:s3:::${ArchiveBucket}\""
+            ),
+            (
+                "s3:GetObject",
+                "!Sub \"arn:${AWS::Partition}:s3:::${ArchiveBucket}/${ArchivePrefix}AWSLogs/*\""
+            ),
+            (
+                "s3:PutObject",
+                "!Sub \"arn:${AWS::Partition}:s3:::${ResultsBucket}/${ResultsPrefix}*\""
+            ),
+        ]),
+        "{statements:?}"
+    );
+    assert!(!t.contains("s3:*") && !t.contains("Action: \"*\""));
+    assert!(
+        t.contains("s3:prefix: !Sub \"${ArchivePrefix}*\""),
+        "listing is held to the prefix"
+    );
+    // The command: a partition per child job, a report per partition.
+    let command: Vec<&str> = t
+        .split("Command:")
+        .nth(1)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(str::trim)
+        .take_while(|l| l.starts_with("- "))
+        .map(|l| l.trim_start_matches("- "))
+        .collect();
+    let pos = |flag: &str| command.iter().position(|c| *c == flag).unwrap();
+    assert_eq!(command[0], "backtest");
+    assert_eq!(command[pos("--partition") + 1], "Ref::partitions");
+    assert!(t.contains("partitions: auto/"));
+    assert!(command[pos("--report") + 1].contains("report-{partition}.json"));
+    // Every flag it passes is one `backtest` takes.
+    let help = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["backtest", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for flag in command.iter().filter(|c| c.starts_with("--")) {
+        assert!(help.contains(flag), "{flag} is not a backtest flag");
+    }
 }

@@ -50,9 +50,9 @@ struct MergeArgs {
     /// Partial reports (`--report` of each partition).
     #[arg(required = true, value_name = "REPORT")]
     reports: Vec<PathBuf>,
-    /// Write the merged report (JSON) here.
+    /// Write the merged report (JSON) here: a file or `s3://bucket/key`.
     #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
+    report: Option<String>,
     /// Exit 1 when the change adds more than N alerts.
     #[arg(long, value_name = "N")]
     fail_on_increase: Option<u64>,
@@ -81,9 +81,10 @@ struct RunArgs {
     /// Threads that decode and judge (default: the cores available).
     #[arg(long)]
     jobs: Option<usize>,
-    /// Write the report as JSON (identical whatever --jobs is).
+    /// Write the report as JSON (identical whatever --jobs is): a file or `s3://bucket/key`;
+    /// `{partition}` in it becomes the partition's index (`all` without --partition).
     #[arg(long, value_name = "FILE")]
-    report: Option<PathBuf>,
+    report: Option<String>,
     /// Write every alert as a JSON line `{"diff": "added"|"removed"|"same", "alert": …}`.
     #[arg(long, value_name = "FILE")]
     alerts: Option<PathBuf>,
@@ -183,13 +184,16 @@ fn merge(m: MergeArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Prints the table, writes the report, and gives the exit code of `--fail-on-increase`.
-fn finish(r: &Report, path: Option<&PathBuf>, fail_on: Option<u64>) -> anyhow::Result<ExitCode> {
+fn finish(r: &Report, dest: Option<&String>, fail_on: Option<u64>) -> anyhow::Result<ExitCode> {
     print!("{}", backtest::table(r));
-    if let Some(path) = path {
+    if let Some(dest) = dest {
+        let index = r
+            .partition
+            .map_or_else(|| "all".to_string(), |p| p.index.to_string());
+        let dest = dest.replace("{partition}", &index);
         let mut text = serde_json::to_string_pretty(r)?;
         text.push('\n');
-        std::fs::write(path, text)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+        write_report(&dest, text)?;
     }
     if let Some(n) = fail_on {
         if r.totals.added > n {
@@ -201,6 +205,32 @@ fn finish(r: &Report, path: Option<&PathBuf>, fail_on: Option<u64>) -> anyhow::R
         }
     }
     Ok(exit::ok())
+}
+
+/// Writes the report to a file, or to S3 (`s3://bucket/key`, PutObject) from a batch job.
+fn write_report(dest: &str, text: String) -> anyhow::Result<()> {
+    let Some((bucket, key)) = trailwatch::archive::s3::parse_url(dest) else {
+        return std::fs::write(dest, text).map_err(|e| anyhow::anyhow!("writing {dest}: {e}"));
+    };
+    let rt = super::runtime()?;
+    rt.block_on(async {
+        let client = trailwatch::archive::s3::client().await;
+        client
+            .put_object()
+            .bucket(&bucket)
+            .key(&key)
+            .content_type("application/json")
+            .body(text.into_bytes().into())
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "writing {dest}: {}",
+                    aws_sdk_s3::error::DisplayErrorContext(e)
+                )
+            })
+    })
 }
 
 /// One config's engine and its event-time shaping.
