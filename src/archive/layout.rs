@@ -133,7 +133,7 @@ mod tests {
         assert_eq!(k.account, "111122223333");
         assert_eq!(k.region, "eu-west-1");
         assert_eq!(k.day, date!(2026 - 09 - 03));
-        assert_eq!(k.stamp, 1_788_436_800 + 12 * 3600 + 5 * 60);
+        assert_eq!(k.stamp, 1_788_393_600 + 12 * 3600 + 5 * 60);
         let no_org = KEY.replace("o-abc123/", "").replace("trail/", "");
         assert_eq!(parse_key(&no_org).unwrap().account, "111122223333");
     }

@@ -298,9 +298,14 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
     match segs.iter().rposition(|s| *s == "AWSLogs") {
         Some(i) if i + 1 == segs.len() => w.aws_logs(&root).await,
         Some(i) if i + 2 == segs.len() && layout::is_org(segs[i + 1]) => w.accounts(&root).await,
-        Some(i) if i + 2 == segs.len() && layout::is_account(segs[i + 1]) => {
-            if w.wants_account(segs[i + 1]) {
-                w.regions(&format!("{root}CloudTrail/"), segs[i + 1]).await
+        // One account: `AWSLogs/ACCOUNT/` or `AWSLogs/o-…/ACCOUNT/`.
+        Some(i)
+            if layout::is_account(segs[segs.len() - 1])
+                && (i + 2 == segs.len() || i + 3 == segs.len() && layout::is_org(segs[i + 1])) =>
+        {
+            let account = segs[segs.len() - 1];
+            if w.wants_account(account) {
+                w.regions(&format!("{root}CloudTrail/"), account).await
             }
         }
         Some(_) => w.objects(&root).await,
@@ -327,4 +332,156 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
     plan.objects = w.found.into_values().collect();
     plan.objects.sort_by(|a, b| a.order().cmp(&b.order()));
     plan
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+    use time::macros::date;
+
+    /// Keys in memory, listed as S3 lists them; every call recorded.
+    struct Mem {
+        keys: Vec<String>,
+        calls: Mutex<Vec<(String, bool)>>,
+    }
+
+    impl Lister for Mem {
+        async fn list(&self, prefix: &str, delimited: bool) -> Result<Listing, String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .push((prefix.to_string(), delimited));
+            let mut l = Listing::default();
+            for k in self.keys.iter().filter(|k| k.starts_with(prefix)) {
+                let rest = &k[prefix.len()..];
+                match rest.find('/') {
+                    Some(i) if delimited => {
+                        let p = format!("{prefix}{}", &rest[..=i]);
+                        if !l.prefixes.contains(&p) {
+                            l.prefixes.push(p);
+                        }
+                    }
+                    _ => l.objects.push(Object {
+                        key: k.clone(),
+                        size: 1,
+                    }),
+                }
+            }
+            Ok(l)
+        }
+    }
+
+    fn key(acct: &str, region: &str, day: &str) -> String {
+        let compact = day.replace('/', "");
+        format!("AWSLogs/o-x1/{acct}/CloudTrail/{region}/{day}/{acct}_CloudTrail_{region}_{compact}T0105Z_a.json.gz")
+    }
+
+    fn mem() -> Mem {
+        let mut keys = Vec::new();
+        for a in ["111111111111", "222222222222"] {
+            for r in ["us-east-1", "eu-west-1"] {
+                for d in ["2025/12/31", "2026/01/01", "2026/02/10"] {
+                    keys.push(key(a, r, d));
+                }
+            }
+            keys.push(format!(
+                "AWSLogs/o-x1/{a}/CloudTrail-Digest/us-east-1/2026/01/01/d.json.gz"
+            ));
+        }
+        Mem {
+            keys,
+            calls: Mutex::default(),
+        }
+    }
+
+    fn run(m: &Mem, root: &str, scope: &Scope) -> Plan {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(plan(m, root, scope, date!(2026 - 12 - 01)))
+    }
+
+    #[test]
+    fn without_a_scope_each_folder_is_listed_once_and_every_log_read_in_stamp_order() {
+        let m = mem();
+        let p = run(&m, "", &Scope::default());
+        assert_eq!(p.objects.len(), 12);
+        let stamps: Vec<i64> = p
+            .objects
+            .iter()
+            .map(|o| o.info.as_ref().unwrap().stamp)
+            .collect();
+        assert!(
+            stamps.windows(2).all(|w| w[0] <= w[1]),
+            "read in time-stamp order"
+        );
+        let calls = m.calls.lock().unwrap().clone();
+        let listed: Vec<&str> = calls.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(listed.iter().filter(|p| p.contains("Digest")).count(), 0);
+        let unique: BTreeSet<&&str> = listed.iter().collect();
+        assert_eq!(
+            unique.len(),
+            listed.len(),
+            "no prefix listed twice: {listed:?}"
+        );
+    }
+
+    #[test]
+    fn until_alone_starts_at_the_first_year_and_an_account_root_stays_in_it() {
+        let m = mem();
+        let until = time::macros::datetime!(2026-01-02 00:00 UTC).unix_timestamp();
+        let scope = Scope {
+            until: Some(until),
+            ..Scope::default()
+        };
+        let p = run(&m, "AWSLogs/o-x1/222222222222/", &scope);
+        let keys: Vec<&str> = p.objects.iter().map(|o| o.object.key.as_str()).collect();
+        assert_eq!(
+            keys.len(),
+            4,
+            "two regions x 2025-12-31 and 2026-01-01: {keys:?}"
+        );
+        assert!(keys
+            .iter()
+            .all(|k| k.contains("222222222222") && !k.contains("/02/10/")));
+        let calls = m.calls.lock().unwrap().clone();
+        assert!(
+            calls
+                .iter()
+                .all(|(p, _)| p.starts_with("AWSLogs/o-x1/222222222222/")),
+            "{calls:?}"
+        );
+        assert!(
+            calls.iter().any(|(p, _)| p.ends_with("/eu-west-1/2025/")),
+            "whole year 2025: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn partitions_split_whole_account_regions_and_cover_everything_once() {
+        let m = mem();
+        let whole = run(&m, "", &Scope::default());
+        let mut seen = BTreeSet::new();
+        for i in 0..3 {
+            let p = run(
+                &m,
+                "",
+                &Scope {
+                    partition: Some((i, 3)),
+                    ..Scope::default()
+                },
+            );
+            for o in p.objects {
+                let k = o.info.unwrap();
+                assert!(seen.insert(o.object.key));
+                assert!(Scope {
+                    partition: Some((i, 3)),
+                    ..Scope::default()
+                }
+                .in_partition(&format!("{}/{}", k.account, k.region)));
+            }
+        }
+        assert_eq!(seen.len(), whole.objects.len());
+    }
 }

@@ -105,6 +105,10 @@ struct RunArgs {
     /// Most bytes of fetched objects held at once (by listed size).
     #[arg(long, default_value_t = 256 << 20)]
     max_in_flight_bytes: u64,
+    /// Benchmarks: list, fetch and gunzip every object on the workers, and nothing else
+    /// (the floor that decode and the rules are measured against).
+    #[arg(long, hide = true)]
+    gunzip_only: bool,
     /// Print every prefix listed (to stderr) before reading.
     #[arg(long)]
     explain_listing: bool,
@@ -444,6 +448,28 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
                 }))
             }
         };
+        if a.gunzip_only {
+            let mut counted = Counted {
+                inner: &mut *source,
+                n: 0,
+            };
+            let cap = reader.decoder.limits.max_decompressed_bytes;
+            let read = io::copy(
+                &mut trailwatch::decode::gzip::reader(io::BufReader::new(&mut counted), cap),
+                &mut io::sink(),
+            );
+            let bytes = counted.n;
+            return match read {
+                Ok(_) => emit(Out::Done {
+                    stamp: planned.stamp,
+                    bytes,
+                }),
+                Err(e) => emit(Out::Failed(Failed {
+                    key: name,
+                    error: e.to_string(),
+                })),
+            };
+        }
         let mut chunk = |j| emit(Out::Chunk(j));
         let mut rec = Recorder::new(&judges, wall)
             .keeping(&keep)
