@@ -412,9 +412,9 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
     files.push((wrong.clone(), b"hello".to_vec()));
     upload(moto.port, "org-trail", &files);
     let logs: Vec<String> = a.logs().map(|(k, _)| k.clone()).collect();
-    let (flaky, broken) = (logs[3].clone(), logs[5].clone());
+    let (flaky, broken, cut) = (logs[3].clone(), logs[5].clone(), logs[7].clone());
     let calls: Mutex<HashMap<String, u32>> = Mutex::default();
-    let (f, b) = (flaky.clone(), broken.clone());
+    let (f, b, c) = (flaky.clone(), broken.clone(), cut.clone());
     let proxy = Proxy::start(moto.port, move |method, path| {
         if !common::proxy::is_get_object(method, path) {
             return None;
@@ -426,6 +426,7 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
         match () {
             _ if path.ends_with(&f) && *n <= 2 => Some(503),
             _ if path.ends_with(&b) => Some(500),
+            _ if path.ends_with(&c) && *n == 1 => Some(0),
             _ => None,
         }
     });
@@ -454,6 +455,8 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
     );
     let flaky_gets = proxy.gets().iter().filter(|g| g.ends_with(&flaky)).count();
     assert_eq!(flaky_gets, 3, "throttled twice, read the third time");
+    let cut_gets = proxy.gets().iter().filter(|g| g.ends_with(&cut)).count();
+    assert_eq!(cut_gets, 2, "a body cut short is read again");
     assert_eq!(
         r["input"]["unexpected"],
         serde_json::json!([format!("s3://org-trail/trail/{wrong}")])

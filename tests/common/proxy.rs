@@ -8,7 +8,8 @@ use std::sync::{Arc, Mutex};
 
 use super::http::read_http;
 
-/// Decides whether to answer a request (method, path with query) with this status.
+/// Decides whether to answer a request (method, path with query) with this status; `0`
+/// forwards it and cuts the answer's body short (then closes the connection).
 pub type Inject = dyn Fn(&str, &str) -> Option<u16> + Send + Sync;
 
 pub struct Proxy {
@@ -109,7 +110,8 @@ fn serve(
             line.next().unwrap_or("").to_string(),
         );
         seen.lock().unwrap().push((method.clone(), path.clone()));
-        if let Some(status) = inject(&method, &path) {
+        let injected = inject(&method, &path);
+        if let Some(status) = injected.filter(|s| *s != 0) {
             let body = format!(
                 "<Error><Code>{}</Code><Message>injected</Message></Error>",
                 match status {
@@ -141,6 +143,15 @@ fn serve(
         bytes.extend_from_slice(&raw[head.len()..]);
         let mut answer = Vec::new();
         if up.write_all(&bytes).is_err() || up.read_to_end(&mut answer).is_err() {
+            return;
+        }
+        if injected == Some(0) {
+            let head_end = answer
+                .windows(4)
+                .position(|w| w == b"\r\n\r\n")
+                .map_or(0, |i| i + 4);
+            let cut = head_end + (answer.len() - head_end) / 2;
+            let _ = conn.write_all(&answer[..cut]);
             return;
         }
         if conn.write_all(&answer).is_err() {
