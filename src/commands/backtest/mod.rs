@@ -21,6 +21,7 @@ use trailwatch::backtest::{self, Mark, Report, Timeline};
 use trailwatch::build::{self, OutputChoice};
 use trailwatch::clock::now_secs;
 use trailwatch::config::Config;
+use trailwatch::decode::Position;
 use trailwatch::engine::parallel::{self, Judged, Recorder};
 use trailwatch::engine::{ClockMode, Counts, Engine, Pending};
 use trailwatch::item::Item;
@@ -321,6 +322,12 @@ struct Unit {
     fetched: Option<Fetched>,
 }
 
+/// An object's bytes: whole (a log file), or a stream for `replay`'s reader.
+enum Body {
+    Whole(Vec<u8>),
+    Stream(Box<dyn io::Read + Send>),
+}
+
 const CHUNK: usize = 2000;
 
 fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
@@ -397,6 +404,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
         max_document_bytes: config.decode.max_document_bytes,
     };
     let jobs = a.jobs.unwrap_or_else(parallel::default_jobs).max(1);
+    let max_whole = config.decode.max_document_bytes as u64;
     let mut alerts_out = match &a.alerts {
         Some(p) => {
             Some(BufWriter::new(File::create(p).map_err(|e| {
@@ -429,69 +437,84 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
     });
     let keep =
         |ev: &trailwatch::event::Event<'_>| scope.admits(ev.account(), ev.region(), ev.time_secs());
+    let decoder = reader.decoder;
+    let cap = decoder.limits.max_decompressed_bytes;
     let work = |u: Unit, emit: &mut dyn FnMut(Out)| {
         let Unit { planned, fetched } = u;
-        let name = planned.name;
-        let source: io::Result<Box<dyn io::Read + Send>> = match (planned.from, fetched) {
-            (From::S3(..), Some(Fetched { bytes: Ok(b), .. })) => Ok(Box::new(io::Cursor::new(b))),
-            (From::S3(..), Some(Fetched { bytes: Err(e), .. })) => Err(io::Error::other(e)),
-            (From::S3(..), None) => Err(io::Error::other("the fetch stage stopped")),
-            (From::File(p), _) => File::open(&p).map(|f| Box::new(f) as Box<dyn io::Read + Send>),
-            (From::Stdin, _) => Ok(Box::new(io::stdin())),
+        let (name, stamp) = (planned.name, planned.stamp);
+        let failed = |error: String| {
+            Out::Failed(Failed {
+                key: name.clone(),
+                error,
+            })
         };
-        let mut source = match source {
-            Ok(s) => s,
-            Err(e) => {
-                return emit(Out::Failed(Failed {
-                    key: name,
-                    error: e.to_string(),
-                }))
+        // A log file of the archive is decoded whole (one document: no line splitting);
+        // anything else as `replay` reads it.
+        let body = match (planned.from, fetched) {
+            (From::S3(..), Some(Fetched { bytes: Ok(b), .. })) => Body::Whole(b),
+            (From::S3(..), Some(Fetched { bytes: Err(e), .. })) => return emit(failed(e)),
+            (From::S3(..), None) => return emit(failed("the fetch stage stopped".into())),
+            (From::File(p), _) if stamp.is_some() && planned.size <= max_whole => {
+                match std::fs::read(&p) {
+                    Ok(b) => Body::Whole(b),
+                    Err(e) => return emit(failed(e.to_string())),
+                }
             }
+            (From::File(p), _) => match File::open(&p) {
+                Ok(f) => Body::Stream(Box::new(f)),
+                Err(e) => return emit(failed(e.to_string())),
+            },
+            (From::Stdin, _) => Body::Stream(Box::new(io::stdin())),
         };
         if a.gunzip_only {
-            let mut counted = Counted {
-                inner: &mut *source,
-                n: 0,
+            let read = match body {
+                Body::Whole(b) => trailwatch::decode::gzip::gunzip(&b, cap)
+                    .map(|_| b.len() as u64)
+                    .map_err(|e| e.to_string()),
+                Body::Stream(mut r) => {
+                    let mut counted = Counted {
+                        inner: &mut *r,
+                        n: 0,
+                    };
+                    let copied = {
+                        let mut gz =
+                            trailwatch::decode::gzip::reader(io::BufReader::new(&mut counted), cap);
+                        io::copy(&mut gz, &mut io::sink())
+                    };
+                    copied.map(|_| counted.n).map_err(|e| e.to_string())
+                }
             };
-            let cap = reader.decoder.limits.max_decompressed_bytes;
-            let read = io::copy(
-                &mut trailwatch::decode::gzip::reader(io::BufReader::new(&mut counted), cap),
-                &mut io::sink(),
-            );
-            let bytes = counted.n;
-            return match read {
-                Ok(_) => emit(Out::Done {
-                    stamp: planned.stamp,
-                    bytes,
-                }),
-                Err(e) => emit(Out::Failed(Failed {
-                    key: name,
-                    error: e.to_string(),
-                })),
-            };
+            return emit(match read {
+                Ok(bytes) => Out::Done { stamp, bytes },
+                Err(e) => failed(e),
+            });
         }
         let mut chunk = |j| emit(Out::Chunk(j));
         let mut rec = Recorder::new(&judges, wall)
             .keeping(&keep)
             .on_chunk(CHUNK, &mut chunk);
-        let mut counted = Counted {
-            inner: &mut *source,
-            n: 0,
+        let read = match body {
+            Body::Whole(b) => {
+                decoder.decode(&b, &mut Position::new(name.as_str()), &mut rec);
+                Ok(b.len() as u64)
+            }
+            Body::Stream(mut r) => {
+                let mut counted = Counted {
+                    inner: &mut *r,
+                    n: 0,
+                };
+                reader
+                    .read(&name, &mut counted, &mut rec)
+                    .map(|_| counted.n)
+                    .map_err(|e| e.to_string())
+            }
         };
-        let read = reader.read(&name, &mut counted, &mut rec);
-        let bytes = counted.n;
         let rest = rec.finish();
         chunk(rest);
-        match read {
-            Ok(_) => emit(Out::Done {
-                stamp: planned.stamp,
-                bytes,
-            }),
-            Err(e) => emit(Out::Failed(Failed {
-                key: name,
-                error: e.to_string(),
-            })),
-        }
+        emit(match read {
+            Ok(bytes) => Out::Done { stamp, bytes },
+            Err(e) => failed(e),
+        })
     };
     let mut notify = Vec::new();
     let mut out_error: Option<io::Error> = None;
