@@ -35,6 +35,7 @@
 pub mod alert;
 pub mod archive;
 pub mod atomic_file;
+pub mod aws;
 pub mod backoff;
 pub mod backtest;
 pub mod build;

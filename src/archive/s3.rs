@@ -24,15 +24,7 @@ pub fn parse_url(url: &str) -> Option<(String, String)> {
 
 /// The S3 client from the environment (region, credentials, endpoint).
 pub async fn client() -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
-        loader = loader.retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(8)
-                .with_max_backoff(Duration::from_secs(20)),
-        );
-    }
-    let shared = loader.load().await;
+    let shared = crate::aws::patient_config().await;
     // Emulators and S3-compatible stores answer on path-style URLs.
     let conf = aws_sdk_s3::config::Builder::from(&shared)
         .force_path_style(

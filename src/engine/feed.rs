@@ -125,11 +125,11 @@ impl<'e, 'c> Feed<'e, 'c> {
                         self.org_change = e.org_change.clone();
                     }
                     let now = self.clock(e.time);
-                    let alerts = e
-                        .alerts
-                        .get_mut(which)
-                        .map(std::mem::take)
-                        .unwrap_or_default();
+                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut e.alerts)
+                        .into_iter()
+                        .partition(|(j, _)| *j == which);
+                    e.alerts = others;
+                    let alerts = mine.into_iter().map(|(_, a)| a).collect();
                     let d = self
                         .core
                         .pipeline

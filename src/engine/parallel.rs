@@ -44,8 +44,9 @@ pub struct JudgedEvent {
     pub key: Option<Key>,
     /// Its `eventTime`, in seconds.
     pub time: Option<i64>,
-    /// The alerts each judge raised, by the judge's index.
-    pub alerts: Vec<Vec<Alert>>,
+    /// The alerts raised, each with its judge's index (empty, so no allocation, for the
+    /// events that raise nothing).
+    pub alerts: Vec<(usize, Alert)>,
     /// The event changed the organization (see [`crate::org::change`]).
     pub org_change: Option<String>,
 }
@@ -142,15 +143,12 @@ impl Visit for Recorder<'_, '_> {
         if self.keep.is_some_and(|keep| !keep(&ev)) {
             return self.push(Entry::Outside);
         }
-        let alerts = self
-            .judges
-            .iter()
-            .map(|j| {
-                let mut out = Vec::new();
-                j.judge(&ev, self.now, &mut self.scratch, &mut out);
-                out
-            })
-            .collect();
+        let mut alerts = Vec::new();
+        let mut raised = Vec::new();
+        for (i, j) in self.judges.iter().enumerate() {
+            j.judge(&ev, self.now, &mut self.scratch, &mut raised);
+            alerts.extend(raised.drain(..).map(|a| (i, a)));
+        }
         let e = JudgedEvent {
             key: ev.event_id().map(dedup::key),
             time: ev.time_secs(),

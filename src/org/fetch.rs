@@ -36,17 +36,8 @@ pub struct Stats {
 /// An Organizations client from the SDK's usual configuration (`AWS_ENDPOINT_URL` and
 /// `AWS_ENDPOINT_URL_ORGANIZATIONS` honoured), assuming `role_arn` first when given.
 pub async fn client(role_arn: Option<&str>) -> Client {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    // Organizations throttles hard (a few calls a second): more patient than the default,
-    // unless AWS_MAX_ATTEMPTS says otherwise.
-    if std::env::var_os("AWS_MAX_ATTEMPTS").is_none() {
-        loader = loader.retry_config(
-            aws_config::retry::RetryConfig::standard()
-                .with_max_attempts(8)
-                .with_max_backoff(Duration::from_secs(20)),
-        );
-    }
-    let base = loader.load().await;
+    // Organizations throttles hard (a few calls a second).
+    let base = crate::aws::patient_config().await;
     let Some(arn) = role_arn else {
         return Client::new(&base);
     };
