@@ -128,17 +128,48 @@ struct Walk<'a, L> {
     found: BTreeMap<String, Planned>,
 }
 
+/// Listing calls in flight at once: S3 answers each in tens of milliseconds, so a walk of
+/// hundreds of account and region folders would otherwise wait on them one by one.
+const LISTING_CONCURRENCY: usize = 16;
+
 impl<L: Lister> Walk<'_, L> {
-    async fn list(&mut self, prefix: &str, delimited: bool) -> Option<Listing> {
-        self.plan.listed.push(prefix.to_string());
-        match self.lister.list(prefix, delimited).await {
-            Ok(l) => Some(l),
-            Err(e) => {
-                tracing::warn!(prefix, error = %e, "cannot list");
-                self.plan.failed.push((prefix.to_string(), e));
-                None
+    /// Lists every prefix (`delimited` as in [`Lister::list`]), up to
+    /// [`LISTING_CONCURRENCY`] at once; answers come back in the order asked, each with its
+    /// tag. A prefix that cannot be listed is recorded in the plan and left out.
+    async fn list_many<T>(
+        &mut self,
+        asks: Vec<(String, T)>,
+        delimited: bool,
+    ) -> Vec<(String, T, Listing)> {
+        use futures_util::stream::{self, StreamExt};
+        let lister = self.lister;
+        let answers: Vec<_> = stream::iter(asks)
+            .map(|(prefix, tag)| async move {
+                let got = lister.list(&prefix, delimited).await;
+                (prefix, tag, got)
+            })
+            .buffered(LISTING_CONCURRENCY)
+            .collect()
+            .await;
+        let mut out = Vec::with_capacity(answers.len());
+        for (prefix, tag, got) in answers {
+            self.plan.listed.push(prefix.clone());
+            match got {
+                Ok(l) => out.push((prefix, tag, l)),
+                Err(e) => {
+                    tracing::warn!(prefix, error = %e, "cannot list");
+                    self.plan.failed.push((prefix, e));
+                }
             }
         }
+        out
+    }
+
+    async fn list(&mut self, prefix: &str, delimited: bool) -> Option<Listing> {
+        let mut got = self
+            .list_many(vec![(prefix.to_string(), ())], delimited)
+            .await;
+        got.pop().map(|(_, _, l)| l)
     }
 
     /// `…/AWSLogs/`: organization folders and account folders.
@@ -146,22 +177,25 @@ impl<L: Lister> Walk<'_, L> {
         let Some(l) = self.list(prefix, true).await else {
             return;
         };
+        let mut trails = Vec::new();
         for p in l.prefixes {
             let name = segment(&p, prefix);
             if layout::is_org(name) {
-                Box::pin(self.accounts(&p)).await;
+                trails.extend(self.accounts(&p).await);
             } else if layout::is_account(name) && self.wants_account(name) {
-                self.regions(&format!("{p}CloudTrail/"), name).await;
+                trails.push((format!("{p}CloudTrail/"), name.to_string()));
             }
         }
+        self.regions(trails).await
     }
 
     fn wants_account(&self, a: &str) -> bool {
         self.scope.accounts.as_ref().is_none_or(|s| s.contains(a))
     }
 
-    /// `…/AWSLogs/o-…/`: accounts, named by `--accounts` or listed.
-    async fn accounts(&mut self, org: &str) {
+    /// `…/AWSLogs/o-…/`: the accounts' `CloudTrail/` folders, named by `--accounts` or
+    /// listed; each with its account.
+    async fn accounts(&mut self, org: &str) -> Vec<(String, String)> {
         let accounts: Vec<String> = match &self.scope.accounts {
             Some(set) => set.iter().cloned().collect(),
             None => match self.list(org, true).await {
@@ -171,68 +205,81 @@ impl<L: Lister> Walk<'_, L> {
                     .map(|p| segment(p, org).to_string())
                     .filter(|a| layout::is_account(a))
                     .collect(),
-                None => return,
+                None => return Vec::new(),
             },
         };
-        for a in accounts {
-            self.regions(&format!("{org}{a}/CloudTrail/"), &a).await;
-        }
+        accounts
+            .into_iter()
+            .map(|a| (format!("{org}{a}/CloudTrail/"), a))
+            .collect()
     }
 
-    /// `…/ACCOUNT/CloudTrail/`: regions, named by `--regions` or listed.
-    async fn regions(&mut self, trail: &str, account: &str) {
-        let regions: Vec<String> = match &self.scope.regions {
-            Some(set) => set.iter().cloned().collect(),
-            None => match self.list(trail, true).await {
-                Some(l) => l
-                    .prefixes
-                    .iter()
-                    .map(|p| segment(p, trail).to_string())
-                    .collect(),
-                None => return,
-            },
+    /// `…/ACCOUNT/CloudTrail/` folders (with their account): regions, named by
+    /// `--regions` or listed, in this run's partition.
+    async fn regions(&mut self, trails: Vec<(String, String)>) {
+        let named: Vec<(String, String, Vec<String>)> = match &self.scope.regions {
+            Some(set) => trails
+                .into_iter()
+                .map(|(t, a)| (t, a, set.iter().cloned().collect()))
+                .collect(),
+            None => self
+                .list_many(trails, true)
+                .await
+                .into_iter()
+                .map(|(t, a, l)| {
+                    let rs = l.prefixes.iter().map(|p| segment(p, &t).to_string());
+                    let rs = rs.collect();
+                    (t, a, rs)
+                })
+                .collect(),
         };
-        for r in regions {
-            if !self.scope.in_partition(&format!("{account}/{r}")) {
-                continue;
-            }
-            self.days(&format!("{trail}{r}/")).await;
-        }
-    }
-
-    /// `…/REGION/`: the day folders in range.
-    async fn days(&mut self, region: &str) {
-        let (lo, hi) = self.scope.days(self.today);
-        let lo = match lo {
-            Some(lo) => lo,
-            None if self.scope.until.is_none() => return self.objects(region).await,
-            // Only `--until`: start at the first year there is.
-            None => {
-                let Some(l) = self.list(region, true).await else {
-                    return;
-                };
-                let first = l
-                    .prefixes
-                    .iter()
-                    .filter_map(|p| segment(p, region).parse::<i32>().ok())
-                    .min();
-                match first.and_then(|y| Date::from_ordinal_date(y, 1).ok()) {
-                    Some(d) => d,
-                    None => return,
+        let mut folders = Vec::new();
+        for (trail, account, regions) in named {
+            for r in regions {
+                if self.scope.in_partition(&format!("{account}/{r}")) {
+                    folders.push(format!("{trail}{r}/"));
                 }
             }
-        };
-        for p in layout::day_prefixes(region, lo, hi) {
-            self.objects(&p).await;
         }
+        self.days(folders).await
     }
 
-    async fn objects(&mut self, prefix: &str) {
-        let Some(l) = self.list(prefix, false).await else {
-            return;
+    /// `…/REGION/` folders: the day folders in range.
+    async fn days(&mut self, regions: Vec<String>) {
+        let (lo, hi) = self.scope.days(self.today);
+        let leaves: Vec<String> = match lo {
+            Some(lo) => regions
+                .iter()
+                .flat_map(|r| layout::day_prefixes(r, lo, hi))
+                .collect(),
+            None if self.scope.until.is_none() => regions,
+            // Only `--until`: start at the first year there is.
+            None => {
+                let asks = regions.into_iter().map(|r| (r, ())).collect();
+                let mut leaves = Vec::new();
+                for (region, (), l) in self.list_many(asks, true).await {
+                    let first = l
+                        .prefixes
+                        .iter()
+                        .filter_map(|p| segment(p, &region).parse::<i32>().ok())
+                        .min();
+                    if let Some(d) = first.and_then(|y| Date::from_ordinal_date(y, 1).ok()) {
+                        leaves.extend(layout::day_prefixes(&region, d, hi));
+                    }
+                }
+                leaves
+            }
         };
-        for o in l.objects {
-            self.take(o, true);
+        self.objects(leaves).await
+    }
+
+    /// Everything under these prefixes.
+    async fn objects(&mut self, prefixes: Vec<String>) {
+        let asks = prefixes.into_iter().map(|p| (p, ())).collect();
+        for (_, (), l) in self.list_many(asks, false).await {
+            for o in l.objects {
+                self.take(o, true);
+            }
         }
     }
 
@@ -297,7 +344,10 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
     let segs: Vec<&str> = root.trim_end_matches('/').split('/').collect();
     match segs.iter().rposition(|s| *s == "AWSLogs") {
         Some(i) if i + 1 == segs.len() => w.aws_logs(&root).await,
-        Some(i) if i + 2 == segs.len() && layout::is_org(segs[i + 1]) => w.accounts(&root).await,
+        Some(i) if i + 2 == segs.len() && layout::is_org(segs[i + 1]) => {
+            let trails = w.accounts(&root).await;
+            w.regions(trails).await
+        }
         // One account: `AWSLogs/ACCOUNT/` or `AWSLogs/o-…/ACCOUNT/`.
         Some(i)
             if layout::is_account(segs[segs.len() - 1])
@@ -305,10 +355,11 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
         {
             let account = segs[segs.len() - 1];
             if w.wants_account(account) {
-                w.regions(&format!("{root}CloudTrail/"), account).await
+                let trail = (format!("{root}CloudTrail/"), account.to_string());
+                w.regions(vec![trail]).await
             }
         }
-        Some(_) => w.objects(&root).await,
+        Some(_) => w.objects(vec![root.clone()]).await,
         None => {
             // Above the layout: look for `AWSLogs/` one level down.
             let below = format!("{root}AWSLogs/");

@@ -10,6 +10,7 @@ pub mod gzip;
 pub(crate) mod inflate;
 pub mod kpl;
 pub mod object;
+mod split;
 
 use std::fmt::Write as _;
 
@@ -295,11 +296,15 @@ impl Decoder {
         if text.starts_with('[') {
             // A bare array of records, as tools (and Stratus Red Team) save them.
             return match serde_json::from_str::<Vec<&RawValue>>(text) {
-                Ok(items) => self.each(&items, "[]", pos, v, depth),
+                Ok(items) => self.each(items.iter().map(|r| r.get()), "[]", pos, v, depth),
                 Err(e) => {
                     v.dead_letter(DeadLetter::new(pos, text.as_bytes(), format!("JSON: {e}")))
                 }
             };
+        }
+        // A CloudTrail log file: each record is parsed once, below (see `split`).
+        if let Some(records) = split::records(text) {
+            return self.each(records, "Records", pos, v, depth);
         }
         // CloudWatch Logs messages are decoded as the parser reaches them, straight from its
         // buffer (see `object::ObjectSeed`).
@@ -362,10 +367,10 @@ impl Decoder {
     ) {
         let (event, env) = (obj.event, obj.envelope);
         if let Some(items) = &env.records_upper {
-            return self.each(items, "Records", pos, v, depth);
+            return self.each(items.iter().map(|r| r.get()), "Records", pos, v, depth);
         }
         if let Some(items) = &env.records_lower {
-            return self.each(items, "records", pos, v, depth);
+            return self.each(items.iter().map(|r| r.get()), "records", pos, v, depth);
         }
         if let Some(kind) = env.message_type.as_deref() {
             return match kind {
@@ -439,17 +444,17 @@ impl Decoder {
         v.event(event, pos)
     }
 
-    fn each(
+    fn each<'t>(
         &self,
-        items: &[&RawValue],
+        items: impl IntoIterator<Item = &'t str>,
         field: &'static str,
         pos: &mut Position,
         v: &mut impl Visit,
         depth: u32,
     ) {
-        for (i, item) in items.iter().enumerate() {
+        for (i, item) in items.into_iter().enumerate() {
             pos.with(Step::Index(field, i), |pos| {
-                self.json(item.get(), pos, v, depth + 1)
+                self.json(item, pos, v, depth + 1)
             });
         }
     }

@@ -181,8 +181,8 @@ impl<'de> Visitor<'de> for OneLogEvent<'_, '_> {
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         let mut seen = false;
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            if key == "message" && !seen {
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            if key.0 == "message" && !seen {
                 seen = true;
                 map.next_value_seed(Message {
                     sink: &mut *self.sink,
@@ -222,6 +222,29 @@ impl<'de> Visitor<'de> for Message<'_, '_> {
     }
 }
 
+/// An object key, borrowed from the input unless escaped (serde's `Cow<str>` would copy
+/// every key into a `String`: an allocation per key per record).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
 struct ObjectVisitor<'s> {
     sink: Option<MessageSink<'s>>,
 }
@@ -246,8 +269,8 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
     fn visit_map<A: MapAccess<'de>>(mut self, mut map: A) -> Result<Object<'de>, A::Error> {
         let mut s = Object::default();
         let (ev, env) = (&mut s.event, &mut s.envelope);
-        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-            let key = key.as_ref();
+        while let Some(key) = map.next_key::<Key<'de>>()? {
+            let key = key.0.as_ref();
             match key {
                 "eventID" => {
                     ev.present |= present::EVENT_ID;

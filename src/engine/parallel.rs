@@ -209,6 +209,11 @@ pub fn ordered<U, R>(
     }
     /// Chunks a unit may run ahead of the one being applied.
     const CHUNKS_AHEAD: usize = 4;
+    /// Units queued per worker. The calling thread shares the cores with the workers; when
+    /// it waits for a time slice, each worker still has units to go on with (measured: with
+    /// 2 per worker, 2 workers on 2 cores were 1.26× one; with 16, 1.53×). Fetched bytes
+    /// stay under the fetch stage's memory bound.
+    const AHEAD: usize = 16;
     let (to_workers, queue) = mpsc::channel::<(U, SyncSender<R>)>();
     let queue = Mutex::new(queue);
     std::thread::scope(|s| {
@@ -230,7 +235,7 @@ pub fn ordered<U, R>(
         let mut units = units.into_iter();
         loop {
             // Enough units queued that no worker idles while the front one is applied.
-            while waiting.len() < 2 * jobs + 2 {
+            while waiting.len() < AHEAD * jobs {
                 let Some(u) = units.next() else { break };
                 let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
                 if to_workers.send((u, tx)).is_err() {
