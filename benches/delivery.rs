@@ -45,6 +45,10 @@ fn item() -> Item {
         scp_exempt_principal: None,
         denied_by_scp: None,
         drift: None,
+        last_event_time: None,
+        silent_for: None,
+        silent_for_seconds: None,
+        lag: None,
         event: raw,
     })
 }

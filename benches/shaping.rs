@@ -36,6 +36,10 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         scp_exempt_principal: None,
         denied_by_scp: None,
         drift: None,
+        last_event_time: None,
+        silent_for: None,
+        silent_for_seconds: None,
+        lag: None,
         event: None,
     }
 }

@@ -71,6 +71,10 @@ fn main() {
             scp_exempt_principal: None,
             denied_by_scp: None,
             drift: None,
+            last_event_time: None,
+            silent_for: None,
+            silent_for_seconds: None,
+            lag: None,
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

@@ -49,6 +49,18 @@ pub struct Alert {
     /// `org-policy-drift`: the allowed regions before and after, and why.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftInfo>,
+    /// Feed health (`feed-silent`, `feed-resumed`, `feed-missing`): the last event seen
+    /// from the account (or region), as an event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_event_time: Option<String>,
+    /// How long it has been quiet (`feed-silent`) or was quiet (`feed-resumed`): `2h 5m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_for: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub silent_for_seconds: Option<u64>,
+    /// `feed-lagging` and `feed-caught-up`: the delivery lag over the last 10 minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lag: Option<LagInfo>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,
@@ -62,6 +74,17 @@ pub struct DriftInfo {
     /// Regions in `after` and not in `before`.
     pub added: Vec<String>,
     pub cause: String,
+}
+
+/// Event time to arrival, per account, over the last 10 minutes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LagInfo {
+    pub threshold_seconds: u64,
+    /// Events in the window.
+    pub events: u64,
+    /// Of those, the share that arrived later than the threshold (above 0.05: p95 is over it).
+    pub share_late: f64,
+    pub max_seconds: u64,
 }
 
 /// `alert_id` for a rule and an event: the 128-bit xxh3 of both, as 32 hex digits.

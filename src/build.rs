@@ -152,6 +152,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
             0 => crate::engine::parallel::default_jobs(),
             n => n,
         },
+        health: config.health.clone(),
     };
     Ok(Engine::new(parts, output, o.restore, o.now)?)
 }

@@ -46,6 +46,7 @@ pub mod engine;
 pub mod event;
 pub mod filter;
 pub mod glob;
+pub mod health;
 pub mod item;
 pub mod metrics_server;
 pub mod org;

@@ -40,6 +40,9 @@ pub struct EngineSnapshot {
     /// AWS Organizations cannot be read, and compares the next read against it for drift.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub organization: Option<SavedOrganization>,
+    /// The feed-health watch (`[health]`): silences in progress, rhythms, lag windows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Snapshot>,
 }
 
 /// The last tree read from AWS Organizations and when.

@@ -200,6 +200,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut read_failures = open_errors.len();
     // Inputs are decoded and judged on `[decode] threads` threads, and taken in order.
     let judges = [engine.judge()];
+    let origins = engine.watches_health();
     let stop = AtomicBool::new(false);
     let work = |input: &Input, emit: &mut dyn FnMut(Read)| {
         if stop.load(Ordering::Relaxed) {
@@ -208,7 +209,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let name = input.name();
         let stats = {
             let mut chunk = |j| emit(Read::Chunk(j));
-            let mut rec = Recorder::new(&judges, wall).on_chunk(CHUNK, &mut chunk);
+            let mut rec = Recorder::new(&judges, wall)
+                .with_origins(origins)
+                .on_chunk(CHUNK, &mut chunk);
             let stats =
                 replay::open(input).and_then(|r| reader.read(&name, bar.wrap_read(r), &mut rec));
             let rest = rec.finish();

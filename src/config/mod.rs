@@ -6,6 +6,7 @@
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
 pub mod delivery;
+pub mod health;
 mod key_path;
 pub mod organization;
 mod rules;
@@ -151,7 +152,9 @@ mod tests {
         let custom = format!("{with_org}\n[[rules]]\nid = \"org-policy-drift\"\ntitle = \"t\"\nfilter = \"{{ $.eventName = X }}\"\n");
         let err = load_str(&custom, "t.toml", 0).unwrap_err().to_string();
         assert!(
-            err.contains("not a built-in rule (unapproved-region, scp-bypass, org-policy-drift)"),
+            err.contains(
+                "not a built-in rule (unapproved-region, scp-bypass, org-policy-drift, feed-silent"
+            ),
             "{err}"
         );
     }
@@ -179,6 +182,50 @@ mod tests {
             Some("ou-ab12-prodeu")
         );
         assert_eq!(c.policy.exempt.len(), 2);
+    }
+
+    #[test]
+    fn the_example_health_section_is_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trailwatch.toml");
+        let text = std::fs::read_to_string(path).unwrap();
+        // The commented section, uncommented.
+        let section: String = text
+            .lines()
+            .skip_while(|l| *l != "# [health]")
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{}\n", l.trim_start_matches("# ").trim_start_matches('#')))
+            .collect();
+        assert!(section.starts_with("[health]\n"), "{section}");
+        let with_org = format!("{section}\n[organization]\nsource = \"aws\"\n");
+        let loaded = load_str(&with_org, "t.toml", 0).unwrap();
+        assert_eq!(loaded.config.health, Some(health::Health::default()));
+    }
+
+    #[test]
+    fn health_problems_are_reported_with_their_keys() {
+        let err = load_str(
+            "[health]\nsilent_after = \"soon\"\nexpected = \"organization\"\nfeed_fraction = 2.0\nlearn_events = 1\nsilent_factor = 0.5\nmax_keys = 0\nlag = \"1m\"\n",
+            "t.toml",
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        for key in [
+            "health.lag",
+            "health.silent_after",
+            "health.expected",
+            "health.feed_fraction",
+            "health.learn_events",
+            "health.silent_factor",
+            "health.max_keys",
+        ] {
+            assert!(err.contains(key), "{key} not in:\n{err}");
+        }
+        assert!(err.contains("needs [organization]"), "{err}");
+        // Absent: no watch; present and empty: the defaults.
+        assert_eq!(load_str("", "t.toml", 0).unwrap().config.health, None);
+        let empty = load_str("[health]\n", "t.toml", 0).unwrap().config;
+        assert_eq!(empty.health, Some(health::Health::default()));
     }
 
     #[test]

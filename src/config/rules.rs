@@ -17,7 +17,16 @@ pub const BYPASS_RULE: &str = "scp-bypass";
 /// With `[organization]`: an account's SCP region restriction widened or missing (high).
 pub const DRIFT_RULE: &str = "org-policy-drift";
 /// Rule ids trailwatch raises itself: no `[[rules]]` entry may take one.
-pub const BUILT_IN_RULES: &[&str] = &[REGION_RULE, BYPASS_RULE, DRIFT_RULE];
+pub const BUILT_IN_RULES: &[&str] = &[
+    REGION_RULE,
+    BYPASS_RULE,
+    DRIFT_RULE,
+    super::health::SILENT,
+    super::health::RESUMED,
+    super::health::MISSING,
+    super::health::LAGGING,
+    super::health::CAUGHT_UP,
+];
 
 /// A custom rule, validated: its filter is parsed.
 #[derive(Debug, Clone, PartialEq)]

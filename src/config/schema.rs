@@ -34,6 +34,8 @@ pub struct Config {
     pub policy: Policy,
     /// `[organization]`: accounts, OUs and SCPs from AWS Organizations.
     pub organization: Option<super::organization::Organization>,
+    /// `[health]`: watch the feed for silent, missing and lagging accounts.
+    pub health: Option<super::health::Health>,
     pub dedup: Dedup,
     pub decode: Decode,
     /// Custom filter-pattern rules (`[[rules]]` and `include_rules`).

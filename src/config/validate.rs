@@ -183,6 +183,18 @@ fn take_table(c: &mut Collector, parent: &mut Table, name: &str, key: &str) -> T
     }
 }
 
+/// A section whose presence turns a feature on: `None` when absent (or not a table, reported).
+fn optional_table(c: &mut Collector, root: &mut Table, name: &str) -> Option<Table> {
+    match root.remove(name) {
+        None => None,
+        Some(Value::Table(t)) => Some(t),
+        Some(other) => {
+            c.type_error(name, "a table", &other);
+            None
+        }
+    }
+}
+
 /// Parses and validates; returns the config when every section could be read.
 pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, Vec<Problem>) {
     let mut c = Collector {
@@ -235,22 +247,17 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .parent()
         .unwrap_or(std::path::Path::new("."));
     super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
-    let organization_t = match root.remove("organization") {
-        None => None,
-        Some(Value::Table(t)) => Some(t),
-        Some(other) => {
-            c.type_error("organization", "a table", &other);
-            None
-        }
-    };
+    let organization_t = optional_table(&mut c, &mut root, "organization");
     let organization = super::organization::read(&mut c, organization_t);
+    let health_t = optional_table(&mut c, &mut root, "health");
+    let health = super::health::read(&mut c, health_t, organization.is_some());
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
     let routes_v = root.remove("routes");
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -341,6 +348,14 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
             severities.entry(rule.to_string()).or_default().insert(sev);
         }
     }
+    if let Some(h) = &health {
+        for rule in super::health::RULES {
+            severities
+                .entry(rule.to_string())
+                .or_default()
+                .insert(h.severity);
+        }
+    }
     for r in &rules {
         severities
             .entry(r.id.clone())
@@ -352,6 +367,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         super::delivery::read(&mut c, delivery_t, sinks_v, routes_v, &severities, &ou_ids);
     let config = Config {
         organization,
+        health,
         delivery,
         policy,
         dedup,

@@ -134,6 +134,9 @@ impl<'e, 'c> Feed<'e, 'c> {
                         .core
                         .pipeline
                         .admit(e.key, alerts, now, &mut self.alerts);
+                    if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
+                        self.watch(o.account.as_deref(), o.region.as_deref(), e.time, now);
+                    }
                     self.raised(d, now);
                 }
                 Entry::DeadLetter(dead) if which == 0 => self.dead_letter(dead.clone()),
@@ -198,6 +201,19 @@ impl<'e, 'c> Feed<'e, 'c> {
 }
 
 impl Feed<'_, '_> {
+    /// A new event for the feed-health watch; on event time, the watch's checks as the clock
+    /// moves. What it raises goes out with the event's alerts.
+    fn watch(&mut self, account: Option<&str>, region: Option<&str>, time: Option<i64>, now: i64) {
+        let arrival = self.core.clock == ClockMode::Arrival;
+        let found = self.core.watch(now, |w, names, out| {
+            w.observe(account, region, time, now, arrival, names, out);
+            if !arrival && w.due(now) {
+                w.check(now, false, names, out);
+            }
+        });
+        self.alerts.extend(found);
+    }
+
     /// After an event: counts its disposition, hands its alerts to the siem stream and the
     /// shaper, and what shaping emits to the notify stream.
     fn raised(&mut self, d: Disposition, now: i64) {
@@ -261,6 +277,9 @@ impl Visit for Feed<'_, '_> {
             .core
             .pipeline
             .process_at(&ev, now, self.now, &mut self.alerts);
+        if let Disposition::Evaluated { .. } = d {
+            self.watch(ev.account(), ev.region(), ev.time_secs(), now);
+        }
         self.raised(d, now);
     }
     fn dead_letter(&mut self, dead: DeadLetter) {

@@ -33,6 +33,7 @@ pub use dead_letter::{report as report_dead_letter, DeadLetterFile};
 pub use feed::{Counts, Evaluated, Feed};
 pub use output::{Output, Streams, Writer};
 
+use crate::alert::Alert;
 use crate::decode::{DeadLetter, Decoder, Position, Visit};
 use crate::item::Item;
 use crate::pipeline::Pipeline;
@@ -59,6 +60,8 @@ pub struct Parts {
     pub dead_letters: Option<DeadLetterFile>,
     /// Threads that decode and judge a large batch (1: all on the caller's thread).
     pub jobs: usize,
+    /// `[health]`: watch the feed itself.
+    pub health: Option<crate::config::health::Health>,
 }
 
 /// One transport record and where it sits.
@@ -124,6 +127,43 @@ struct Core {
     latest: Option<i64>,
     /// The organization the policy was built from, saved with the snapshot.
     organization: Option<crate::state::SavedOrganization>,
+    health: Option<crate::health::Watch>,
+}
+
+impl Core {
+    /// Runs the health watch with the policy's account names, and keeps the alerts it
+    /// raises that were not raised before (a restart, a redelivery).
+    fn watch(
+        &mut self,
+        now: i64,
+        f: impl FnOnce(&mut crate::health::Watch, crate::health::Names<'_>, &mut Vec<Alert>),
+    ) -> Vec<Alert> {
+        let Some(w) = self.health.as_mut() else {
+            return Vec::new();
+        };
+        let policy = self.pipeline.policy();
+        let names = |a: &str| policy.for_account(Some(a)).name.clone();
+        let mut found = Vec::new();
+        f(w, &names, &mut found);
+        match found.is_empty() {
+            true => found,
+            false => self.pipeline.first_alerts(found, now),
+        }
+    }
+
+    /// The organization's active accounts, for `expected = "organization"`.
+    fn expect_organization(&mut self, now: i64) {
+        let (Some(w), Some(org)) = (self.health.as_mut(), self.organization.as_ref()) else {
+            return;
+        };
+        let active = org
+            .tree
+            .accounts
+            .iter()
+            .filter(|(_, a)| a.status == "ACTIVE")
+            .map(|(id, _)| id.clone());
+        w.expect(active, now);
+    }
 }
 
 /// Unsettled submissions and items lost, shared with every [`Pending`].
@@ -159,6 +199,7 @@ impl Engine {
             clock,
             dead_letters,
             jobs,
+            health,
         } = parts;
         let restore = restore.unwrap_or_default();
         if let Some(snap) = &restore.pipeline {
@@ -166,6 +207,7 @@ impl Engine {
         }
         let shaper = shaper.map(|s| s.restoring(restore.shaping));
         let organization = restore.organization;
+        let health = health.map(|h| crate::health::Watch::new(h, restore.health));
         let (ids, what) = match &mut output {
             Output::Sinks(d) => (d.take_spooled_alert_ids(), "alerts waiting in the spools"),
             Output::Writer(w) => match w.path() {
@@ -184,15 +226,18 @@ impl Engine {
         for id in &ids {
             pipeline.remember_alert(id, now);
         }
+        let mut core = Core {
+            pipeline,
+            shaper,
+            dead_letters,
+            clock,
+            latest: None,
+            organization,
+            health,
+        };
+        core.expect_organization(now);
         Ok(Engine {
-            core: Mutex::new(Core {
-                pipeline,
-                shaper,
-                dead_letters,
-                clock,
-                latest: None,
-                organization,
-            }),
+            core: Mutex::new(core),
             decoder,
             jobs: jobs.max(1),
             output,
@@ -208,6 +253,12 @@ impl Engine {
 
     pub fn decoder(&self) -> Decoder {
         self.decoder
+    }
+
+    /// Whether the feed-health watch runs (`[health]`): parallel judges then keep each
+    /// event's account and region.
+    pub fn watches_health(&self) -> bool {
+        self.core().health.is_some()
     }
 
     /// The threads that decode and judge at once.
@@ -241,8 +292,16 @@ impl Engine {
         if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES {
             // Decoded and judged on several threads; taken in order, as if decoded here.
             let judges = [self.judge()];
-            let shares =
-                parallel::judge_records(&self.decoder, &judges, records, &skip, now, self.jobs);
+            let origins = self.watches_health();
+            let shares = parallel::judge_records(
+                &self.decoder,
+                &judges,
+                records,
+                &skip,
+                now,
+                self.jobs,
+                origins,
+            );
             let mut feed = self.feed(now);
             for mut share in shares {
                 feed.take(&mut share, 0);
@@ -274,20 +333,28 @@ impl Engine {
         Acceptance { pending, wait }
     }
 
-    /// Notify items that fell due by `now` without a new alert (windows closing, digests);
-    /// updates the shaping counters.
+    /// What fell due by `now` without a new event: on arrival time, the feed-health watch's
+    /// alerts (silences, missing accounts, lag); notify items (windows closing, digests).
+    /// Updates the shaping counters.
     pub fn tick(&self, now: i64) -> Pending {
         let mut core = self.core();
-        let Some(shaper) = core.shaper.as_mut() else {
-            return Pending::none();
+        let arrival = core.clock == ClockMode::Arrival;
+        let health = match arrival {
+            true => core.watch(now, |w, names, out| w.check(now, true, names, out)),
+            false => Vec::new(),
         };
+        let mut items = Vec::new();
         let mut notify = Vec::new();
-        shaper.advance(now, &mut notify);
-        let st = shaper.stats;
-        metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
-        metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
-        metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
-        self.notify_items(notify)
+        raise(&mut core, health, now, &mut items, &mut notify);
+        if let Some(shaper) = core.shaper.as_mut() {
+            shaper.advance(now, &mut notify);
+            let st = shaper.stats;
+            metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
+            metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
+            metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
+        }
+        items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
+        Pending::new(items, &self.books)
     }
 
     fn notify_items(&self, notify: Vec<crate::shaping::NotifyItem>) -> Pending {
@@ -331,6 +398,7 @@ impl Engine {
             shaping: core.shaper.as_ref().map(Shaper::snapshot),
             output_len,
             organization: core.organization.clone(),
+            health: core.health.as_ref().map(crate::health::Watch::snapshot),
         })
     }
 
@@ -352,19 +420,11 @@ impl Engine {
         let mut core = self.core();
         core.pipeline.set_policy(policy);
         core.organization = Some(saved);
+        core.expect_organization(now);
         let alerts = core.pipeline.first_alerts(alerts, now);
         let mut items = Vec::new();
         let mut notify = Vec::new();
-        for alert in alerts {
-            metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
-            match core.shaper.as_mut() {
-                Some(s) => {
-                    items.push(Arc::new(Item::Siem(alert.clone())));
-                    s.push(alert, now, &mut notify);
-                }
-                None => items.push(Arc::new(Item::Siem(alert))),
-            }
-        }
+        raise(&mut core, alerts, now, &mut items, &mut notify);
         items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
         Pending::new(items, &self.books)
     }
@@ -402,6 +462,27 @@ impl Engine {
     pub async fn shutdown(self) {
         if let Output::Sinks(d) = self.output {
             d.close().await;
+        }
+    }
+}
+
+/// Alerts raised outside an event (the organization's drift, the feed's health): each a
+/// siem item and, through the shaper, what the notify stream makes of it.
+fn raise(
+    core: &mut Core,
+    alerts: Vec<Alert>,
+    now: i64,
+    items: &mut Vec<Arc<Item>>,
+    notify: &mut Vec<crate::shaping::NotifyItem>,
+) {
+    for alert in alerts {
+        metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
+        match core.shaper.as_mut() {
+            Some(s) => {
+                items.push(Arc::new(Item::Siem(alert.clone())));
+                s.push(alert, now, notify);
+            }
+            None => items.push(Arc::new(Item::Siem(alert))),
         }
     }
 }

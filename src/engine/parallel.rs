@@ -49,6 +49,13 @@ pub struct JudgedEvent {
     pub alerts: Vec<(usize, Alert)>,
     /// The event changed the organization (see [`crate::org::change`]).
     pub org_change: Option<String>,
+    /// Its account and region, for the feed-health watch (kept only when it watches).
+    pub origin: Option<Box<Origin>>,
+}
+
+pub struct Origin {
+    pub account: Option<String>,
+    pub region: Option<String>,
 }
 
 /// Entries from one unit (or one chunk of a long one).
@@ -84,6 +91,7 @@ pub struct Recorder<'j, 'c> {
     skip: Resume,
     judged: Judged,
     chunk: Option<(usize, &'c mut dyn FnMut(Judged))>,
+    origins: bool,
 }
 
 impl<'j, 'c> Recorder<'j, 'c> {
@@ -97,7 +105,14 @@ impl<'j, 'c> Recorder<'j, 'c> {
             skip: None,
             judged: Judged::default(),
             chunk: None,
+            origins: false,
         }
+    }
+
+    /// Keeps each event's account and region (for the feed-health watch).
+    pub fn with_origins(mut self, yes: bool) -> Self {
+        self.origins = yes;
+        self
     }
 
     /// Takes only the events `keep` says yes to.
@@ -154,6 +169,12 @@ impl Visit for Recorder<'_, '_> {
             time: ev.time_secs(),
             alerts,
             org_change: crate::org::change(&ev),
+            origin: self.origins.then(|| {
+                Box::new(Origin {
+                    account: ev.account().map(str::to_string),
+                    region: ev.region().map(str::to_string),
+                })
+            }),
         };
         self.push(Entry::Event(e));
     }
@@ -263,6 +284,7 @@ pub fn judge_records(
     skip: &Resume,
     now: i64,
     jobs: usize,
+    origins: bool,
 ) -> Vec<Judged> {
     let total: usize = records.iter().map(|r| r.data.len()).sum();
     let per = total.div_ceil(jobs.max(1)).max(1);
@@ -279,7 +301,9 @@ pub fn judge_records(
         }
     }
     let judge_share = |share: Vec<super::Record<'_>>| {
-        let mut rec = Recorder::new(judges, now).skipping(skip.clone());
+        let mut rec = Recorder::new(judges, now)
+            .skipping(skip.clone())
+            .with_origins(origins);
         for super::Record { mut position, data } in share {
             data.decode(decoder, &mut position, &mut rec);
         }

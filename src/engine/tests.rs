@@ -43,6 +43,7 @@ fn parts(c: &Config, clock: ClockMode) -> Parts {
         clock,
         dead_letters: None,
         jobs: 1,
+        health: c.health.clone(),
     }
 }
 
@@ -417,8 +418,15 @@ fn a_large_batch_judged_on_several_threads_raises_the_same_items_in_the_same_ord
     );
     assert!(c1.notify > 0, "the shaper saw the alerts: {c1:?}");
     let judges = [writer_engine(1).judge()];
-    let shares =
-        parallel::judge_records(&Decoder::default(), &judges, records(&lines), &None, NOW, 3);
+    let shares = parallel::judge_records(
+        &Decoder::default(),
+        &judges,
+        records(&lines),
+        &None,
+        NOW,
+        3,
+        false,
+    );
     assert_eq!(shares.len(), 3, "the batch is split between the threads");
     for jobs in [2, 3, 8] {
         let (many, c) = run(jobs);

@@ -231,6 +231,10 @@ pub fn alert(d: &Drift, now: i64) -> Alert {
             added,
             cause: d.cause.clone(),
         }),
+        last_event_time: None,
+        silent_for: None,
+        silent_for_seconds: None,
+        lag: None,
         event: None,
     }
 }

@@ -64,6 +64,10 @@ pub fn build_alert(
         scp_exempt_principal: None,
         denied_by_scp: None,
         drift: None,
+        last_event_time: None,
+        silent_for: None,
+        silent_for_seconds: None,
+        lag: None,
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

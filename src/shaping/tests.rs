@@ -32,6 +32,10 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         scp_exempt_principal: None,
         denied_by_scp: None,
         drift: None,
+        last_event_time: None,
+        silent_for: None,
+        silent_for_seconds: None,
+        lag: None,
         event: None,
     }
 }

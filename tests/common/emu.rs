@@ -315,7 +315,7 @@ pub fn wait_for_lines(path: &Path, n: usize) {
     }
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1: (status, body).
+/// A plain HTTP/1.0 GET on 127.0.0.1: (status, body).
 pub fn http_get(port: u16, path: &str) -> (u16, String) {
     use std::io::{Read, Write};
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -328,7 +328,8 @@ pub fn http_get(port: u16, path: &str) -> (u16, String) {
     };
     write!(
         s,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        // HTTP/1.0: the answer is never chunked (Prometheus's API chunks larger ones).
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n"
     )
     .unwrap();
     let mut text = String::new();

@@ -399,6 +399,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
         sides.push(Side::new(&rt, b, None)?);
     }
     let judges: Vec<_> = sides.iter().map(|s| s.engine.judge()).collect();
+    let origins = sides.iter().any(|s| s.engine.watches_health());
     let reader = Reader {
         decoder: sides[0].engine.decoder(),
         max_document_bytes: config.decode.max_document_bytes,
@@ -491,6 +492,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
         }
         let mut chunk = |j| emit(Out::Chunk(j));
         let mut rec = Recorder::new(&judges, wall)
+            .with_origins(origins)
             .keeping(&keep)
             .on_chunk(CHUNK, &mut chunk);
         let read = match body {
