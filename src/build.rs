@@ -154,5 +154,9 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         },
         health: config.health.clone(),
     };
-    Ok(Engine::new(parts, output, o.restore, o.now)?)
+    let engine = Engine::new(parts, output, o.restore, o.now)?;
+    if let Some(tree) = &o.organization {
+        engine.expect_accounts_of(tree);
+    }
+    Ok(engine)
 }

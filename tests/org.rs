@@ -1159,3 +1159,70 @@ fn serve_follows_the_organization() {
         .status();
     assert_eq!(child.wait().unwrap().code(), Some(0));
 }
+
+/// `[health] expected = "organization"`: `replay` of a day in which every account of the
+/// organization sends but `play` raises one `feed-missing`, for `play`, with its name.
+#[test]
+fn replay_with_health_expecting_the_organization_finds_the_account_that_never_sent() {
+    let (moto, _c, _rt, o) = org_in_moto();
+    let base: Value = serde_json::from_str(&stratus()[0]).unwrap();
+    // Every active account of the organization (the management account too), as read.
+    let t = Tmp::new();
+    let org_cfg = t.write(
+        "org.toml",
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\n",
+    );
+    let (rows, _) = org_json(&org_cfg, moto.port);
+    let play = o.accounts["play"].clone();
+    assert!(rows.contains_key(&play));
+    let day = 1_788_220_800; // 2026-09-01
+    let mut recs = Vec::new();
+    for step in 0..(6 * 12) {
+        for account in rows.keys().filter(|a| **a != play) {
+            let mut r = base.clone();
+            r["eventID"] = format!("m-{account}-{step}").into();
+            r["eventTime"] = trailwatch::event::format_utc_secs(day + step * 300).into();
+            r["recipientAccountId"] = account.clone().into();
+            r["awsRegion"] = "us-east-1".into();
+            r["readOnly"] = true.into();
+            recs.push(r.to_string());
+        }
+    }
+    let input = t.write("day.jsonl", jsonl(&recs));
+    let cfg = t.write(
+        "health.toml",
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\n[organization]\nsource = \"aws\"\nregions_from_scps = false\n\n[health]\nexpected = \"organization\"\nmissing_after = \"1h\"\n",
+    );
+    let out = trailwatch(moto.port)
+        .args(["replay", "--config"])
+        .arg(&cfg)
+        .arg(&input)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let alerts: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let found: Vec<(&str, &str)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["rule"].as_str().unwrap(),
+                a["account"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(found, vec![("feed-missing", play.as_str())], "{stdout}");
+    assert_eq!(alerts[0]["account_name"], "play");
+    // Expected from the first event; missing an hour after it.
+    assert_eq!(
+        alerts[0]["event_time"],
+        trailwatch::event::format_utc_secs(day + 3600)
+    );
+}

@@ -152,17 +152,22 @@ impl Core {
     }
 
     /// The organization's active accounts, for `expected = "organization"`.
-    fn expect_organization(&mut self, now: i64) {
-        let (Some(w), Some(org)) = (self.health.as_mut(), self.organization.as_ref()) else {
+    fn expect_organization(&mut self) {
+        if let Some(org) = self.organization.as_ref().map(|o| o.tree.clone()) {
+            self.expect_accounts_of(&org);
+        }
+    }
+
+    fn expect_accounts_of(&mut self, tree: &crate::org::tree::Tree) {
+        let Some(w) = self.health.as_mut() else {
             return;
         };
-        let active = org
-            .tree
+        let active = tree
             .accounts
             .iter()
             .filter(|(_, a)| a.status == "ACTIVE")
             .map(|(id, _)| id.clone());
-        w.expect(active, now);
+        w.expect(active);
     }
 }
 
@@ -235,7 +240,7 @@ impl Engine {
             organization,
             health,
         };
-        core.expect_organization(now);
+        core.expect_organization();
         Ok(Engine {
             core: Mutex::new(core),
             decoder,
@@ -253,6 +258,12 @@ impl Engine {
 
     pub fn decoder(&self) -> Decoder {
         self.decoder
+    }
+
+    /// The organization as read at start (before any snapshot holds it): its active accounts
+    /// are expected by the feed-health watch.
+    pub fn expect_accounts_of(&self, tree: &crate::org::tree::Tree) {
+        self.core().expect_accounts_of(tree);
     }
 
     /// Whether the feed-health watch runs (`[health]`): parallel judges then keep each
@@ -420,7 +431,7 @@ impl Engine {
         let mut core = self.core();
         core.pipeline.set_policy(policy);
         core.organization = Some(saved);
-        core.expect_organization(now);
+        core.expect_organization();
         let alerts = core.pipeline.first_alerts(alerts, now);
         let mut items = Vec::new();
         let mut notify = Vec::new();

@@ -96,9 +96,10 @@ pub struct Snapshot {
     /// The clock when the watch began.
     started: Option<i64>,
     last_check: Option<i64>,
-    /// Expected accounts (the organization's active ones) and since when.
+    /// Expected accounts (the organization's active ones) and since when (`None`: since
+    /// the watch began).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    expected: BTreeMap<String, i64>,
+    expected: BTreeMap<String, Option<i64>>,
     /// Those `feed-missing` was raised for.
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     missing: BTreeSet<String>,
@@ -167,16 +168,17 @@ impl Watch {
             .is_none_or(|c| clock >= c + EVENT_TIME_CHECK_SECS)
     }
 
-    /// The accounts expected to appear (the organization's active ones), at `clock`.
-    pub fn expect(&mut self, accounts: impl IntoIterator<Item = String>, clock: i64) {
+    /// The accounts expected to appear (the organization's active ones). One that joins
+    /// later is expected from the watch's latest time (arrival or event time, as it runs).
+    pub fn expect(&mut self, accounts: impl IntoIterator<Item = String>) {
         if self.settings.expected != Expected::Organization {
             return;
         }
         let now: BTreeSet<String> = accounts.into_iter().collect();
+        let since = self.state.last_check.or(self.state.started);
         self.state.expected.retain(|a, _| now.contains(a));
         for a in now {
-            // Expected from now: from the start, or from when it joined the organization.
-            self.state.expected.entry(a).or_insert(clock);
+            self.state.expected.entry(a).or_insert(since);
         }
     }
 
@@ -476,16 +478,18 @@ impl Watch {
 
     fn missing(&mut self, clock: i64, names: Names<'_>, out: &mut Vec<Alert>) {
         let after = secs(self.settings.missing_after);
+        let start = self.state.started.unwrap_or(clock);
         let due: Vec<(String, i64)> = self
             .state
             .expected
             .iter()
+            .map(|(a, since)| (a, since.unwrap_or(start)))
             .filter(|(a, since)| {
-                clock - **since > after
+                clock - *since > after
                     && !self.state.accounts.contains_key(*a)
                     && !self.state.missing.contains(*a)
             })
-            .map(|(a, s)| (a.clone(), *s))
+            .map(|(a, s)| (a.clone(), s))
             .collect();
         for (account, since) in due {
             self.state.missing.insert(account.clone());

@@ -265,7 +265,7 @@ fn an_expected_account_that_never_appears_is_missing_once() {
         },
         None,
     );
-    w.expect(["111".to_string(), "999".to_string()], T0);
+    w.expect(["111".to_string(), "999".to_string()]);
     let events = steady(&["111"], T0, T0 + 4 * HOUR, 5 * MIN);
     let got = replay(&mut w, &events);
     assert_eq!(rules(&got), vec![(MISSING.into(), Some("999".into()))]);
