@@ -75,6 +75,7 @@ fn main() {
             silent_for: None,
             silent_for_seconds: None,
             lag: None,
+            sigma: None,
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

@@ -61,6 +61,9 @@ pub struct Alert {
     /// `feed-lagging` and `feed-caught-up`: the delivery lag over the last 10 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<LagInfo>,
+    /// Sigma rules (`rule` = `sigma:<file stem>`): the rule's `id`, and what it says of itself.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sigma: Option<Box<SigmaInfo>>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,
@@ -74,6 +77,17 @@ pub struct DriftInfo {
     /// Regions in `after` and not in `before`.
     pub added: Vec<String>,
     pub cause: String,
+}
+
+/// What a Sigma rule says of itself, carried by its alerts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SigmaInfo {
+    pub sigma_id: Option<String>,
+    pub description: Option<String>,
+    pub references: Vec<String>,
+    /// ATT&CK and other tags (`attack.t1562.008`).
+    pub tags: Vec<String>,
+    pub falsepositives: Vec<String>,
 }
 
 /// Event time to arrival, per account, over the last 10 minutes.

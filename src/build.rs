@@ -100,9 +100,32 @@ pub fn region_policy(config: &Config, tree: Option<&crate::org::tree::Tree>) -> 
 pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::tree::Tree>) {
     engine.reconfigure(
         RuleSet::from_rules(&config.rules),
+        sigma_rules(config),
         region_policy(config, tree),
         Some(Shaper::for_rules(&config.shaping, &config.rules)),
     );
+}
+
+/// The Sigma rules of `sigma_rules`: a broken rule is logged (with file, line and why) and
+/// left out, the others load; rules for other log sources are skipped (logged).
+pub fn sigma_rules(config: &Config) -> Vec<crate::rules::sigma::Rule> {
+    if config.sigma.files.is_empty() {
+        return Vec::new();
+    }
+    let l = crate::rules::sigma::load_files(&config.sigma.files, &config.sigma.placeholders);
+    for e in &l.errors {
+        tracing::error!(problem = %e, "a Sigma rule cannot be loaded: left out");
+    }
+    for s in &l.skipped {
+        tracing::info!(problem = %s, "Sigma rule skipped");
+    }
+    tracing::info!(
+        rules = l.rules.len(),
+        skipped = l.skipped.len(),
+        broken = l.errors.len(),
+        "Sigma rules loaded"
+    );
+    l.rules
 }
 
 /// The engine for `config`: its pipeline, its shaper when the notify stream is taken, its
@@ -116,7 +139,8 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         region_policy(config, o.organization.as_ref()),
         include_event,
     )
-    .judge_on_event_time(o.clock == ClockMode::EventTime);
+    .judge_on_event_time(o.clock == ClockMode::EventTime)
+    .with_sigma(sigma_rules(config));
     let notify = match &o.output {
         OutputChoice::Sinks => true,
         OutputChoice::Stdout(s) => s.notify,

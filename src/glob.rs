@@ -6,6 +6,7 @@
 pub struct Glob {
     pattern: Box<str>,
     literal: bool,
+    compiled: Box<[Wild<u8>]>,
 }
 
 impl Glob {
@@ -13,6 +14,14 @@ impl Glob {
         Glob {
             pattern: pattern.into(),
             literal: !pattern.contains(['*', '?']),
+            compiled: pattern
+                .bytes()
+                .map(|b| match b {
+                    b'*' => Wild::Any,
+                    b'?' => Wild::One,
+                    b => Wild::Lit(b),
+                })
+                .collect(),
         }
     }
 
@@ -25,31 +34,50 @@ impl Glob {
         if self.literal {
             return *self.pattern == *text;
         }
-        let (p, t) = (self.pattern.as_bytes(), text.as_bytes());
-        let (mut pi, mut ti) = (0, 0);
-        let mut star: Option<(usize, usize)> = None;
-        while ti < t.len() {
-            match p.get(pi) {
-                Some(b'*') => {
-                    star = Some((pi, ti));
-                    pi += 1;
-                }
-                Some(&c) if c == b'?' || c == t[ti] => {
-                    pi += 1;
-                    ti += 1;
-                }
-                _ => match star {
-                    Some((sp, st)) => {
-                        pi = sp + 1;
-                        ti = st + 1;
-                        star = Some((sp, st + 1));
-                    }
-                    None => return false,
-                },
-            }
-        }
-        p[pi..].iter().all(|&c| c == b'*')
+        wild_match(&self.compiled, text.as_bytes())
     }
+}
+
+/// One element of a wildcard pattern over items `T` (bytes, chars).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wild<T> {
+    /// `*`: any run, empty too.
+    Any,
+    /// `?`: exactly one.
+    One,
+    Lit(T),
+}
+
+/// Whether `text` matches `pat`: greedy, backtracking only to the last `*`, so linear in
+/// practice and never exponential.
+pub fn wild_match<T: PartialEq>(pat: &[Wild<T>], text: &[T]) -> bool {
+    let (mut pi, mut ti) = (0, 0);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < text.len() {
+        match pat.get(pi) {
+            Some(Wild::Any) => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(Wild::One) => {
+                pi += 1;
+                ti += 1;
+            }
+            Some(Wild::Lit(c)) if *c == text[ti] => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    pat[pi..].iter().all(|w| *w == Wild::Any)
 }
 
 #[cfg(test)]

@@ -22,9 +22,26 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 },
                 None => 0,
             };
+            let s = &loaded.config.sigma;
+            let sigma = trailwatch::rules::sigma::load_files(&s.files, &s.placeholders);
+            for skipped in &sigma.skipped {
+                println!("skipped: {skipped}");
+            }
+            for e in &sigma.errors {
+                println!("error: {e}");
+            }
+            if !sigma.errors.is_empty() {
+                println!(
+                    "{}: {} Sigma rule files cannot be loaded (the other {} rules would run)",
+                    path.display(),
+                    sigma.errors.len(),
+                    sigma.rules.len()
+                );
+                return Ok(exit::bad_config());
+            }
             let p = &loaded.config.policy;
             println!(
-                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, organization default {}",
+                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, {} Sigma rules ({} skipped), organization default {}",
                 path.display(),
                 loaded.warnings.len() + org_warnings,
                 policy.accounts.len(),
@@ -32,6 +49,8 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 p.exempt.len(),
                 loaded.config.rules.len(),
                 loaded.config.rules.iter().map(|r| r.tests.len()).sum::<usize>(),
+                sigma.rules.len(),
+                sigma.skipped.len(),
                 if policy.organization.approved.is_empty() {
                     "none".to_string()
                 } else {

@@ -13,6 +13,7 @@ mod rules;
 mod schema;
 mod sequences;
 mod shaping;
+pub mod sigma;
 mod sinks;
 mod source;
 

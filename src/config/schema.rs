@@ -34,6 +34,8 @@ pub struct Config {
     pub policy: Policy,
     /// `[organization]`: accounts, OUs and SCPs from AWS Organizations.
     pub organization: Option<super::organization::Organization>,
+    /// `sigma_rules` and `sigma_placeholders`.
+    pub sigma: super::sigma::Sigma,
     /// `[health]`: watch the feed for silent, missing and lagging accounts.
     pub health: Option<super::health::Health>,
     pub dedup: Dedup,

@@ -247,6 +247,12 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         .parent()
         .unwrap_or(std::path::Path::new("."));
     super::rules::read_includes(&mut c, root.remove("include_rules"), base, &mut rules);
+    let sigma = super::sigma::read(
+        &mut c,
+        root.remove("sigma_rules"),
+        root.remove("sigma_placeholders"),
+        base,
+    );
     let organization_t = optional_table(&mut c, &mut root, "organization");
     let organization = super::organization::read(&mut c, organization_t);
     let health_t = optional_table(&mut c, &mut root, "health");
@@ -257,7 +263,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -368,6 +374,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
     let config = Config {
         organization,
         health,
+        sigma,
         delivery,
         policy,
         dedup,

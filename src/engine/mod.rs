@@ -440,16 +440,18 @@ impl Engine {
         Pending::new(items, &self.books)
     }
 
-    /// Between batches (a config reload): new custom rules, policy and shaping settings. The
-    /// dedup ids, the shaping windows, digests and budgets carry over.
+    /// Between batches (a config reload): new custom and Sigma rules, policy and shaping
+    /// settings. The dedup ids, the shaping windows, digests and budgets carry over.
     pub fn reconfigure(
         &self,
         rules: crate::rules::custom::RuleSet,
+        sigma: Vec<crate::rules::sigma::Rule>,
         policy: crate::rules::RegionPolicy,
         shaper: Option<Shaper>,
     ) {
         let mut core = self.core();
         core.pipeline.set_rules(rules);
+        core.pipeline.set_sigma(sigma);
         core.pipeline.set_policy(policy);
         if let (Some(new), Some(old)) = (shaper, core.shaper.as_ref()) {
             let mut new = new.restoring(Some(old.snapshot()));

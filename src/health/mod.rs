@@ -656,6 +656,7 @@ impl Watch {
             silent_for: f.silent_for.map(spoken),
             silent_for_seconds: f.silent_for.map(|s| s.max(0) as u64),
             lag: f.lag,
+            sigma: None,
             event: None,
         }
     }

@@ -235,6 +235,7 @@ pub fn alert(d: &Drift, now: i64) -> Alert {
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        sigma: None,
         event: None,
     }
 }

@@ -15,6 +15,7 @@ use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
 pub struct Judge {
     policy: Arc<RegionPolicy>,
     custom: Arc<RuleSet>,
+    sigma: Arc<Vec<crate::rules::sigma::Rule>>,
     include_event: bool,
     /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
     on_event_time: bool,
@@ -32,8 +33,17 @@ impl Judge {
         Judge {
             policy: Arc::new(policy),
             custom: Arc::new(custom),
+            sigma: Arc::default(),
             include_event,
             on_event_time: false,
+        }
+    }
+
+    /// Sigma rules, evaluated after the custom rules.
+    pub fn with_sigma(&self, sigma: Vec<crate::rules::sigma::Rule>) -> Self {
+        Judge {
+            sigma: Arc::new(sigma),
+            ..self.clone()
         }
     }
 
@@ -70,7 +80,7 @@ impl Judge {
     }
 
     /// Appends every alert the rules raise for `ev` at `now` to `out`, the region rule's
-    /// first, then the custom rules' in config order.
+    /// first, then the custom rules' in config order, then the Sigma rules' in file order.
     pub fn judge(&self, ev: &Event<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Alert>) {
         let at = self.time_of(ev, now);
         match region::evaluate(&self.policy, ev, at) {
@@ -82,23 +92,54 @@ impl Judge {
             }
             _ => {}
         }
-        if self.custom.is_empty() {
+        if !self.custom.is_empty() {
+            scratch.matched.clear();
+            self.custom
+                .evaluate(ev, &mut scratch.matched, &mut scratch.stats);
+            for &i in &scratch.matched {
+                let rule = &self.custom.rules[i];
+                let acct = self.policy.for_account(ev.account());
+                let what = AlertWhat {
+                    rule: &rule.id,
+                    title: &rule.title,
+                    runbook: rule.runbook.as_deref(),
+                    severity: rule.severity,
+                    reason: custom_reason(ev, &rule.title, acct),
+                };
+                out.push(build_alert(ev, acct, what, self.include_event));
+            }
+        }
+        self.judge_sigma(ev, out);
+    }
+
+    /// The Sigma rules: on the record parsed once, shared by all of them.
+    fn judge_sigma(&self, ev: &Event<'_>, out: &mut Vec<Alert>) {
+        if self.sigma.is_empty() {
             return;
         }
-        scratch.matched.clear();
-        self.custom
-            .evaluate(ev, &mut scratch.matched, &mut scratch.stats);
-        for &i in &scratch.matched {
-            let rule = &self.custom.rules[i];
+        // The decoder parsed the record already; its text is JSON, so this only fails on a
+        // record too deep for serde_json (decoding caps depth below its limit).
+        let Ok(record) = serde_json::from_str::<serde_json::Value>(ev.raw) else {
+            return;
+        };
+        for rule in self.sigma.iter().filter(|r| r.matches(&record)) {
             let acct = self.policy.for_account(ev.account());
             let what = AlertWhat {
-                rule: &rule.id,
+                rule: &rule.rule,
                 title: &rule.title,
-                runbook: rule.runbook.as_deref(),
-                severity: rule.severity,
+                runbook: None,
+                severity: rule.severity(),
                 reason: custom_reason(ev, &rule.title, acct),
             };
-            out.push(build_alert(ev, acct, what, self.include_event));
+            let mut alert = build_alert(ev, acct, what, self.include_event);
+            alert.sigma = Some(Box::new(crate::alert::SigmaInfo {
+                sigma_id: rule.id.clone(),
+                description: rule.description.clone(),
+                references: rule.references.clone(),
+                tags: rule.tags.clone(),
+                falsepositives: rule.falsepositives.clone(),
+            }));
+            out.push(alert);
         }
     }
 }

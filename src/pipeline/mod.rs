@@ -66,6 +66,12 @@ impl Pipeline {
         }
     }
 
+    /// Sigma rules (`sigma_rules`), judged after the region rule and the custom rules.
+    pub fn with_sigma(mut self, rules: Vec<crate::rules::sigma::Rule>) -> Self {
+        self.judge = self.judge.with_sigma(rules);
+        self
+    }
+
     /// Replay: exemptions are judged at each event's own `eventTime`, so the result does not
     /// depend on the order of the input.
     pub fn judge_on_event_time(mut self, yes: bool) -> Self {
@@ -93,6 +99,10 @@ impl Pipeline {
     }
 
     /// Swaps the custom rules (a config reload): dedup state stays.
+    pub fn set_sigma(&mut self, rules: Vec<crate::rules::sigma::Rule>) {
+        self.judge = self.judge.with_sigma(rules);
+    }
+
     pub fn set_rules(&mut self, custom: RuleSet) {
         self.judge = self.judge.with_rules(custom);
         self.scratch.stats = EvalStats::default();

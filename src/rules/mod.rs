@@ -4,6 +4,7 @@
 pub mod custom;
 pub mod policy;
 pub mod region;
+pub mod sigma;
 
 pub use policy::RegionPolicy;
 
@@ -68,6 +69,7 @@ pub fn build_alert(
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        sigma: None,
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

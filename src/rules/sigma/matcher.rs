@@ -1,0 +1,476 @@
+//! One Sigma field condition, `field|modifier…: value(s)`, compiled once and matched against
+//! a CloudTrail record (a `serde_json::Value`).
+//!
+//! Choices the specification leaves open (each has a test):
+//! - a field that holds an object or an array is matched as its compact JSON text (SigmaHQ's
+//!   `requestParameters|contains` rules rely on it);
+//! - numbers and booleans match by their text: `42` matches JSON `42` and `"42"`, `true`
+//!   matches JSON `true` and `"true"` (YAML scalars are read as text);
+//! - `null` matches a missing field and a JSON `null`;
+//! - string matching folds case (Unicode lowercase) unless `|cased`.
+
+use std::net::IpAddr;
+
+use base64::Engine as _;
+use serde_json::Value;
+
+/// A value with `*` and `?` wildcards (`\*`, `\?` and `\\` are literal), or a plain one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wild {
+    parts: Vec<Part>,
+    cased: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Part {
+    Lit(String),
+    Any,
+    One,
+}
+
+impl Wild {
+    pub fn new(text: &str, cased: bool) -> Wild {
+        let mut parts = Vec::new();
+        let mut lit = String::new();
+        let mut chars = text.chars().peekable();
+        let fold = |s: String| if cased { s } else { s.to_lowercase() };
+        while let Some(c) = chars.next() {
+            match c {
+                '\\' => match chars.peek() {
+                    Some(&n) if matches!(n, '*' | '?' | '\\') => {
+                        lit.push(n);
+                        chars.next();
+                    }
+                    _ => lit.push('\\'),
+                },
+                '*' | '?' => {
+                    if !lit.is_empty() {
+                        parts.push(Part::Lit(fold(std::mem::take(&mut lit))));
+                    }
+                    parts.push(if c == '*' { Part::Any } else { Part::One });
+                }
+                c => lit.push(c),
+            }
+        }
+        if !lit.is_empty() {
+            parts.push(Part::Lit(fold(lit)));
+        }
+        Wild { parts, cased }
+    }
+
+    /// Wildcards around it (`contains`), after it (`startswith`), before it (`endswith`).
+    fn wrapped(mut self, before: bool, after: bool) -> Wild {
+        if before && self.parts.first() != Some(&Part::Any) {
+            self.parts.insert(0, Part::Any);
+        }
+        if after && self.parts.last() != Some(&Part::Any) {
+            self.parts.push(Part::Any);
+        }
+        self
+    }
+
+    /// The plain text, when there is no wildcard.
+    fn literal(&self) -> Option<&str> {
+        match self.parts.as_slice() {
+            [] => Some(""),
+            [Part::Lit(s)] => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn matches(&self, text: &str) -> bool {
+        let folded;
+        let text = match self.cased {
+            true => text,
+            false => {
+                folded = text.to_lowercase();
+                &folded
+            }
+        };
+        matches_parts(&self.parts, text)
+    }
+}
+
+/// The wildcard match, char by char.
+fn matches_parts(parts: &[Part], text: &str) -> bool {
+    use crate::glob::{wild_match, Wild as W};
+    let pat: Vec<W<char>> = parts
+        .iter()
+        .flat_map(|p| -> Vec<W<char>> {
+            match p {
+                Part::Any => vec![W::Any],
+                Part::One => vec![W::One],
+                Part::Lit(s) => s.chars().map(W::Lit).collect(),
+            }
+        })
+        .collect();
+    let t: Vec<char> = text.chars().collect();
+    wild_match(&pat, &t)
+}
+
+/// How one value is compared.
+#[derive(Debug, Clone)]
+pub enum Test {
+    /// Text (with wildcards); also matches a number or boolean by its text.
+    Text(Wild),
+    Regex(regex::Regex),
+    /// The field is missing or `null`.
+    Null,
+    Exists(bool),
+    Cidr(IpAddr, u8),
+    Num(NumOp, f64),
+    /// Equal to another field's value.
+    FieldRef(Vec<String>),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NumOp {
+    Lt,
+    Lte,
+    Gt,
+    Gte,
+}
+
+/// `field|mods: values`, compiled.
+#[derive(Debug, Clone)]
+pub struct FieldTest {
+    /// The dotted path, split (`None`: a keyword, matched against the whole record).
+    pub path: Option<Vec<String>>,
+    pub tests: Vec<Test>,
+    /// `|all`: every value must match (else one is enough).
+    pub all: bool,
+}
+
+/// The modifiers trailwatch knows.
+pub const MODIFIERS: &[&str] = &[
+    "contains",
+    "startswith",
+    "endswith",
+    "all",
+    "re",
+    "i",
+    "m",
+    "s",
+    "exists",
+    "cidr",
+    "base64",
+    "base64offset",
+    "lt",
+    "lte",
+    "gt",
+    "gte",
+    "fieldref",
+    "windash",
+    "expand",
+    "cased",
+];
+
+/// A YAML value of a detection, as text; `None` for YAML null.
+pub type Raw = Option<String>;
+
+/// Compiles `values` under `mods`. `placeholders` resolves `|expand`'s `%name%`.
+pub fn compile(
+    path: Option<Vec<String>>,
+    mods: &[String],
+    values: &[Raw],
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<FieldTest, String> {
+    for m in mods {
+        if !MODIFIERS.contains(&m.as_str()) {
+            return Err(format!(
+                "unknown modifier `{m}` (known: {})",
+                MODIFIERS.join(", ")
+            ));
+        }
+    }
+    let has = |m: &str| mods.iter().any(|x| x == m);
+    let cased = has("cased");
+    let all = has("all");
+    // Values after the value-transforming modifiers: expand, windash, base64(offset).
+    let mut texts: Vec<Raw> = Vec::new();
+    for v in values {
+        match v {
+            None => texts.push(None),
+            Some(t) if has("expand") => {
+                for e in expand(t, placeholders)? {
+                    texts.push(Some(e));
+                }
+            }
+            Some(t) => texts.push(Some(t.clone())),
+        }
+    }
+    if has("windash") {
+        texts = texts
+            .into_iter()
+            .flat_map(|t| match t {
+                Some(t) => windash(&t).into_iter().map(Some).collect::<Vec<_>>(),
+                None => vec![None],
+            })
+            .collect();
+    }
+    let b64 = has("base64");
+    let b64off = has("base64offset");
+    if b64 || b64off {
+        texts = texts
+            .into_iter()
+            .flat_map(|t| match t {
+                Some(t) if b64off => base64_offsets(&t).into_iter().map(Some).collect::<Vec<_>>(),
+                Some(t) => vec![Some(base64::engine::general_purpose::STANDARD.encode(t))],
+                None => vec![None],
+            })
+            .collect();
+    }
+    let mut tests = Vec::new();
+    for t in texts {
+        let Some(t) = t else {
+            tests.push(Test::Null);
+            continue;
+        };
+        let test = if has("exists") {
+            match t.to_ascii_lowercase().as_str() {
+                "true" | "yes" => Test::Exists(true),
+                "false" | "no" => Test::Exists(false),
+                _ => return Err(format!("`exists` takes true or false, not {t:?}")),
+            }
+        } else if has("re") {
+            let mut flags = String::new();
+            for (m, f) in [("i", 'i'), ("m", 'm'), ("s", 's')] {
+                if has(m) {
+                    flags.push(f);
+                }
+            }
+            let src = match flags.is_empty() {
+                true => t.clone(),
+                false => format!("(?{flags}){t}"),
+            };
+            Test::Regex(
+                regex::Regex::new(&src)
+                    .map_err(|e| format!("bad regular expression {t:?}: {e}"))?,
+            )
+        } else if has("cidr") {
+            let (ip, bits) = t
+                .split_once('/')
+                .ok_or_else(|| format!("`cidr` takes a network such as 10.0.0.0/8, not {t:?}"))?;
+            let ip: IpAddr = ip
+                .parse()
+                .map_err(|_| format!("{t:?} is not a network (bad address)"))?;
+            let bits: u8 = bits
+                .parse()
+                .map_err(|_| format!("{t:?} is not a network (bad prefix length)"))?;
+            let max = if ip.is_ipv4() { 32 } else { 128 };
+            if bits > max {
+                return Err(format!("{t:?}: a prefix of at most {max} bits"));
+            }
+            Test::Cidr(ip, bits)
+        } else if let Some(op) = [
+            ("lt", NumOp::Lt),
+            ("lte", NumOp::Lte),
+            ("gt", NumOp::Gt),
+            ("gte", NumOp::Gte),
+        ]
+        .iter()
+        .find(|(m, _)| has(m))
+        .map(|(_, op)| *op)
+        {
+            let n: f64 = t
+                .parse()
+                .map_err(|_| format!("`{op:?}` compares numbers; {t:?} is not one"))?;
+            Test::Num(op, n)
+        } else if has("fieldref") {
+            Test::FieldRef(t.split('.').map(str::to_string).collect())
+        } else {
+            let w = Wild::new(&t, cased);
+            let w = match (has("contains"), has("startswith"), has("endswith")) {
+                (true, _, _) => w.wrapped(true, true),
+                (_, true, _) => w.wrapped(false, true),
+                (_, _, true) => w.wrapped(true, false),
+                _ => w,
+            };
+            Test::Text(w)
+        };
+        tests.push(test);
+    }
+    if tests.is_empty() {
+        return Err("no value to compare with".into());
+    }
+    Ok(FieldTest { path, tests, all })
+}
+
+fn expand(
+    t: &str,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Vec<String>, String> {
+    let mut out = vec![String::new()];
+    let mut rest = t;
+    while let Some(i) = rest.find('%') {
+        let Some(j) = rest[i + 1..].find('%') else {
+            break;
+        };
+        let name = &rest[i + 1..i + 1 + j];
+        let values = placeholders(name).ok_or_else(|| {
+            format!(
+                "`expand`: the placeholder %{name}% is not configured (sigma_placeholders.{name})"
+            )
+        })?;
+        let before = &rest[..i];
+        out = out
+            .iter()
+            .flat_map(|o| values.iter().map(move |v| format!("{o}{before}{v}")))
+            .collect();
+        rest = &rest[i + 2 + j..];
+    }
+    Ok(out.into_iter().map(|o| format!("{o}{rest}")).collect())
+}
+
+/// `-x` as Windows accepts it: `-x`, `/x`, and the en, em and horizontal-bar dashes.
+fn windash(t: &str) -> Vec<String> {
+    let mut out = vec![t.to_string()];
+    if t.contains('-') {
+        for d in ['/', '\u{2013}', '\u{2014}', '\u{2015}'] {
+            out.push(t.replace('-', &d.to_string()));
+        }
+    }
+    out
+}
+
+/// The three base64 encodings of `t` at byte offsets 0, 1 and 2 of a longer text, with the
+/// characters that depend on the unknown neighbours cut (as Sigma defines `base64offset`).
+fn base64_offsets(t: &str) -> Vec<String> {
+    let e = base64::engine::general_purpose::STANDARD;
+    let starts = [0usize, 2, 3];
+    (0..3)
+        .map(|i| {
+            let mut bytes = vec![b' '; i];
+            bytes.extend_from_slice(t.as_bytes());
+            let enc = e.encode(&bytes);
+            let cut = match (t.len() + i) % 3 {
+                0 => 0,
+                1 => 3,
+                _ => 2,
+            };
+            let end = enc.len().saturating_sub(cut);
+            enc.get(starts[i]..end).unwrap_or("").to_string()
+        })
+        .collect()
+}
+
+/// The field at `path` in `record`.
+pub fn lookup<'v>(record: &'v Value, path: &[String]) -> Option<&'v Value> {
+    let mut v = record;
+    for p in path {
+        v = v.as_object()?.get(p)?;
+    }
+    Some(v)
+}
+
+/// A value's text for text tests: strings as they are, numbers and booleans by their JSON
+/// text, objects and arrays as compact JSON.
+fn text_of(v: &Value) -> std::borrow::Cow<'_, str> {
+    match v {
+        Value::String(s) => s.as_str().into(),
+        other => other.to_string().into(),
+    }
+}
+
+fn in_network(addr: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (addr, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - bits)
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - bits)
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+}
+
+impl Test {
+    fn matches(&self, field: Option<&Value>, record: &Value) -> bool {
+        match self {
+            Test::Null => field.is_none_or(Value::is_null),
+            Test::Exists(want) => field.is_some() == *want,
+            Test::Text(w) => match field {
+                None | Some(Value::Null) => false,
+                Some(v) => match (w.literal(), v) {
+                    // A plain number compares as a number too (`42` and `42.0`).
+                    (Some(lit), Value::Number(n)) => {
+                        lit.parse::<f64>()
+                            .ok()
+                            .zip(n.as_f64())
+                            .is_some_and(|(a, b)| a == b)
+                            || w.matches(&text_of(v))
+                    }
+                    _ => w.matches(&text_of(v)),
+                },
+            },
+            Test::Regex(r) => field
+                .filter(|v| !v.is_null())
+                .is_some_and(|v| r.is_match(&text_of(v))),
+            Test::Cidr(net, bits) => field
+                .and_then(Value::as_str)
+                .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                .is_some_and(|a| in_network(a, *net, *bits)),
+            Test::Num(op, n) => field.and_then(number).is_some_and(|x| match op {
+                NumOp::Lt => x < *n,
+                NumOp::Lte => x <= *n,
+                NumOp::Gt => x > *n,
+                NumOp::Gte => x >= *n,
+            }),
+            Test::FieldRef(other) => match (field, lookup(record, other)) {
+                (Some(a), Some(b)) if !a.is_null() => text_of(a) == text_of(b),
+                _ => false,
+            },
+        }
+    }
+}
+
+impl FieldTest {
+    pub fn matches(&self, record: &Value) -> bool {
+        match &self.path {
+            Some(path) => {
+                let field = lookup(record, path);
+                let mut each = self.tests.iter().map(|t| t.matches(field, record));
+                if self.all {
+                    each.all(|m| m)
+                } else {
+                    each.any(|m| m)
+                }
+            }
+            // A keyword: anywhere in the record's JSON text.
+            None => {
+                let text = record.to_string();
+                let mut each = self.tests.iter().map(|t| match t {
+                    Test::Text(w) => w.clone().wrapped(true, true).matches(&text),
+                    Test::Regex(r) => r.is_match(&text),
+                    _ => false,
+                });
+                if self.all {
+                    each.all(|m| m)
+                } else {
+                    each.any(|m| m)
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,395 @@
+//! Sigma rules for CloudTrail, evaluated natively (issue 16): a rule file's YAML is read with
+//! its line numbers (marked-yaml), its detection compiled once (selections of
+//! [`matcher::FieldTest`]s, a [`condition::Expr`]), and matched against records.
+//!
+//! Rules whose `logsource` is not `product: aws` + `service: cloudtrail` are skipped with the
+//! reason. A broken rule is an error with the file, the line and what was expected; it never
+//! stops the others.
+
+pub mod condition;
+pub mod matcher;
+
+use marked_yaml::{Node, Span};
+use serde_json::Value;
+
+use condition::Expr;
+use matcher::{FieldTest, Raw};
+
+/// A loaded rule.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// `sigma:<file stem>` (with `#N` for the N-th document of a multi-document file).
+    pub rule: String,
+    pub id: Option<String>,
+    pub title: String,
+    pub level: Option<String>,
+    pub description: Option<String>,
+    pub references: Vec<String>,
+    pub tags: Vec<String>,
+    pub falsepositives: Vec<String>,
+    selections: Vec<Selection>,
+    names: Vec<String>,
+    condition: Expr,
+}
+
+/// A selection: a map of field tests (all must hold), a list of such maps (one must), or
+/// keywords.
+#[derive(Debug, Clone)]
+enum Selection {
+    /// OR of ANDs.
+    Maps(Vec<Vec<FieldTest>>),
+}
+
+/// What loading a file gave.
+#[derive(Debug, Default)]
+pub struct Loaded {
+    pub rules: Vec<Rule>,
+    /// Documents skipped (not CloudTrail), with why.
+    pub skipped: Vec<Problem>,
+    /// Documents that could not be loaded.
+    pub errors: Vec<Problem>,
+}
+
+/// A problem at a place in a rule file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub file: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            Some(l) => write!(f, "{}:{l}: {}", self.file, self.message),
+            None => write!(f, "{}: {}", self.file, self.message),
+        }
+    }
+}
+
+fn line(span: &Span) -> Option<usize> {
+    span.start().map(|m| m.line())
+}
+
+struct Bad(Option<usize>, String);
+
+fn at(node: &Node, message: impl Into<String>) -> Bad {
+    Bad(line(node.span()), message.into())
+}
+
+fn scalar(node: &Node) -> Option<String> {
+    node.as_scalar().map(|s| s.as_str().to_string())
+}
+
+/// YAML null (`null`, `~` or nothing) as `None`, else the scalar's text.
+fn raw(node: &Node) -> Result<Raw, Bad> {
+    match node.as_scalar() {
+        Some(s) => Ok(match s.as_str() {
+            "null" | "Null" | "NULL" | "~" | "" => None,
+            t => Some(t.to_string()),
+        }),
+        None => Err(at(node, "expected a value (text, number, boolean or null)")),
+    }
+}
+
+fn texts(node: Option<&Node>) -> Vec<String> {
+    match node {
+        Some(Node::Sequence(s)) => s.iter().filter_map(scalar).collect(),
+        Some(n) => scalar(n).into_iter().collect(),
+        None => Vec::new(),
+    }
+}
+
+/// Splits a multi-document file on `---` lines, keeping each document's first line number.
+fn documents(text: &str) -> Vec<(usize, String)> {
+    let mut docs = vec![(1usize, String::new())];
+    for (i, l) in text.lines().enumerate() {
+        if l.trim_end() == "---" {
+            docs.push((i + 2, String::new()));
+        } else if let Some((_, d)) = docs.last_mut() {
+            d.push_str(l);
+            d.push('\n');
+        }
+    }
+    docs.into_iter()
+        .filter(|(_, d)| !d.trim().is_empty())
+        .collect()
+}
+
+/// Loads every rule of one file's text. `placeholders` resolves `|expand`.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    stem: &str,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Loaded {
+    let mut out = Loaded::default();
+    let docs = documents(text);
+    let many = docs.len() > 1;
+    for (n, (first_line, doc)) in docs.iter().enumerate() {
+        let problem = |line: Option<usize>, message: String| Problem {
+            file: file.to_string(),
+            // marked-yaml counts lines from 1 within the document.
+            line: line.map(|l| l + first_line - 1),
+            message,
+        };
+        let node = match marked_yaml::parse_yaml(0, doc) {
+            Ok(n) => n,
+            Err(e) => {
+                out.errors.push(problem(None, format!("not YAML: {e}")));
+                continue;
+            }
+        };
+        let name = match many {
+            true => format!("sigma:{stem}#{}", n + 1),
+            false => format!("sigma:{stem}"),
+        };
+        match rule(&node, name, placeholders) {
+            Ok(Some(r)) => out.rules.push(r),
+            Ok(None) => {
+                let ls = node.as_mapping().and_then(|m| m.get_node("logsource"));
+                let what = ls
+                    .and_then(Node::as_mapping)
+                    .map(|m| {
+                        m.iter()
+                            .map(|(k, v)| {
+                                format!("{}: {}", k.as_str(), scalar(v).unwrap_or_default())
+                            })
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                out.skipped.push(problem(
+                    ls.and_then(|l| line(l.span())),
+                    format!("not a CloudTrail rule (logsource {{{what}}}; trailwatch reads product: aws, service: cloudtrail)"),
+                ));
+            }
+            Err(Bad(line, message)) => out.errors.push(problem(line, message)),
+        }
+    }
+    out
+}
+
+/// Loads every file (`sigma_rules`, expanded), with `sigma_placeholders` for `|expand`. A
+/// file that cannot be read is an error of that file only.
+pub fn load_files(
+    files: &[std::path::PathBuf],
+    placeholders: &std::collections::BTreeMap<String, Vec<String>>,
+) -> Loaded {
+    let lookup = |name: &str| placeholders.get(name).cloned();
+    let mut all = Loaded::default();
+    for path in files {
+        let file = path.display().to_string();
+        let stem = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let l = load_str(&text, &file, &stem, &lookup);
+                all.rules.extend(l.rules);
+                all.skipped.extend(l.skipped);
+                all.errors.extend(l.errors);
+            }
+            Err(e) => all.errors.push(Problem {
+                file,
+                line: None,
+                message: format!("cannot read: {e}"),
+            }),
+        }
+    }
+    all
+}
+
+/// One document: `Ok(None)` when its logsource is not CloudTrail's.
+fn rule(
+    node: &Node,
+    name: String,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Option<Rule>, Bad> {
+    let Some(map) = node.as_mapping() else {
+        return Err(at(
+            node,
+            "a Sigma rule is a mapping (title, logsource, detection…)",
+        ));
+    };
+    if map.get_node("correlation").is_some() {
+        return Err(at(
+            node,
+            "correlation rules are not evaluated yet (event_count, value_count, temporal)",
+        ));
+    }
+    let logsource = map
+        .get_node("logsource")
+        .and_then(Node::as_mapping)
+        .ok_or_else(|| at(node, "`logsource` (a mapping) is required"))?;
+    let field = |k: &str| {
+        logsource
+            .get_node(k)
+            .and_then(scalar)
+            .map(|s| s.to_ascii_lowercase())
+    };
+    if field("product").as_deref() != Some("aws")
+        || field("service").as_deref() != Some("cloudtrail")
+    {
+        return Ok(None);
+    }
+    let title = map
+        .get_node("title")
+        .and_then(scalar)
+        .ok_or_else(|| at(node, "`title` is required"))?;
+    let det_node = map
+        .get_node("detection")
+        .ok_or_else(|| at(node, "`detection` is required"))?;
+    let det = det_node.as_mapping().ok_or_else(|| {
+        at(
+            det_node,
+            "`detection` must be a mapping of selections and a condition",
+        )
+    })?;
+    let mut names = Vec::new();
+    let mut selections = Vec::new();
+    let mut cond_node = None;
+    for (k, v) in det.iter() {
+        match k.as_str() {
+            "condition" => cond_node = Some(v),
+            "timeframe" => {
+                return Err(at(v, "`timeframe` belongs in a correlation rule"));
+            }
+            sel => {
+                names.push(sel.to_string());
+                selections.push(selection(v, placeholders)?);
+            }
+        }
+    }
+    let cond_node = cond_node.ok_or_else(|| at(det_node, "`detection.condition` is required"))?;
+    // A list of conditions is their `or` (Sigma 1).
+    let conds = texts(Some(cond_node));
+    if conds.is_empty() {
+        return Err(at(cond_node, "`condition` must be text"));
+    }
+    let mut parsed = Vec::new();
+    for c in &conds {
+        parsed.push(condition::parse(c, &names).map_err(|e| at(cond_node, e))?);
+    }
+    let condition = match parsed.len() {
+        1 => parsed.remove(0),
+        _ => Expr::Or(parsed),
+    };
+    let opt = |k: &str| map.get_node(k).and_then(scalar);
+    Ok(Some(Rule {
+        rule: name,
+        id: opt("id"),
+        title,
+        level: opt("level"),
+        description: opt("description"),
+        references: texts(map.get_node("references")),
+        tags: texts(map.get_node("tags")),
+        falsepositives: texts(map.get_node("falsepositives")),
+        selections,
+        names,
+        condition,
+    }))
+}
+
+fn selection(
+    node: &Node,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Selection, Bad> {
+    match node {
+        Node::Mapping(m) => Ok(Selection::Maps(vec![field_tests(m, placeholders)?])),
+        Node::Sequence(items) => {
+            if items.iter().all(|i| i.as_scalar().is_some()) {
+                // Keywords: anywhere in the record.
+                let values = items.iter().map(raw).collect::<Result<Vec<_>, _>>()?;
+                let t =
+                    matcher::compile(None, &[], &values, placeholders).map_err(|e| at(node, e))?;
+                return Ok(Selection::Maps(vec![vec![t]]));
+            }
+            let mut ors = Vec::new();
+            for i in items.iter() {
+                match i.as_mapping() {
+                    Some(m) => ors.push(field_tests(m, placeholders)?),
+                    None => {
+                        return Err(at(
+                            i,
+                            "a list of selections holds mappings (or only keywords)",
+                        ))
+                    }
+                }
+            }
+            Ok(Selection::Maps(ors))
+        }
+        Node::Scalar(_) => {
+            let t = matcher::compile(None, &[], &[raw(node)?], placeholders)
+                .map_err(|e| at(node, e))?;
+            Ok(Selection::Maps(vec![vec![t]]))
+        }
+    }
+}
+
+fn field_tests(
+    m: &marked_yaml::types::MarkedMappingNode,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Result<Vec<FieldTest>, Bad> {
+    let mut out = Vec::new();
+    for (k, v) in m.iter() {
+        let mut parts = k.as_str().split('|');
+        let field = parts.next().unwrap_or_default();
+        let mods: Vec<String> = parts.map(str::to_string).collect();
+        let values: Vec<Raw> = match v {
+            Node::Sequence(s) => s.iter().map(raw).collect::<Result<_, _>>()?,
+            Node::Scalar(_) => vec![raw(v)?],
+            Node::Mapping(_) => {
+                return Err(at(
+                    v,
+                    format!("`{}`: expected a value or a list of values", k.as_str()),
+                ))
+            }
+        };
+        let path = (!field.is_empty()).then(|| field.split('.').map(str::to_string).collect());
+        let t = matcher::compile(path, &mods, &values, placeholders)
+            .map_err(|e| Bad(line(k.span()), format!("`{}`: {e}", k.as_str())))?;
+        out.push(t);
+    }
+    Ok(out)
+}
+
+impl Rule {
+    /// `level` as a severity: `informational` is info; no level is medium.
+    pub fn severity(&self) -> crate::config::Severity {
+        use crate::config::Severity;
+        match self
+            .level
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            Some("informational") => Severity::Info,
+            Some("low") => Severity::Low,
+            Some("high") => Severity::High,
+            Some("critical") => Severity::Critical,
+            _ => Severity::Medium,
+        }
+    }
+
+    /// Whether the record matches the rule's detection.
+    pub fn matches(&self, record: &Value) -> bool {
+        let mut memo: Vec<Option<bool>> = vec![None; self.selections.len()];
+        self.condition.eval(&mut |i| {
+            *memo[i].get_or_insert_with(|| match &self.selections[i] {
+                Selection::Maps(ors) => ors
+                    .iter()
+                    .any(|ands| ands.iter().all(|t| t.matches(record))),
+            })
+        })
+    }
+
+    /// The selection names, in the rule's order.
+    pub fn selection_names(&self) -> &[String] {
+        &self.names
+    }
+}
+
+#[cfg(test)]
+mod tests;
