@@ -141,3 +141,47 @@ fn a_broken_rule_is_reported_with_its_line_and_the_others_still_run() {
         out.show()
     );
 }
+
+#[test]
+fn match_greps_with_a_sigma_rule() {
+    let t = Tmp::new();
+    let input = t.write("stratus.jsonl", stratus().join("\n"));
+    let rule = format!("{}/aws_cloudtrail_disable_logging.yml", sigmahq());
+    let out = common::run(["match", "--sigma", &rule, &s(&input)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let names: BTreeSet<String> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["eventName"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        names,
+        BTreeSet::from(["DeleteTrail".to_string(), "StopLogging".to_string()])
+    );
+    // Nothing matches: 1; a broken rule: 2, with its line.
+    let none = t.write(
+        "none.yml",
+        "title: n\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    sel:\n        eventName: NoSuchCall\n    condition: sel\n",
+    );
+    assert_eq!(
+        common::run(["match", "--sigma", &s(&none), &s(&input)]).code,
+        1
+    );
+    let broken = t.write(
+        "broken.yml",
+        "title: b\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    sel:\n        eventName|startswit: Stop\n    condition: sel\n",
+    );
+    let out = common::run(["match", "--sigma", &s(&broken), &s(&input)]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    assert!(
+        out.stderr
+            .contains("broken.yml:5: `eventName|startswit`: unknown modifier `startswit`"),
+        "{}",
+        out.show()
+    );
+}

@@ -1,5 +1,6 @@
-//! `trailwatch match`: grep with a filter pattern. Prints each matching event (or message),
-//! exits 0 when something matched, 1 when nothing did, 2 when the pattern is invalid.
+//! `trailwatch match`: grep with a filter pattern or a Sigma rule. Prints each matching event
+//! (or message), exits 0 when something matched, 1 when nothing did, 2 when the pattern or the
+//! rule is invalid.
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::process::ExitCode;
@@ -14,8 +15,16 @@ use super::exit;
 #[derive(clap::Args)]
 pub struct Args {
     /// The CloudWatch Logs filter pattern.
-    #[arg(long, short)]
-    pattern: String,
+    #[arg(
+        long,
+        short,
+        required_unless_present = "sigma",
+        conflicts_with = "sigma"
+    )]
+    pattern: Option<String>,
+    /// A Sigma rule file instead (every CloudTrail rule in it; an event matching any is printed).
+    #[arg(long, value_name = "RULE.yml", conflicts_with = "raw")]
+    sigma: Option<std::path::PathBuf>,
     /// Take each line as one log message, verbatim (term and space-delimited patterns need it).
     #[arg(long)]
     raw: bool,
@@ -24,8 +33,14 @@ pub struct Args {
     inputs: Vec<String>,
 }
 
+/// What to grep with.
+enum What {
+    Pattern(Pattern),
+    Sigma(Vec<trailwatch::rules::sigma::Rule>),
+}
+
 struct Grep<'p, W: Write> {
-    pattern: &'p Pattern,
+    what: &'p What,
     out: W,
     matched: u64,
     error: Option<io::Error>,
@@ -44,9 +59,13 @@ impl<W: Write> Grep<'_, W> {
 
 impl<W: Write> Visit for Grep<'_, W> {
     fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-        let hit = match self.pattern {
-            Pattern::Json(p) => serde_json::from_str(ev.raw).is_ok_and(|v| p.matches_value(&v)),
-            other => other.matches_text(ev.raw),
+        let hit = match self.what {
+            What::Pattern(Pattern::Json(p)) => {
+                serde_json::from_str(ev.raw).is_ok_and(|v| p.matches_value(&v))
+            }
+            What::Pattern(other) => other.matches_text(ev.raw),
+            What::Sigma(rules) => serde_json::from_str::<serde_json::Value>(ev.raw)
+                .is_ok_and(|v| rules.iter().any(|r| r.matches(&v))),
         };
         if hit {
             self.emit(ev.raw);
@@ -58,10 +77,20 @@ impl<W: Write> Visit for Grep<'_, W> {
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let pattern = match Pattern::parse(&args.pattern) {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("trailwatch: invalid filter pattern: {e}");
+    let what = match (&args.pattern, &args.sigma) {
+        (_, Some(path)) => match sigma_rules(path) {
+            Some(rules) => What::Sigma(rules),
+            None => return Ok(exit::bad_config()),
+        },
+        (Some(p), None) => match Pattern::parse(p) {
+            Ok(p) => What::Pattern(p),
+            Err(e) => {
+                eprintln!("trailwatch: invalid filter pattern: {e}");
+                return Ok(exit::bad_config());
+            }
+        },
+        (None, None) => {
+            eprintln!("trailwatch match: give --pattern or --sigma");
             return Ok(exit::bad_config());
         }
     };
@@ -72,7 +101,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let stdout = io::stdout();
     let mut grep = Grep {
-        pattern: &pattern,
+        what: &what,
         out: io::BufWriter::new(stdout.lock()),
         matched: 0,
         error: None,
@@ -93,7 +122,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             };
             for line in BufReader::new(reader).lines() {
                 let line = line?;
-                if pattern.matches_message(&line) {
+                if matches!(&what, What::Pattern(p) if p.matches_message(&line)) {
                     grep.emit(&line);
                 }
             }
@@ -119,4 +148,26 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::nothing_read()
     })
+}
+
+/// The CloudTrail rules of a Sigma file; `None` (reported) when it holds none or a broken one.
+fn sigma_rules(path: &std::path::Path) -> Option<Vec<trailwatch::rules::sigma::Rule>> {
+    let l = trailwatch::rules::sigma::load_files(&[path.to_path_buf()], &Default::default());
+    for s in &l.skipped {
+        eprintln!("trailwatch: skipped: {s}");
+    }
+    for e in &l.errors {
+        eprintln!("trailwatch: {e}");
+    }
+    if !l.errors.is_empty() {
+        return None;
+    }
+    if l.rules.is_empty() {
+        eprintln!(
+            "trailwatch: {}: no CloudTrail rule to match with",
+            path.display()
+        );
+        return None;
+    }
+    Some(l.rules)
 }
