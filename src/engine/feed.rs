@@ -277,7 +277,7 @@ impl Visit for Feed<'_, '_> {
             .core
             .pipeline
             .process_at(&ev, now, self.now, &mut self.alerts);
-        if let Disposition::Evaluated { .. } = d {
+        if let (Disposition::Evaluated { .. }, true) = (&d, self.core.health.is_some()) {
             self.watch(ev.account(), ev.region(), ev.time_secs(), now);
         }
         self.raised(d, now);
