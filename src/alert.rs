@@ -69,6 +69,55 @@ pub struct Alert {
     pub event: Option<Box<RawValue>>,
 }
 
+impl Alert {
+    /// An alert raised outside any one event (the organization's drift, the feed's health):
+    /// every event field empty; the caller fills in what it knows.
+    pub fn outside_events(
+        rule: &str,
+        key: &str,
+        title: &str,
+        severity: Severity,
+        policy_level: &str,
+        reason: String,
+    ) -> Alert {
+        Alert {
+            alert_id: alert_id(rule, key),
+            rule: rule.to_string(),
+            title: title.to_string(),
+            severity,
+            event_id: None,
+            event_time: None,
+            account: None,
+            account_name: None,
+            ou: None,
+            region: None,
+            principal: None,
+            principal_type: None,
+            event_source: None,
+            event_name: None,
+            event_type: None,
+            read_only: None,
+            source_ip: None,
+            user_agent: None,
+            error_code: None,
+            reason,
+            runbook: None,
+            approved_regions: Vec::new(),
+            policy_level: policy_level.to_string(),
+            ou_path: None,
+            scp_exempt_principal: None,
+            denied_by_scp: None,
+            drift: None,
+            last_event_time: None,
+            silent_for: None,
+            silent_for_seconds: None,
+            lag: None,
+            sigma: None,
+            event: None,
+        }
+    }
+}
+
 /// How an account's SCP region allow-list moved (`None`: no restriction, every region).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DriftInfo {

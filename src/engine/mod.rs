@@ -153,22 +153,26 @@ impl Core {
 
     /// The organization's active accounts, for `expected = "organization"`.
     fn expect_organization(&mut self) {
-        if let Some(org) = self.organization.as_ref().map(|o| o.tree.clone()) {
-            self.expect_accounts_of(&org);
+        if let (Some(w), Some(org)) = (self.health.as_mut(), self.organization.as_ref()) {
+            expect_active(w, &org.tree);
         }
     }
 
     fn expect_accounts_of(&mut self, tree: &crate::org::tree::Tree) {
-        let Some(w) = self.health.as_mut() else {
-            return;
-        };
-        let active = tree
-            .accounts
-            .iter()
-            .filter(|(_, a)| a.status == "ACTIVE")
-            .map(|(id, _)| id.clone());
-        w.expect(active);
+        if let Some(w) = self.health.as_mut() {
+            expect_active(w, tree);
+        }
     }
+}
+
+/// The tree's active accounts are expected by the feed-health watch.
+fn expect_active(w: &mut crate::health::Watch, tree: &crate::org::tree::Tree) {
+    let active = tree
+        .accounts
+        .iter()
+        .filter(|(_, a)| a.status == "ACTIVE")
+        .map(|(id, _)| id.clone());
+    w.expect(active);
 }
 
 /// Unsettled submissions and items lost, shared with every [`Pending`].

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::alert::{alert_id, Alert, LagInfo};
+use crate::alert::{Alert, LagInfo};
 use crate::config::health::{Expected, Health};
 use crate::event::format_utc_secs;
 use lag::Lag;
@@ -298,12 +298,13 @@ impl Watch {
             };
             out.push(self.alert(found, names));
         }
-        if arrival && self.labelled.contains(account) {
-            metrics::histogram!("trailwatch_event_lag_seconds", "account" => account.to_string())
-                .record(event_time.map_or(0, |et| (clock - et).max(0)) as f64);
-        } else if arrival && event_time.is_some() {
-            metrics::histogram!("trailwatch_event_lag_seconds", "account" => "other")
-                .record(event_time.map_or(0, |et| (clock - et).max(0)) as f64);
+        if let (true, Some(et)) = (arrival, event_time) {
+            let label = match self.labelled.contains(account) {
+                true => account.to_string(),
+                false => "other".to_string(),
+            };
+            metrics::histogram!("trailwatch_event_lag_seconds", "account" => label)
+                .record((clock - et).max(0) as f64);
         }
     }
 
@@ -625,39 +626,22 @@ impl Watch {
             _ => "Feed caught up: CloudTrail events arrive on time again",
         };
         Alert {
-            alert_id: alert_id(f.rule, &f.key),
-            rule: f.rule.to_string(),
-            title: title.to_string(),
-            severity: self.settings.severity,
-            event_id: None,
             event_time: Some(format_utc_secs(f.time)),
             account: f.account.map(str::to_string),
             account_name: f.account.and_then(names),
-            ou: None,
             region: f.region.map(str::to_string),
-            principal: None,
-            principal_type: None,
-            event_source: None,
-            event_name: None,
-            event_type: None,
-            read_only: None,
-            source_ip: None,
-            user_agent: None,
-            error_code: None,
-            reason: f.reason,
-            runbook: None,
-            approved_regions: Vec::new(),
-            policy_level: "health".to_string(),
-            ou_path: None,
-            scp_exempt_principal: None,
-            denied_by_scp: None,
-            drift: None,
             last_event_time: f.last_event.map(format_utc_secs),
             silent_for: f.silent_for.map(spoken),
             silent_for_seconds: f.silent_for.map(|s| s.max(0) as u64),
             lag: f.lag,
-            sigma: None,
-            event: None,
+            ..Alert::outside_events(
+                f.rule,
+                &f.key,
+                title,
+                self.settings.severity,
+                "health",
+                f.reason,
+            )
         }
     }
 }

@@ -8,7 +8,7 @@
 use std::collections::BTreeSet;
 
 use super::tree::Tree;
-use crate::alert::{alert_id, Alert, DriftInfo, Severity};
+use crate::alert::{Alert, DriftInfo, Severity};
 
 pub use crate::config::DRIFT_RULE as RULE;
 const TITLE: &str = "An account's SCP region restriction widened or is missing";
@@ -198,45 +198,21 @@ pub fn alert(d: &Drift, now: i64) -> Alert {
     // One alert per account and move: the same drift read again has the same id.
     let key = format!("{}|{:?}|{:?}", d.account, d.before, d.after);
     let time = crate::event::format_utc_secs(now);
+    let reason = format!("{what} ({}).", d.cause);
     Alert {
-        alert_id: alert_id(RULE, &key),
-        rule: RULE.into(),
-        title: TITLE.into(),
-        severity: Severity::High,
-        event_id: None,
         event_time: Some(time),
         account: Some(d.account.clone()),
         account_name: (!d.name.is_empty()).then(|| d.name.clone()),
-        ou: None,
-        region: None,
-        principal: None,
-        principal_type: None,
         event_source: Some("organizations.amazonaws.com".into()),
-        event_name: None,
-        event_type: None,
-        read_only: None,
-        source_ip: None,
-        user_agent: None,
-        error_code: None,
-        reason: format!("{what} ({}).", d.cause),
-        runbook: None,
         approved_regions: d.after.clone().unwrap_or_default(),
-        policy_level: "scp".into(),
         ou_path: Some(d.ou_path.clone()),
-        scp_exempt_principal: None,
-        denied_by_scp: None,
         drift: Some(DriftInfo {
             before: d.before.clone(),
             after: d.after.clone(),
             added,
             cause: d.cause.clone(),
         }),
-        last_event_time: None,
-        silent_for: None,
-        silent_for_seconds: None,
-        lag: None,
-        sigma: None,
-        event: None,
+        ..Alert::outside_events(RULE, &key, TITLE, Severity::High, "scp", reason)
     }
 }
 

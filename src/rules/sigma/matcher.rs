@@ -12,100 +12,74 @@
 use std::net::IpAddr;
 
 use base64::Engine as _;
+
+use crate::glob::{wild_match, Wild as W};
 use serde_json::Value;
 
-/// A value with `*` and `?` wildcards (`\*`, `\?` and `\\` are literal), or a plain one.
+/// A value with `*` and `?` wildcards (`\*`, `\?` and `\\` are literal), or a plain one:
+/// compiled once into the shared wildcard matcher's pattern (folded unless `cased`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Wild {
-    parts: Vec<Part>,
+    pat: Vec<W<char>>,
     cased: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Part {
-    Lit(String),
-    Any,
-    One,
 }
 
 impl Wild {
     pub fn new(text: &str, cased: bool) -> Wild {
-        let mut parts = Vec::new();
-        let mut lit = String::new();
+        let fold = |c: char| -> Vec<char> {
+            match cased {
+                true => vec![c],
+                false => c.to_lowercase().collect(),
+            }
+        };
+        let mut pat = Vec::new();
         let mut chars = text.chars().peekable();
-        let fold = |s: String| if cased { s } else { s.to_lowercase() };
         while let Some(c) = chars.next() {
             match c {
                 '\\' => match chars.peek() {
                     Some(&n) if matches!(n, '*' | '?' | '\\') => {
-                        lit.push(n);
+                        pat.extend(fold(n).into_iter().map(W::Lit));
                         chars.next();
                     }
-                    _ => lit.push('\\'),
+                    _ => pat.push(W::Lit('\\')),
                 },
-                '*' | '?' => {
-                    if !lit.is_empty() {
-                        parts.push(Part::Lit(fold(std::mem::take(&mut lit))));
-                    }
-                    parts.push(if c == '*' { Part::Any } else { Part::One });
-                }
-                c => lit.push(c),
+                '*' => pat.push(W::Any),
+                '?' => pat.push(W::One),
+                c => pat.extend(fold(c).into_iter().map(W::Lit)),
             }
         }
-        if !lit.is_empty() {
-            parts.push(Part::Lit(fold(lit)));
-        }
-        Wild { parts, cased }
+        Wild { pat, cased }
     }
 
     /// Wildcards around it (`contains`), after it (`startswith`), before it (`endswith`).
     fn wrapped(mut self, before: bool, after: bool) -> Wild {
-        if before && self.parts.first() != Some(&Part::Any) {
-            self.parts.insert(0, Part::Any);
+        if before && self.pat.first() != Some(&W::Any) {
+            self.pat.insert(0, W::Any);
         }
-        if after && self.parts.last() != Some(&Part::Any) {
-            self.parts.push(Part::Any);
+        if after && self.pat.last() != Some(&W::Any) {
+            self.pat.push(W::Any);
         }
         self
     }
 
     /// The plain text, when there is no wildcard.
-    fn literal(&self) -> Option<&str> {
-        match self.parts.as_slice() {
-            [] => Some(""),
-            [Part::Lit(s)] => Some(s),
-            _ => None,
-        }
+    fn literal(&self) -> Option<String> {
+        self.pat
+            .iter()
+            .map(|w| match w {
+                W::Lit(c) => Some(*c),
+                _ => None,
+            })
+            .collect()
     }
 
     pub fn matches(&self, text: &str) -> bool {
-        let folded;
-        let text = match self.cased {
-            true => text,
-            false => {
-                folded = text.to_lowercase();
-                &folded
-            }
+        let t: Vec<char> = match self.cased {
+            true => text.chars().collect(),
+            false => text.chars().flat_map(char::to_lowercase).collect(),
         };
-        matches_parts(&self.parts, text)
+        wild_match(&self.pat, &t)
     }
-}
-
-/// The wildcard match, char by char.
-fn matches_parts(parts: &[Part], text: &str) -> bool {
-    use crate::glob::{wild_match, Wild as W};
-    let pat: Vec<W<char>> = parts
-        .iter()
-        .flat_map(|p| -> Vec<W<char>> {
-            match p {
-                Part::Any => vec![W::Any],
-                Part::One => vec![W::One],
-                Part::Lit(s) => s.chars().map(W::Lit).collect(),
-            }
-        })
-        .collect();
-    let t: Vec<char> = text.chars().collect();
-    wild_match(&pat, &t)
 }
 
 /// How one value is compared.
@@ -280,7 +254,9 @@ pub fn compile(
             Test::FieldRef(t.split('.').map(str::to_string).collect())
         } else {
             let w = Wild::new(&t, cased);
-            let w = match (has("contains"), has("startswith"), has("endswith")) {
+            // A keyword (no field) is found anywhere in the record's text.
+            let contains = has("contains") || path.is_none();
+            let w = match (contains, has("startswith"), has("endswith")) {
                 (true, _, _) => w.wrapped(true, true),
                 (_, true, _) => w.wrapped(false, true),
                 (_, _, true) => w.wrapped(true, false),
@@ -458,7 +434,7 @@ impl FieldTest {
             None => {
                 let text = record.to_string();
                 let mut each = self.tests.iter().map(|t| match t {
-                    Test::Text(w) => w.clone().wrapped(true, true).matches(&text),
+                    Test::Text(w) => w.matches(&text),
                     Test::Regex(r) => r.is_match(&text),
                     _ => false,
                 });
