@@ -48,6 +48,7 @@ pub mod filter;
 pub mod glob;
 pub mod health;
 pub mod item;
+pub mod kleene;
 pub mod metrics_server;
 pub mod org;
 pub mod pipeline;

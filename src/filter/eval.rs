@@ -82,28 +82,8 @@ pub fn condition(doc: &dyn Doc, slot: usize, c: &Condition) -> Option<bool> {
 pub fn expr(p: &JsonPattern, e: &Expr, doc: &dyn Doc, slots: &[usize]) -> Option<bool> {
     match e {
         Expr::Cond(i) => condition(doc, slots.get(*i).copied().unwrap_or(0), &p.conditions[*i]),
-        Expr::And(items) => {
-            let mut known = true;
-            for item in items {
-                match expr(p, item, doc, slots) {
-                    Some(false) => return Some(false),
-                    None => known = false,
-                    Some(true) => {}
-                }
-            }
-            known.then_some(true)
-        }
-        Expr::Or(items) => {
-            let mut known = true;
-            for item in items {
-                match expr(p, item, doc, slots) {
-                    Some(true) => return Some(true),
-                    None => known = false,
-                    Some(false) => {}
-                }
-            }
-            known.then_some(false)
-        }
+        Expr::And(items) => crate::kleene::all(items.iter().map(|item| expr(p, item, doc, slots))),
+        Expr::Or(items) => crate::kleene::any(items.iter().map(|item| expr(p, item, doc, slots))),
     }
 }
 
@@ -201,28 +181,8 @@ pub fn eval(p: &JsonPattern, n: &Node, doc: &dyn Doc) -> Option<bool> {
                 _ => false,
             })
         }
-        Node::And(items) => {
-            let mut known = true;
-            for item in items {
-                match eval(p, item, doc) {
-                    Some(false) => return Some(false),
-                    None => known = false,
-                    Some(true) => {}
-                }
-            }
-            known.then_some(true)
-        }
-        Node::Or(items) => {
-            let mut known = true;
-            for item in items {
-                match eval(p, item, doc) {
-                    Some(true) => return Some(true),
-                    None => known = false,
-                    Some(false) => {}
-                }
-            }
-            known.then_some(false)
-        }
+        Node::And(items) => crate::kleene::all(items.iter().map(|item| eval(p, item, doc))),
+        Node::Or(items) => crate::kleene::any(items.iter().map(|item| eval(p, item, doc))),
     }
 }
 

@@ -117,12 +117,9 @@ impl Judge {
         if self.sigma.is_empty() {
             return;
         }
-        // The decoder parsed the record already; its text is JSON, so this only fails on a
-        // record too deep for serde_json (decoding caps depth below its limit).
-        let Ok(record) = serde_json::from_str::<serde_json::Value>(ev.raw) else {
-            return;
-        };
-        for rule in self.sigma.iter().filter(|r| r.matches(&record)) {
+        let mut hits = Vec::new();
+        crate::rules::sigma::evaluate(&self.sigma, ev, &mut hits);
+        for rule in hits.into_iter().map(|i| &self.sigma[i]) {
             let acct = self.policy.for_account(ev.account());
             let what = AlertWhat {
                 rule: &rule.rule,

@@ -11,10 +11,11 @@ use std::borrow::Cow;
 use std::cell::OnceCell;
 
 use crate::alert::Severity;
-use crate::event::{present, Event};
+use crate::event::Event;
 use crate::filter::ast::Selector;
 use crate::filter::eval::{self, Doc, Val, ValueDoc};
 use crate::filter::Pattern;
+use crate::rules::hot::{Hot, HotValue};
 
 /// A compiled custom rule.
 #[derive(Debug, Clone)]
@@ -28,52 +29,8 @@ pub struct CustomRule {
     node: Option<eval::Node>,
 }
 
-/// Where a selector's value lives among the hot fields.
-#[derive(Debug, Clone, Copy)]
-enum Hot {
-    /// A top-level string field: its presence bit and which field.
-    Top(u16, for<'e> fn(&'e Event<'_>) -> Option<&'e str>),
-    ReadOnly,
-    UserIdentity,
-    /// A string field of `userIdentity`.
-    Ident(for<'e> fn(&'e Event<'_>) -> Option<&'e str>),
-}
-
 fn hot_of(sel: &Selector) -> Option<Hot> {
-    let keys = sel.keys()?;
-    use present::*;
-    let top = |bit, f: for<'e> fn(&'e Event<'_>) -> Option<&'e str>| Some(Hot::Top(bit, f));
-    match keys.as_slice() {
-        ["eventID"] => top(EVENT_ID, |e| e.event_id.as_deref()),
-        ["eventTime"] => top(EVENT_TIME, |e| e.event_time.as_deref()),
-        ["eventVersion"] => top(EVENT_VERSION, |e| e.event_version.as_deref()),
-        ["eventSource"] => top(EVENT_SOURCE, |e| e.event_source.as_deref()),
-        ["eventName"] => top(EVENT_NAME, |e| e.event_name.as_deref()),
-        ["eventType"] => top(EVENT_TYPE, |e| e.event_type.as_deref()),
-        ["eventCategory"] => top(EVENT_CATEGORY, |e| e.event_category.as_deref()),
-        ["awsRegion"] => top(AWS_REGION, |e| e.aws_region.as_deref()),
-        ["sourceIPAddress"] => top(SOURCE_IP, |e| e.source_ip.as_deref()),
-        ["userAgent"] => top(USER_AGENT, |e| e.user_agent.as_deref()),
-        ["errorCode"] => top(ERROR_CODE, |e| e.error_code.as_deref()),
-        ["recipientAccountId"] => top(RECIPIENT_ACCOUNT_ID, |e| e.recipient_account_id.as_deref()),
-        ["readOnly"] => Some(Hot::ReadOnly),
-        ["userIdentity"] => Some(Hot::UserIdentity),
-        ["userIdentity", "type"] => Some(Hot::Ident(|e| e.user_identity.as_ref()?.kind.as_deref())),
-        ["userIdentity", "arn"] => Some(Hot::Ident(|e| e.user_identity.as_ref()?.arn.as_deref())),
-        ["userIdentity", "accountId"] => Some(Hot::Ident(|e| {
-            e.user_identity.as_ref()?.account_id.as_deref()
-        })),
-        ["userIdentity", "principalId"] => Some(Hot::Ident(|e| {
-            e.user_identity.as_ref()?.principal_id.as_deref()
-        })),
-        ["userIdentity", "userName"] => Some(Hot::Ident(|e| {
-            e.user_identity.as_ref()?.user_name.as_deref()
-        })),
-        ["userIdentity", "invokedBy"] => Some(Hot::Ident(|e| {
-            e.user_identity.as_ref()?.invoked_by.as_deref()
-        })),
-        _ => None,
-    }
+    Hot::of(&sel.keys()?)
 }
 
 /// An event's hot fields as a [`Doc`]: certain answers where the decoder's parse allows.
@@ -89,32 +46,15 @@ impl Doc for HotDoc<'_, '_> {
         _sel: &Selector,
         f: &mut dyn FnMut(&Val<'_>) -> bool,
     ) -> Option<bool> {
-        let ev = self.ev;
-        let has = |bit| ev.present & bit != 0;
-        let one = |v: Val<'_>, f: &mut dyn FnMut(&Val<'_>) -> bool| Some(f(&v));
-        match (*self.hot.get(slot)?)? {
-            Hot::Top(bit, get) => match (has(bit), get(ev)) {
-                (false, _) => Some(false),
-                (true, Some(s)) => one(Val::Str(Cow::Borrowed(s)), f),
-                (true, None) => one(Val::Null, f),
-            },
-            Hot::ReadOnly => match (has(present::READ_ONLY), ev.read_only) {
-                (false, _) => Some(false),
-                _ if has(present::READ_ONLY_IS_STRING) => None,
-                (true, Some(b)) => one(Val::Bool(b), f),
-                (true, None) => one(Val::Null, f),
-            },
-            Hot::UserIdentity => match (has(present::USER_IDENTITY), &ev.user_identity) {
-                (false, _) => Some(false),
-                (true, Some(_)) => one(Val::Object, f),
-                (true, None) => one(Val::Null, f),
-            },
-            Hot::Ident(get) => match (has(present::USER_IDENTITY), &ev.user_identity, get(ev)) {
-                (false, _, _) | (true, None, _) => Some(false), // no parent: field missing
-                (true, Some(_), Some(s)) => one(Val::Str(Cow::Borrowed(s)), f),
-                (true, Some(_), None) => None, // null or missing: the full parse tells
-            },
-        }
+        let v = match (*self.hot.get(slot)?)?.value(self.ev) {
+            HotValue::Missing => return Some(false),
+            HotValue::Unknown => return None,
+            HotValue::Null => Val::Null,
+            HotValue::Str(s) => Val::Str(Cow::Borrowed(s)),
+            HotValue::Bool(b) => Val::Bool(b),
+            HotValue::Object => Val::Object,
+        };
+        Some(f(&v))
     }
 }
 

@@ -2,6 +2,7 @@
 //! beside it. Rules are plain functions of an [`crate::event::Event`] and a time.
 
 pub mod custom;
+pub mod hot;
 pub mod policy;
 pub mod region;
 pub mod sigma;

@@ -201,6 +201,17 @@ impl Expr {
         }
     }
 
+    /// Three-valued (Kleene) evaluation: `None` where a selection's answer is unknown and
+    /// the rest of the condition does not settle it.
+    pub fn decide(&self, sel: &mut impl FnMut(usize) -> Option<bool>) -> Option<bool> {
+        match self {
+            Expr::Sel(i) => sel(*i),
+            Expr::And(v) => crate::kleene::all(v.iter().map(|e| e.decide(sel))),
+            Expr::Or(v) => crate::kleene::any(v.iter().map(|e| e.decide(sel))),
+            Expr::Not(e) => e.decide(sel).map(|b| !b),
+        }
+    }
+
     /// Every selection the condition uses.
     pub fn uses(&self, out: &mut Vec<usize>) {
         match self {

@@ -13,7 +13,9 @@ use std::net::IpAddr;
 
 use base64::Engine as _;
 
+use crate::event::Event;
 use crate::glob::{wild_match, Wild as W};
+use crate::rules::hot::{Hot, HotValue};
 use serde_json::Value;
 
 /// A value with `*` and `?` wildcards (`\*`, `\?` and `\\` are literal), or a plain one:
@@ -22,6 +24,17 @@ use serde_json::Value;
 pub struct Wild {
     pat: Vec<W<char>>,
     cased: bool,
+    /// The pattern's shape when it is a literal with `*` only at its ends (most are).
+    shape: Option<(Shape, String)>,
+}
+
+/// Where a literal must sit in the text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Exact,
+    Prefix,
+    Suffix,
+    Contains,
 }
 
 impl Wild {
@@ -48,7 +61,34 @@ impl Wild {
                 c => pat.extend(fold(c).into_iter().map(W::Lit)),
             }
         }
-        Wild { pat, cased }
+        Wild::shaped(pat, cased)
+    }
+
+    fn shaped(pat: Vec<W<char>>, cased: bool) -> Wild {
+        let lead = pat.iter().take_while(|w| **w == W::Any).count();
+        let trail = pat[lead..]
+            .iter()
+            .rev()
+            .take_while(|w| **w == W::Any)
+            .count();
+        let middle = &pat[lead..pat.len() - trail];
+        let lit: Option<String> = middle
+            .iter()
+            .map(|w| match w {
+                W::Lit(c) => Some(*c),
+                _ => None,
+            })
+            .collect();
+        let shape = lit.map(|l| {
+            let s = match (lead > 0, trail > 0) {
+                (false, false) => Shape::Exact,
+                (false, true) => Shape::Prefix,
+                (true, false) => Shape::Suffix,
+                (true, true) => Shape::Contains,
+            };
+            (s, l)
+        });
+        Wild { pat, cased, shape }
     }
 
     /// Wildcards around it (`contains`), after it (`startswith`), before it (`endswith`).
@@ -59,7 +99,7 @@ impl Wild {
         if after && self.pat.last() != Some(&W::Any) {
             self.pat.push(W::Any);
         }
-        self
+        Wild::shaped(self.pat, self.cased)
     }
 
     /// The plain text, when there is no wildcard.
@@ -74,6 +114,28 @@ impl Wild {
     }
 
     pub fn matches(&self, text: &str) -> bool {
+        if let Some((shape, lit)) = &self.shape {
+            // Byte comparisons where they are exact: cased, or both sides ASCII (folding a
+            // non-ASCII character can give an ASCII one, e.g. the Kelvin sign).
+            if self.cased {
+                return match shape {
+                    Shape::Exact => text == lit,
+                    Shape::Prefix => text.starts_with(lit.as_str()),
+                    Shape::Suffix => text.ends_with(lit.as_str()),
+                    Shape::Contains => text.contains(lit.as_str()),
+                };
+            }
+            if text.is_ascii() && lit.is_ascii() {
+                let (t, l) = (text.as_bytes(), lit.as_bytes());
+                let eq = |a: &[u8]| a.eq_ignore_ascii_case(l);
+                return match shape {
+                    Shape::Exact => eq(t),
+                    Shape::Prefix => t.len() >= l.len() && eq(&t[..l.len()]),
+                    Shape::Suffix => t.len() >= l.len() && eq(&t[t.len() - l.len()..]),
+                    Shape::Contains => l.is_empty() || t.windows(l.len()).any(eq),
+                };
+            }
+        }
         let t: Vec<char> = match self.cased {
             true => text.chars().collect(),
             false => text.chars().flat_map(char::to_lowercase).collect(),
@@ -113,6 +175,8 @@ pub struct FieldTest {
     pub tests: Vec<Test>,
     /// `|all`: every value must match (else one is enough).
     pub all: bool,
+    /// The hot field the path names, if it is one (the prefilter decides on it).
+    hot: Option<Hot>,
 }
 
 /// The modifiers trailwatch knows.
@@ -269,7 +333,15 @@ pub fn compile(
     if tests.is_empty() {
         return Err("no value to compare with".into());
     }
-    Ok(FieldTest { path, tests, all })
+    let hot = path
+        .as_ref()
+        .and_then(|p| Hot::of(&p.iter().map(String::as_str).collect::<Vec<_>>()));
+    Ok(FieldTest {
+        path,
+        tests,
+        all,
+        hot,
+    })
 }
 
 fn expand(
@@ -404,12 +476,7 @@ impl Test {
                 .and_then(Value::as_str)
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
                 .is_some_and(|a| in_network(a, *net, *bits)),
-            Test::Num(op, n) => field.and_then(number).is_some_and(|x| match op {
-                NumOp::Lt => x < *n,
-                NumOp::Lte => x <= *n,
-                NumOp::Gt => x > *n,
-                NumOp::Gte => x >= *n,
-            }),
+            Test::Num(op, n) => field.and_then(number).is_some_and(|x| op.holds(x, *n)),
             Test::FieldRef(other) => match (field, lookup(record, other)) {
                 (Some(a), Some(b)) if !a.is_null() => text_of(a) == text_of(b),
                 _ => false,
@@ -418,7 +485,65 @@ impl Test {
     }
 }
 
+impl Test {
+    /// The answer on a hot field's value, when it is certain: the same as [`Test::matches`]
+    /// gives on the full record.
+    fn decide(&self, v: HotValue<'_>) -> Option<bool> {
+        let text = match v {
+            HotValue::Unknown | HotValue::Object => return None,
+            HotValue::Missing => None,
+            HotValue::Null => Some(None),
+            HotValue::Str(s) => Some(Some(s)),
+            HotValue::Bool(b) => Some(Some(if b { "true" } else { "false" })),
+        };
+        let is_str = matches!(v, HotValue::Str(_));
+        Some(match self {
+            Test::Null => matches!(text, None | Some(None)),
+            Test::Exists(want) => text.is_some() == *want,
+            Test::Text(w) => text.flatten().is_some_and(|t| w.matches(t)),
+            Test::Regex(r) => text.flatten().is_some_and(|t| r.is_match(t)),
+            Test::Cidr(net, bits) => {
+                is_str
+                    && text
+                        .flatten()
+                        .and_then(|s| s.trim().parse::<IpAddr>().ok())
+                        .is_some_and(|a| in_network(a, *net, *bits))
+            }
+            Test::Num(op, n) => {
+                is_str
+                    && text
+                        .flatten()
+                        .and_then(|s| s.trim().parse::<f64>().ok())
+                        .is_some_and(|x| op.holds(x, *n))
+            }
+            Test::FieldRef(_) => return None,
+        })
+    }
+}
+
+impl NumOp {
+    fn holds(self, x: f64, n: f64) -> bool {
+        match self {
+            NumOp::Lt => x < n,
+            NumOp::Lte => x <= n,
+            NumOp::Gt => x > n,
+            NumOp::Gte => x >= n,
+        }
+    }
+}
+
 impl FieldTest {
+    /// The prefilter: the answer from the decoder's hot fields alone, `None` when they cannot
+    /// tell (a field they do not hold, a keyword, a field reference).
+    pub fn decide(&self, ev: &Event<'_>) -> Option<bool> {
+        let v = self.hot?.value(ev);
+        let each = self.tests.iter().map(|t| t.decide(v));
+        match self.all {
+            true => crate::kleene::all(each),
+            false => crate::kleene::any(each),
+        }
+    }
+
     pub fn matches(&self, record: &Value) -> bool {
         match &self.path {
             Some(path) => {

@@ -12,6 +12,9 @@ pub mod matcher;
 use marked_yaml::{Node, Span};
 use serde_json::Value;
 
+use crate::event::Event;
+use crate::rules::custom::EvalStats;
+
 use condition::Expr;
 use matcher::{FieldTest, Raw};
 
@@ -355,6 +358,62 @@ fn field_tests(
     Ok(out)
 }
 
+/// Appends the indexes of the rules that match `ev` to `out`. Each rule first decides on the
+/// hot fields; the record is parsed (once, shared) only for a rule they cannot settle. Its
+/// text is JSON, so parsing fails only on a record too deep for serde_json (decoding caps
+/// depth below that), which then matches nothing.
+pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>) -> EvalStats {
+    let mut stats = EvalStats::default();
+    let mut full: Option<Option<Value>> = None;
+    for (i, r) in rules.iter().enumerate() {
+        let m = match r.decide(ev) {
+            Some(m) => {
+                stats.decided_on_hot_fields += 1;
+                m
+            }
+            None => full
+                .get_or_insert_with(|| {
+                    stats.full_parses += 1;
+                    serde_json::from_str(ev.raw).ok()
+                })
+                .as_ref()
+                .is_some_and(|v| r.matches(v)),
+        };
+        if m {
+            out.push(i);
+        }
+    }
+    stats
+}
+
+/// Each selection's answer within one evaluation (a condition may name one twice), for the
+/// first 64 selections; later ones are simply evaluated again. No allocation per event.
+#[derive(Default)]
+struct Memo {
+    done: u64,
+    known: u64,
+    yes: u64,
+}
+
+impl Memo {
+    fn get(&mut self, i: usize, f: impl FnOnce() -> Option<bool>) -> Option<bool> {
+        let Some(bit) = u32::try_from(i).ok().and_then(|i| 1u64.checked_shl(i)) else {
+            return f();
+        };
+        if self.done & bit == 0 {
+            let v = f();
+            self.done |= bit;
+            if let Some(b) = v {
+                self.known |= bit;
+                if b {
+                    self.yes |= bit;
+                }
+            }
+        }
+        (self.known & bit != 0).then_some(self.yes & bit != 0)
+    }
+}
+
 impl Rule {
     /// `level` as a severity: `informational` is info; no level is medium.
     pub fn severity(&self) -> crate::config::Severity {
@@ -375,12 +434,28 @@ impl Rule {
 
     /// Whether the record matches the rule's detection.
     pub fn matches(&self, record: &Value) -> bool {
-        let mut memo: Vec<Option<bool>> = vec![None; self.selections.len()];
+        let mut memo = Memo::default();
         self.condition.eval(&mut |i| {
-            *memo[i].get_or_insert_with(|| match &self.selections[i] {
-                Selection::Maps(ors) => ors
-                    .iter()
-                    .any(|ands| ands.iter().all(|t| t.matches(record))),
+            memo.get(i, || match &self.selections[i] {
+                Selection::Maps(ors) => Some(
+                    ors.iter()
+                        .any(|ands| ands.iter().all(|t| t.matches(record))),
+                ),
+            }) == Some(true)
+        })
+    }
+
+    /// The prefilter: the answer from the decoder's hot fields alone (`eventSource`,
+    /// `eventName`, …), `None` when the record must be read in full. Where it answers, it is
+    /// the answer [`Rule::matches`] gives.
+    pub fn decide(&self, ev: &Event<'_>) -> Option<bool> {
+        let mut memo = Memo::default();
+        self.condition.decide(&mut |i| {
+            memo.get(i, || match &self.selections[i] {
+                Selection::Maps(ors) => crate::kleene::any(
+                    ors.iter()
+                        .map(|ands| crate::kleene::all(ands.iter().map(|t| t.decide(ev)))),
+                ),
             })
         })
     }

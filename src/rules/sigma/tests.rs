@@ -148,3 +148,159 @@ fn every_sigmahq_cloudtrail_rule_loads() {
     }
     assert_eq!(loaded, 57);
 }
+
+/// Every rule of a file, loaded with no placeholders.
+fn rules_of(path: &std::path::Path) -> Vec<Rule> {
+    let text = std::fs::read_to_string(path).unwrap();
+    let stem = path.file_stem().unwrap().to_string_lossy().to_string();
+    let l = load_str(&text, &path.display().to_string(), &stem, &none);
+    assert!(l.errors.is_empty(), "{:?}", l.errors);
+    l.rules
+}
+
+/// The real fixture records, each also with its hot fields varied: to names and sources the
+/// SigmaHQ rules look for, to null, absent, a string `readOnly`, a null `userIdentity`.
+fn varied_records() -> Vec<String> {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
+    let names = [
+        "StopLogging",
+        "DeleteTrail",
+        "UpdateTrail",
+        "CreateAccessKey",
+        "ConsoleLogin",
+        "PutBucketPolicy",
+        "PutBucketLogging",
+        "GetCallerIdentity",
+        "ListBuckets",
+        "SendCommand",
+        "ModifySnapshotAttribute",
+        "GetSigninToken",
+        "PutUserPolicy",
+        "EnableRegion",
+        "RunTask",
+        "ModifyInstanceAttribute",
+        "DeleteSAMLProvider",
+        "ImportKeyPair",
+        "CreateLoginProfile",
+    ];
+    let sources = [
+        "ec2.amazonaws.com",
+        "iam.amazonaws.com",
+        "s3.amazonaws.com",
+        "sts.amazonaws.com",
+        "cloudtrail.amazonaws.com",
+        "ssm.amazonaws.com",
+        "signin.amazonaws.com",
+    ];
+    let mut out = Vec::new();
+    for f in ["stratus_sample.jsonl", "otrf_sample.jsonl"] {
+        for line in std::fs::read_to_string(root.join(f)).unwrap().lines() {
+            let v: Value = serde_json::from_str(line).unwrap();
+            let mut push = |f: &dyn Fn(&mut Value)| {
+                let mut w = v.clone();
+                f(&mut w);
+                out.push(w.to_string());
+            };
+            push(&|_| {});
+            for (i, n) in names.iter().enumerate() {
+                let s = sources[i % sources.len()];
+                push(&|w| {
+                    w["eventName"] = (*n).into();
+                    w["eventSource"] = s.into();
+                });
+                push(&|w| {
+                    w["eventName"] = (*n).into();
+                    w["errorCode"] = "AccessDenied".into();
+                    w["readOnly"] = "false".into();
+                });
+            }
+            push(&|w| w["eventName"] = Value::Null);
+            push(&|w| drop(w.as_object_mut().map(|o| o.remove("eventSource"))));
+            push(&|w| w["readOnly"] = "true".into());
+            push(&|w| w["userIdentity"] = Value::Null);
+            push(&|w| w["userIdentity"]["type"] = "Root".into());
+            push(&|w| drop(w["userIdentity"].as_object_mut().map(|o| o.remove("arn"))));
+            push(&|w| w["errorCode"] = Value::Null);
+            push(&|w| w["userAgent"] = "S3 Browser 9.1".into());
+        }
+    }
+    out
+}
+
+#[test]
+fn the_prefilter_answers_as_the_full_match_does() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut rules = rules_of(&root.join("tests/fixtures/sigma/modifiers.yml"));
+    for e in std::fs::read_dir(root.join("rules/sigma/sigmahq")).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "yml") {
+            rules.extend(rules_of(&p));
+        }
+    }
+    let records = varied_records();
+    let (mut decided, mut undecided, mut matched) = (0usize, 0usize, 0usize);
+    let mut hits = Vec::new();
+    for raw in &records {
+        let ev = crate::decode::object::parse(raw).unwrap().event;
+        let full: Value = serde_json::from_str(raw).unwrap();
+        hits.clear();
+        let stats = evaluate(&rules, &ev, &mut hits);
+        for (i, r) in rules.iter().enumerate() {
+            let truth = r.matches(&full);
+            match r.decide(&ev) {
+                Some(d) => {
+                    assert_eq!(d, truth, "{} decided {d} on {raw}", r.rule);
+                    decided += 1;
+                }
+                None => undecided += 1,
+            }
+            assert_eq!(hits.contains(&i), truth, "evaluate, {} on {raw}", r.rule);
+            matched += usize::from(truth);
+        }
+        // One full parse at most, shared by every rule the hot fields leave open.
+        assert!(stats.full_parses <= 1, "{stats:?}");
+    }
+    // The comparison means something only if rules match and both paths are taken.
+    assert!(matched > 100, "{matched} matches");
+    assert!(undecided > 0);
+    assert!(
+        decided * 10 > (decided + undecided) * 8,
+        "the hot fields decide {decided} of {}",
+        decided + undecided
+    );
+}
+
+#[test]
+fn wildcard_shapes_match_as_the_general_matcher_does() {
+    use matcher::Wild;
+    let cases: &[(&str, bool, &str, bool)] = &[
+        ("StopLogging", false, "stoplogging", true),
+        ("StopLogging", true, "stoplogging", false),
+        ("StopLogging", true, "StopLogging", true),
+        ("Stop*", false, "STOPLOGGING", true),
+        ("*Logging", false, "stoplogginG", true),
+        ("*Logging", false, "Logging", true),
+        ("*Log*", false, "xxLOGxx", true),
+        ("*Log*", true, "xxLOGxx", false),
+        ("*Log*", false, "xxLoxx", false),
+        ("Stop*", false, "Sto", false),
+        ("**", false, "", true),
+        ("*", false, "anything", true),
+        ("a\\*b", false, "A*B", true),
+        ("a\\*b", false, "axb", false),
+        ("a?c", false, "ABC", true),
+        // Folding a non-ASCII character can give an ASCII one: the Kelvin sign is `k`.
+        ("*k*", false, "\u{212A}ey", true),
+        ("\u{212A}ey", false, "KEY", true),
+        ("*é*", false, "CAFÉ", true),
+        ("*é*", true, "CAFÉ", false),
+        ("café", false, "CAFE", false),
+    ];
+    for &(pat, cased, text, want) in cases {
+        assert_eq!(
+            Wild::new(pat, cased).matches(text),
+            want,
+            "{pat:?} cased={cased} on {text:?}"
+        );
+    }
+}
