@@ -123,7 +123,10 @@ fn lint_reports_findings_with_codes_and_exit_codes() {
         "fix: did you mean `$.awsRegion`?",
         "warning[TW009-prefix-list-as-read-only]",
         "warning[TW008-read-prefix-exemption]: excluding `Get*` also excludes GetSecretValue",
-        "4 findings (1 errors)",
+        // Lint follows its own advice: the fixed pattern's `||` is always true.
+        "error[TW002-always-true]: with the fix applied (`$.awsRegion`): `$.awsRegion != \"us-east-1\" || $.awsRegion != \"us-west-2\"` is true for every event",
+        "fix: use `&&`: `$.awsRegion != \"us-east-1\" && $.awsRegion != \"us-west-2\"`",
+        "5 findings (2 errors)",
     ] {
         assert!(
             out.stdout.contains(want),

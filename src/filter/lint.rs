@@ -135,7 +135,10 @@ fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
 
 struct Linter<'p> {
     p: &'p JsonPattern,
+    text: &'p str,
     out: Vec<Finding>,
+    /// The text edits the unknown-field suggestions make: where, and what to write there.
+    edits: Vec<(Span, String)>,
 }
 
 fn span_of(conds: &[&Condition]) -> Span {
@@ -190,8 +193,18 @@ impl Linter<'_> {
         if known.contains(&name) {
             return false;
         }
-        let hint = closest(name, known)
-            .map(|k| format!("did you mean `{}`?", path.replace(name, k)))
+        let suggestion = closest(name, known).map(|k| path.replace(name, k));
+        let written = self.text.get(c.span.start..c.span.end).unwrap_or_default();
+        if let (Some(s), Some(at)) = (&suggestion, written.find(path.as_str())) {
+            let start = c.span.start + at;
+            let span = Span {
+                start,
+                end: start + path.len(),
+            };
+            self.edits.push((span, s.clone()));
+        }
+        let hint = suggestion
+            .map(|s| format!("did you mean `{s}`?"))
             .unwrap_or_else(|| "check the CloudTrail record reference".into());
         let never = match &c.test {
             Test::NotExists => "always true",
@@ -404,7 +417,13 @@ pub fn lint(text: &str) -> Vec<Finding> {
         }
     };
     match &p {
-        Pattern::Json(j) => lint_json(j),
+        Pattern::Json(j) => {
+            let (mut out, edits) = lint_json(j, text);
+            let revealed = revealed_by_fixes(text, &edits, &out);
+            out.extend(revealed);
+            out.sort_by_key(|f| (f.span.start, std::cmp::Reverse(f.level)));
+            out
+        }
         Pattern::Terms(_) if !text.trim().is_empty() => vec![Finding {
             code: "TW010-terms-on-json",
             level: Level::Info,
@@ -425,8 +444,72 @@ pub fn lint(text: &str) -> Vec<Finding> {
     }
 }
 
-fn lint_json(p: &JsonPattern) -> Vec<Finding> {
-    let mut l = Linter { p, out: Vec::new() };
+/// What the pattern's unknown-field suggestions, applied, give away: lint follows its own
+/// advice (fixing `$.region` in `$.awsRegion != "a" || $.region != "b"` makes the `||` always
+/// true). Each new finding is reported on the original text, its message saying which fix.
+fn revealed_by_fixes(text: &str, edits: &[(Span, String)], found: &[Finding]) -> Vec<Finding> {
+    if edits.is_empty() {
+        return Vec::new();
+    }
+    let mut edits = edits.to_vec();
+    edits.sort_by_key(|(s, _)| s.start);
+    let (mut fixed, mut last) = (String::new(), 0);
+    for (span, with) in &edits {
+        if span.start < last || span.end > text.len() {
+            return Vec::new(); // overlapping edits: nothing sensible to check
+        }
+        fixed.push_str(&text[last..span.start]);
+        fixed.push_str(with);
+        last = span.end;
+    }
+    fixed.push_str(&text[last..]);
+    // An offset in the fixed text, back in the original.
+    let back = |at: usize| {
+        let mut shift: isize = 0;
+        for (span, with) in &edits {
+            let fixed_start = span.start.saturating_add_signed(shift);
+            if at < fixed_start {
+                break;
+            }
+            let grown = with.len() as isize - (span.end - span.start) as isize;
+            if at < fixed_start + with.len() {
+                return span.start;
+            }
+            shift += grown;
+        }
+        at.saturating_add_signed(-shift).min(text.len())
+    };
+    let applied: Vec<String> = edits.iter().map(|(_, w)| format!("`{w}`")).collect();
+    let Ok(Pattern::Json(j)) = Pattern::parse(&fixed) else {
+        return Vec::new();
+    };
+    lint_json(&j, &fixed)
+        .0
+        .into_iter()
+        .filter(|f| f.code != "TW001-unknown-field")
+        .map(|f| Finding {
+            message: format!(
+                "with the fix applied ({}): {}",
+                applied.join(", "),
+                f.message
+            ),
+            span: Span {
+                start: back(f.span.start),
+                end: back(f.span.end),
+            },
+            ..f
+        })
+        .filter(|f| !found.iter().any(|o| o.code == f.code && o.span == f.span))
+        .collect()
+}
+
+fn lint_json<'p>(p: &'p JsonPattern, text: &'p str) -> (Vec<Finding>, Vec<(Span, String)>) {
+    let mut l = Linter {
+        p,
+        text,
+        out: Vec::new(),
+        edits: Vec::new(),
+    };
     let with_not_exists: HashSet<_> = p
         .conditions
         .iter()
@@ -450,7 +533,7 @@ fn lint_json(p: &JsonPattern) -> Vec<Finding> {
     }
     l.out
         .sort_by_key(|f| (f.span.start, std::cmp::Reverse(f.level)));
-    l.out
+    (l.out, l.edits)
 }
 
 /// Renders a finding with the pattern line and a caret, rustc style.
@@ -503,11 +586,53 @@ mod tests {
             &seed[unknown.span.start..unknown.span.end],
             r#"$.region != "us-west-2""#
         );
+        // Lint follows its own advice: with `$.awsRegion` in place, the `||` is always true.
+        let revealed = f.iter().find(|f| f.code == "TW002-always-true").unwrap();
+        assert!(
+            revealed
+                .message
+                .starts_with("with the fix applied (`$.awsRegion`): "),
+            "{}",
+            revealed.message
+        );
+        assert!(revealed.fix.starts_with("use `&&`"), "{}", revealed.fix);
+        assert_eq!(
+            &seed[revealed.span.start..revealed.span.end],
+            r#"$.awsRegion != "us-east-1" || $.region != "us-west-2""#
+        );
         // The "fixed typo" version is a tautology.
         let typo_fixed = r#"{ $.awsRegion != "us-east-1" || $.awsRegion != "us-west-2" }"#;
         assert_eq!(codes(typo_fixed), ["TW002-always-true"]);
         // The corrected pattern is clean.
         assert!(lint(r#"{ ($.awsRegion != "us-east-1") && ($.awsRegion != "us-west-2") && ($.readOnly IS FALSE) }"#).is_empty());
+    }
+
+    #[test]
+    fn fixes_are_checked_and_spans_map_back_past_them() {
+        // Two fixes of different lengths before the revealed finding.
+        let p = r#"{ $.eventname = "A" && $.usrAgent = "b" && ($.awsRegion != "x" || $.region != "y") }"#;
+        let f = lint(p);
+        let unknown = f.iter().filter(|f| f.code == "TW001-unknown-field").count();
+        assert_eq!(unknown, 3, "{f:?}");
+        let revealed: Vec<_> = f.iter().filter(|f| f.code == "TW002-always-true").collect();
+        assert_eq!(revealed.len(), 1, "{f:?}");
+        assert_eq!(
+            &p[revealed[0].span.start..revealed[0].span.end],
+            r#"$.awsRegion != "x" || $.region != "y""#
+        );
+        // A fix that reveals nothing adds nothing; a finding present before is not repeated.
+        assert_eq!(
+            codes(r#"{ $.eventname = "ConsoleLogin" }"#),
+            ["TW001-unknown-field"]
+        );
+        let both = r#"{ ($.awsRegion != "a" || $.awsRegion != "b") && $.eventname = "x" }"#;
+        assert_eq!(
+            codes(both)
+                .iter()
+                .filter(|c| **c == "TW002-always-true")
+                .count(),
+            1
+        );
     }
 
     #[test]
