@@ -40,6 +40,7 @@ pub mod backoff;
 pub mod backtest;
 pub mod build;
 pub mod clock;
+pub mod cloudtrail_fields;
 pub mod config;
 pub mod decode;
 pub mod engine;

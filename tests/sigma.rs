@@ -185,3 +185,94 @@ fn match_greps_with_a_sigma_rule() {
         out.show()
     );
 }
+
+#[test]
+fn lint_reports_each_finding_by_rule_and_line() {
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigma-lint/lint.yml");
+    let out = common::run(["lint", "--sigma", &s(&fixture)]);
+    // Two rules do not load (a condition naming no selection, an unsupported modifier): 2.
+    assert_eq!(out.code, 2, "{}", out.show());
+    let file = s(&fixture);
+    for (code, line, rule, text) in [
+        (
+            "SG001-unknown-field",
+            8,
+            "#1",
+            "fix: did you mean `eventName`?",
+        ),
+        (
+            "SG001-unknown-field",
+            15,
+            "#2",
+            "fix: did you mean `userIdentity.sessionContext.sessionIssuer.type`?",
+        ),
+        ("SG002-modifier-type", 22, "#3", "`readOnly` is a boolean"),
+        (
+            "SG002-modifier-type",
+            24,
+            "#3",
+            "`eventName` is text, not a number",
+        ),
+        ("SG002-modifier-type", 26, "#3", "never an IP address"),
+        (
+            "SG002-modifier-type",
+            28,
+            "#3",
+            "compared with its whole JSON text",
+        ),
+        (
+            "SG006-unused-selection",
+            36,
+            "#4",
+            "`filter_main_automation` is not used",
+        ),
+        (
+            "SG003-no-selection",
+            45,
+            "#5",
+            "`filter`, which is not a selection",
+        ),
+        (
+            "SG004-unsupported",
+            51,
+            "#6",
+            "modifier `wide` is not supported",
+        ),
+        ("SG005-not-cloudtrail", 55, "#7", "service: guardduty"),
+    ] {
+        let at = format!("  --> {file}:{line} (sigma:lint{rule})");
+        let finding = out
+            .stdout
+            .split("\n\n")
+            .find(|f| f.contains(&format!("[{code}]")) && f.contains(&at))
+            .unwrap_or_else(|| panic!("no {code} at {at}:\n{}", out.stdout));
+        assert!(finding.contains(text), "{text:?} not in\n{finding}");
+    }
+    assert!(
+        !out.stdout.contains("(sigma:lint#8)"),
+        "the clean rule: {}",
+        out.stdout
+    );
+    assert!(
+        out.stdout
+            .contains("10 findings (7 errors) in 5 rules of 1 files; 2 rules not loaded"),
+        "{}",
+        out.stdout
+    );
+    // SigmaHQ's 57: one real finding (`status` is no CloudTrail field); they all load: 1.
+    let hq = common::run(["lint", "--sigma", &sigmahq()]);
+    assert_eq!(hq.code, 1, "{}", hq.show());
+    assert!(hq.stdout.contains(
+        "error[SG001-unknown-field]: `status` is not a CloudTrail field, so `status` is never true"
+    ));
+    assert!(hq
+        .stdout
+        .contains("1 findings (1 errors) in 57 rules of 57 files; 0 rules not loaded"));
+    // The clean rule alone: 0.
+    let t = Tmp::new();
+    let text = std::fs::read_to_string(&fixture).unwrap();
+    let clean = t.write("clean.yml", text.rsplit("---\n").next().unwrap());
+    let c = common::run(["lint", "--sigma", &s(&clean)]);
+    assert_eq!(c.code, 0, "{}", c.show());
+    assert!(c.stdout.contains("0 findings"), "{}", c.stdout);
+}

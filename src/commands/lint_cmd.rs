@@ -17,6 +17,9 @@ pub struct Args {
     /// A config: lints every rule's filter and the policy's read prefixes.
     #[arg(long, short)]
     config: Option<PathBuf>,
+    /// A Sigma rule file or a folder of them: fields, modifiers, conditions.
+    #[arg(long)]
+    sigma: Option<PathBuf>,
 }
 
 fn print(findings: &[Finding], pattern: &str, origin: &str) {
@@ -45,7 +48,45 @@ fn lint_read_prefixes(prefixes: &[String], exceptions: &[String]) -> Vec<String>
     out
 }
 
+/// `lint --sigma PATH`: exit 2 when a rule does not load, 1 for error findings, else 0.
+fn lint_sigma(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+    use trailwatch::rules::sigma::lint::lint_files;
+    let mut files = Vec::new();
+    if path.is_dir() {
+        trailwatch::config::sigma::rule_files(path, &mut files)
+            .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    } else {
+        files.push(path.to_path_buf());
+    }
+    let (findings, rules) = lint_files(&files, &Default::default());
+    for f in &findings {
+        println!("{f}\n");
+    }
+    let loads = [
+        trailwatch::rules::sigma::BROKEN,
+        trailwatch::rules::sigma::NO_SELECTION,
+        trailwatch::rules::sigma::UNSUPPORTED,
+    ];
+    let not_loaded = findings.iter().filter(|f| loads.contains(&f.code)).count();
+    let errors = findings.iter().filter(|f| f.level == Level::Error).count();
+    println!(
+        "{} findings ({errors} errors) in {rules} rules of {} files; {not_loaded} rules not loaded",
+        findings.len(),
+        files.len()
+    );
+    Ok(if not_loaded > 0 {
+        exit::bad_config()
+    } else if errors > 0 {
+        exit::nothing_read()
+    } else {
+        exit::ok()
+    })
+}
+
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if let Some(path) = &args.sigma {
+        return lint_sigma(path);
+    }
     if let Some(pattern) = args.pattern {
         let findings = lint(&pattern);
         print(&findings, &pattern, "pattern");

@@ -17,7 +17,9 @@ pub struct Sigma {
     pub placeholders: BTreeMap<String, Vec<String>>,
 }
 
-fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// The rule files under `dir`: `*.yml` and `*.yaml`, recursively, in name order, without the
+/// `*.tests.yml` side files.
+pub fn rule_files(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)?
         .filter_map(Result::ok)
         .map(|e| e.path())

@@ -6,6 +6,7 @@ use std::fmt;
 
 use super::ast::{Condition, Expr, JsonPattern, Literal, Op, Seg, Span, StrMatch, Test};
 use super::Pattern;
+use crate::cloudtrail_fields::{self as fields, closest};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
@@ -24,55 +25,6 @@ pub struct Finding {
     pub fix: String,
 }
 
-/// Top-level CloudTrail record fields (CloudTrail User Guide, record contents).
-const TOP_FIELDS: &[&str] = &[
-    "eventVersion",
-    "userIdentity",
-    "eventTime",
-    "eventSource",
-    "eventName",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "errorCode",
-    "errorMessage",
-    "requestParameters",
-    "responseElements",
-    "additionalEventData",
-    "requestID",
-    "eventID",
-    "eventType",
-    "apiVersion",
-    "managementEvent",
-    "readOnly",
-    "resources",
-    "recipientAccountId",
-    "serviceEventDetails",
-    "sharedEventID",
-    "vpcEndpointId",
-    "vpcEndpointAccountId",
-    "eventCategory",
-    "addendum",
-    "sessionCredentialFromConsole",
-    "edgeDeviceDetails",
-    "tlsDetails",
-    "eventContext",
-    "insightDetails",
-];
-const IDENTITY_FIELDS: &[&str] = &[
-    "type",
-    "principalId",
-    "arn",
-    "accountId",
-    "accessKeyId",
-    "userName",
-    "invokedBy",
-    "sessionContext",
-    "identityProvider",
-    "credentialId",
-    "onBehalfOf",
-    "inScopeOf",
-];
 /// Fields every API-call record has: `!=` on them needs no `NOT EXISTS` companion.
 const ALWAYS_PRESENT: &[&str] = &[
     "eventVersion",
@@ -96,42 +48,6 @@ const PREFIX_HIDES: &[(&str, &str)] = &[
 const READ_PREFIXES: &[&str] = &[
     "Describe", "Get", "List", "Head", "BatchGet", "Lookup", "Search",
 ];
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1];
-        for (j, cb) in b.iter().enumerate() {
-            cur.push(
-                (prev[j] + usize::from(ca != *cb))
-                    .min(prev[j + 1] + 1)
-                    .min(cur[j] + 1),
-            );
-        }
-        prev = cur;
-    }
-    prev[b.len()]
-}
-
-fn closest<'a>(name: &str, known: &[&'a str]) -> Option<&'a str> {
-    known
-        .iter()
-        .map(|k| {
-            let (kl, nl) = (k.to_ascii_lowercase(), name.to_ascii_lowercase());
-            let d = if kl == nl {
-                0
-            } else if nl.len() >= 4 && kl.contains(&nl) {
-                1 // `region` → `awsRegion`
-            } else {
-                edit_distance(&nl, &kl)
-            };
-            (d, *k)
-        })
-        .filter(|(d, _)| *d <= 3)
-        .min()
-        .map(|(_, k)| k)
-}
 
 struct Linter<'p> {
     p: &'p JsonPattern,
@@ -184,16 +100,18 @@ impl Linter<'_> {
         let Some(Seg::Key(top)) = segs.first() else {
             return false;
         };
-        let (name, known, path): (&str, &[&str], String) = match (top.as_str(), segs.get(1)) {
-            ("userIdentity", Some(Seg::Key(sub))) => {
-                (sub, IDENTITY_FIELDS, format!("$.userIdentity.{sub}"))
-            }
-            (t, _) => (t, TOP_FIELDS, format!("$.{t}")),
+        let (name, known, path) = match (top.as_str(), segs.get(1)) {
+            ("userIdentity", Some(Seg::Key(sub))) => (
+                sub.as_str(),
+                fields::names(fields::IDENTITY),
+                format!("$.userIdentity.{sub}"),
+            ),
+            (t, _) => (t, fields::names(fields::TOP), format!("$.{t}")),
         };
         if known.contains(&name) {
             return false;
         }
-        let suggestion = closest(name, known).map(|k| path.replace(name, k));
+        let suggestion = closest(name, &known).map(|k| path.replace(name, k));
         let written = self.text.get(c.span.start..c.span.end).unwrap_or_default();
         if let (Some(s), Some(at)) = (&suggestion, written.find(path.as_str())) {
             let start = c.span.start + at;

@@ -50,6 +50,8 @@ struct Parser<'a> {
     toks: Vec<Tok>,
     at: usize,
     names: &'a [String],
+    /// Set when the error is a name that matches no selection.
+    no_selection: bool,
 }
 
 fn is_keyword(w: &str) -> bool {
@@ -60,6 +62,11 @@ fn is_keyword(w: &str) -> bool {
 }
 
 impl Parser<'_> {
+    fn missing(&mut self, message: String) -> String {
+        self.no_selection = true;
+        message
+    }
+
     fn peek_word(&self) -> Option<String> {
         match self.toks.get(self.at) {
             Some(Tok::Word(w)) => Some(w.to_ascii_lowercase()),
@@ -135,10 +142,10 @@ impl Parser<'_> {
                 }
                 match self.names.iter().position(|n| *n == w) {
                     Some(i) => Ok(Expr::Sel(i)),
-                    None => Err(format!(
+                    None => Err(self.missing(format!(
                         "the condition names `{w}`, which is not a selection (they are: {})",
                         self.names.join(", ")
-                    )),
+                    ))),
                 }
             }
         }
@@ -164,7 +171,7 @@ impl Parser<'_> {
                 .collect()
         };
         if picked.is_empty() {
-            return Err(format!("`of {target}` names no selection"));
+            return Err(self.missing(format!("`of {target}` names no selection")));
         }
         Ok(if all {
             Expr::And(picked)
@@ -174,19 +181,35 @@ impl Parser<'_> {
     }
 }
 
+/// Why a condition does not parse.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CondError {
+    pub message: String,
+    /// It names something that is not a selection (rather than being ill-formed).
+    pub no_selection: bool,
+}
+
 /// Parses `text` over the rule's selection names.
-pub fn parse(text: &str, names: &[String]) -> Result<Expr, String> {
+pub fn parse(text: &str, names: &[String]) -> Result<Expr, CondError> {
+    let bad = |message| CondError {
+        message,
+        no_selection: false,
+    };
     let mut p = Parser {
-        toks: tokens(text)?,
+        toks: tokens(text).map_err(bad)?,
         at: 0,
         names,
+        no_selection: false,
     };
-    let e = p.or()?;
+    let e = p.or().map_err(|message| CondError {
+        message,
+        no_selection: p.no_selection,
+    })?;
     if p.at < p.toks.len() {
-        return Err(format!(
+        return Err(bad(format!(
             "unexpected {:?} after a complete condition",
             p.toks[p.at]
-        ));
+        )));
     }
     Ok(e)
 }
@@ -278,11 +301,21 @@ mod tests {
     #[test]
     fn bad_conditions_say_why() {
         let err = |c: &str| parse(c, &names()).unwrap_err();
-        assert!(err("selection and nothing").contains("`nothing`, which is not a selection"));
-        assert!(err("1 of keywords*").contains("names no selection"));
-        assert!(err("(selection").contains("not closed"));
-        assert!(err("selection and").contains("ends where"));
-        assert!(err("selection | count() > 5").contains("correlation rule"));
-        assert!(err("selection filter_a").contains("after a complete condition"));
+        let named = |c: &str| {
+            let e = err(c);
+            assert!(e.no_selection, "{e:?}");
+            e.message
+        };
+        let ill = |c: &str| {
+            let e = err(c);
+            assert!(!e.no_selection, "{e:?}");
+            e.message
+        };
+        assert!(named("selection and nothing").contains("`nothing`, which is not a selection"));
+        assert!(named("1 of keywords*").contains("names no selection"));
+        assert!(ill("(selection").contains("not closed"));
+        assert!(ill("selection and").contains("ends where"));
+        assert!(ill("selection | count() > 5").contains("correlation rule"));
+        assert!(ill("selection filter_a").contains("after a complete condition"));
     }
 }

@@ -203,6 +203,11 @@ pub const MODIFIERS: &[&str] = &[
     "cased",
 ];
 
+/// Sigma modifiers trailwatch does not evaluate, and why.
+pub const UNSUPPORTED: &[&str] = &[
+    "wide", "utf16", "utf16le", "utf16be", "minute", "hour", "day", "week", "month", "year",
+];
+
 /// A YAML value of a detection, as text; `None` for YAML null.
 pub type Raw = Option<String>;
 
@@ -214,6 +219,12 @@ pub fn compile(
     placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Result<FieldTest, String> {
     for m in mods {
+        if UNSUPPORTED.contains(&m.as_str()) {
+            return Err(format!(
+                "modifier `{m}` is not supported: UTF-16 and date-part modifiers are for \
+                 Windows logs and timestamps, not CloudTrail's UTF-8 JSON"
+            ));
+        }
         if !MODIFIERS.contains(&m.as_str()) {
             return Err(format!(
                 "unknown modifier `{m}` (known: {})",

@@ -7,6 +7,7 @@
 //! stops the others.
 
 pub mod condition;
+pub mod lint;
 pub mod matcher;
 
 use marked_yaml::{Node, Span};
@@ -58,8 +59,20 @@ pub struct Loaded {
 pub struct Problem {
     pub file: String,
     pub line: Option<usize>,
+    /// Which kind of problem (what `lint --sigma` prints): [`BROKEN`], [`NO_SELECTION`],
+    /// [`UNSUPPORTED`], or [`SKIPPED`].
+    pub code: &'static str,
     pub message: String,
 }
+
+/// Not Sigma as the specification writes it (YAML, a missing key, an unknown modifier…).
+pub const BROKEN: &str = "SG000-broken";
+/// A condition names a selection the detection does not have.
+pub const NO_SELECTION: &str = "SG003-no-selection";
+/// Sigma that trailwatch does not evaluate.
+pub const UNSUPPORTED: &str = "SG004-unsupported";
+/// Not a CloudTrail rule.
+pub const SKIPPED: &str = "SG005-not-cloudtrail";
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -74,10 +87,14 @@ fn line(span: &Span) -> Option<usize> {
     span.start().map(|m| m.line())
 }
 
-struct Bad(Option<usize>, String);
+struct Bad(Option<usize>, String, &'static str);
 
 fn at(node: &Node, message: impl Into<String>) -> Bad {
-    Bad(line(node.span()), message.into())
+    Bad(line(node.span()), message.into(), BROKEN)
+}
+
+fn unsupported(node: &Node, message: impl Into<String>) -> Bad {
+    Bad(line(node.span()), message.into(), UNSUPPORTED)
 }
 
 fn scalar(node: &Node) -> Option<String> {
@@ -119,36 +136,60 @@ fn documents(text: &str) -> Vec<(usize, String)> {
         .collect()
 }
 
-/// Loads every rule of one file's text. `placeholders` resolves `|expand`.
-pub fn load_str(
+/// One document of a rule file, as loaded.
+pub(crate) struct Doc {
+    /// The rule's name (`sigma:<stem>`, `sigma:<stem>#N`).
+    pub name: String,
+    /// Its first line in the file (marked-yaml counts from 1 within the document).
+    pub first_line: usize,
+    /// The YAML, when it parses.
+    pub node: Option<Node>,
+    /// The rule, or why not (a [`SKIPPED`] problem when it is not CloudTrail's).
+    pub rule: Result<Rule, Problem>,
+}
+
+impl Doc {
+    /// A line of the document as a line of the file.
+    pub fn file_line(&self, line: Option<usize>) -> Option<usize> {
+        line.map(|l| l + self.first_line - 1)
+    }
+}
+
+pub(crate) fn load_docs(
     text: &str,
     file: &str,
     stem: &str,
     placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
-) -> Loaded {
-    let mut out = Loaded::default();
+) -> Vec<Doc> {
     let docs = documents(text);
     let many = docs.len() > 1;
+    let mut out = Vec::new();
     for (n, (first_line, doc)) in docs.iter().enumerate() {
-        let problem = |line: Option<usize>, message: String| Problem {
+        let problem = |line: Option<usize>, code, message: String| Problem {
             file: file.to_string(),
-            // marked-yaml counts lines from 1 within the document.
+            code,
             line: line.map(|l| l + first_line - 1),
             message,
-        };
-        let node = match marked_yaml::parse_yaml(0, doc) {
-            Ok(n) => n,
-            Err(e) => {
-                out.errors.push(problem(None, format!("not YAML: {e}")));
-                continue;
-            }
         };
         let name = match many {
             true => format!("sigma:{stem}#{}", n + 1),
             false => format!("sigma:{stem}"),
         };
-        match rule(&node, name, placeholders) {
-            Ok(Some(r)) => out.rules.push(r),
+        let node = match marked_yaml::parse_yaml(0, doc) {
+            Ok(n) => n,
+            Err(e) => {
+                let rule = Err(problem(None, BROKEN, format!("not YAML: {e}")));
+                out.push(Doc {
+                    name,
+                    first_line: *first_line,
+                    node: None,
+                    rule,
+                });
+                continue;
+            }
+        };
+        let rule = match rule(&node, name.clone(), placeholders) {
+            Ok(Some(r)) => Ok(r),
             Ok(None) => {
                 let ls = node.as_mapping().and_then(|m| m.get_node("logsource"));
                 let what = ls
@@ -162,12 +203,37 @@ pub fn load_str(
                             .join(", ")
                     })
                     .unwrap_or_default();
-                out.skipped.push(problem(
+                Err(problem(
                     ls.and_then(|l| line(l.span())),
+                    SKIPPED,
                     format!("not a CloudTrail rule (logsource {{{what}}}; trailwatch reads product: aws, service: cloudtrail)"),
-                ));
+                ))
             }
-            Err(Bad(line, message)) => out.errors.push(problem(line, message)),
+            Err(Bad(line, message, code)) => Err(problem(line, code, message)),
+        };
+        out.push(Doc {
+            name,
+            first_line: *first_line,
+            node: Some(node),
+            rule,
+        });
+    }
+    out
+}
+
+/// Loads every rule of one file's text. `placeholders` resolves `|expand`.
+pub fn load_str(
+    text: &str,
+    file: &str,
+    stem: &str,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Loaded {
+    let mut out = Loaded::default();
+    for d in load_docs(text, file, stem, placeholders) {
+        match d.rule {
+            Ok(r) => out.rules.push(r),
+            Err(p) if p.code == SKIPPED => out.skipped.push(p),
+            Err(p) => out.errors.push(p),
         }
     }
     out
@@ -181,6 +247,23 @@ pub fn load_files(
 ) -> Loaded {
     let lookup = |name: &str| placeholders.get(name).cloned();
     let mut all = Loaded::default();
+    for_each_file(files, |file, stem, text| match text {
+        Ok(text) => {
+            let l = load_str(text, file, stem, &lookup);
+            all.rules.extend(l.rules);
+            all.skipped.extend(l.skipped);
+            all.errors.extend(l.errors);
+        }
+        Err(p) => all.errors.push(p),
+    });
+    all
+}
+
+/// Reads each file: `f(file, stem, its text)`, or the problem when it cannot be read.
+pub(crate) fn for_each_file(
+    files: &[std::path::PathBuf],
+    mut f: impl FnMut(&str, &str, Result<&str, Problem>),
+) {
     for path in files {
         let file = path.display().to_string();
         let stem = path
@@ -188,20 +271,18 @@ pub fn load_files(
             .map(|s| s.to_string_lossy().to_string())
             .unwrap_or_default();
         match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let l = load_str(&text, &file, &stem, &lookup);
-                all.rules.extend(l.rules);
-                all.skipped.extend(l.skipped);
-                all.errors.extend(l.errors);
+            Ok(text) => f(&file, &stem, Ok(&text)),
+            Err(e) => {
+                let p = Problem {
+                    file: file.clone(),
+                    line: None,
+                    code: BROKEN,
+                    message: format!("cannot read: {e}"),
+                };
+                f(&file, &stem, Err(p))
             }
-            Err(e) => all.errors.push(Problem {
-                file,
-                line: None,
-                message: format!("cannot read: {e}"),
-            }),
         }
     }
-    all
 }
 
 /// One document: `Ok(None)` when its logsource is not CloudTrail's.
@@ -217,7 +298,7 @@ fn rule(
         ));
     };
     if map.get_node("correlation").is_some() {
-        return Err(at(
+        return Err(unsupported(
             node,
             "correlation rules are not evaluated yet (event_count, value_count, temporal)",
         ));
@@ -257,7 +338,7 @@ fn rule(
         match k.as_str() {
             "condition" => cond_node = Some(v),
             "timeframe" => {
-                return Err(at(v, "`timeframe` belongs in a correlation rule"));
+                return Err(unsupported(v, "`timeframe` belongs in a correlation rule"));
             }
             sel => {
                 names.push(sel.to_string());
@@ -273,7 +354,10 @@ fn rule(
     }
     let mut parsed = Vec::new();
     for c in &conds {
-        parsed.push(condition::parse(c, &names).map_err(|e| at(cond_node, e))?);
+        parsed.push(condition::parse(c, &names).map_err(|e| {
+            let code = if e.no_selection { NO_SELECTION } else { BROKEN };
+            Bad(line(cond_node.span()), e.message, code)
+        })?);
     }
     let condition = match parsed.len() {
         1 => parsed.remove(0),
@@ -351,8 +435,16 @@ fn field_tests(
             }
         };
         let path = (!field.is_empty()).then(|| field.split('.').map(str::to_string).collect());
-        let t = matcher::compile(path, &mods, &values, placeholders)
-            .map_err(|e| Bad(line(k.span()), format!("`{}`: {e}", k.as_str())))?;
+        let t = matcher::compile(path, &mods, &values, placeholders).map_err(|e| {
+            let code = match mods
+                .iter()
+                .any(|m| matcher::UNSUPPORTED.contains(&m.as_str()))
+            {
+                true => UNSUPPORTED,
+                false => BROKEN,
+            };
+            Bad(line(k.span()), format!("`{}`: {e}", k.as_str()), code)
+        })?;
         out.push(t);
     }
     Ok(out)

@@ -1,0 +1,331 @@
+//! `lint --sigma`: findings on Sigma rule files, by rule and line. Besides what stops a rule
+//! from loading (broken, unsupported, a condition naming no selection), it points at rules that
+//! load and then never fire: fields CloudTrail does not have (with "did you mean"), modifiers
+//! that cannot match the field's type, selections the condition never uses.
+
+use std::fmt;
+
+use marked_yaml::Node;
+
+use super::{line, load_docs, Doc, Problem, SKIPPED};
+use crate::cloudtrail_fields::{lookup, Kind, Lookup};
+use crate::filter::lint::Level;
+
+pub const UNKNOWN_FIELD: &str = "SG001-unknown-field";
+pub const MODIFIER_TYPE: &str = "SG002-modifier-type";
+pub const UNUSED_SELECTION: &str = "SG006-unused-selection";
+
+/// One finding.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub file: String,
+    pub line: Option<usize>,
+    /// The rule (`sigma:<stem>`, `#N` in a multi-document file).
+    pub rule: String,
+    pub level: Level,
+    pub code: &'static str,
+    pub message: String,
+    pub fix: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+            Level::Info => "info",
+        };
+        writeln!(f, "{level}[{}]: {}", self.code, self.message)?;
+        match self.line {
+            Some(l) => write!(f, "  --> {}:{l} ({})", self.file, self.rule)?,
+            None => write!(f, "  --> {} ({})", self.file, self.rule)?,
+        }
+        if !self.fix.is_empty() {
+            write!(f, "\n  fix: {}", self.fix)?;
+        }
+        Ok(())
+    }
+}
+
+/// Findings on one file's text, and how many CloudTrail rules it loads.
+pub fn lint_str(
+    text: &str,
+    file: &str,
+    stem: &str,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> (Vec<Finding>, usize) {
+    let mut out = Vec::new();
+    let mut rules = 0;
+    for d in load_docs(text, file, stem, placeholders) {
+        match &d.rule {
+            Ok(r) => {
+                rules += 1;
+                if let Some(node) = &d.node {
+                    fields(&d, file, node, &mut out);
+                }
+                let mut used = Vec::new();
+                r.condition.uses(&mut used);
+                for (i, name) in r.names.iter().enumerate() {
+                    if !used.contains(&i) {
+                        let at = d.node.as_ref().and_then(|n| selection_line(n, name));
+                        out.push(Finding {
+                            file: file.to_string(),
+                            line: d.file_line(at),
+                            rule: d.name.clone(),
+                            level: Level::Warning,
+                            code: UNUSED_SELECTION,
+                            message: format!("selection `{name}` is not used by the condition"),
+                            fix: "use it in the condition (often `and not {name}` for a filter), or remove it"
+                                .replace("{name}", name),
+                        });
+                    }
+                }
+            }
+            Err(p) => out.push(problem(&d, p)),
+        }
+    }
+    (out, rules)
+}
+
+fn problem(d: &Doc, p: &Problem) -> Finding {
+    let level = match p.code {
+        SKIPPED => Level::Info,
+        _ => Level::Error,
+    };
+    Finding {
+        file: p.file.clone(),
+        line: p.line,
+        rule: d.name.clone(),
+        level,
+        code: p.code,
+        message: p.message.clone(),
+        fix: String::new(),
+    }
+}
+
+fn detection(node: &Node) -> Option<&marked_yaml::types::MarkedMappingNode> {
+    node.as_mapping()?.get_node("detection")?.as_mapping()
+}
+
+fn selection_line(node: &Node, name: &str) -> Option<usize> {
+    let det = detection(node)?;
+    det.iter()
+        .find(|(k, _)| k.as_str() == name)
+        .and_then(|(k, _)| line(k.span()))
+}
+
+/// Every field key of every selection: its path, modifiers and values against the schema.
+fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
+    let Some(det) = detection(node) else {
+        return;
+    };
+    for (k, v) in det.iter() {
+        if k.as_str() == "condition" {
+            continue;
+        }
+        let maps: Vec<_> = match v {
+            Node::Mapping(m) => vec![m],
+            Node::Sequence(s) => s.iter().filter_map(Node::as_mapping).collect(),
+            Node::Scalar(_) => vec![],
+        };
+        for m in maps {
+            for (key, values) in m.iter() {
+                let mut parts = key.as_str().split('|');
+                let field = parts.next().unwrap_or_default();
+                if field.is_empty() {
+                    continue; // keywords
+                }
+                let mods: Vec<&str> = parts.collect();
+                let values: Vec<Option<&str>> = match values {
+                    Node::Sequence(s) => s.iter().map(scalar_or_null).collect(),
+                    n => vec![scalar_or_null(n)],
+                };
+                let finding = |level, code, message: String, fix: String| Finding {
+                    file: file.to_string(),
+                    line: d.file_line(line(key.span())),
+                    rule: d.name.clone(),
+                    level,
+                    code,
+                    message,
+                    fix,
+                };
+                if let Some((level, code, message, fix)) = check(field, &mods, &values) {
+                    out.push(finding(level, code, message, fix));
+                }
+            }
+        }
+    }
+}
+
+fn scalar_or_null(n: &Node) -> Option<&str> {
+    n.as_scalar()
+        .map(|s| s.as_str())
+        .filter(|s| !matches!(*s, "null" | "Null" | "NULL" | "~" | ""))
+}
+
+type Check = (Level, &'static str, String, String);
+
+/// What is wrong with one field test, if anything.
+fn check(field: &str, mods: &[&str], values: &[Option<&str>]) -> Option<Check> {
+    let path: Vec<&str> = field.split('.').collect();
+    let kind = match lookup(&path) {
+        Lookup::Free => return None,
+        Lookup::Known(k) => k,
+        Lookup::Unknown { at, suggestion } => {
+            let absent_is_wanted = mods.contains(&"exists")
+                && values
+                    .iter()
+                    .any(|v| v.is_some_and(|v| v.eq_ignore_ascii_case("false")))
+                || values.iter().all(Option::is_none);
+            let effect = match absent_is_wanted {
+                true => "always true",
+                false => "never true",
+            };
+            let fix = match (suggestion, field) {
+                (Some(s), _) => format!("did you mean `{s}`?"),
+                (None, "status") => "CloudTrail has no `status`: a call that succeeded has no \
+                    errorCode (`errorCode: null`), one that failed has one"
+                    .into(),
+                (None, _) => {
+                    "see the CloudTrail record reference (CloudTrail record contents)".into()
+                }
+            };
+            let missing = path[..=at.min(path.len() - 1)].join(".");
+            return Some((
+                Level::Error,
+                UNKNOWN_FIELD,
+                format!("`{missing}` is not a CloudTrail field, so `{field}` is {effect}"),
+                fix,
+            ));
+        }
+    };
+    let has = |m: &str| mods.contains(&m);
+    let numeric = ["lt", "lte", "gt", "gte"].iter().any(|m| has(m));
+    let textual = [
+        "contains",
+        "startswith",
+        "endswith",
+        "re",
+        "base64",
+        "base64offset",
+        "windash",
+    ]
+    .iter()
+    .any(|m| has(m));
+    let bad =
+        |message: String, fix: &str| Some((Level::Error, MODIFIER_TYPE, message, fix.to_string()));
+    match kind {
+        Kind::Bool if numeric || textual || has("cidr") => bad(
+            format!(
+                "`{field}` is a boolean: `{}` compares it as text",
+                mods.join("|")
+            ),
+            &format!("write `{field}: true` or `{field}: false`"),
+        ),
+        Kind::Bool if mods.is_empty() => values
+            .iter()
+            .flatten()
+            .find(|v| !matches!(v.to_ascii_lowercase().as_str(), "true" | "false"))
+            .and_then(|v| {
+                bad(
+                    format!("`{field}` is a boolean: the value {v:?} never matches"),
+                    &format!("write `{field}: true` or `{field}: false`"),
+                )
+            }),
+        Kind::Text if has("cidr") => bad(
+            format!("`{field}` is text, never an IP address: `cidr` never matches"),
+            "`cidr` is for `sourceIPAddress`",
+        ),
+        Kind::Text | Kind::Address if numeric && field != "eventVersion" => bad(
+            format!(
+                "`{field}` is text, not a number: `{}` never matches",
+                mods.join("|")
+            ),
+            "compare it as text (`startswith`, `re`), or compare a numeric field",
+        ),
+        Kind::Object(_) | Kind::Free if numeric || has("cidr") => bad(
+            format!("`{field}` is an object: `{}` never matches", mods.join("|")),
+            &format!("test a field inside it (`{field}.<name>`)"),
+        ),
+        Kind::Object(_) | Kind::Free
+            if mods.iter().all(|m| *m == "cased")
+                && values.iter().flatten().any(|v| !v.contains(['*', '?'])) =>
+        {
+            Some((
+                Level::Warning,
+                MODIFIER_TYPE,
+                format!(
+                    "`{field}` is an object: a plain value is compared with its whole JSON text"
+                ),
+                format!("use `{field}|contains`, or a field inside it (`{field}.<name>`)"),
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Findings on rule files, and how many CloudTrail rules they load; a file that cannot be read
+/// is one finding.
+pub fn lint_files(
+    files: &[std::path::PathBuf],
+    placeholders: &std::collections::BTreeMap<String, Vec<String>>,
+) -> (Vec<Finding>, usize) {
+    let resolve = |name: &str| placeholders.get(name).cloned();
+    let (mut all, mut rules) = (Vec::new(), 0);
+    super::for_each_file(files, |file, stem, text| match text {
+        Ok(text) => {
+            let (f, n) = lint_str(text, file, stem, &resolve);
+            all.extend(f);
+            rules += n;
+        }
+        Err(p) => all.push(Finding {
+            file: p.file,
+            line: None,
+            rule: format!("sigma:{stem}"),
+            level: Level::Error,
+            code: p.code,
+            message: p.message,
+            fix: String::new(),
+        }),
+    });
+    (all, rules)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(field: &str, mods: &[&str], values: &[Option<&str>]) -> Option<String> {
+        check(field, mods, values).map(|(_, _, m, _)| m)
+    }
+
+    #[test]
+    fn an_unknown_field_asked_to_be_absent_is_always_true() {
+        let m = message("region", &["exists"], &[Some("false")]).unwrap();
+        assert!(m.ends_with("is always true"), "{m}");
+        let m = message("region", &[], &[None]).unwrap();
+        assert!(m.ends_with("is always true"), "{m}");
+        let m = message("region", &[], &[Some("eu-west-1")]).unwrap();
+        assert!(m.ends_with("is never true"), "{m}");
+    }
+
+    #[test]
+    fn what_a_type_can_match_is_left_alone() {
+        for (field, mods, value) in [
+            ("readOnly", &[][..], "true"),
+            ("readOnly", &["exists"][..], "true"),
+            ("eventVersion", &["gte"][..], "1.08"),
+            ("sourceIPAddress", &["cidr"][..], "10.0.0.0/8"),
+            ("requestParameters", &["contains"][..], "x"),
+            ("requestParameters", &[][..], "*x*"),
+            ("requestParameters.anything.below", &["gt"][..], "5"),
+            ("userIdentity.arn", &["re"][..], ".+"),
+        ] {
+            assert_eq!(
+                message(field, mods, &[Some(value)]),
+                None,
+                "{field}|{mods:?}"
+            );
+        }
+    }
+}
