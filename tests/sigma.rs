@@ -276,3 +276,95 @@ fn lint_reports_each_finding_by_rule_and_line() {
     assert_eq!(c.code, 0, "{}", c.show());
     assert!(c.stdout.contains("0 findings"), "{}", c.stdout);
 }
+
+#[test]
+fn test_runs_the_tests_written_beside_a_sigma_rule() {
+    let t = Tmp::new();
+    std::fs::create_dir_all(t.path("rules")).unwrap();
+    t.write(
+        "rules/trail.yml",
+        "title: trail stopped\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    selection:\n        eventSource: cloudtrail.amazonaws.com\n        eventName: [StopLogging, DeleteTrail]\n        readOnly: false\n    condition: selection\n",
+    );
+    t.write("rules/samples.jsonl", stratus().join("\n"));
+    let tests = r#"tests:
+    - name: StopLogging is caught
+      expect: true
+      event: {eventSource: cloudtrail.amazonaws.com, eventName: StopLogging, readOnly: false,
+              eventID: e1, eventTime: '2026-12-01T00:00:00Z', awsRegion: us-east-1}
+    - name: a read is not
+      expect: false
+      event: {eventSource: cloudtrail.amazonaws.com, eventName: DescribeTrails, readOnly: true}
+    - name: not every Stratus record stops a trail
+      expect: true
+      file: samples.jsonl
+    - name: no expect
+      event: {eventName: StopLogging}
+"#;
+    t.write("rules/trail.tests.yml", tests);
+    // A second rule file without tests.
+    t.write(
+        "rules/other.yml",
+        "title: o\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    s:\n        eventName: X\n    condition: s\n",
+    );
+    let cfg = t.config("sigma_rules = [\"rules/\"]\n");
+    let out = common::run(["test", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 1, "{}", out.show());
+    let row = |name: &str| {
+        out.stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("no row {name}:\n{}", out.stdout))
+            .to_string()
+    };
+    assert!(
+        row("StopLogging is caught").starts_with("ok "),
+        "{}",
+        out.stdout
+    );
+    assert!(row("StopLogging is caught").contains("sigma:trail"));
+    assert!(row("a read is not").starts_with("ok "));
+    let file_row = row("not every Stratus record");
+    assert!(file_row.starts_with("FAIL"), "{file_row}");
+    assert!(
+        file_row.contains(&format!("matched 2 of {} events", stratus().len())),
+        "{file_row}"
+    );
+    let broken = row("no expect");
+    assert!(
+        broken.starts_with("FAIL") && broken.contains("trail.tests.yml:12: "),
+        "{broken}"
+    );
+    assert!(
+        out.stdout
+            .contains("2 passed, 2 failed, 2 rules, 1 without tests: sigma:other"),
+        "{}",
+        out.stdout
+    );
+    // Without the two failing tests, every test passes: 0.
+    let cut = tests.find("    - name: not every").unwrap();
+    t.write("rules/trail.tests.yml", &tests[..cut]);
+    let out = common::run(["test", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(out.stdout.contains("2 passed, 0 failed"), "{}", out.stdout);
+    // A rule file with tests that does not load fails, with its line.
+    t.write(
+        "rules/broken.yml",
+        "title: b\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    s:\n        eventName: X\n    condition: s and t\n",
+    );
+    t.write(
+        "rules/broken.tests.yml",
+        "tests:\n    - expect: false\n      event: {eventName: Y}\n",
+    );
+    let out = common::run(["test", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 1, "{}", out.show());
+    let row = out
+        .stdout
+        .lines()
+        .find(|l| l.contains("broken.yml:6: "))
+        .unwrap_or_default();
+    assert!(
+        row.starts_with("FAIL") && row.contains("`t`, which is not a selection"),
+        "{}",
+        out.stdout
+    );
+}

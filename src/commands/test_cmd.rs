@@ -1,5 +1,5 @@
-//! `trailwatch test`: runs every `[[rules.tests]]` and prints a table; non-zero exit on any
-//! failure.
+//! `trailwatch test`: runs every `[[rules.tests]]`, the `RULE.tests.yml` beside each Sigma rule
+//! file and the `[[sequences]]`, and prints a table; non-zero exit on any failure.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,7 +19,7 @@ pub struct Args {
 
 /// Collects whether the rule matched each event in a test's input.
 struct Check<'r> {
-    rules: &'r RuleSet,
+    matches: &'r dyn Fn(&Event<'_>) -> bool,
     events: usize,
     matched: usize,
     dead: Vec<String>,
@@ -28,10 +28,7 @@ struct Check<'r> {
 impl Visit for Check<'_> {
     fn event(&mut self, ev: Event<'_>, _pos: &Position) {
         self.events += 1;
-        let mut out = Vec::new();
-        self.rules
-            .evaluate(&ev, &mut out, &mut EvalStats::default());
-        self.matched += usize::from(!out.is_empty());
+        self.matched += usize::from((self.matches)(&ev));
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
         self.dead.push(dead.reason);
@@ -57,53 +54,24 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             untested.push(rule.id.as_str());
         }
         let set = one_rule(rule);
+        let matches = |ev: &Event<'_>| {
+            let mut out = Vec::new();
+            set.evaluate(ev, &mut out, &mut EvalStats::default());
+            !out.is_empty()
+        };
         for t in &rule.tests {
-            let mut check = Check {
-                rules: &set,
-                events: 0,
-                matched: 0,
-                dead: vec![],
-            };
-            let mut pos = Position::new(format!("{} / {}", rule.id, t.name));
-            Decoder::new((&config.decode).into()).decode(t.event.as_bytes(), &mut pos, &mut check);
-            // A test passes when its one event (or every event of its input) gives `expect`.
-            let (ok, detail) = if !check.dead.is_empty() {
-                (
-                    false,
-                    format!("unreadable event: {}", check.dead.join("; ")),
-                )
-            } else if check.events == 0 {
-                (false, "no CloudTrail event in the test input".to_string())
-            } else {
-                let got = check.matched == check.events;
-                let none = check.matched == 0;
-                let ok = if t.expect { got } else { none };
-                (
-                    ok,
-                    format!("matched {} of {} events", check.matched, check.events),
-                )
-            };
-            if ok {
-                passed += 1;
-            } else {
-                failed += 1;
-            }
-            println!(
-                "{:<6} {:<40} {:<56} {:<6} {}",
-                if ok { "ok" } else { "FAIL" },
-                rule.id,
-                t.name.chars().take(56).collect::<String>(),
-                t.expect,
-                detail
-            );
+            let ok = one_test(&config, &matches, &rule.id, &t.name, &t.event, t.expect);
+            *if ok { &mut passed } else { &mut failed } += 1;
         }
     }
-    let (sp, sf) = run_sequences(&config);
-    passed += sp;
-    failed += sf;
+    let (sp, sf, sigma_rules, sigma_untested) = run_sigma_tests(&config);
+    let (qp, qf) = run_sequences(&config);
+    passed += sp + qp;
+    failed += sf + qf;
+    untested.extend(sigma_untested.iter().map(String::as_str));
     println!(
         "{passed} passed, {failed} failed, {} rules, {} without tests{}",
-        config.rules.len(),
+        config.rules.len() + sigma_rules,
         untested.len(),
         if untested.is_empty() {
             String::new()
@@ -116,6 +84,90 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::nothing_read()
     })
+}
+
+/// Runs one test and prints its row: it passes when its one event (or every event of its
+/// input) gives `expect`.
+fn one_test(
+    config: &trailwatch::config::Config,
+    matches: &dyn Fn(&Event<'_>) -> bool,
+    rule: &str,
+    name: &str,
+    input: &str,
+    expect: bool,
+) -> bool {
+    let mut check = Check {
+        matches,
+        events: 0,
+        matched: 0,
+        dead: vec![],
+    };
+    let mut pos = Position::new(format!("{rule} / {name}"));
+    Decoder::new((&config.decode).into()).decode(input.as_bytes(), &mut pos, &mut check);
+    let (ok, detail) = if !check.dead.is_empty() {
+        (
+            false,
+            format!("unreadable event: {}", check.dead.join("; ")),
+        )
+    } else if check.events == 0 {
+        (false, "no CloudTrail event in the test input".to_string())
+    } else {
+        let got = check.matched == check.events;
+        let none = check.matched == 0;
+        let ok = if expect { got } else { none };
+        (
+            ok,
+            format!("matched {} of {} events", check.matched, check.events),
+        )
+    };
+    println!(
+        "{:<6} {:<40} {:<56} {:<6} {}",
+        if ok { "ok" } else { "FAIL" },
+        rule,
+        name.chars().take(56).collect::<String>(),
+        expect,
+        detail
+    );
+    ok
+}
+
+/// Runs the `RULE.tests.yml` beside each Sigma rule file: an event matches the file when any
+/// of its CloudTrail rules does. A broken test, or a rule file that does not load, fails.
+/// Returns passed, failed, the number of Sigma rules, and the files without tests.
+fn run_sigma_tests(config: &trailwatch::config::Config) -> (usize, usize, usize, Vec<String>) {
+    use trailwatch::rules::sigma::{self, side_tests};
+    let (mut passed, mut failed, mut rules, mut untested) = (0, 0, 0, Vec::new());
+    for file in &config.sigma.files {
+        let loaded = sigma::load_files(std::slice::from_ref(file), &config.sigma.placeholders);
+        rules += loaded.rules.len();
+        let stem = file
+            .file_stem()
+            .map(|s| s.to_string_lossy().to_string())
+            .unwrap_or_default();
+        let name = format!("sigma:{stem}");
+        let side = side_tests::side_file(file);
+        if !side.exists() {
+            if !loaded.rules.is_empty() {
+                untested.push(name);
+            }
+            continue;
+        }
+        let (tests, problems) = side_tests::load(&side);
+        for p in problems.iter().chain(&loaded.errors) {
+            failed += 1;
+            println!("{:<6} {:<40} {p}", "FAIL", name);
+        }
+        let matches = |ev: &Event<'_>| {
+            let mut out = Vec::new();
+            sigma::evaluate(&loaded.rules, ev, &mut out);
+            !out.is_empty()
+        };
+        for t in &tests {
+            let ok = one_test(config, &matches, &name, &t.name, &t.input, t.expect);
+            *if ok { &mut passed } else { &mut failed } += 1;
+        }
+    }
+    (passed, failed, rules, untested)
 }
 
 /// Runs `[[sequences]]`: events through the whole pipeline and shaping, at the given times;

@@ -9,6 +9,7 @@
 pub mod condition;
 pub mod lint;
 pub mod matcher;
+pub mod side_tests;
 
 use marked_yaml::{Node, Span};
 use serde_json::Value;
