@@ -84,7 +84,7 @@ fn bench(c: &mut Criterion) {
                 hits.clear();
                 for r in &records {
                     let ev = object::parse(r).unwrap().event;
-                    sigma::evaluate(set, &ev, &mut hits);
+                    sigma::evaluate(set, &ev, &mut hits, &mut Default::default());
                 }
                 hits.len()
             })

@@ -159,7 +159,7 @@ fn run_sigma_tests(config: &trailwatch::config::Config) -> (usize, usize, usize,
         }
         let matches = |ev: &Event<'_>| {
             let mut out = Vec::new();
-            sigma::evaluate(&loaded.rules, ev, &mut out);
+            sigma::evaluate(&loaded.rules, ev, &mut out, &mut EvalStats::default());
             !out.is_empty()
         };
         for t in &tests {

@@ -109,17 +109,17 @@ impl Judge {
                 out.push(build_alert(ev, acct, what, self.include_event));
             }
         }
-        self.judge_sigma(ev, out);
+        self.judge_sigma(ev, scratch, out);
     }
 
-    /// The Sigma rules: on the record parsed once, shared by all of them.
-    fn judge_sigma(&self, ev: &Event<'_>, out: &mut Vec<Alert>) {
+    /// The Sigma rules: on the hot fields first, the record parsed once for those left open.
+    fn judge_sigma(&self, ev: &Event<'_>, scratch: &mut Scratch, out: &mut Vec<Alert>) {
         if self.sigma.is_empty() {
             return;
         }
-        let mut hits = Vec::new();
-        crate::rules::sigma::evaluate(&self.sigma, ev, &mut hits);
-        for rule in hits.into_iter().map(|i| &self.sigma[i]) {
+        scratch.matched.clear();
+        crate::rules::sigma::evaluate(&self.sigma, ev, &mut scratch.matched, &mut scratch.stats);
+        for rule in scratch.matched.iter().map(|&i| &self.sigma[i]) {
             let acct = self.policy.for_account(ev.account());
             let what = AlertWhat {
                 rule: &rule.rule,

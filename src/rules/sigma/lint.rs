@@ -7,7 +7,7 @@ use std::fmt;
 
 use marked_yaml::Node;
 
-use super::{line, load_docs, Doc, Problem, SKIPPED};
+use super::{line, load_docs, raw, Doc, Problem, SKIPPED};
 use crate::cloudtrail_fields::{lookup, Kind, Lookup};
 use crate::filter::lint::Level;
 
@@ -136,10 +136,12 @@ fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
                     continue; // keywords
                 }
                 let mods: Vec<&str> = parts.collect();
-                let values: Vec<Option<&str>> = match values {
-                    Node::Sequence(s) => s.iter().map(scalar_or_null).collect(),
-                    n => vec![scalar_or_null(n)],
+                // As the loader reads them (`None` for YAML null); a bad value is its error.
+                let raws: Vec<super::matcher::Raw> = match values {
+                    Node::Sequence(s) => s.iter().filter_map(|n| raw(n).ok()).collect(),
+                    n => raw(n).ok().into_iter().collect(),
                 };
+                let values: Vec<Option<&str>> = raws.iter().map(Option::as_deref).collect();
                 let finding = |level, code, message: String, fix: String| Finding {
                     file: file.to_string(),
                     line: d.file_line(line(key.span())),
@@ -155,12 +157,6 @@ fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
             }
         }
     }
-}
-
-fn scalar_or_null(n: &Node) -> Option<&str> {
-    n.as_scalar()
-        .map(|s| s.as_str())
-        .filter(|s| !matches!(*s, "null" | "Null" | "NULL" | "~" | ""))
 }
 
 type Check = (Level, &'static str, String, String);

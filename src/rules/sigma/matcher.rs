@@ -103,14 +103,11 @@ impl Wild {
     }
 
     /// The plain text, when there is no wildcard.
-    fn literal(&self) -> Option<String> {
-        self.pat
-            .iter()
-            .map(|w| match w {
-                W::Lit(c) => Some(*c),
-                _ => None,
-            })
-            .collect()
+    fn literal(&self) -> Option<&str> {
+        match &self.shape {
+            Some((Shape::Exact, lit)) => Some(lit),
+            _ => None,
+        }
     }
 
     pub fn matches(&self, text: &str) -> bool {

@@ -451,12 +451,12 @@ fn field_tests(
     Ok(out)
 }
 
-/// Appends the indexes of the rules that match `ev` to `out`. Each rule first decides on the
+/// Appends the indexes of the rules that match `ev` to `out`, counting into `stats` as
+/// [`crate::rules::custom::RuleSet::evaluate`] does. Each rule first decides on the
 /// hot fields; the record is parsed (once, shared) only for a rule they cannot settle. Its
 /// text is JSON, so parsing fails only on a record too deep for serde_json (decoding caps
 /// depth below that), which then matches nothing.
-pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>) -> EvalStats {
-    let mut stats = EvalStats::default();
+pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>, stats: &mut EvalStats) {
     let mut full: Option<Option<Value>> = None;
     for (i, r) in rules.iter().enumerate() {
         let m = match r.decide(ev) {
@@ -476,7 +476,6 @@ pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>) -> EvalSta
             out.push(i);
         }
     }
-    stats
 }
 
 /// Each selection's answer within one evaluation (a condition may name one twice), for the

@@ -244,7 +244,8 @@ fn the_prefilter_answers_as_the_full_match_does() {
         let ev = crate::decode::object::parse(raw).unwrap().event;
         let full: Value = serde_json::from_str(raw).unwrap();
         hits.clear();
-        let stats = evaluate(&rules, &ev, &mut hits);
+        let mut stats = crate::rules::custom::EvalStats::default();
+        evaluate(&rules, &ev, &mut hits, &mut stats);
         for (i, r) in rules.iter().enumerate() {
             let truth = r.matches(&full);
             match r.decide(&ev) {
