@@ -137,6 +137,28 @@ pub struct SigmaInfo {
     /// ATT&CK and other tags (`attack.t1562.008`).
     pub tags: Vec<String>,
     pub falsepositives: Vec<String>,
+    /// A correlation rule's alert: what its window held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<CorrelationInfo>,
+}
+
+/// What a Sigma correlation saw when it alerted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CorrelationInfo {
+    /// `event_count`, `value_count`, `temporal`, `temporal_ordered`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The group-by fields and this group's values (text lowercased).
+    pub group: Vec<(String, String)>,
+    /// The count the condition was met with.
+    pub metric: u64,
+    /// `gt 5`.
+    pub condition: String,
+    pub timespan_seconds: i64,
+    /// The earliest event of the window that met it.
+    pub window_start: Option<String>,
+    /// The window's events (up to 20).
+    pub event_ids: Vec<String>,
 }
 
 /// Event time to arrival, per account, over the last 10 minutes.

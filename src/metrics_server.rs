@@ -56,6 +56,10 @@ fn describe() {
         "Alerts folded into updates or digests by shaping"
     );
     c!(
+        "trailwatch_sigma_correlation_total",
+        "Sigma correlation windows: matches that joined one (hits), that lacked a group-by value (no_group) or came too late (late), groups dropped to stay bounded (evicted), alerts (fired)"
+    );
+    c!(
         "trailwatch_unrouted_total",
         "Items no route took, by stream"
     );

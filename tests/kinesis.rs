@@ -398,3 +398,92 @@ fn a_restart_inside_a_kpl_aggregate_neither_loses_nor_repeats_sub_records() {
         "the whole record is done: {shard}"
     );
 }
+
+/// A Sigma correlation's window is state like the dedup ids: kept in the checkpoint, so a
+/// window that two events opened before a restart is completed by a third after it.
+#[test]
+fn a_correlation_window_survives_a_restart_in_the_checkpoint() {
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    t.write(
+        "rules/burst.yml",
+        "title: Listing\nname: listing\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    eventName|startswith: List\n  condition: sel\n---\ntitle: A burst of listing\ncorrelation:\n  type: event_count\n  rules: [listing]\n  group-by: [userIdentity.arn]\n  timespan: 10m\n  condition: {gte: 3}\nlevel: high\n",
+    );
+    let base = config(&t, "corr");
+    let cfg = t.write(
+        "run.toml",
+        format!(
+            "sigma_rules = [\"{}\"]\n{}",
+            t.path("rules").display(),
+            std::fs::read_to_string(&base).unwrap()
+        ),
+    );
+    let listing = |id: &str, sec: u32| {
+        let mut v: Value = serde_json::from_str(&stratus()[0]).unwrap();
+        v["eventID"] = id.into();
+        v["eventName"] = "ListUsers".into();
+        v["eventTime"] = format!("2024-03-01T00:0{}:00Z", sec).into();
+        v["awsRegion"] = "us-east-1".into();
+        v["readOnly"] = true.into();
+        v["userIdentity"]["arn"] = "arn:aws:iam::111122223333:user/mallory".into();
+        v.to_string()
+    };
+    // Something that alerts on its own, to know the first run has read everything.
+    let marker: String = stratus()
+        .into_iter()
+        .find(|r| expected_alerts(&[r.as_str()]).len() == 1)
+        .unwrap();
+    let first = vec![listing("l1", 1), listing("l2", 2), marker.clone()];
+    let third = vec![listing("l3", 3)];
+    let all: Vec<String> = first.iter().chain(&third).cloned().collect();
+    let want_all = expected(&cfg, &t, &all);
+    let want_first = expected(&cfg, &t, &first);
+    let correlation: BTreeSet<String> = want_all.difference(&want_first).cloned().collect();
+    assert_eq!(
+        correlation.len(),
+        1,
+        "replay: the third listing completes the window"
+    );
+
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "corr", 1));
+    rt.block_on(put(&c, "corr", &first, 0));
+    let run = Consumer::start(&cfg, k.port);
+    let got = run.collect(want_first.len(), Duration::from_secs(30));
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    let got: BTreeSet<String> = got.into_iter().chain(extra).collect();
+    assert_eq!(got, want_first, "two listings are not a burst yet");
+    let cp: Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("state/checkpoints.json")).unwrap())
+            .unwrap();
+    let groups = &cp["pipeline"]["correlation"]["rules"][0]["groups"];
+    assert_eq!(
+        groups[0][0], "arn:aws:iam::111122223333:user/mallory",
+        "{cp}"
+    );
+    assert_eq!(groups[0][1].as_array().map(Vec::len), Some(2), "{cp}");
+
+    rt.block_on(put(&c, "corr", &third, 10));
+    let mport = free_port();
+    let run = Consumer::start_with(
+        &cfg,
+        k.port,
+        &["--metrics-addr", &format!("127.0.0.1:{mport}")],
+    );
+    let got = run.collect(1, Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (_, body) = http_get(mport, "/metrics");
+    assert!(
+        body.contains("trailwatch_sigma_correlation_total{what=\"fired\"} 1"),
+        "{body}"
+    );
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    let got: BTreeSet<String> = got.into_iter().chain(extra).collect();
+    assert_eq!(
+        got, correlation,
+        "the restored window, completed by the third"
+    );
+}

@@ -186,6 +186,16 @@ fn match_greps_with_a_sigma_rule() {
     );
 }
 
+/// `lint` printed a finding `code` at `place` (`FILE:LINE (RULE)`) saying `text`.
+fn expect_finding(stdout: &str, code: &str, place: &str, text: &str) {
+    let at = format!("  --> {place}");
+    let finding = stdout
+        .split("\n\n")
+        .find(|f| f.contains(&format!("[{code}]")) && f.contains(&at))
+        .unwrap_or_else(|| panic!("no {code} at {at}:\n{stdout}"));
+    assert!(finding.contains(text), "{text:?} not in\n{finding}");
+}
+
 #[test]
 fn lint_reports_each_finding_by_rule_and_line() {
     let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigma-lint/lint.yml");
@@ -240,13 +250,12 @@ fn lint_reports_each_finding_by_rule_and_line() {
         ),
         ("SG005-not-cloudtrail", 55, "#7", "service: guardduty"),
     ] {
-        let at = format!("  --> {file}:{line} (sigma:lint{rule})");
-        let finding = out
-            .stdout
-            .split("\n\n")
-            .find(|f| f.contains(&format!("[{code}]")) && f.contains(&at))
-            .unwrap_or_else(|| panic!("no {code} at {at}:\n{}", out.stdout));
-        assert!(finding.contains(text), "{text:?} not in\n{finding}");
+        expect_finding(
+            &out.stdout,
+            code,
+            &format!("{file}:{line} (sigma:lint{rule})"),
+            text,
+        );
     }
     assert!(
         !out.stdout.contains("(sigma:lint#8)"),
@@ -268,6 +277,51 @@ fn lint_reports_each_finding_by_rule_and_line() {
     assert!(hq
         .stdout
         .contains("1 findings (1 errors) in 57 rules of 57 files; 0 rules not loaded"));
+    // Correlations: group-by fields against the schema, references over every file, and the
+    // Sigma 1 forms that are not evaluated.
+    let corr =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigma-lint/correlation.yml");
+    let out = common::run(["lint", "--sigma", &s(&corr)]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    let file = s(&corr);
+    for (code, line, rule, text) in [
+        (
+            "SG001-unknown-field",
+            14,
+            "#2",
+            "did you mean `userIdentity.userName`?",
+        ),
+        (
+            "SG000-broken",
+            21,
+            "#3",
+            "`lisitng` is the `name` or `id` of no CloudTrail rule",
+        ),
+        ("SG004-unsupported", 31, "#4", "`| near …` is not evaluated"),
+    ] {
+        expect_finding(
+            &out.stdout,
+            code,
+            &format!("{file}:{line} (sigma:correlation{rule})"),
+            text,
+        );
+    }
+    assert!(
+        out.stdout
+            .contains("3 findings (3 errors) in 2 rules of 1 files; 2 rules not loaded"),
+        "{}",
+        out.stdout
+    );
+    // SigmaHQ's unsupported/ rules, six as written and two rewritten: they all load, clean.
+    let unsupported = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/sigmahq-unsupported");
+    let u = common::run(["lint", "--sigma", &s(&unsupported)]);
+    assert_eq!(u.code, 0, "{}", u.show());
+    assert!(
+        u.stdout
+            .contains("0 findings (0 errors) in 12 rules of 8 files"),
+        "{}",
+        u.stdout
+    );
     // The clean rule alone: 0.
     let t = Tmp::new();
     let text = std::fs::read_to_string(&fixture).unwrap();
@@ -275,6 +329,32 @@ fn lint_reports_each_finding_by_rule_and_line() {
     let c = common::run(["lint", "--sigma", &s(&clean)]);
     assert_eq!(c.code, 0, "{}", c.show());
     assert!(c.stdout.contains("0 findings"), "{}", c.stdout);
+}
+
+#[test]
+fn validate_loads_correlations_and_match_refuses_them() {
+    let t = Tmp::new();
+    let unsupported = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/sigmahq-unsupported");
+    let cfg = t.config(&format!(
+        "sigma_rules = [\"{}\"]\n\n[policy]\napproved_regions = [\"us-east-1\"]\n",
+        s(&unsupported)
+    ));
+    let v = common::run(["validate", "--config", &s(&cfg)]);
+    assert_eq!(v.code, 0, "{}", v.show());
+    assert!(
+        v.stdout
+            .contains("12 Sigma rules (8 of them correlations, 0 skipped)"),
+        "{}",
+        v.show()
+    );
+    let m = common::run([
+        "match",
+        "--sigma",
+        &s(&unsupported.join("aws_enum_listing.yml")),
+        &s(&t.write("in.jsonl", stratus().join("\n"))),
+    ]);
+    assert_ne!(m.code, 0, "{}", m.show());
+    assert!(m.stderr.contains("is a correlation rule"), "{}", m.show());
 }
 
 #[test]

@@ -2,13 +2,19 @@
 """The oracle for tests/sigma_oracle.rs: pySigma's SQLite backend.
 
     sigma_oracle.py RECORDS.jsonl RULE.yml...
+    sigma_oracle.py --windows RECORDS.jsonl RULE.yml...
+
 
 Each record is flattened into columns by dotted path (objects and arrays also stored as their
 compact JSON text, keys sorted, as trailwatch matches them); each rule is converted to SQL and
 run over the table. Prints one JSON object: file -> list of per-rule results, each the sorted
 eventIDs it matched, or {"error": why} where the backend refuses the rule.
+
+With --windows the rules are correlation rules, converted with `eventTime` as the timestamp
+and `eventID` as the event id: each result is the list of windows the backend found, as
+[group keys (a JSON object, sorted), window end in seconds, [event ids]].
 """
-import json, re, sqlite3, sys
+import json, re, sqlite3, sys, time
 
 from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
@@ -26,7 +32,9 @@ def flat(v, path, out):
         out[path] = v
 
 
-records = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+windows = sys.argv[1] == "--windows"
+args = sys.argv[2:] if windows else sys.argv[1:]
+records = [json.loads(l) for l in open(args[0]) if l.strip()]
 rows = []
 for r in records:
     row = {}
@@ -42,9 +50,13 @@ for row in rows:
         f"INSERT INTO logs ({', '.join(q(c) for c in row)}) VALUES ({', '.join('?' for _ in row)})",
         list(row.values()),
     )
-backend = sqliteBackend()
+if windows:
+    backend = sqliteBackend(timestamp_field="eventTime", event_id_field="eventID")
+else:
+    backend = sqliteBackend()
 out = {}
-for path in sys.argv[2:]:
+for path in args[1:]:
+    started = time.monotonic()
     results = []
     try:
         queries = backend.convert(SigmaCollection.from_yaml(open(path).read()))
@@ -54,8 +66,21 @@ for path in sys.argv[2:]:
     for sql in queries:
         while True:
             try:
-                ids = sorted(r[0] for r in db.execute(sql.replace("SELECT *", 'SELECT "eventID"', 1)))
-                results.append(ids)
+                if windows:
+                    cur = db.execute(sql)
+                    names = [c[0] for c in cur.description]
+                    rows = [dict(zip(names, r)) for r in cur]
+                    results.append(sorted(
+                        [
+                            json.dumps(json.loads(r["group_keys"]), sort_keys=True),
+                            r["occurrence_time"],
+                            sorted(i.split(":", 1)[1] for i in json.loads(r["event_ids"])),
+                        ]
+                        for r in rows
+                    ))
+                else:
+                    ids = sorted(r[0] for r in db.execute(sql.replace("SELECT *", 'SELECT "eventID"', 1)))
+                    results.append(ids)
                 break
             except sqlite3.OperationalError as e:
                 m = re.match(r"no such column: (.+)", str(e))
@@ -65,4 +90,5 @@ for path in sys.argv[2:]:
                 # A field no record has: a column of NULLs.
                 db.execute(f"ALTER TABLE logs ADD COLUMN {q(m.group(1).strip('`'))}")
     out[path] = results
+    print(f"{path}: {time.monotonic() - started:.1f}s", file=sys.stderr)
 print(json.dumps(out))

@@ -169,5 +169,14 @@ fn sigma_rules(path: &std::path::Path) -> Option<Vec<trailwatch::rules::sigma::R
         );
         return None;
     }
+    if let Some(r) = l.rules.iter().find(|r| r.correlation.is_some()) {
+        eprintln!(
+            "trailwatch: {}: {} ({}) is a correlation rule: it counts events over time, which `match` does not; run it with `sigma_rules` in `trailwatch replay`",
+            path.display(),
+            r.rule,
+            r.title
+        );
+        return None;
+    }
     Some(l.rules)
 }

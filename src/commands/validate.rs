@@ -41,7 +41,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
             }
             let p = &loaded.config.policy;
             println!(
-                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, {} Sigma rules ({} skipped), organization default {}",
+                "{}: ok ({} warnings): {} accounts, {} OUs, {} exemptions, {} custom rules with {} tests, {} Sigma rules ({} of them correlations, {} skipped), organization default {}",
                 path.display(),
                 loaded.warnings.len() + org_warnings,
                 policy.accounts.len(),
@@ -50,6 +50,7 @@ pub fn run(path: &Path) -> anyhow::Result<ExitCode> {
                 loaded.config.rules.len(),
                 loaded.config.rules.iter().map(|r| r.tests.len()).sum::<usize>(),
                 sigma.rules.len(),
+                sigma.rules.iter().filter(|r| r.correlation.is_some()).count(),
                 sigma.skipped.len(),
                 if policy.organization.approved.is_empty() {
                     "none".to_string()

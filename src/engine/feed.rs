@@ -130,10 +130,15 @@ impl<'e, 'c> Feed<'e, 'c> {
                         .partition(|(j, _)| *j == which);
                     e.alerts = others;
                     let alerts = mine.into_iter().map(|(_, a)| a).collect();
+                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut e.hits)
+                        .into_iter()
+                        .partition(|(j, _)| *j == which);
+                    e.hits = others;
+                    let hits = mine.into_iter().map(|(_, h)| h).collect();
                     let d = self
                         .core
                         .pipeline
-                        .admit(e.key, alerts, now, &mut self.alerts);
+                        .admit(e.key, alerts, hits, now, &mut self.alerts);
                     if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
                         self.watch(o.account.as_deref(), o.region.as_deref(), e.time, now);
                     }

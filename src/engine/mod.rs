@@ -368,6 +368,18 @@ impl Engine {
             metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
             metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
         }
+        let cs = core.pipeline.correlation_stats();
+        if cs != Default::default() {
+            for (what, n) in [
+                ("hits", cs.hits),
+                ("no_group", cs.no_group),
+                ("late", cs.late),
+                ("evicted", cs.evicted),
+                ("fired", cs.fired),
+            ] {
+                metrics::counter!("trailwatch_sigma_correlation_total", "what" => what).absolute(n);
+            }
+        }
         items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
         Pending::new(items, &self.books)
     }

@@ -47,6 +47,8 @@ pub struct JudgedEvent {
     /// The alerts raised, each with its judge's index (empty, so no allocation, for the
     /// events that raise nothing).
     pub alerts: Vec<(usize, Alert)>,
+    /// What it feeds the Sigma correlations, each with its judge's index.
+    pub hits: Vec<(usize, crate::pipeline::correlate::Hit)>,
     /// The event changed the organization (see [`crate::org::change`]).
     pub org_change: Option<String>,
     /// Its account and region, for the feed-health watch (kept only when it watches).
@@ -159,15 +161,18 @@ impl Visit for Recorder<'_, '_> {
             return self.push(Entry::Outside);
         }
         let mut alerts = Vec::new();
+        let mut hits = Vec::new();
         let mut raised = Vec::new();
         for (i, j) in self.judges.iter().enumerate() {
             j.judge(&ev, self.now, &mut self.scratch, &mut raised);
             alerts.extend(raised.drain(..).map(|a| (i, a)));
+            hits.extend(self.scratch.hits.drain(..).map(|h| (i, h)));
         }
         let e = JudgedEvent {
             key: ev.event_id().map(dedup::key),
             time: ev.time_secs(),
             alerts,
+            hits,
             org_change: crate::org::change(&ev),
             origin: self.origins.then(|| {
                 Box::new(Origin {

@@ -26,6 +26,9 @@ pub struct Judge {
 pub struct Scratch {
     matched: Vec<usize>,
     pub stats: EvalStats,
+    /// What the last [`Judge::judge`] found for the Sigma correlations, for the caller to
+    /// hand to [`super::Pipeline::admit`] (cleared by each `judge`).
+    pub hits: Vec<super::correlate::Hit>,
 }
 
 impl Judge {
@@ -82,6 +85,7 @@ impl Judge {
     /// Appends every alert the rules raise for `ev` at `now` to `out`, the region rule's
     /// first, then the custom rules' in config order, then the Sigma rules' in file order.
     pub fn judge(&self, ev: &Event<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Alert>) {
+        scratch.hits.clear();
         let at = self.time_of(ev, now);
         match region::evaluate(&self.policy, ev, at) {
             region::Verdict::Alert(acct, severity, mark) => {
@@ -109,34 +113,78 @@ impl Judge {
                 out.push(build_alert(ev, acct, what, self.include_event));
             }
         }
-        self.judge_sigma(ev, scratch, out);
+        self.judge_sigma(ev, now, scratch, out);
     }
 
     /// The Sigma rules: on the hot fields first, the record parsed once for those left open.
-    fn judge_sigma(&self, ev: &Event<'_>, scratch: &mut Scratch, out: &mut Vec<Alert>) {
+    /// A match alerts (unless a correlation takes it over) and feeds its correlations.
+    fn judge_sigma(&self, ev: &Event<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Alert>) {
         if self.sigma.is_empty() {
             return;
         }
         scratch.matched.clear();
         crate::rules::sigma::evaluate(&self.sigma, ev, &mut scratch.matched, &mut scratch.stats);
-        for rule in scratch.matched.iter().map(|&i| &self.sigma[i]) {
-            let acct = self.policy.for_account(ev.account());
-            let what = AlertWhat {
-                rule: &rule.rule,
-                title: &rule.title,
-                runbook: None,
-                severity: rule.severity(),
-                reason: custom_reason(ev, &rule.title, acct),
-            };
-            let mut alert = build_alert(ev, acct, what, self.include_event);
-            alert.sigma = Some(Box::new(crate::alert::SigmaInfo {
-                sigma_id: rule.id.clone(),
-                description: rule.description.clone(),
-                references: rule.references.clone(),
-                tags: rule.tags.clone(),
-                falsepositives: rule.falsepositives.clone(),
-            }));
-            out.push(alert);
+        let mut record: Option<Option<serde_json::Value>> = None;
+        for &i in &scratch.matched {
+            let rule = &self.sigma[i];
+            if rule.output {
+                out.push(self.sigma_alert(rule, ev));
+            }
+            for &(c, slot) in &rule.feeds {
+                let corr_rule = &self.sigma[c];
+                let Some(corr) = corr_rule.correlation.as_deref() else {
+                    continue;
+                };
+                let v = record
+                    .get_or_insert_with(|| serde_json::from_str(ev.raw).ok())
+                    .as_ref();
+                let get =
+                    |p: &Vec<String>| v.and_then(|v| crate::rules::sigma::matcher::lookup(v, p));
+                let group = corr.group_paths.get(slot).and_then(|paths| {
+                    let values: Vec<_> = paths.iter().map(get).collect();
+                    super::correlate::group_key(&values)
+                });
+                let value = corr
+                    .field_paths
+                    .get(slot)
+                    .and_then(Option::as_ref)
+                    .and_then(get)
+                    .and_then(super::correlate::value_text);
+                scratch.hits.push(super::correlate::Hit {
+                    corr: c,
+                    slot,
+                    time: ev.time_secs().unwrap_or(now),
+                    group,
+                    value,
+                    alert: self.sigma_alert(corr_rule, ev),
+                });
+            }
         }
+    }
+
+    fn sigma_alert(&self, rule: &crate::rules::sigma::Rule, ev: &Event<'_>) -> Alert {
+        let acct = self.policy.for_account(ev.account());
+        let what = AlertWhat {
+            rule: &rule.rule,
+            title: &rule.title,
+            runbook: None,
+            severity: rule.severity(),
+            reason: custom_reason(ev, &rule.title, acct),
+        };
+        let mut alert = build_alert(ev, acct, what, self.include_event);
+        alert.sigma = Some(Box::new(crate::alert::SigmaInfo {
+            sigma_id: rule.id.clone(),
+            description: rule.description.clone(),
+            references: rule.references.clone(),
+            tags: rule.tags.clone(),
+            falsepositives: rule.falsepositives.clone(),
+            correlation: None,
+        }));
+        alert
+    }
+
+    /// The Sigma rules, for the pipeline's correlation windows.
+    pub fn sigma(&self) -> &[crate::rules::sigma::Rule] {
+        &self.sigma
     }
 }

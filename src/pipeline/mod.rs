@@ -1,6 +1,7 @@
 //! The synchronous core: dedup by eventID, then the rules. No tokio, no I/O, no clock of its
 //! own: `now` is passed in, so replay can run on event time and tests control time.
 
+pub mod correlate;
 pub mod dedup;
 pub mod judge;
 
@@ -21,6 +22,9 @@ const ALERT_ID_CAPACITY: usize = 200_000;
 pub struct PipelineSnapshot {
     pub event_ids: Vec<(dedup::Key, i64)>,
     pub alert_ids: Vec<(dedup::Key, i64)>,
+    /// The Sigma correlations' windows.
+    #[serde(default, skip_serializing_if = "correlate::Snapshot::is_empty")]
+    pub correlation: correlate::Snapshot,
 }
 
 /// What happened to one event.
@@ -43,6 +47,8 @@ pub struct Pipeline {
     /// event-id TTL (CloudWatch Logs retries for up to 24 h). Alerts are rare, so this is
     /// cheap to keep for a week.
     alerted: Dedup,
+    /// The Sigma correlations' windows, fed in input order after dedup.
+    correlator: correlate::Correlator,
 }
 
 impl Pipeline {
@@ -63,13 +69,19 @@ impl Pipeline {
                 dedup.event_ttl_secs.max(ALERT_ID_TTL_SECS),
                 ALERT_ID_CAPACITY,
             ),
+            correlator: correlate::Correlator::default(),
         }
     }
 
     /// Sigma rules (`sigma_rules`), judged after the region rule and the custom rules.
     pub fn with_sigma(mut self, rules: Vec<crate::rules::sigma::Rule>) -> Self {
-        self.judge = self.judge.with_sigma(rules);
+        self.set_sigma(rules);
         self
+    }
+
+    /// The Sigma correlations' counters.
+    pub fn correlation_stats(&self) -> correlate::CorrelationStats {
+        self.correlator.stats
     }
 
     /// Replay: exemptions are judged at each event's own `eventTime`, so the result does not
@@ -98,11 +110,14 @@ impl Pipeline {
         self.judge = self.judge.with_policy(policy);
     }
 
-    /// Swaps the custom rules (a config reload): dedup state stays.
+    /// Swaps the Sigma rules (a config reload): dedup state stays, and so do the windows of
+    /// the correlations that mean the same as before.
     pub fn set_sigma(&mut self, rules: Vec<crate::rules::sigma::Rule>) {
+        self.correlator = self.correlator.replaced(&rules);
         self.judge = self.judge.with_sigma(rules);
     }
 
+    /// Swaps the custom rules (a config reload): dedup state stays.
     pub fn set_rules(&mut self, custom: RuleSet) {
         self.judge = self.judge.with_rules(custom);
         self.scratch.stats = EvalStats::default();
@@ -126,6 +141,7 @@ impl Pipeline {
         PipelineSnapshot {
             event_ids: self.dedup.snapshot(),
             alert_ids: self.alerted.snapshot(),
+            correlation: self.correlator.snapshot(),
         }
     }
 
@@ -138,6 +154,8 @@ impl Pipeline {
             ALERT_ID_CAPACITY,
             &snap.alert_ids,
         );
+        self.correlator = correlate::Correlator::new(self.judge.sigma());
+        self.correlator.restore(&snap.correlation);
     }
 
     /// Records that an alert was already delivered (read back from the output after a crash),
@@ -168,15 +186,26 @@ impl Pipeline {
         let mut judged = Vec::new();
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
+        let hits = std::mem::take(&mut self.scratch.hits);
+        self.correlate(hits, &mut judged);
         self.admit_alerts(judged, now, out)
     }
 
+    /// Feeds the correlation windows; their alerts join the event's.
+    fn correlate(&mut self, hits: Vec<correlate::Hit>, judged: &mut Vec<Alert>) {
+        for h in hits {
+            judged.extend(self.correlator.hit(h));
+        }
+    }
+
     /// [`Self::process`] for an event judged already (on another thread): `key` is its
-    /// eventID's fingerprint ([`dedup::key`]), `judged` what the rules raised for it.
+    /// eventID's fingerprint ([`dedup::key`]), `judged` what the rules raised for it, `hits`
+    /// what it feeds the correlations ([`Scratch::hits`]).
     pub fn admit(
         &mut self,
         key: Option<dedup::Key>,
-        judged: Vec<Alert>,
+        mut judged: Vec<Alert>,
+        hits: Vec<correlate::Hit>,
         now: i64,
         out: &mut Vec<Alert>,
     ) -> Disposition {
@@ -185,6 +214,7 @@ impl Pipeline {
                 return Disposition::Duplicate;
             }
         }
+        self.correlate(hits, &mut judged);
         self.admit_alerts(judged, now, out)
     }
 

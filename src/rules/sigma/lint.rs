@@ -62,6 +62,7 @@ pub fn lint_str(
                 rules += 1;
                 if let Some(node) = &d.node {
                     fields(&d, file, node, &mut out);
+                    correlation_fields(&d, file, node, r, &mut out);
                 }
                 let mut used = Vec::new();
                 r.condition.uses(&mut used);
@@ -156,6 +157,51 @@ fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
                 }
             }
         }
+    }
+}
+
+/// A correlation's group-by and value fields (aliases are names of its own, not fields).
+fn correlation_fields(d: &Doc, file: &str, node: &Node, r: &super::Rule, out: &mut Vec<Finding>) {
+    let Some(c) = r.correlation.as_deref() else {
+        return;
+    };
+    let corr = node
+        .as_mapping()
+        .and_then(|m| m.get_node("correlation"))
+        .and_then(Node::as_mapping);
+    let aliases = corr
+        .and_then(|m| m.get_node("aliases"))
+        .and_then(Node::as_mapping);
+    let is_alias = |f: &str| aliases.is_some_and(|a| a.get_node(f).is_some());
+    let at = |key: &str| {
+        corr.and_then(|m| m.get_node(key))
+            .and_then(|n| line(n.span()))
+    };
+    let mut check_one = |f: &str, key: &str| {
+        if is_alias(f) {
+            return;
+        }
+        if let Some((level, code, message, fix)) = check(f, &[], &[Some("x")]) {
+            let message = message.replace(
+                "is never true",
+                "groups nothing (no event has it, so none counts)",
+            );
+            out.push(Finding {
+                file: file.to_string(),
+                line: d.file_line(at(key)),
+                rule: d.name.clone(),
+                level,
+                code,
+                message,
+                fix,
+            });
+        }
+    };
+    for g in &c.group_by {
+        check_one(g, "group-by");
+    }
+    if let Some(f) = &c.field {
+        check_one(f, "condition");
     }
 }
 
@@ -284,6 +330,29 @@ pub fn lint_files(
             fix: String::new(),
         }),
     });
+    // Correlations name rules of any file: what linking them over all the files finds.
+    let mut linked: Vec<super::Rule> = Vec::new();
+    super::for_each_file(files, |file, stem, text| {
+        if let Ok(text) = text {
+            for d in load_docs(text, file, stem, &resolve) {
+                if let Ok(r) = d.rule {
+                    linked.push(r);
+                }
+            }
+        }
+    });
+    for (rule, p) in super::correlation::link(&mut linked) {
+        rules -= 1;
+        all.push(Finding {
+            file: p.file,
+            line: p.line,
+            rule,
+            level: Level::Error,
+            code: p.code,
+            message: p.message,
+            fix: String::new(),
+        });
+    }
     (all, rules)
 }
 

@@ -7,6 +7,7 @@
 //! stops the others.
 
 pub mod condition;
+pub mod correlation;
 pub mod lint;
 pub mod matcher;
 pub mod side_tests;
@@ -32,6 +33,17 @@ pub struct Rule {
     pub references: Vec<String>,
     pub tags: Vec<String>,
     pub falsepositives: Vec<String>,
+    /// `name`: what correlation rules reference (besides `id`).
+    pub name: Option<String>,
+    /// The file it was read from.
+    pub file: String,
+    /// A correlation rule (`correlation:`, or a Sigma 1 `| count()` over its own detection).
+    pub correlation: Option<Box<correlation::Correlation>>,
+    /// Whether a match alerts on its own: not for a rule a correlation references (unless
+    /// it says `generate: true`), nor for a Sigma 1 aggregation's detection.
+    pub output: bool,
+    /// The correlations a match feeds: (rule index, slot).
+    pub feeds: Vec<(usize, usize)>,
     selections: Vec<Selection>,
     names: Vec<String>,
     condition: Expr,
@@ -189,8 +201,13 @@ pub(crate) fn load_docs(
                 continue;
             }
         };
-        let rule = match rule(&node, name.clone(), placeholders) {
-            Ok(Some(r)) => Ok(r),
+        let rule = match rule(&node, name.clone(), file, placeholders) {
+            Ok(Some(mut r)) => {
+                if let Some(c) = r.correlation.as_deref_mut() {
+                    c.line = c.line.map(|l| l + first_line - 1);
+                }
+                Ok(r)
+            }
             Ok(None) => {
                 let ls = node.as_mapping().and_then(|m| m.get_node("logsource"));
                 let what = ls
@@ -222,8 +239,28 @@ pub(crate) fn load_docs(
     out
 }
 
-/// Loads every rule of one file's text. `placeholders` resolves `|expand`.
+/// Loads every rule of one file's text, correlations linked within the file.
+/// `placeholders` resolves `|expand`.
 pub fn load_str(
+    text: &str,
+    file: &str,
+    stem: &str,
+    placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
+) -> Loaded {
+    let mut out = load_unlinked(text, file, stem, placeholders);
+    out.link();
+    out
+}
+
+impl Loaded {
+    /// Resolves the correlations' references over every rule loaded.
+    fn link(&mut self) {
+        let problems = correlation::link(&mut self.rules);
+        self.errors.extend(problems.into_iter().map(|(_, p)| p));
+    }
+}
+
+fn load_unlinked(
     text: &str,
     file: &str,
     stem: &str,
@@ -240,8 +277,9 @@ pub fn load_str(
     out
 }
 
-/// Loads every file (`sigma_rules`, expanded), with `sigma_placeholders` for `|expand`. A
-/// file that cannot be read is an error of that file only.
+/// Loads every file (`sigma_rules`, expanded), with `sigma_placeholders` for `|expand`, and
+/// links correlations to the rules they name in any of the files. A file that cannot be read
+/// is an error of that file only.
 pub fn load_files(
     files: &[std::path::PathBuf],
     placeholders: &std::collections::BTreeMap<String, Vec<String>>,
@@ -250,13 +288,14 @@ pub fn load_files(
     let mut all = Loaded::default();
     for_each_file(files, |file, stem, text| match text {
         Ok(text) => {
-            let l = load_str(text, file, stem, &lookup);
+            let l = load_unlinked(text, file, stem, &lookup);
             all.rules.extend(l.rules);
             all.skipped.extend(l.skipped);
             all.errors.extend(l.errors);
         }
         Err(p) => all.errors.push(p),
     });
+    all.link();
     all
 }
 
@@ -290,6 +329,7 @@ pub(crate) fn for_each_file(
 fn rule(
     node: &Node,
     name: String,
+    file: &str,
     placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> Result<Option<Rule>, Bad> {
     let Some(map) = node.as_mapping() else {
@@ -298,11 +338,33 @@ fn rule(
             "a Sigma rule is a mapping (title, logsource, detection…)",
         ));
     };
+    let opt = |k: &str| map.get_node(k).and_then(scalar);
+    let meta = |title: String, condition: Expr| Rule {
+        rule: name.clone(),
+        id: opt("id"),
+        title,
+        level: opt("level"),
+        description: opt("description"),
+        references: texts(map.get_node("references")),
+        tags: texts(map.get_node("tags")),
+        falsepositives: texts(map.get_node("falsepositives")),
+        name: opt("name"),
+        file: file.to_string(),
+        correlation: None,
+        output: true,
+        feeds: Vec::new(),
+        selections: Vec::new(),
+        names: Vec::new(),
+        condition,
+    };
     if map.get_node("correlation").is_some() {
-        return Err(unsupported(
-            node,
-            "correlation rules are not evaluated yet (event_count, value_count, temporal)",
-        ));
+        let title = opt("title").ok_or_else(|| at(node, "`title` is required"))?;
+        let c = correlation::parse(node, map)?;
+        // It matches no event itself: its alerts come from its windows.
+        let mut r = meta(title, Expr::Or(Vec::new()));
+        r.correlation = Some(Box::new(c));
+        r.output = false;
+        return Ok(Some(r));
     }
     let logsource = map
         .get_node("logsource")
@@ -335,12 +397,11 @@ fn rule(
     let mut names = Vec::new();
     let mut selections = Vec::new();
     let mut cond_node = None;
+    let mut timeframe = None;
     for (k, v) in det.iter() {
         match k.as_str() {
             "condition" => cond_node = Some(v),
-            "timeframe" => {
-                return Err(unsupported(v, "`timeframe` belongs in a correlation rule"));
-            }
+            "timeframe" => timeframe = Some((v, scalar(v).unwrap_or_default())),
             sel => {
                 names.push(sel.to_string());
                 selections.push(selection(v, placeholders)?);
@@ -353,31 +414,47 @@ fn rule(
     if conds.is_empty() {
         return Err(at(cond_node, "`condition` must be text"));
     }
+    // Sigma 1: `selection | count() by f > N`, over the detection's `timeframe`.
+    let mut aggregation = None;
     let mut parsed = Vec::new();
     for c in &conds {
-        parsed.push(condition::parse(c, &names).map_err(|e| {
+        let text = match c.split_once('|') {
+            Some((expr, agg)) if conds.len() == 1 => {
+                aggregation = Some(correlation::aggregation(agg, timeframe.clone(), cond_node)?);
+                expr
+            }
+            Some(_) => {
+                return Err(at(
+                    cond_node,
+                    "an aggregation (`| count() …`) in a list of conditions",
+                ))
+            }
+            None => c.as_str(),
+        };
+        parsed.push(condition::parse(text, &names).map_err(|e| {
             let code = if e.no_selection { NO_SELECTION } else { BROKEN };
             Bad(line(cond_node.span()), e.message, code)
         })?);
+    }
+    if let (Some((tf, _)), None) = (timeframe, &aggregation) {
+        return Err(unsupported(
+            tf,
+            "`timeframe` without an aggregation (`| count() …`): a condition is judged on one event at a time, so it would be ignored; write a temporal correlation rule (Sigma 2) instead",
+        ));
     }
     let condition = match parsed.len() {
         1 => parsed.remove(0),
         _ => Expr::Or(parsed),
     };
-    let opt = |k: &str| map.get_node(k).and_then(scalar);
-    Ok(Some(Rule {
-        rule: name,
-        id: opt("id"),
-        title,
-        level: opt("level"),
-        description: opt("description"),
-        references: texts(map.get_node("references")),
-        tags: texts(map.get_node("tags")),
-        falsepositives: texts(map.get_node("falsepositives")),
-        selections,
-        names,
-        condition,
-    }))
+    let mut r = meta(title, condition);
+    r.selections = selections;
+    r.names = names;
+    if let Some(c) = aggregation {
+        // The detection feeds its own window and alerts only through it.
+        r.correlation = Some(Box::new(c));
+        r.output = false;
+    }
+    Ok(Some(r))
 }
 
 fn selection(
