@@ -6,7 +6,11 @@
 //!   `decode_only` is the Sigma cost;
 //! - `sigmahq_114_rules`: the same rules twice, to show how the cost grows;
 //! - `parse_only` and `without_prefilter`: the record parsed into a `serde_json::Value` and
-//!   every rule's detection run on it (what the prefilter saves).
+//!   every rule's detection run on it (what the prefilter saves);
+//! - `judge_57_rules` and `judge_57_rules_and_8_correlations`: decode, then the judge as the
+//!   pipeline runs it (alerts built), with SigmaHQ's eight `unsupported/` rules added
+//!   (rules/sigma/sigmahq-unsupported/: six Sigma 1 counts, two temporal correlations) and
+//!   their windows fed: what correlations add.
 //!
 //! `cargo bench --bench sigma`
 
@@ -17,7 +21,11 @@ use trailwatch::decode::object;
 use trailwatch::rules::sigma;
 
 fn rules() -> Vec<sigma::Rule> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/sigma/sigmahq");
+    load("rules/sigma/sigmahq")
+}
+
+fn load(dir: &str) -> Vec<sigma::Rule> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(dir);
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -87,6 +95,42 @@ fn bench(c: &mut Criterion) {
                     sigma::evaluate(set, &ev, &mut hits, &mut Default::default());
                 }
                 hits.len()
+            })
+        });
+    }
+    let mut with_correlations = rules.clone();
+    with_correlations.extend(load("rules/sigma/sigmahq-unsupported"));
+    let relinked = {
+        // Linked as one set, as `sigma_rules` would load both folders.
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = Vec::new();
+        for d in ["rules/sigma/sigmahq", "rules/sigma/sigmahq-unsupported"] {
+            trailwatch::config::sigma::rule_files(&dir.join(d), &mut files).unwrap();
+        }
+        sigma::load_files(&files, &Default::default()).rules
+    };
+    assert_eq!(relinked.len(), with_correlations.len());
+    for (name, set) in [
+        ("judge_57_rules", rules.clone()),
+        ("judge_57_rules_and_8_correlations", relinked),
+    ] {
+        let policy = trailwatch::rules::RegionPolicy::build(&Default::default());
+        let judge = trailwatch::pipeline::Judge::new(policy, Default::default(), false)
+            .with_sigma(set.clone());
+        let mut windows = trailwatch::pipeline::correlate::Correlator::new(&set);
+        g.bench_function(name, |b| {
+            let mut scratch = trailwatch::pipeline::Scratch::default();
+            let mut out = Vec::new();
+            b.iter(|| {
+                out.clear();
+                for r in &records {
+                    let ev = object::parse(r).unwrap().event;
+                    judge.judge(&ev, 1_700_000_000, &mut scratch, &mut out);
+                    for h in scratch.hits.drain(..) {
+                        out.extend(windows.hit(h));
+                    }
+                }
+                out.len()
             })
         });
     }

@@ -148,8 +148,8 @@ pub struct CorrelationInfo {
     /// `event_count`, `value_count`, `temporal`, `temporal_ordered`.
     #[serde(rename = "type")]
     pub kind: String,
-    /// The group-by fields and this group's values (text lowercased).
-    pub group: Vec<(String, String)>,
+    /// Each group-by field and this group's value (text lowercased).
+    pub group: std::collections::BTreeMap<String, String>,
     /// The count the condition was met with.
     pub metric: u64,
     /// `gt 5`.

@@ -282,12 +282,7 @@ fn correlations_alert_for_the_same_groups_at_the_same_times_as_pysigma_sqlite() 
         let Some(c) = a["sigma"].get("correlation") else {
             continue;
         };
-        let group: serde_json::Map<String, Value> = c["group"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|p| (p[0].as_str().unwrap().to_string(), p[1].clone()))
-            .collect();
+        let group = c["group"].as_object().unwrap().clone();
         let at = trailwatch::event::parse_utc_secs(a["event_time"].as_str().unwrap()).unwrap();
         let rule = a["rule"].as_str().unwrap().to_string();
         kinds.insert(rule.clone(), c["type"].as_str().unwrap().to_string());

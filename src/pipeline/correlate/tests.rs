@@ -119,7 +119,7 @@ fn event_count_alerts_on_the_event_that_completes_the_window_per_group() {
     assert_eq!(c.event_ids, ["e1", "e2", "e5"]);
     assert_eq!(
         c.group,
-        [("userIdentity.arn".to_string(), "arn:u1".to_string())]
+        [("userIdentity.arn".to_string(), "arn:u1".to_string())].into()
     );
     assert_eq!(c.window_start.as_deref(), Some("2023-11-14T22:13:20Z"));
     assert!(
@@ -301,7 +301,7 @@ detection:
     let c = a[0].sigma.as_ref().unwrap().correlation.as_ref().unwrap();
     assert_eq!(
         c.group,
-        [("sourceIPAddress".to_string(), "1.1.1.1".to_string())]
+        [("sourceIPAddress".to_string(), "1.1.1.1".to_string())].into()
     );
     assert_eq!(c.condition, "gt 2");
 }
@@ -482,4 +482,20 @@ fn broken_correlations_say_where_and_what_was_expected() {
         "{e:?}"
     );
     assert!(sigma1("a | count(x) by y > 5", "  timeframe: 5m\n").is_empty());
+}
+
+#[test]
+fn a_correlation_rule_costs_no_parse_of_its_own() {
+    let text = format!("{BASE}---\n{COUNT}");
+    let rules = crate::rules::sigma::load_str(&text, "c.yml", "c", &none).rules;
+    let e = ev("e1", 0, "ConsoleLogin", "arn:u1", "1.1.1.1");
+    let parsed = object::parse(&e).unwrap().event;
+    let (mut out, mut stats) = (Vec::new(), crate::rules::custom::EvalStats::default());
+    crate::rules::sigma::evaluate(&rules, &parsed, &mut out, &mut stats);
+    assert!(out.is_empty());
+    assert_eq!(
+        (stats.decided_on_hot_fields, stats.full_parses),
+        (2, 0),
+        "the two detections decide on eventName; the correlation is not evaluated per event"
+    );
 }

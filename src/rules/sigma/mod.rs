@@ -536,6 +536,9 @@ fn field_tests(
 pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>, stats: &mut EvalStats) {
     let mut full: Option<Option<Value>> = None;
     for (i, r) in rules.iter().enumerate() {
+        if r.selections.is_empty() {
+            continue; // A correlation rule: it matches through its windows.
+        }
         let m = match r.decide(ev) {
             Some(m) => {
                 stats.decided_on_hot_fields += 1;
