@@ -347,6 +347,20 @@ fn validate_loads_correlations_and_match_refuses_them() {
         "{}",
         v.show()
     );
+    // A correlation naming a rule that is not there: validate exits 2 and says where.
+    let broken =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sigma-lint/correlation.yml");
+    let bad = t.write("bad.toml", format!("sigma_rules = [\"{}\"]\n", s(&broken)));
+    let v = common::run(["validate", "--config", &s(&bad)]);
+    assert_eq!(v.code, 2, "{}", v.show());
+    assert!(
+        v.stdout.contains(&format!(
+            "error: {}:21: `correlation.rules`: `lisitng`",
+            s(&broken)
+        )),
+        "{}",
+        v.show()
+    );
     let m = common::run([
         "match",
         "--sigma",

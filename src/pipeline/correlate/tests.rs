@@ -446,6 +446,9 @@ fn broken_correlations_say_where_and_what_was_expected() {
         "{e:?}"
     );
     assert_eq!(e[0].line, Some(line_of(&bad, "timespan:")), "{e:?}");
+    let e = errors(&COUNT.replace("gte: 3", "gte: 20000"));
+    assert_eq!(e[0].code, crate::rules::sigma::UNSUPPORTED, "{e:?}");
+    assert!(e[0].message.contains("counts above 10000"), "{e:?}");
     let e = errors(&COUNT.replace("event_count", "value_sum"));
     assert_eq!(e[0].code, crate::rules::sigma::UNSUPPORTED, "{e:?}");
     let e = errors(&COUNT.replace("{gte: 3}", "{gte: 3, field: x, lt: 4}"));
