@@ -49,6 +49,8 @@ impl Doc for HotDoc<'_, '_> {
         let v = match (*self.hot.get(slot)?)?.value(self.ev) {
             HotValue::Missing => return Some(false),
             HotValue::Unknown => return None,
+            // False whether missing or null, or unknown.
+            HotValue::Absent => return (!f(&Val::Null)).then_some(false),
             HotValue::Null => Val::Null,
             HotValue::Str(s) => Val::Str(Cow::Borrowed(s)),
             HotValue::Bool(b) => Val::Bool(b),

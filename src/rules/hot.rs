@@ -27,6 +27,9 @@ pub enum HotValue<'e> {
     Bool(bool),
     /// Present and an object (its content is not among the hot fields).
     Object,
+    /// Missing or `null`, and the hot fields cannot tell which (a `userIdentity` field the
+    /// decoder did not find a string for): a test that answers the same for both is decided.
+    Absent,
     /// The hot fields cannot tell (the full record must be read).
     Unknown,
 }
@@ -100,8 +103,8 @@ impl Hot {
                 // No parent: the field is missing.
                 (false, _, _) | (true, None, _) => HotValue::Missing,
                 (true, Some(_), Some(s)) => HotValue::Str(s),
-                // Null or missing: the full parse tells.
-                (true, Some(_), None) => HotValue::Unknown,
+                // Null or missing: only the full parse tells which.
+                (true, Some(_), None) => HotValue::Absent,
             },
         }
     }

@@ -497,8 +497,13 @@ impl Test {
     /// The answer on a hot field's value, when it is certain: the same as [`Test::matches`]
     /// gives on the full record.
     fn decide(&self, v: HotValue<'_>) -> Option<bool> {
+        if v == HotValue::Absent {
+            // Missing or null: certain where both give the same answer.
+            let (missing, null) = (self.decide(HotValue::Missing), self.decide(HotValue::Null));
+            return missing.filter(|m| Some(*m) == null);
+        }
         let text = match v {
-            HotValue::Unknown | HotValue::Object => return None,
+            HotValue::Unknown | HotValue::Object | HotValue::Absent => return None,
             HotValue::Missing => None,
             HotValue::Null => Some(None),
             HotValue::Str(s) => Some(Some(s)),

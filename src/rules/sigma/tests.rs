@@ -220,6 +220,7 @@ fn varied_records() -> Vec<String> {
             push(&|w| w["userIdentity"] = Value::Null);
             push(&|w| w["userIdentity"]["type"] = "Root".into());
             push(&|w| drop(w["userIdentity"].as_object_mut().map(|o| o.remove("arn"))));
+            push(&|w| w["userIdentity"]["arn"] = Value::Null);
             push(&|w| w["errorCode"] = Value::Null);
             push(&|w| w["userAgent"] = "S3 Browser 9.1".into());
         }
@@ -261,6 +262,12 @@ fn the_prefilter_answers_as_the_full_match_does() {
         // One full parse at most, shared by every rule the hot fields leave open.
         assert!(stats.full_parses <= 1, "{stats:?}");
     }
+    eprintln!(
+        "{} rules × {} records: {decided} of {} decided on the hot fields",
+        rules.len(),
+        records.len(),
+        decided + undecided
+    );
     // The comparison means something only if rules match and both paths are taken.
     assert!(matched > 100, "{matched} matches");
     assert!(undecided > 0);
@@ -303,5 +310,34 @@ fn wildcard_shapes_match_as_the_general_matcher_does() {
             want,
             "{pat:?} cased={cased} on {text:?}"
         );
+    }
+}
+
+#[test]
+fn a_user_identity_field_missing_or_null_is_decided_where_both_answer_alike() {
+    let rule = |sel: &str| {
+        let text = format!(
+            "title: t\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n  sel:\n    {sel}\n  condition: sel\n"
+        );
+        load_str(&text, "t.yml", "t", &none).rules.remove(0)
+    };
+    let missing = r#"{"eventName":"X","userIdentity":{"type":"AWSService"}}"#;
+    let null = r#"{"eventName":"X","userIdentity":{"type":"AWSService","arn":null}}"#;
+    for (sel, decided) in [
+        ("userIdentity.arn|re: '.+:assumed-role/.+'", Some(false)),
+        ("userIdentity.arn|contains: role", Some(false)),
+        ("userIdentity.arn: null", Some(true)),
+        // Missing is `false`, null is `true`: only the full record tells.
+        ("userIdentity.arn|exists: true", None),
+    ] {
+        let r = rule(sel);
+        for rec in [missing, null] {
+            let ev = crate::decode::object::parse(rec).unwrap().event;
+            assert_eq!(r.decide(&ev), decided, "{sel} on {rec}");
+            let full = r.matches(&serde_json::from_str(rec).unwrap());
+            if let Some(d) = decided {
+                assert_eq!(d, full, "{sel} on {rec}: the prefilter must agree");
+            }
+        }
     }
 }
