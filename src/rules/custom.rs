@@ -207,6 +207,11 @@ mod tests {
             r#"{ $.readOnly NOT EXISTS }"#,
             r#"{ $.userIdentity.type = "Root" && $.userIdentity.invokedBy NOT EXISTS }"#,
             r#"{ $.userIdentity.invokedBy = * }"#,
+            // Missing (record 1) and null (record 4) look alike to the hot fields.
+            r#"{ $.userIdentity.invokedBy IS NULL }"#,
+            r#"{ $.userIdentity.invokedBy NOT EXISTS }"#,
+            r#"{ $.userIdentity.invokedBy = "x*" }"#,
+            r#"{ $.userIdentity.invokedBy != "x" }"#,
             r#"{ $.userIdentity NOT EXISTS }"#,
             r#"{ $.userIdentity IS NULL }"#,
             r#"{ $.eventName = %Log% && $.additionalEventData.MFAUsed != "Yes" }"#,
