@@ -71,6 +71,10 @@ fn the_image_is_non_root_with_a_health_check_the_binary_answers() {
     assert!(d.contains("USER 65532"));
     assert!(d.contains("HEALTHCHECK"));
     assert!(d.contains("\"health\", \"127.0.0.1:9090\""));
+    // The Sigma rules ship in the image, where the production config says to find them.
+    assert!(d.contains("COPY rules/sigma /etc/trailwatch/sigma"));
+    assert!(read("deploy/config/trailwatch.toml")
+        .contains("sigma_rules = [\"/etc/trailwatch/sigma/\"]"));
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
         .args(["health", "--help"])
         .output()
