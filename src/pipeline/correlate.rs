@@ -4,7 +4,8 @@
 //! [`Hit`]: which correlation, which of its rules, the event's time, its group-by values and
 //! the alert it would raise. The pipeline, in input order and after dedup, hands each hit to
 //! the [`Correlator`]: the hit joins its group's window, and the window *ending at that event*
-//! (`[t − timespan, t]`) is measured: events (event_count), distinct values (value_count),
+//! (`[t − timespan, t]`) is measured, and for an event that arrives after later ones, each
+//! window ending at one of those that it falls in: events (event_count), distinct values (value_count),
 //! distinct rules (temporal), or the rules in order (temporal_ordered). When the condition
 //! holds, the correlation alerts with that event's fields and the group starts over.
 //!
@@ -242,14 +243,29 @@ impl Correlator {
                 event_id: hit.alert.event_id.clone(),
             },
         );
-        let (metric, in_window) = measure(w.kind, w.rules, &g.entries, hit.time - w.span, hit.time);
-        let fired = w.op.holds(metric, w.count);
-        if !fired {
+        // The window ending at this event; and, for an event that arrived after later ones
+        // (CloudTrail delivers out of order), each window ending at one of those that it
+        // falls in, as they would have been measured had it come in order.
+        let ends = std::iter::once(hit.time).chain(
+            g.entries
+                .iter()
+                .map(|e| e.time)
+                .filter(|&t| t > hit.time && t <= hit.time + w.span),
+        );
+        let mut fired = None;
+        for end in ends {
+            let (metric, in_window) = measure(w.kind, w.rules, &g.entries, end - w.span, end);
+            if w.op.holds(metric, w.count) {
+                fired = Some((metric, in_window));
+                break;
+            }
+        }
+        let Some((metric, in_window)) = fired else {
             let mut g = std::mem::take(w.groups.get_mut(&key)?);
             bound(w, &mut g);
             w.groups.insert(key, g);
             return None;
-        }
+        };
         let g = w.groups.remove(&key)?;
         self.stats.fired += 1;
         let first = in_window.iter().map(|&i| g.entries[i].time).min();

@@ -502,3 +502,32 @@ fn a_correlation_rule_costs_no_parse_of_its_own() {
         "the two detections decide on eventName; the correlation is not evaluated per event"
     );
 }
+
+#[test]
+fn events_out_of_order_within_the_timespan_complete_the_window_they_fall_in() {
+    // In order: e1 (0), e2 (4), e3 (8) is three within 10 minutes at e3.
+    let ordered = [
+        ev("e1", 0, "ListUsers", "arn:u1", "1.1.1.1"),
+        ev("e2", 4, "ListUsers", "arn:u1", "1.1.1.1"),
+        ev("e3", 8, "ListUsers", "arn:u1", "1.1.1.1"),
+    ];
+    for order in [[0, 1, 2], [2, 1, 0], [1, 2, 0], [2, 0, 1]] {
+        let mut p = pipeline(COUNT);
+        let events: Vec<String> = order.iter().map(|&i| ordered[i].clone()).collect();
+        let a = run(&mut p, &events);
+        assert_eq!(a.len(), 1, "{order:?}: {a:#?}");
+        let c = a[0].sigma.as_ref().unwrap().correlation.as_ref().unwrap();
+        assert_eq!(c.event_ids, ["e1", "e2", "e3"], "{order:?}");
+    }
+    // Two that are 12 minutes apart never share a window, in either order.
+    let mut p = pipeline(COUNT);
+    let a = run(
+        &mut p,
+        &[
+            ev("e1", 12, "ListUsers", "arn:u1", "1.1.1.1"),
+            ev("e2", 11, "ListUsers", "arn:u1", "1.1.1.1"),
+            ev("e3", 0, "ListUsers", "arn:u1", "1.1.1.1"),
+        ],
+    );
+    assert!(a.is_empty(), "{a:#?}");
+}
