@@ -485,6 +485,16 @@ fn broken_correlations_say_where_and_what_was_expected() {
         "{e:?}"
     );
     assert!(sigma1("a | count(x) by y > 5", "  timeframe: 5m\n").is_empty());
+    // Hostile text is an error, never a panic.
+    for cond in [
+        "a | count() éé",
+        "a | count(",
+        "a | count() by é > x",
+        "a | count() > 1e400",
+        "a |",
+    ] {
+        assert!(!sigma1(cond, "  timeframe: 5m\n").is_empty(), "{cond}");
+    }
 }
 
 #[test]

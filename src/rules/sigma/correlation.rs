@@ -395,7 +395,10 @@ pub(super) fn aggregation(
     let field = rest[..close].trim();
     let mut tail = rest[close + 1..].trim();
     let mut group_by = Vec::new();
-    if tail.len() > 3 && tail[..3].eq_ignore_ascii_case("by ") {
+    if tail
+        .get(..3)
+        .is_some_and(|by| by.eq_ignore_ascii_case("by "))
+    {
         let ops = tail
             .find(['<', '>', '=', '!'])
             .ok_or_else(|| at(node, "the aggregation needs a comparison (`> 10`)"))?;
