@@ -125,16 +125,8 @@ impl<'e, 'c> Feed<'e, 'c> {
                         self.org_change = e.org_change.clone();
                     }
                     let now = self.clock(e.time);
-                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut e.alerts)
-                        .into_iter()
-                        .partition(|(j, _)| *j == which);
-                    e.alerts = others;
-                    let alerts = mine.into_iter().map(|(_, a)| a).collect();
-                    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(&mut e.hits)
-                        .into_iter()
-                        .partition(|(j, _)| *j == which);
-                    e.hits = others;
-                    let hits = mine.into_iter().map(|(_, h)| h).collect();
+                    let alerts = take_judges(&mut e.alerts, which);
+                    let hits = take_judges(&mut e.hits, which);
                     let d = self
                         .core
                         .pipeline
@@ -264,6 +256,15 @@ impl Feed<'_, '_> {
             }
         }
     }
+}
+
+/// Takes judge `which`'s items out of `items` (each tagged with its judge), leaving the others.
+fn take_judges<T>(items: &mut Vec<(usize, T)>, which: usize) -> Vec<T> {
+    let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(items)
+        .into_iter()
+        .partition(|(j, _)| *j == which);
+    *items = others;
+    mine.into_iter().map(|(_, x)| x).collect()
 }
 
 impl Visit for Feed<'_, '_> {

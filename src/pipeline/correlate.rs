@@ -84,14 +84,16 @@ pub struct Entry {
     pub event_id: Option<String>,
 }
 
-#[derive(Debug, Clone, Default)]
-struct Group {
-    /// In event-time order.
-    entries: Vec<Entry>,
-    newest: i64,
+/// A group's entries, in event-time order (the newest is always kept: [`bound`]).
+type Group = Vec<Entry>;
+
+/// The newest event time of a group.
+fn newest(g: &[Entry]) -> Option<i64> {
+    g.last().map(|e| e.time)
 }
 
-struct Window {
+/// What a correlation's windows measure.
+struct Spec {
     /// The correlation rule's name and [`Correlation::fingerprint`]: saved state is kept
     /// only for the same rule meaning the same thing.
     key: String,
@@ -101,6 +103,10 @@ struct Window {
     span: i64,
     rules: usize,
     group_by: Vec<String>,
+}
+
+struct Window {
+    spec: Spec,
     groups: HashMap<String, Group>,
 }
 
@@ -164,10 +170,6 @@ impl Correlator {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.windows.is_empty()
-    }
-
     /// New rules (a reload): windows of the rules that mean the same carry over.
     pub fn replaced(&self, rules: &[Rule]) -> Self {
         let mut next = Correlator::new(rules);
@@ -185,11 +187,11 @@ impl Correlator {
                 let mut groups: Vec<(String, Vec<Entry>)> = w
                     .groups
                     .iter()
-                    .map(|(k, g)| (k.clone(), g.entries.clone()))
+                    .map(|(k, g)| (k.clone(), g.clone()))
                     .collect();
                 groups.sort_by(|a, b| a.0.cmp(&b.0));
                 SavedRule {
-                    key: w.key.clone(),
+                    key: w.spec.key.clone(),
                     groups,
                 }
             })
@@ -202,16 +204,16 @@ impl Correlator {
     /// and every group is held to the bounds again.
     pub fn restore(&mut self, snap: &Snapshot) {
         for w in self.windows.values_mut() {
-            let Some(saved) = snap.rules.iter().find(|s| s.key == w.key) else {
+            let Some(saved) = snap.rules.iter().find(|s| s.key == w.spec.key) else {
                 continue;
             };
             for (k, entries) in saved.groups.iter().take(MAX_GROUPS) {
-                let mut g = Group::default();
-                for e in entries.iter().filter(|e| (e.slot as usize) < w.rules) {
+                let mut g = Group::new();
+                for e in entries.iter().filter(|e| (e.slot as usize) < w.spec.rules) {
                     insert(&mut g, e.clone());
                 }
-                bound(w, &mut g);
-                if !g.entries.is_empty() {
+                bound(&w.spec, &mut g);
+                if !g.is_empty() {
                     w.groups.insert(k.clone(), g);
                 }
             }
@@ -228,8 +230,9 @@ impl Correlator {
         if !w.groups.contains_key(&key) && w.groups.len() >= MAX_GROUPS {
             self.stats.evicted += make_room(w, hit.time);
         }
-        let g = w.groups.entry(key.clone()).or_default();
-        if !g.entries.is_empty() && hit.time < g.newest - w.span {
+        let Window { spec, groups } = w;
+        let g = groups.entry(key.clone()).or_default();
+        if newest(g).is_some_and(|t| hit.time < t - spec.span) {
             self.stats.late += 1;
             return None;
         }
@@ -247,39 +250,31 @@ impl Correlator {
         // (CloudTrail delivers out of order), each window ending at one of those that it
         // falls in, as they would have been measured had it come in order.
         let ends = std::iter::once(hit.time).chain(
-            g.entries
-                .iter()
+            g.iter()
                 .map(|e| e.time)
-                .filter(|&t| t > hit.time && t <= hit.time + w.span),
+                .filter(|&t| t > hit.time && t <= hit.time + spec.span),
         );
-        let mut fired = None;
-        for end in ends {
-            let (metric, in_window) = measure(w.kind, w.rules, &g.entries, end - w.span, end);
-            if w.op.holds(metric, w.count) {
-                fired = Some((metric, in_window));
-                break;
-            }
-        }
+        let fired = ends
+            .map(|end| measure(spec, g, end - spec.span, end))
+            .find(|(metric, _)| spec.op.holds(*metric, spec.count));
         let Some((metric, in_window)) = fired else {
-            let mut g = std::mem::take(w.groups.get_mut(&key)?);
-            bound(w, &mut g);
-            w.groups.insert(key, g);
+            bound(spec, g);
             return None;
         };
-        let g = w.groups.remove(&key)?;
-        self.stats.fired += 1;
-        let first = in_window.iter().map(|&i| g.entries[i].time).min();
+        let first = in_window.iter().map(|&i| g[i].time).min();
         let ids: Vec<String> = in_window
             .iter()
-            .filter_map(|&i| g.entries[i].event_id.clone())
+            .filter_map(|&i| g[i].event_id.clone())
             .take(EVIDENCE)
             .collect();
-        Some(finish(hit.alert, w, &key, metric, first, ids))
+        groups.remove(&key);
+        self.stats.fired += 1;
+        Some(finish(hit.alert, spec, &key, metric, first, ids))
     }
 }
 
 fn window(r: &Rule, c: &Correlation, rules: &[Rule]) -> Window {
-    Window {
+    let spec = Spec {
         key: format!("{}|{}", r.rule, c.fingerprint(rules)),
         kind: c.kind,
         op: c.op,
@@ -287,69 +282,69 @@ fn window(r: &Rule, c: &Correlation, rules: &[Rule]) -> Window {
         span: c.timespan_secs,
         rules: c.slots.len().max(1),
         group_by: c.group_by.clone(),
+    };
+    Window {
+        spec,
         groups: HashMap::new(),
     }
 }
 
 fn insert(g: &mut Group, e: Entry) {
-    let at = g.entries.partition_point(|x| x.time <= e.time);
-    g.newest = g.newest.max(e.time);
-    if g.entries.is_empty() {
-        g.newest = e.time;
-    }
-    g.entries.insert(at, e);
+    let at = g.partition_point(|x| x.time <= e.time);
+    g.insert(at, e);
 }
 
 /// Drops what no window can need any more, and holds the group to its bound.
-fn bound(w: &Window, g: &mut Group) {
-    let oldest = g.newest - w.span;
-    g.entries.retain(|e| e.time >= oldest);
-    let cap = (w.count + 1) as usize;
-    match w.kind {
+fn bound(spec: &Spec, g: &mut Group) {
+    let Some(oldest) = newest(g).map(|t| t - spec.span) else {
+        return;
+    };
+    g.retain(|e| e.time >= oldest);
+    let cap = (spec.count + 1) as usize;
+    match spec.kind {
         Kind::EventCount => {
-            let n = g.entries.len();
-            if n > cap {
-                g.entries.drain(..n - cap);
-            }
+            let mut n = 0;
+            keep_newest(g, |_| {
+                n += 1;
+                n <= cap
+            });
         }
         Kind::ValueCount => {
-            // The newest entry of each value, then the newest `cap` values.
+            // The newest entry of each of the newest `cap` values.
             let mut seen = std::collections::HashSet::new();
-            let mut keep: Vec<Entry> = Vec::new();
-            for e in g.entries.iter().rev() {
-                if seen.insert(e.value) && keep.len() < cap {
-                    keep.push(e.clone());
-                }
-            }
-            keep.reverse();
-            g.entries = keep;
+            keep_newest(g, |e| seen.len() < cap && seen.insert(e.value));
         }
         Kind::Temporal | Kind::TemporalOrdered => {
-            let per = match w.kind {
+            let per = match spec.kind {
                 Kind::Temporal => 1,
                 _ => ORDERED_PER_RULE,
             };
-            let mut n = vec![0usize; w.rules];
-            let mut keep: Vec<Entry> = Vec::new();
-            for e in g.entries.iter().rev() {
-                let s = e.slot as usize;
-                if s < n.len() && n[s] < per {
-                    n[s] += 1;
-                    keep.push(e.clone());
+            let mut n = vec![0usize; spec.rules];
+            keep_newest(g, |e| match n.get_mut(e.slot as usize) {
+                Some(k) if *k < per => {
+                    *k += 1;
+                    true
                 }
-            }
-            keep.reverse();
-            g.entries = keep;
+                _ => false,
+            });
         }
     }
 }
 
+/// Keeps the entries `keep` accepts, asked from the newest to the oldest.
+fn keep_newest(g: &mut Group, mut keep: impl FnMut(&Entry) -> bool) {
+    let mut kept: Group = g.drain(..).rev().filter(|e| keep(e)).collect();
+    kept.reverse();
+    *g = kept;
+}
+
 /// The metric of the window `[from, to]`, and the entries that made it.
-fn measure(kind: Kind, rules: usize, entries: &[Entry], from: i64, to: i64) -> (u64, Vec<usize>) {
+fn measure(spec: &Spec, entries: &[Entry], from: i64, to: i64) -> (u64, Vec<usize>) {
+    let rules = spec.rules;
     let inside: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i].time >= from && entries[i].time <= to)
         .collect();
-    match kind {
+    match spec.kind {
         Kind::EventCount => (inside.len() as u64, inside),
         Kind::ValueCount => {
             let mut seen = std::collections::HashSet::new();
@@ -388,14 +383,15 @@ fn measure(kind: Kind, rules: usize, entries: &[Entry], from: i64, to: i64) -> (
 /// Empties a full correlation: groups whose window has passed (as of `now`) go first, then
 /// the least recently seen. Returns how many groups still in a window were dropped.
 fn make_room(w: &mut Window, now: i64) -> u64 {
-    let span = w.span;
-    w.groups.retain(|_, g| g.newest >= now - span);
+    let span = w.spec.span;
+    w.groups
+        .retain(|_, g| newest(g).is_some_and(|t| t >= now - span));
     let mut evicted = 0;
     while w.groups.len() >= MAX_GROUPS {
         let Some(k) = w
             .groups
             .iter()
-            .min_by_key(|(_, g)| g.newest)
+            .min_by_key(|(_, g)| newest(g))
             .map(|(k, _)| k.clone())
         else {
             break;
@@ -408,7 +404,7 @@ fn make_room(w: &mut Window, now: i64) -> u64 {
 
 fn finish(
     mut alert: Alert,
-    w: &Window,
+    w: &Spec,
     key: &str,
     metric: u64,
     first: Option<i64>,

@@ -123,8 +123,14 @@ impl Judge {
             return;
         }
         scratch.matched.clear();
-        crate::rules::sigma::evaluate(&self.sigma, ev, &mut scratch.matched, &mut scratch.stats);
-        let mut record: Option<Option<serde_json::Value>> = None;
+        let mut record = None;
+        crate::rules::sigma::evaluate_sharing(
+            &self.sigma,
+            ev,
+            &mut scratch.matched,
+            &mut scratch.stats,
+            &mut record,
+        );
         for &i in &scratch.matched {
             let rule = &self.sigma[i];
             if rule.output {
@@ -135,9 +141,7 @@ impl Judge {
                 let Some(corr) = corr_rule.correlation.as_deref() else {
                     continue;
                 };
-                let v = record
-                    .get_or_insert_with(|| serde_json::from_str(ev.raw).ok())
-                    .as_ref();
+                let v = crate::rules::sigma::parsed(&mut record, ev);
                 let get =
                     |p: &Vec<String>| v.and_then(|v| crate::rules::sigma::matcher::lookup(v, p));
                 let group = corr.group_paths.get(slot).and_then(|paths| {

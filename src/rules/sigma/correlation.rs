@@ -9,10 +9,10 @@ use marked_yaml::Node;
 use super::{at, scalar, texts, unsupported, Bad, Rule};
 
 /// `type`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Kind {
     /// Matching events in the window.
+    #[default]
     EventCount,
     /// Distinct values of `condition.field` among them.
     ValueCount,
@@ -34,9 +34,10 @@ impl Kind {
 }
 
 /// A condition operator.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Op {
     Gt,
+    #[default]
     Gte,
     Lt,
     Lte,
@@ -71,8 +72,8 @@ impl Op {
 /// The largest count a condition may name: a group keeps at most one more entry than that.
 pub const MAX_COUNT: u64 = 10_000;
 
-/// A correlation, as the rule file says it; `slots` once linked.
-#[derive(Debug, Clone)]
+/// A correlation, as the rule file says it; `slots` and the paths once linked.
+#[derive(Debug, Clone, Default)]
 pub struct Correlation {
     pub kind: Kind,
     /// The referenced rules (`name` or `id`), in order; empty for a Sigma 1 aggregation,
@@ -88,8 +89,6 @@ pub struct Correlation {
     pub field: Option<String>,
     pub field_paths: Vec<Option<Vec<String>>>,
     pub timespan_secs: i64,
-    /// As written: `10m`.
-    pub timespan: String,
     pub op: Op,
     pub count: u64,
     /// The referenced rules also alert on their own.
@@ -115,11 +114,6 @@ impl Correlation {
             self.timespan_secs
         )
     }
-
-    /// `gt 5`, `gte 3`.
-    pub fn condition_text(&self) -> String {
-        format!("{} {}", self.op.name(), self.count)
-    }
 }
 
 /// `10m` → 600: a positive count of s, m, h, d, w, M (30.44 days) or y (365.24 days), as
@@ -140,8 +134,18 @@ pub fn timespan(text: &str) -> Option<i64> {
     (n > 0).then(|| n.checked_mul(secs)).flatten()
 }
 
-fn count_of(node: &Node, what: &str) -> Result<u64, Bad> {
-    let text = scalar(node).unwrap_or_default();
+/// A time span written at `node` (`what` names it in the message).
+fn timespan_at(node: &Node, what: &str, text: &str) -> Result<i64, Bad> {
+    timespan(text).ok_or_else(|| {
+        at(
+            node,
+            format!("`{what}`: `{text}` is not a time span (a number and s, m, h, d, w, M or y)"),
+        )
+    })
+}
+
+/// A condition's count, `text` as written at `node` (`what` names it in the message).
+fn count_of(node: &Node, what: &str, text: &str) -> Result<u64, Bad> {
     let v: f64 = text
         .parse()
         .map_err(|_| at(node, format!("`{what}`: expected a number, found `{text}`")))?;
@@ -214,12 +218,7 @@ pub(super) fn parse(
         .get_node("timespan")
         .ok_or_else(|| at(cnode, "`correlation.timespan` is required (`10m`)"))?;
     let ts_text = scalar(ts_node).unwrap_or_default();
-    let timespan_secs = timespan(&ts_text).ok_or_else(|| {
-        at(
-            ts_node,
-            format!("`correlation.timespan`: `{ts_text}` is not a time span (a number and s, m, h, d, w, M or y)"),
-        )
-    })?;
+    let timespan_secs = timespan_at(ts_node, "correlation.timespan", &ts_text)?;
     let generate = match c
         .get_node("generate")
         .map(|g| scalar(g).unwrap_or_default())
@@ -295,13 +294,9 @@ pub(super) fn parse(
     Ok(Correlation {
         kind,
         refs,
-        slots: Vec::new(),
         group_by,
-        group_paths: Vec::new(),
         field,
-        field_paths: Vec::new(),
         timespan_secs,
-        timespan: ts_text,
         op,
         count,
         generate,
@@ -310,6 +305,7 @@ pub(super) fn parse(
             .get_node("rules")
             .and_then(|r| super::line(r.span()))
             .or_else(|| super::line(cnode.span())),
+        ..Correlation::default()
     })
 }
 
@@ -353,7 +349,11 @@ fn condition(n: &Node) -> Result<(Op, u64, Option<String>), Bad> {
         }
         op = Some((
             o,
-            count_of(v, &format!("correlation.condition.{}", k.as_str()))?,
+            count_of(
+                v,
+                &format!("correlation.condition.{}", k.as_str()),
+                &scalar(v).unwrap_or_default(),
+            )?,
         ));
     }
     let (op, count) = op.ok_or_else(|| {
@@ -426,49 +426,27 @@ pub(super) fn aggregation(
             format!("the aggregation needs a comparison (`> 10`), found `{tail}`"),
         )
     })?;
-    let v: f64 = num.parse().map_err(|_| {
-        at(
-            node,
-            format!("the aggregation compares with a number, not `{num}`"),
-        )
-    })?;
-    if !(v.is_finite() && v >= 0.0) || v > MAX_COUNT as f64 {
-        return Err(unsupported(
-            node,
-            format!("counts above {MAX_COUNT} (or below 0) are not kept per group"),
-        ));
-    }
+    let count = count_of(node, "the aggregation's count", num)?;
     let Some((tf_node, tf)) = timeframe else {
         return Err(at(
             node,
             "an aggregation needs a `timeframe` in the detection (`10m`)",
         ));
     };
-    let timespan_secs = timespan(&tf).ok_or_else(|| {
-        at(
-            tf_node,
-            format!("`timeframe`: `{tf}` is not a time span (a number and s, m, h, d, w, M or y)"),
-        )
-    })?;
+    let timespan_secs = timespan_at(tf_node, "timeframe", &tf)?;
     let (kind, field) = match field {
         "" => (Kind::EventCount, None),
         f => (Kind::ValueCount, Some(f.to_string())),
     };
     Ok(Correlation {
         kind,
-        refs: Vec::new(),
-        slots: Vec::new(),
         group_by,
-        group_paths: Vec::new(),
         field,
-        field_paths: Vec::new(),
         timespan_secs,
-        timespan: tf,
         op,
-        count: v.floor() as u64,
-        generate: false,
-        aliases: Vec::new(),
+        count,
         line: super::line(node.span()),
+        ..Correlation::default()
     })
 }
 

@@ -55,14 +55,20 @@ pub fn lint_str(
     placeholders: &dyn Fn(&str) -> Option<Vec<String>>,
 ) -> (Vec<Finding>, usize) {
     let mut out = Vec::new();
+    let rules = lint_docs(&load_docs(text, file, stem, placeholders), file, &mut out);
+    (out, rules)
+}
+
+/// Findings on one file's documents, into `out`; how many CloudTrail rules they load.
+fn lint_docs(docs: &[Doc], file: &str, out: &mut Vec<Finding>) -> usize {
     let mut rules = 0;
-    for d in load_docs(text, file, stem, placeholders) {
+    for d in docs {
         match &d.rule {
             Ok(r) => {
                 rules += 1;
                 if let Some(node) = &d.node {
-                    fields(&d, file, node, &mut out);
-                    correlation_fields(&d, file, node, r, &mut out);
+                    fields(d, file, node, out);
+                    correlation_fields(d, file, node, r, out);
                 }
                 let mut used = Vec::new();
                 r.condition.uses(&mut used);
@@ -82,24 +88,25 @@ pub fn lint_str(
                     }
                 }
             }
-            Err(p) => out.push(problem(&d, p)),
+            Err(p) => out.push(problem(d.name.clone(), p.clone())),
         }
     }
-    (out, rules)
+    rules
 }
 
-fn problem(d: &Doc, p: &Problem) -> Finding {
+/// A loader's problem with rule `rule`, as a finding.
+fn problem(rule: String, p: Problem) -> Finding {
     let level = match p.code {
         SKIPPED => Level::Info,
         _ => Level::Error,
     };
     Finding {
-        file: p.file.clone(),
+        file: p.file,
         line: p.line,
-        rule: d.name.clone(),
+        rule,
         level,
         code: p.code,
-        message: p.message.clone(),
+        message: p.message,
         fix: String::new(),
     }
 }
@@ -314,44 +321,19 @@ pub fn lint_files(
 ) -> (Vec<Finding>, usize) {
     let resolve = |name: &str| placeholders.get(name).cloned();
     let (mut all, mut rules) = (Vec::new(), 0);
+    // Correlations name rules of any file: they are linked over all the files at the end.
+    let mut loaded: Vec<super::Rule> = Vec::new();
     super::for_each_file(files, |file, stem, text| match text {
         Ok(text) => {
-            let (f, n) = lint_str(text, file, stem, &resolve);
-            all.extend(f);
-            rules += n;
+            let docs = load_docs(text, file, stem, &resolve);
+            rules += lint_docs(&docs, file, &mut all);
+            loaded.extend(docs.into_iter().filter_map(|d| d.rule.ok()));
         }
-        Err(p) => all.push(Finding {
-            file: p.file,
-            line: None,
-            rule: format!("sigma:{stem}"),
-            level: Level::Error,
-            code: p.code,
-            message: p.message,
-            fix: String::new(),
-        }),
+        Err(p) => all.push(problem(format!("sigma:{stem}"), p)),
     });
-    // Correlations name rules of any file: what linking them over all the files finds.
-    let mut linked: Vec<super::Rule> = Vec::new();
-    super::for_each_file(files, |file, stem, text| {
-        if let Ok(text) = text {
-            for d in load_docs(text, file, stem, &resolve) {
-                if let Ok(r) = d.rule {
-                    linked.push(r);
-                }
-            }
-        }
-    });
-    for (rule, p) in super::correlation::link(&mut linked) {
+    for (rule, p) in super::correlation::link(&mut loaded) {
         rules -= 1;
-        all.push(Finding {
-            file: p.file,
-            line: p.line,
-            rule,
-            level: Level::Error,
-            code: p.code,
-            message: p.message,
-            fix: String::new(),
-        });
+        all.push(problem(rule, p));
     }
     (all, rules)
 }

@@ -534,7 +534,18 @@ fn field_tests(
 /// text is JSON, so parsing fails only on a record too deep for serde_json (decoding caps
 /// depth below that), which then matches nothing.
 pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>, stats: &mut EvalStats) {
-    let mut full: Option<Option<Value>> = None;
+    evaluate_sharing(rules, ev, out, stats, &mut None);
+}
+
+/// [`evaluate`], leaving the record's parse (when a rule needed it) in `full`, for the caller
+/// to read the same record again without parsing it twice (see [`parsed`]).
+pub fn evaluate_sharing(
+    rules: &[Rule],
+    ev: &Event<'_>,
+    out: &mut Vec<usize>,
+    stats: &mut EvalStats,
+    full: &mut Option<Option<Value>>,
+) {
     for (i, r) in rules.iter().enumerate() {
         if r.selections.is_empty() {
             continue; // A correlation rule: it matches through its windows.
@@ -544,18 +555,23 @@ pub fn evaluate(rules: &[Rule], ev: &Event<'_>, out: &mut Vec<usize>, stats: &mu
                 stats.decided_on_hot_fields += 1;
                 m
             }
-            None => full
-                .get_or_insert_with(|| {
+            None => {
+                if full.is_none() {
                     stats.full_parses += 1;
-                    serde_json::from_str(ev.raw).ok()
-                })
-                .as_ref()
-                .is_some_and(|v| r.matches(v)),
+                }
+                parsed(full, ev).is_some_and(|v| r.matches(v))
+            }
         };
         if m {
             out.push(i);
         }
     }
+}
+
+/// The record of `ev`, parsed into `full` the first time it is asked for.
+pub fn parsed<'v>(full: &'v mut Option<Option<Value>>, ev: &Event<'_>) -> Option<&'v Value> {
+    full.get_or_insert_with(|| serde_json::from_str(ev.raw).ok())
+        .as_ref()
 }
 
 /// Each selection's answer within one evaluation (a condition may name one twice), for the
