@@ -99,7 +99,7 @@ struct Spec {
     key: String,
     kind: Kind,
     op: Op,
-    count: u64,
+    count: f64,
     span: i64,
     rules: usize,
     group_by: Vec<String>,
@@ -300,7 +300,8 @@ fn bound(spec: &Spec, g: &mut Group) {
         return;
     };
     g.retain(|e| e.time >= oldest);
-    let cap = (spec.count + 1) as usize;
+    // Enough to tell every count up to the threshold from one above it.
+    let cap = spec.count.floor() as usize + 1;
     match spec.kind {
         Kind::EventCount => {
             let mut n = 0;

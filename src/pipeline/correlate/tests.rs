@@ -541,3 +541,33 @@ fn events_out_of_order_within_the_timespan_complete_the_window_they_fall_in() {
     );
     assert!(a.is_empty(), "{a:#?}");
 }
+
+#[test]
+fn a_fractional_threshold_is_compared_as_written() {
+    // `gte 2.5` wants 3 events (it was once floored to `gte 2`); `lte 1.5` holds at 1.
+    for (cond, alerts_at) in [
+        ("gte: 2.5", Some("e3")),
+        ("gt: 2.5", Some("e3")),
+        ("eq: 2.5", None),
+    ] {
+        let mut p = pipeline(&COUNT.replace("gte: 3", cond));
+        let a = run(
+            &mut p,
+            &[
+                ev("e1", 0, "ListUsers", "arn:u1", "1.1.1.1"),
+                ev("e2", 1, "ListUsers", "arn:u1", "1.1.1.1"),
+                ev("e3", 2, "ListUsers", "arn:u1", "1.1.1.1"),
+            ],
+        );
+        assert_eq!(
+            a.first().and_then(|a| a.event_id.as_deref()),
+            alerts_at,
+            "{cond}"
+        );
+    }
+    let mut p = pipeline(&COUNT.replace("gte: 3", "lte: 1.5"));
+    let a = run(&mut p, &[ev("e1", 0, "ListUsers", "arn:u1", "1.1.1.1")]);
+    assert_eq!(a.len(), 1);
+    let c = a[0].sigma.as_ref().unwrap().correlation.as_ref().unwrap();
+    assert_eq!(c.condition, "lte 1.5");
+}

@@ -57,7 +57,10 @@ impl Op {
         }
     }
 
-    pub fn holds(self, metric: u64, n: u64) -> bool {
+    /// Whether `metric` (a whole count) meets the threshold `n` (which may be a fraction:
+    /// `gte 2.5` wants 3).
+    pub fn holds(self, metric: u64, n: f64) -> bool {
+        let metric = metric as f64;
         match self {
             Op::Gt => metric > n,
             Op::Gte => metric >= n,
@@ -90,7 +93,8 @@ pub struct Correlation {
     pub field_paths: Vec<Option<Vec<String>>>,
     pub timespan_secs: i64,
     pub op: Op,
-    pub count: u64,
+    /// The threshold, as written (at most [`MAX_COUNT`]).
+    pub count: f64,
     /// The referenced rules also alert on their own.
     pub generate: bool,
     /// `aliases`: alias → (rule reference → field).
@@ -145,7 +149,7 @@ fn timespan_at(node: &Node, what: &str, text: &str) -> Result<i64, Bad> {
 }
 
 /// A condition's count, `text` as written at `node` (`what` names it in the message).
-fn count_of(node: &Node, what: &str, text: &str) -> Result<u64, Bad> {
+fn count_of(node: &Node, what: &str, text: &str) -> Result<f64, Bad> {
     let v: f64 = text
         .parse()
         .map_err(|_| at(node, format!("`{what}`: expected a number, found `{text}`")))?;
@@ -158,8 +162,7 @@ fn count_of(node: &Node, what: &str, text: &str) -> Result<u64, Bad> {
             format!("`{what}`: counts above {MAX_COUNT} are not kept per group"),
         ));
     }
-    // Counts are whole: `gt 2.5` is `gte 3`, `lt 2.5` is `lte 2`.
-    Ok(v.floor() as u64)
+    Ok(v)
 }
 
 /// Reads a rule's `correlation:` mapping.
@@ -257,7 +260,7 @@ pub(super) fn parse(
     }
     let (op, count, field) = match c.get_node("condition") {
         None if matches!(kind, Kind::Temporal | Kind::TemporalOrdered) => {
-            (Op::Gte, refs.len() as u64, None)
+            (Op::Gte, refs.len() as f64, None)
         }
         None => {
             return Err(at(
@@ -279,7 +282,7 @@ pub(super) fn parse(
             "`correlation.condition.field` is required for value_count",
         ));
     }
-    if kind == Kind::TemporalOrdered && !(op == Op::Gte && count == refs.len() as u64) {
+    if kind == Kind::TemporalOrdered && !(op == Op::Gte && count == refs.len() as f64) {
         return Err(unsupported(
             c.get_node("condition").unwrap_or(cnode),
             "temporal_ordered is evaluated with every rule in order (the default condition); a partial order is not",
@@ -309,7 +312,7 @@ pub(super) fn parse(
     })
 }
 
-fn condition(n: &Node) -> Result<(Op, u64, Option<String>), Bad> {
+fn condition(n: &Node) -> Result<(Op, f64, Option<String>), Bad> {
     let m = n
         .as_mapping()
         .ok_or_else(|| at(n, "`correlation.condition`: a mapping such as `{gte: 10}`"))?;
@@ -362,8 +365,6 @@ fn condition(n: &Node) -> Result<(Op, u64, Option<String>), Bad> {
             "`correlation.condition`: one of gt, gte, lt, lte, eq, neq",
         )
     })?;
-    // `gt 2.5` was floored to `gt 2`, which is `gte 3`; `lt 2.5` floored to `lt 2` is not
-    // `lte 2`: only whole thresholds are kept exact.
     Ok((op, count, field))
 }
 
