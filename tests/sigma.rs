@@ -462,3 +462,32 @@ fn test_runs_the_tests_written_beside_a_sigma_rule() {
         out.stdout
     );
 }
+
+/// A correlation may name a rule of another file: `test` loads the files together, so the
+/// correlation's file is not broken, and its side tests judge its own detections.
+#[test]
+fn test_links_correlations_across_files() {
+    let t = Tmp::new();
+    std::fs::create_dir_all(t.path("rules")).unwrap();
+    t.write(
+        "rules/a_listing.yml",
+        "title: Listing\nname: listing\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n  sel:\n    eventName|startswith: List\n  condition: sel\n",
+    );
+    t.write(
+        "rules/burst.yml",
+        "title: A burst of listing\ncorrelation:\n  type: event_count\n  rules: [listing]\n  timespan: 10m\n  condition: {gte: 3}\n",
+    );
+    t.write(
+        "rules/burst.tests.yml",
+        "tests:\n    - name: one listing is no burst\n      expect: false\n      event: {eventName: ListUsers, eventSource: iam.amazonaws.com}\n",
+    );
+    let cfg = t.config("sigma_rules = [\"rules/\"]\n");
+    let out = common::run(["test", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(!out.stdout.contains("FAIL"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("1 passed, 0 failed, 2 rules"),
+        "{}",
+        out.stdout
+    );
+}

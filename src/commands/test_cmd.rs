@@ -136,10 +136,12 @@ fn one_test(
 /// Returns passed, failed, the number of Sigma rules, and the files without tests.
 fn run_sigma_tests(config: &trailwatch::config::Config) -> (usize, usize, usize, Vec<String>) {
     use trailwatch::rules::sigma::{self, side_tests};
-    let (mut passed, mut failed, mut rules, mut untested) = (0, 0, 0, Vec::new());
+    let (mut passed, mut failed, mut untested) = (0, 0, Vec::new());
+    // Loaded together, so that a correlation may name a rule of another file.
+    let all = sigma::load_files(&config.sigma.files, &config.sigma.placeholders);
     for file in &config.sigma.files {
-        let loaded = sigma::load_files(std::slice::from_ref(file), &config.sigma.placeholders);
-        rules += loaded.rules.len();
+        let path = file.display().to_string();
+        let has_rules = all.rules.iter().any(|r| r.file == path);
         let stem = file
             .file_stem()
             .map(|s| s.to_string_lossy().to_string())
@@ -147,27 +149,28 @@ fn run_sigma_tests(config: &trailwatch::config::Config) -> (usize, usize, usize,
         let name = format!("sigma:{stem}");
         let side = side_tests::side_file(file);
         if !side.exists() {
-            if !loaded.rules.is_empty() {
+            if has_rules {
                 untested.push(name);
             }
             continue;
         }
         let (tests, problems) = side_tests::load(&side);
-        for p in problems.iter().chain(&loaded.errors) {
+        let broken = all.errors.iter().filter(|p| p.file == path);
+        for p in problems.iter().chain(broken) {
             failed += 1;
             println!("{:<6} {:<40} {p}", "FAIL", name);
         }
         let matches = |ev: &Event<'_>| {
             let mut out = Vec::new();
-            sigma::evaluate(&loaded.rules, ev, &mut out, &mut EvalStats::default());
-            !out.is_empty()
+            sigma::evaluate(&all.rules, ev, &mut out, &mut EvalStats::default());
+            out.iter().any(|&i| all.rules[i].file == path)
         };
         for t in &tests {
             let ok = one_test(config, &matches, &name, &t.name, &t.input, t.expect);
             *if ok { &mut passed } else { &mut failed } += 1;
         }
     }
-    (passed, failed, rules, untested)
+    (passed, failed, all.rules.len(), untested)
 }
 
 /// Runs `[[sequences]]`: events through the whole pipeline and shaping, at the given times;
