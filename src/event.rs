@@ -31,6 +31,11 @@ pub struct Event<'a> {
     /// Which top-level hot keys the record has (bits of [`present`]): tells a missing field
     /// from a `null` one, so rules can decide on hot fields alone.
     pub present: u16,
+    /// Which hot keys hold a value of a type CloudTrail never writes there (a number where a
+    /// string belongs, an object for `readOnly`, a `userIdentity` field that is not a string):
+    /// bits of [`present`]. Such a field reads as absent here, never as a reason to drop the
+    /// event; rules that test it read the whole record ([`crate::rules::hot`]).
+    pub odd: u16,
 }
 
 /// Bits of [`Event::present`].
@@ -53,38 +58,232 @@ pub mod present {
     pub const READ_ONLY_IS_STRING: u16 = 1 << 14;
 }
 
-/// The parts of `userIdentity` that alerts and exemptions use.
-#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
-#[serde(rename_all = "camelCase")]
+/// The parts of `userIdentity` that alerts and exemptions use. A field of an unexpected type
+/// reads as absent and sets `odd`.
+#[derive(Debug, Default, Clone, PartialEq)]
 pub struct UserIdentity<'a> {
-    #[serde(borrow, rename = "type", default, deserialize_with = "opt_str")]
     pub kind: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub arn: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub account_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub principal_id: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub user_name: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "opt_str")]
     pub invoked_by: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub session_context: Option<SessionContext<'a>>,
+    /// Some field above had a type CloudTrail never writes there.
+    pub odd: bool,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = UserIdentity<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a userIdentity object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<UserIdentity<'de>, A::Error> {
+                let mut u = UserIdentity::default();
+                while let Some(key) = map.next_key::<Key<'de>>()? {
+                    let slot = match key.0.as_ref() {
+                        "type" => &mut u.kind,
+                        "arn" => &mut u.arn,
+                        "accountId" => &mut u.account_id,
+                        "principalId" => &mut u.principal_id,
+                        "userName" => &mut u.user_name,
+                        "invokedBy" => &mut u.invoked_by,
+                        "sessionContext" => {
+                            let c = map.next_value::<OrOdd<SessionContext<'de>>>()?;
+                            u.session_context = c.0;
+                            u.odd |= c.1;
+                            continue;
+                        }
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                            continue;
+                        }
+                    };
+                    let v = map.next_value::<Lenient<'de>>()?;
+                    *slot = v.value;
+                    u.odd |= v.odd;
+                }
+                Ok(u)
+            }
+        }
+        d.deserialize_map(V)
+    }
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionContext<'a> {
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "or_odd")]
     pub session_issuer: Option<SessionIssuer<'a>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionIssuer<'a> {
-    #[serde(borrow, default, deserialize_with = "opt_str")]
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
     pub arn: Option<Cow<'a, str>>,
+}
+
+/// An object key, borrowed from the input unless escaped (serde's `Cow<str>` would copy
+/// every key into a `String`: an allocation per key per record).
+pub struct Key<'a>(pub Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Key<'de>, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+/// A string field read leniently: a string (borrowed when it can be), `null`, or any other
+/// JSON value, which reads as absent and is marked `odd`.
+#[derive(Debug, Default)]
+pub struct Lenient<'a> {
+    pub value: Option<Cow<'a, str>>,
+    pub odd: bool,
+}
+
+impl<'de> Deserialize<'de> for Lenient<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let odd = |_| Lenient {
+            value: None,
+            odd: true,
+        };
+        match d.deserialize_any(OddVisitor(StrVisitor))? {
+            Ok(s) => Ok(Lenient {
+                value: s.0,
+                odd: false,
+            }),
+            Err(()) => Ok(odd(())),
+        }
+    }
+}
+
+/// `Option<String>`-like fields that read any other JSON type as absent.
+fn lenient_str<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Cow<'de, str>>, D::Error> {
+    Ok(Lenient::deserialize(d)?.value)
+}
+
+/// An object read leniently: `T` from a JSON object, `None` for `null`, and `None` marked odd
+/// (the `bool`) for any other JSON value.
+pub struct OrOdd<T>(pub Option<T>, pub bool);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for OrOdd<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = OrOdd<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<OrOdd<T>, A::Error> {
+                let t = T::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(OrOdd(Some(t), false))
+            }
+            fn visit_unit<E: serde::de::Error>(self) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, false))
+            }
+            fn visit_none<E: serde::de::Error>(self) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, false))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<OrOdd<T>, A::Error> {
+                while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+                Ok(OrOdd(None, true))
+            }
+            fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, true))
+            }
+            fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, true))
+            }
+            fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, true))
+            }
+            fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, true))
+            }
+            fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<OrOdd<T>, E> {
+                Ok(OrOdd(None, true))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+fn or_odd<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<T>, D::Error> {
+    Ok(OrOdd::<T>::deserialize(d)?.0)
+}
+
+/// Wraps a string visitor: any value it does not take (a number, a bool, an array, an
+/// object) is consumed and answered `Err(())`.
+struct OddVisitor(StrVisitor);
+
+impl<'de> serde::de::Visitor<'de> for OddVisitor {
+    type Value = Result<OptStr<'de>, ()>;
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+        self.0.visit_borrowed_str(v).map(Ok)
+    }
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Self::Value, E> {
+        self.0.visit_str(v).map(Ok)
+    }
+    fn visit_string<E: serde::de::Error>(self, v: String) -> Result<Self::Value, E> {
+        self.0.visit_string(v).map(Ok)
+    }
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(OptStr(None)))
+    }
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(Ok(OptStr(None)))
+    }
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+        Ok(Err(()))
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<serde::de::IgnoredAny>()?.is_some() {}
+        Ok(Err(()))
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        while map
+            .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+            .is_some()
+        {}
+        Ok(Err(()))
+    }
 }
 
 /// Deserializes an optional string, borrowing from the input when it has no escapes
@@ -177,6 +376,12 @@ impl<'a> Event<'a> {
     pub fn principal_arn(&self) -> Option<&str> {
         let u = self.user_identity.as_ref()?;
         issuer_arn(u).or_else(|| opt(&u.arn).filter(|a| !a.is_empty()))
+    }
+
+    /// The role behind an assumed-role session (`sessionContext.sessionIssuer.arn`), when
+    /// the record names one.
+    pub fn session_issuer_arn(&self) -> Option<&str> {
+        issuer_arn(self.user_identity.as_ref()?)
     }
 
     /// The acting principal: `userIdentity.arn`; for AWS services, the service that invoked;

@@ -57,6 +57,7 @@ pub mod regions;
 pub mod render;
 pub mod rules;
 pub mod shaping;
+pub mod shortfall;
 pub mod sink;
 pub mod source;
 pub mod state;

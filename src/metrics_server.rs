@@ -44,6 +44,10 @@ fn describe() {
         "Records that could not be read (written to the dead-letter file with position and reason)"
     );
     c!(
+        "trailwatch_incomplete_total",
+        "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
+    );
+    c!(
         "trailwatch_notify_items_total",
         "Items of the shaped notify stream"
     );

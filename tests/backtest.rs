@@ -439,9 +439,16 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
         .arg(t.path("r.json"))
         .arg("--dead-letter")
         .arg(t.path("dead.jsonl"))
+        .arg("--allow-incomplete")
         .arg("s3://no-such-bucket/")
         .arg("s3://org-trail/trail/"));
     let r = json(&t.path("r.json"));
+    assert_eq!(r["complete"], false, "{}", r["shortfall"]);
+    assert_eq!(
+        r["shortfall"],
+        serde_json::json!({"dead_letters": 1, "unread_inputs": 1, "unlisted": 1,
+            "dedup_forgotten": 0, "left_spooled": 0, "not_accepted": 0})
+    );
     let failed = r["input"]["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");
     assert_eq!(failed[0]["key"], format!("s3://org-trail/trail/{broken}"));
@@ -482,4 +489,148 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
         err.contains("no-such-bucket") && err.contains(&broken),
         "{err}"
     );
+}
+
+/// Issue 27, case 3: a backtest that could not read part of the archive does not pass the CI
+/// gate. 1 in 3 objects answered 403: `--fail-on-increase 0` against an identical baseline
+/// (nothing added) exits 3, the table and the report say what was not read, and
+/// `--allow-incomplete` accepts it. Failed before: exit 0, and the table said nothing.
+#[test]
+fn unread_objects_fail_the_ci_gate_unless_accepted() {
+    let moto = start_moto();
+    let a = Archive::build();
+    upload(moto.port, "org-trail", &a.files);
+    let denied: BTreeSet<String> = a.logs().step_by(3).map(|(k, _)| k.clone()).collect();
+    let d = denied.clone();
+    let proxy = Proxy::start(moto.port, move |method, path| {
+        let path = path.split('?').next().unwrap_or(path);
+        (common::proxy::is_get_object(method, path) && d.iter().any(|k| path.ends_with(k)))
+            .then_some(403)
+    });
+    let t = Tmp::new();
+    let cfg = t.config(NEW);
+    let gate = |extra: &[&str]| {
+        tw(Some(proxy.port))
+            .arg("--config")
+            .arg(&cfg)
+            .arg("--baseline")
+            .arg(&cfg)
+            .args(["--fail-on-increase", "0", "--report"])
+            .arg(t.path("r.json"))
+            .args(extra)
+            .arg("s3://org-trail/trail/")
+            .output()
+            .unwrap()
+    };
+    let out = gate(&[]);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(3), "{stderr}\n{stdout}");
+    let n = denied.len();
+    assert!(
+        stdout.contains(&format!("INCOMPLETE: {n} inputs not read to their end")),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "trailwatch backtest: INCOMPLETE: {n} inputs not read to their end; exit 3"
+        )),
+        "{stderr}"
+    );
+    let r = json(&t.path("r.json"));
+    assert_eq!(r["complete"], false);
+    assert_eq!(r["shortfall"]["unread_inputs"], n as u64);
+    assert_eq!(r["input"]["failed"].as_array().unwrap().len(), n);
+    assert_eq!(
+        r["input"]["events"],
+        (a.events() - n * 30) as u64,
+        "the readable objects are still read"
+    );
+    let out = gate(&["--allow-incomplete"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("accepted by --allow-incomplete"));
+    // Locally, one unreadable file (a link to nothing): exit 3, and said on stdout too.
+    a.write(&t.path("archive"));
+    let victim = t.path(&format!("archive/{}", a.logs().nth(4).unwrap().0));
+    std::fs::remove_file(&victim).unwrap();
+    std::os::unix::fs::symlink(t.path("nowhere"), &victim).unwrap();
+    let out = tw(None)
+        .arg("--config")
+        .arg(&cfg)
+        .arg(t.path("archive"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("INCOMPLETE: 1 inputs not read"));
+}
+
+/// Issue 27, case 4: a local source at the folder above `AWSLogs/`, at `AWSLogs/`, at the
+/// organization folder or at an account folder is recognised (and `--explain-listing` says
+/// which), so `--accounts` prunes the same from each. Failed before: from `AWSLogs/` and the
+/// organization folder every object was read and discarded as outside the scope.
+#[test]
+fn every_layout_level_prunes_the_same() {
+    let t = Tmp::new();
+    let a = Archive::build();
+    a.write(&t.path("archive"));
+    let cfg = t.config(NEW);
+    let org = format!("archive/AWSLogs/{}", archive::ORG);
+    let levels = [
+        ("archive", "the folder above AWSLogs/"),
+        ("archive/AWSLogs", "the AWSLogs/ folder"),
+        (org.as_str(), "an organization folder"),
+    ];
+    let per_account = (a.logs().count() / 3) as u64;
+    let mut reports = Vec::new();
+    for (dir, says) in levels {
+        let rp = t.path(&format!("{}.json", dir.replace('/', "_")));
+        let out = run(tw(None)
+            .arg("--config")
+            .arg(&cfg)
+            .args(["--accounts", ACCOUNTS[1], "--explain-listing", "--report"])
+            .arg(&rp)
+            .arg(t.path(dir)));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{dir}: {err}");
+        let r = json(&rp);
+        assert_eq!(r["input"]["objects"], per_account, "{dir}: {}", r["input"]);
+        assert_eq!(
+            r["input"]["outside"], 0,
+            "{dir}: nothing read to be discarded"
+        );
+        reports.push(without_sources(r));
+    }
+    // The account folder itself.
+    let acct = format!("{org}/{}", ACCOUNTS[1]);
+    let out = run(tw(None)
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--accounts", ACCOUNTS[1], "--explain-listing", "--report"])
+        .arg(t.path("acct.json"))
+        .arg(t.path(&acct)));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("an account folder"));
+    reports.push(without_sources(json(&t.path("acct.json"))));
+    for r in &reports[1..] {
+        assert_eq!(r, &reports[0]);
+    }
+    // A folder with no AWSLogs/ is said to be read whole.
+    std::fs::create_dir_all(t.path("loose")).unwrap();
+    std::fs::copy(
+        t.path(&format!("archive/{}", a.logs().next().unwrap().0)),
+        t.path("loose/x.json.gz"),
+    )
+    .unwrap();
+    let out = run(tw(None)
+        .arg("--config")
+        .arg(&cfg)
+        .arg("--explain-listing")
+        .arg(t.path("loose")));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not in the CloudTrail layout"));
 }

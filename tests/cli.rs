@@ -383,7 +383,14 @@ fn dead_letter_case(config: &str, bad: &[u8], path: &str, reason: &str) -> Value
     let input = t.write("mixed.jsonl", &data);
     let dl = t.path("dead.jsonl");
     let out = replay_dl(&cfg, &dl, &[&input]);
-    assert_eq!(out.code, 0, "{}", out.show());
+    // Ran, but one record was not evaluated: exit 3, said on stderr (issue 27).
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(
+        out.stderr
+            .contains("trailwatch replay: INCOMPLETE: 1 records not evaluated"),
+        "{}",
+        out.show()
+    );
     assert_eq!(out.alert_ids(), set(&[GOOD_A, GOOD_B]), "{}", out.show());
     let sum = out.summary();
     assert_eq!((sum.events, sum.dead_letters), (2, 1), "{}", out.show());
@@ -470,11 +477,36 @@ fn dead_letter_bad_json() {
 
 #[test]
 fn dead_letter_wrong_types() {
-    let rec = with_fields(
+    // An envelope key of the wrong type is still unreadable (nothing to open).
+    dead_letter_case(TEST_CONFIG, br#"{"Records":"x"}"#, "", "field `Records`");
+}
+
+/// Issue 27, case 7: a hot field of a type CloudTrail never writes there (`userAgent` an
+/// object, `eventName` a number) reads as absent: the event is judged, not dead-lettered.
+/// Failed before: the whole record was a dead letter.
+#[test]
+fn hot_fields_of_unexpected_types_do_not_drop_the_event() {
+    let t = Tmp::new();
+    let cfg = t.test_config();
+    let a = with_fields(
         &record("d373b5dd-6a82-439d-bdcf-4e6c7c7a9292"),
-        json!({"eventID": "wrong-type-1", "eventName": 42}),
+        json!({"userAgent": {"name": "aws-cli"}, "sourceIPAddress": 7}),
     );
-    dead_letter_case(TEST_CONFIG, rec.as_bytes(), "", "eventName");
+    let b = with_fields(
+        &record(GOOD_B),
+        json!({"eventName": 42, "userIdentity": {"type": "IAMUser", "arn": ["x"]}}),
+    );
+    let input = t.write("odd.jsonl", jsonl(&[a.clone(), b.clone()]));
+    let out = replay(&cfg, &[&input]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let sum = out.summary();
+    assert_eq!((sum.events, sum.dead_letters), (2, 0), "{}", out.show());
+    assert_eq!(
+        out.alert_ids(),
+        set(&[id_of(&a).as_str(), GOOD_B]),
+        "{}",
+        out.show()
+    );
 }
 
 #[test]
@@ -540,7 +572,7 @@ fn dead_letters_of_every_cause_in_one_input_do_not_stop_it() {
     for b in &mut bad_gz[10..n - 8] {
         *b = 0xff;
     }
-    let wrong = with_fields(&stratus()[1], json!({"eventID": "w1", "eventName": 42}));
+    let wrong = br#"{"eventID":"w1","Records":42}"#.to_vec();
     let huge = with_fields(
         &stratus()[1],
         json!({"eventID": "h1", "pad": "y".repeat(3000)}),
@@ -552,7 +584,7 @@ fn dead_letters_of_every_cause_in_one_input_do_not_stop_it() {
             "base64",
         ),
         (br#"{"eventID":"j1","eventName":"#.to_vec(), "JSON"),
-        (wrong.into_bytes(), "eventName"),
+        (wrong, "field `Records`"),
         (huge.into_bytes(), "max_event_bytes"),
         (br#"{"foo":1}"#.to_vec(), "unknown envelope"),
         (
@@ -576,7 +608,7 @@ fn dead_letters_of_every_cause_in_one_input_do_not_stop_it() {
     let input = t.write("mixed.jsonl", &data);
     let dl = t.path("dl.jsonl");
     let out = replay_dl(&cfg, &dl, &[&input]);
-    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(out.code, 3, "{}", out.show());
     assert_clean_except_dead(&out, good_used.len() as u64, &expected_alerts(&good_used));
     let dead = t.dead_letters(&dl);
     assert_eq!(dead.len(), bads.len(), "{dead:#?}");
@@ -618,10 +650,49 @@ fn corrupt_gzip_input_does_not_stop_the_others() {
     let good = t.write("b_good.jsonl", jsonl(&otrf()[..2]));
     let good2 = t.write("c_good.json", record(GOOD_A));
     let out = replay(&cfg, &[&bad, &good, &good2]);
-    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(out.code, 3, "{}", out.show());
     assert_eq!(out.summary().dead_letters, 1, "{}", out.show());
     assert_eq!(out.alert_ids(), set(&[GOOD_A]), "{}", out.show());
     assert_eq!(out.summary().events, 3, "{}", out.show());
+}
+
+/// Issue 27, case 2: a gzip'd JSON-lines file longer than `decode.max_decompressed_bytes` is
+/// read to its end (the cap bounds one line, not the file). Failed before: the run stopped at
+/// the cap with a dead letter and exited 0.
+#[test]
+fn a_gzipped_json_lines_file_longer_than_the_gzip_cap_is_read_whole() {
+    let t = Tmp::new();
+    // 1 MiB cap per gzip layer; ~2,000 records of about 1.5 KB: over 2 MiB inflated.
+    let cfg = t.config(&format!(
+        "{TEST_CONFIG}\n[decode]\nmax_decompressed_bytes = 1048576\n"
+    ));
+    let recs = many_records(100);
+    let text = jsonl(&recs);
+    assert!(text.len() > 2 << 20, "{} bytes", text.len());
+    let input = t.write("long.jsonl.gz", gz(text.as_bytes()));
+    let out = replay(&cfg, &[&input]);
+    assert_clean(&out, recs.len() as u64, &expected_alerts(&recs));
+    // One line over the cap is one dead letter naming it; the lines after it are read.
+    let mut text = jsonl(&recs[..10]);
+    text.push_str(&format!("{{\"pad\":\"{}\"}}\n", "x".repeat(1_200_000)));
+    text.push_str(&jsonl(&recs[10..20]));
+    let input = t.write("one_long_line.jsonl.gz", gz(text.as_bytes()));
+    let dl = t.path("dl.jsonl");
+    let flag = std::path::Path::new("--allow-incomplete");
+    let out = replay_dl(&cfg, &dl, &[input.as_path(), flag]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(out.summary().events, 20, "{}", out.show());
+    let dead = t.dead_letters(&dl);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0]["line"], 11, "{}", dead[0]);
+    assert!(
+        dead[0]["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("exceeds 1048576 bytes (decode.max_decompressed_bytes)"),
+        "{}",
+        dead[0]
+    );
 }
 
 /// JSON lines whose first line is cut short: one dead letter, and the other lines are still read.
@@ -635,7 +706,7 @@ fn truncated_first_line_does_not_stop_the_input() {
     let input = t.write("cut.jsonl", text);
     let dl = t.path("dl.jsonl");
     let out = replay_dl(&cfg, &dl, &[&input]);
-    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(out.code, 3, "{}", out.show());
     let sum = out.summary();
     assert_eq!((sum.events, sum.dead_letters), (19, 1), "{}", out.show());
     assert_eq!(
@@ -686,10 +757,16 @@ fn exit_1_for_a_nonexistent_input() {
     let out = replay(&cfg, &[&missing]);
     assert_eq!(out.code, 1, "{}", out.show());
     assert!(out.stderr.contains("file.jsonl"), "{}", out.show());
-    // Next to a readable input, a missing one is reported but the run counts as ran.
+    // Next to a readable input, a missing one is reported, and the run is incomplete (exit 3).
     let good = t.write("good.jsonl", jsonl(&[record(GOOD_A)]));
     let out = replay(&cfg, &[&missing, &good]);
-    assert_eq!(out.code, 0, "{}", out.show());
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(
+        out.stderr
+            .contains("INCOMPLETE: 1 inputs not read to their end"),
+        "{}",
+        out.show()
+    );
     assert!(out.stderr.contains("file.jsonl"), "{}", out.show());
     assert_eq!(out.alert_ids(), set(&[GOOD_A]));
 }
@@ -1084,6 +1161,199 @@ fn explain_expired_exemption_alerts() {
         out.stdout.contains("would match but expired on 2030-01-01"),
         "{}",
         out.show()
+    );
+}
+
+/// Issue 27, case 7: `aws cloudtrail lookup-events` output (each record a JSON string in
+/// `CloudTrailEvent`) is read by content, by `replay` and `explain`. Failed before: "unknown
+/// envelope", exit 1.
+#[test]
+fn lookup_events_output_is_read() {
+    let t = Tmp::new();
+    let cfg = t.test_config();
+    let recs = stratus();
+    let lookup = json!({
+        "Events": recs.iter().map(|r| json!({
+            "EventId": id_of(r), "EventName": parse(r)["eventName"], "ReadOnly": "false",
+            "Resources": [], "CloudTrailEvent": r
+        })).collect::<Vec<_>>(),
+        "NextToken": "abc"
+    });
+    let input = t.write(
+        "lookup.json",
+        serde_json::to_string_pretty(&lookup).unwrap(),
+    );
+    let out = replay(&cfg, &[&input]);
+    assert_clean(&out, recs.len() as u64, &expected_alerts(&recs));
+    let one = json!({"Events": [{"EventId": "x", "CloudTrailEvent": record(GOOD_A)}]});
+    let ev = t.write("one.json", one.to_string());
+    let out = run(["explain", "--config", &s(&cfg), "--event", &s(&ev)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stdout.contains(&format!("event {GOOD_A}")),
+        "{}",
+        out.show()
+    );
+    // An entry without the string is a dead letter with its position.
+    let dl = t.path("dl.jsonl");
+    let bad = t.write(
+        "bad.json",
+        json!({"Events": [{"EventId": "x"}]}).to_string(),
+    );
+    let out = replay_dl(&cfg, &dl, &[&bad, &ev]);
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert_eq!(t.dead_letters(&dl)[0]["path"], "Events[0]");
+}
+
+/// A session of the role `BreakGlass` as CloudTrail writes it (a real Stratus record whose
+/// identity is renamed): the `sts` session ARN, with the `iam` role ARN as its session issuer.
+fn break_glass_session() -> String {
+    with_fields(
+        &record("8452e2fb-1252-460b-8f58-d3f5333c2630"),
+        json!({"awsRegion": "ap-south-2", "userIdentity": {
+            "type": "AssumedRole",
+            "principalId": "AROA2N7TQQRGKJYPCLOG0:alice",
+            "arn": "arn:aws:sts::494659789341:assumed-role/BreakGlass/alice",
+            "accountId": "494659789341",
+            "sessionContext": {"sessionIssuer": {
+                "type": "Role",
+                "principalId": "AROA2N7TQQRGKJYPCLOG0",
+                "arn": "arn:aws:iam::494659789341:role/BreakGlass",
+                "accountId": "494659789341",
+                "userName": "BreakGlass"
+            }}
+        }}),
+    )
+}
+
+/// Issue 27, case 1: the shipped exemption `principal = "arn:aws:iam::*:role/BreakGlass*"` (the
+/// role ARN that IAM shows) exempts that role's sessions, which CloudTrail names with `sts` ARNs.
+/// Failed on the code before (`=> ALERT (high)`, no word on the exemption).
+#[test]
+fn shipped_role_exemption_applies_to_the_roles_sessions() {
+    let example = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/trailwatch.toml");
+    let t = Tmp::new();
+    let explain_at = |rec: &str| {
+        let ev = t.write("event.json", rec);
+        run([
+            "explain",
+            "--config",
+            &s(&example),
+            "--event",
+            &s(&ev),
+            "--at",
+            "2026-12-01T00:00:00Z",
+        ])
+    };
+    let out = explain_at(&break_glass_session());
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stdout
+            .contains("=> no alert: exempt by policy.exempt[0] (incident response)"),
+        "{}",
+        out.show()
+    );
+    assert!(
+        out.stdout
+            .contains("exemption:      policy.exempt[0] applies (incident response)"),
+        "{}",
+        out.show()
+    );
+    // Every other exemption says which key missed.
+    assert!(
+        out.stdout.contains("policy.exempt[1] does not apply: principal arn:aws:sts::494659789341:assumed-role/BreakGlass/alice (a session of role arn:aws:iam::494659789341:role/BreakGlass) matches none of its patterns"),
+        "{}",
+        out.show()
+    );
+    // Another role's session in the same region still alerts, and says why no exemption held.
+    let other = break_glass_session().replace("BreakGlass", "Deployer");
+    let out = explain_at(&other);
+    assert!(out.stdout.contains("=> ALERT (high)"), "{}", out.show());
+    assert!(
+        out.stdout
+            .contains("policy.exempt[0] does not apply: principal"),
+        "{}",
+        out.show()
+    );
+    // replay agrees: the BreakGlass session raises nothing, the other alerts.
+    let input = t.write(
+        "both.jsonl",
+        jsonl(&[break_glass_session(), other.replace("8452e2fb", "9452e2fb")]),
+    );
+    let cfg = t.config(
+        &std::fs::read_to_string(&example)
+            .unwrap()
+            .replace("include_rules = [\"rules/cis.toml\"]", ""),
+    );
+    let out = replay(&cfg, &[&input]);
+    let alerted: Vec<String> = out
+        .alerts()
+        .iter()
+        .filter(|a| a["rule"] == "unapproved-region")
+        .map(|a| a["principal"].as_str().unwrap_or_default().to_string())
+        .collect();
+    assert_eq!(
+        alerted,
+        ["arn:aws:sts::494659789341:assumed-role/Deployer/alice"],
+        "{}",
+        out.show()
+    );
+}
+
+/// Issue 27, case 1: `validate` names a principal pattern no CloudTrail principal can have, with
+/// its key path and what to write. Failed before (exit 0, nothing said).
+#[test]
+fn validate_refuses_principal_patterns_no_record_can_match() {
+    let t = Tmp::new();
+    let cfg = t.config(
+        r#"
+[policy]
+approved_regions = ["us-east-1"]
+
+[[policy.exempt]]
+principal = "arn:aws:sts::*:role/BreakGlass"
+reason = "a role written as a session"
+
+[[policy.exempt]]
+principal = ["arn:aws:iam::*:role/Ok", "arn:aws:iam::111122223333:assumed-role/Admin/*"]
+reason = "a session written as a role"
+
+[[policy.exempt]]
+principal = "arn:aws-china:iam::*:role/X"
+reason = "no such partition"
+
+[[policy.exempt]]
+principal = "arn:aws:iam:role/X"
+reason = "malformed"
+"#,
+    );
+    let out = run(["validate", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    let errors = problem_lines(&out, "error");
+    assert_eq!(errors.len(), 4, "{}", out.show());
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.exempt[0].principal",
+        &["never a role", "arn:aws:iam::*:role/BreakGlass"],
+    );
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.exempt[1].principal[1]",
+        &["arn:aws:sts::111122223333:assumed-role/Admin/*"],
+    );
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.exempt[2].principal",
+        &["partition"],
+    );
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.exempt[3].principal",
+        &["not an ARN"],
     );
 }
 

@@ -463,6 +463,55 @@ fn test_runs_the_tests_written_beside_a_sigma_rule() {
     );
 }
 
+/// Issue 27, case 7: a side test's `file:` takes any form `replay` reads: gzip'd JSON lines,
+/// an S3 log file, `lookup-events` output. Failed before: "stream did not contain valid UTF-8".
+#[test]
+fn side_test_files_take_any_form_replay_reads() {
+    let t = Tmp::new();
+    std::fs::create_dir_all(t.path("rules")).unwrap();
+    t.write(
+        "rules/trail.yml",
+        "title: trail stopped\nlogsource: {product: aws, service: cloudtrail}\ndetection:\n    selection:\n        eventName: [StopLogging, DeleteTrail, LeaveOrganization]\n    condition: selection\n",
+    );
+    let hits: Vec<String> = stratus()
+        .into_iter()
+        .filter(|r| {
+            ["StopLogging", "DeleteTrail", "LeaveOrganization"]
+                .iter()
+                .any(|n| r.contains(&format!("\"eventName\":\"{n}\"")))
+        })
+        .collect();
+    assert!(hits.len() >= 2, "{}", hits.len());
+    t.write("rules/hits.jsonl.gz", gz(jsonl(&hits).as_bytes()));
+    t.write("rules/hits.json", s3_logfile(&hits));
+    let lookup = serde_json::json!({"Events": hits.iter().map(|h| serde_json::json!({
+        "EventId": id_of(h), "EventName": "x", "CloudTrailEvent": h})).collect::<Vec<_>>()});
+    t.write(
+        "rules/lookup.json",
+        serde_json::to_string_pretty(&lookup).unwrap(),
+    );
+    t.write(
+        "rules/trail.tests.yml",
+        "tests:\n    - name: gzip'd lines\n      expect: true\n      file: hits.jsonl.gz\n    - name: a log file\n      expect: true\n      file: hits.json\n    - name: lookup-events output\n      expect: true\n      file: lookup.json\n",
+    );
+    let cfg = t.config("sigma_rules = [\"rules/\"]\n");
+    let out = common::run(["test", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let n = hits.len();
+    for name in ["gzip'd lines", "a log file", "lookup-events output"] {
+        let row = out
+            .stdout
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_default();
+        assert!(
+            row.starts_with("ok ") && row.contains(&format!("matched {n} of {n} events")),
+            "{name}: {}",
+            out.stdout
+        );
+    }
+}
+
 /// A correlation may name a rule of another file: `test` loads the files together, so the
 /// correlation's file is not broken, and its side tests judge its own detections.
 #[test]

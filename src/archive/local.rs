@@ -10,6 +10,36 @@ pub struct Local {
 }
 
 impl Local {
+    /// A store for the directory `dir` and the prefix to plan from: when `dir` is at or
+    /// inside the layout (`…/AWSLogs/`, `…/AWSLogs/o-…/`, an account folder), the store is
+    /// rooted above `AWSLogs/` and the prefix names the level, so the planner recognises it
+    /// as it does an S3 prefix; otherwise the store is `dir` and the prefix is empty.
+    pub fn at(dir: &Path) -> (Local, String) {
+        let parts: Vec<_> = dir.components().collect();
+        let at = parts.iter().rposition(|c| c.as_os_str() == "AWSLogs");
+        match at {
+            Some(i) => {
+                let root: PathBuf = parts[..i].iter().collect();
+                let prefix: Vec<String> = parts[i..]
+                    .iter()
+                    .map(|c| c.as_os_str().to_string_lossy().into_owned())
+                    .collect();
+                let root = if root.as_os_str().is_empty() {
+                    PathBuf::from(".")
+                } else {
+                    root
+                };
+                (Local { root }, format!("{}/", prefix.join("/")))
+            }
+            None => (
+                Local {
+                    root: dir.to_path_buf(),
+                },
+                String::new(),
+            ),
+        }
+    }
+
     /// The file behind a key.
     pub fn path(&self, key: &str) -> PathBuf {
         self.root.join(key)

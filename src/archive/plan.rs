@@ -102,6 +102,49 @@ pub struct Plan {
     pub failed: Vec<(String, String)>,
     /// The source was not in the layout: every object under it is read.
     pub unlaid: bool,
+    /// Which level of the layout the source's prefix was recognised as.
+    pub level: Level,
+}
+
+/// Where in the organization-trail layout a source's prefix is: pruning by account, region
+/// and day works the same from each of the first four.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Level {
+    /// The folder that holds `AWSLogs/` (a bucket, or a prefix above the trail).
+    Above,
+    /// `…/AWSLogs/`.
+    AwsLogs,
+    /// `…/AWSLogs/o-…/`.
+    Organization,
+    /// `…/AWSLogs/[o-…/]ACCOUNT/`.
+    Account,
+    /// Deeper inside the layout (`CloudTrail/`, a region or a day): everything under it is
+    /// listed, and each key filtered by the scope.
+    Inside,
+    /// No `AWSLogs/` at or below it: every object under it is read.
+    #[default]
+    NotLaidOut,
+}
+
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Level::Above => "the folder above AWSLogs/ (pruned by account, region and day)",
+            Level::AwsLogs => "the AWSLogs/ folder (pruned by account, region and day)",
+            Level::Organization => {
+                "an organization folder AWSLogs/o-…/ (pruned by account, region and day)"
+            }
+            Level::Account => {
+                "an account folder AWSLogs/[o-…/]ACCOUNT/ (pruned by region and day)"
+            }
+            Level::Inside => {
+                "a folder inside an account's trail (listed whole, each key filtered by the scope)"
+            }
+            Level::NotLaidOut => {
+                "not in the CloudTrail layout (no AWSLogs/ here or one level down): every object is read"
+            }
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -343,8 +386,12 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
     };
     let segs: Vec<&str> = root.trim_end_matches('/').split('/').collect();
     match segs.iter().rposition(|s| *s == "AWSLogs") {
-        Some(i) if i + 1 == segs.len() => w.aws_logs(&root).await,
+        Some(i) if i + 1 == segs.len() => {
+            w.plan.level = Level::AwsLogs;
+            w.aws_logs(&root).await
+        }
         Some(i) if i + 2 == segs.len() && layout::is_org(segs[i + 1]) => {
+            w.plan.level = Level::Organization;
             let trails = w.accounts(&root).await;
             w.regions(trails).await
         }
@@ -353,13 +400,17 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
             if layout::is_account(segs[segs.len() - 1])
                 && (i + 2 == segs.len() || i + 3 == segs.len() && layout::is_org(segs[i + 1])) =>
         {
+            w.plan.level = Level::Account;
             let account = segs[segs.len() - 1];
             if w.wants_account(account) {
                 let trail = (format!("{root}CloudTrail/"), account.to_string());
                 w.regions(vec![trail]).await
             }
         }
-        Some(_) => w.objects(vec![root.clone()]).await,
+        Some(_) => {
+            w.plan.level = Level::Inside;
+            w.objects(vec![root.clone()]).await
+        }
         None => {
             // Above the layout: look for `AWSLogs/` one level down.
             let below = format!("{root}AWSLogs/");
@@ -368,6 +419,7 @@ pub async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: Date) 
                 None => false,
             };
             if has {
+                w.plan.level = Level::Above;
                 w.aws_logs(&below).await;
             } else if w.plan.failed.is_empty() {
                 w.plan.unlaid = true;

@@ -72,5 +72,22 @@ pub fn table(r: &Report) -> String {
     }
     out.push('\n');
     row(&mut out, "total", &r.totals, b);
+    if !r.shortfall.is_complete() {
+        let _ = writeln!(
+            out,
+            "\nINCOMPLETE: {} (these counts are a lower bound)",
+            r.shortfall.describe()
+        );
+        for f in r.input.failed.iter().take(10) {
+            let _ = writeln!(out, "  unread   {}: {}", f.key, f.error);
+        }
+        for f in r.input.unlisted.iter().take(10) {
+            let _ = writeln!(out, "  unlisted {}: {}", f.key, f.error);
+        }
+        let more = (r.input.failed.len() + r.input.unlisted.len()).saturating_sub(20);
+        if more > 0 {
+            let _ = writeln!(out, "  … and up to {more} more (the --report lists all)");
+        }
+    }
     out
 }

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::alert::Alert;
+use crate::shortfall::Shortfall;
 
 /// The report's format version.
 pub const VERSION: u32 = 1;
@@ -56,6 +57,9 @@ pub struct Input {
     pub failed: Vec<Failed>,
     /// Prefixes that could not be listed, with the error.
     pub unlisted: Vec<Failed>,
+    /// Event ids forgotten before their TTL (`dedup.max_event_ids` reached).
+    #[serde(default)]
+    pub dedup_forgotten: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -97,6 +101,12 @@ pub struct Report {
     pub by_rule_account: BTreeMap<String, BTreeMap<String, Tally>>,
     /// Alerts (of the config) per principal.
     pub principals: BTreeMap<String, u64>,
+    /// What the run could not do (derived from `input`; zero everywhere when complete).
+    #[serde(default)]
+    pub shortfall: Shortfall,
+    /// `shortfall` is zero: every object was listed and read, every record evaluated.
+    #[serde(default)]
+    pub complete: bool,
 }
 
 /// Which side an alert or notify item is from, and how it compares.
@@ -188,6 +198,15 @@ impl Report {
         self.input.unexpected.truncate(MAX_LISTED_KEYS);
         self.input.failed.sort();
         self.input.unlisted.sort();
+        let i = &self.input;
+        self.shortfall = Shortfall {
+            dead_letters: i.dead_letters,
+            unread_inputs: i.failed.len() as u64,
+            unlisted: i.unlisted.len() as u64,
+            dedup_forgotten: i.dedup_forgotten,
+            ..Shortfall::default()
+        };
+        self.complete = self.shortfall.is_complete();
     }
 }
 
@@ -251,6 +270,7 @@ pub fn merge(reports: Vec<(String, Report)>) -> Result<Report, MergeError> {
         o.duplicates += i.duplicates;
         o.outside += i.outside;
         o.dead_letters += i.dead_letters;
+        o.dedup_forgotten += i.dedup_forgotten;
         o.unexpected_keys += i.unexpected_keys;
         o.unexpected.extend(i.unexpected);
         o.failed.extend(i.failed);

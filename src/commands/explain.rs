@@ -26,6 +26,9 @@ pub struct Args {
     /// as replay does), or an RFC 3339 time.
     #[arg(long, default_value = "now")]
     at: String,
+    /// Exit 0 although some records could not be read (they are still listed).
+    #[arg(long)]
+    allow_incomplete: bool,
 }
 
 struct Explainer<'p> {
@@ -34,6 +37,7 @@ struct Explainer<'p> {
     at: Option<i64>,
     text: String,
     events: usize,
+    dead_letters: u64,
 }
 
 fn yes_no(b: bool) -> &'static str {
@@ -125,21 +129,19 @@ impl Explainer<'_> {
             }
         );
         for ex in &p.exemptions {
-            if ex.matches(ev) {
-                let state = if ex.is_active(now) {
-                    "matches".to_string()
-                } else {
-                    format!(
-                        "would match but expired on {}",
-                        ex.expires_text.as_deref().unwrap_or("?")
-                    )
-                };
-                let _ = writeln!(
-                    s,
-                    "  exemption:      policy.exempt[{}] {state} ({})",
-                    ex.index, ex.reason
-                );
-            }
+            let state = match (ex.check(ev), ex.is_active(now)) {
+                (Ok(()), true) => "applies".to_string(),
+                (Ok(()), false) => format!(
+                    "does not apply: would match but expired on {}",
+                    ex.expires_text.as_deref().unwrap_or("?")
+                ),
+                (Err(miss), _) => format!("does not apply: {miss}"),
+            };
+            let _ = writeln!(
+                s,
+                "  exemption:      policy.exempt[{}] {state} ({})",
+                ex.index, ex.reason
+            );
         }
         let _ = writeln!(s, "  failed call:    {}", ev.error_code().unwrap_or("no"));
         let verdict = region::evaluate(p, ev, now);
@@ -244,6 +246,7 @@ impl Visit for Explainer<'_> {
         self.text.push('\n');
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead_letters += 1;
         self.text.push_str(&format!(
             "unreadable record at {} {}: {}\n\n",
             dead.input, dead.path, dead.reason
@@ -280,6 +283,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         at,
         text: String::new(),
         events: 0,
+        dead_letters: 0,
     };
     // The same reading as replay: gzip, JSON lines or documents, any envelope.
     let reader = Reader {
@@ -294,9 +298,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let raw = replay::open(&input).with_context(|| format!("cannot read {}", args.event))?;
     reader.read(&args.event, raw, &mut ex)?;
     print!("{}", ex.text);
-    Ok(if ex.events == 0 {
-        exit::nothing_read()
-    } else {
-        exit::ok()
-    })
+    if ex.events == 0 {
+        return Ok(exit::nothing_read());
+    }
+    let shortfall = trailwatch::shortfall::Shortfall {
+        dead_letters: ex.dead_letters,
+        ..Default::default()
+    };
+    Ok(exit::after("explain", &shortfall, args.allow_incomplete))
 }

@@ -2,12 +2,13 @@
 //! (or message), exits 0 when something matched, 1 when nothing did, 2 when the pattern or the
 //! rule is invalid.
 
-use std::io::{self, BufRead, BufReader, Write};
+use std::io::{self, BufReader, Write};
 use std::process::ExitCode;
 
 use trailwatch::decode::{DeadLetter, Decoder, Limits, Position, Visit};
 use trailwatch::event::Event;
 use trailwatch::filter::Pattern;
+use trailwatch::shortfall::Shortfall;
 use trailwatch::source::replay::{self, Input, Reader};
 
 use super::exit;
@@ -28,6 +29,10 @@ pub struct Args {
     /// Take each line as one log message, verbatim (term and space-delimited patterns need it).
     #[arg(long)]
     raw: bool,
+    /// Exit as if complete (0 matched, 1 not) although records were not evaluated or
+    /// inputs not read (still reported on stderr).
+    #[arg(long)]
+    allow_incomplete: bool,
     /// Inputs in any form `replay` reads (default: stdin).
     #[arg(value_name = "FILE")]
     inputs: Vec<String>,
@@ -43,6 +48,7 @@ struct Grep<'p, W: Write> {
     what: &'p What,
     out: W,
     matched: u64,
+    dead_letters: u64,
     error: Option<io::Error>,
 }
 
@@ -72,6 +78,7 @@ impl<W: Write> Visit for Grep<'_, W> {
         }
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
+        self.dead_letters += 1;
         tracing::warn!(input = %dead.input, line = dead.line, path = %dead.path, reason = %dead.reason, "unreadable record");
     }
 }
@@ -104,27 +111,27 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         what: &what,
         out: io::BufWriter::new(stdout.lock()),
         matched: 0,
+        dead_letters: 0,
         error: None,
     };
     let (expanded, _, errors) = replay::expand(&inputs);
+    let mut unread = errors.len() as u64;
     for (name, e) in &errors {
         eprintln!("trailwatch: cannot read {name}: {e}");
     }
     for input in &expanded {
-        let raw = replay::open(input)?;
+        let raw = match replay::open(input) {
+            Ok(r) => r,
+            Err(e) => {
+                eprintln!("trailwatch: cannot read {}: {e}", input.name());
+                unread += 1;
+                continue;
+            }
+        };
         if args.raw {
-            // Verbatim lines, as CloudWatch Logs sees messages (gzip'd files are unpacked).
-            let reader: Box<dyn io::Read> = match input {
-                Input::File(p) if p.extension().is_some_and(|e| e == "gz") => Box::new(
-                    trailwatch::decode::gzip::reader(raw, Limits::default().max_decompressed_bytes),
-                ),
-                _ => raw,
-            };
-            for line in BufReader::new(reader).lines() {
-                let line = line?;
-                if matches!(&what, What::Pattern(p) if p.matches_message(&line)) {
-                    grep.emit(&line);
-                }
+            if let Err(e) = raw_lines(input, raw, &what, &mut grep) {
+                eprintln!("trailwatch: error reading {}: {e}", input.name());
+                unread += 1;
             }
         } else {
             let reader = Reader {
@@ -143,11 +150,61 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             return Err(e.into());
         }
     }
+    let shortfall = Shortfall {
+        dead_letters: grep.dead_letters,
+        unread_inputs: unread,
+        ..Shortfall::default()
+    };
+    let code = exit::after("match", &shortfall, args.allow_incomplete);
+    if code != exit::ok() {
+        return Ok(code);
+    }
     Ok(if grep.matched > 0 {
         exit::ok()
     } else {
         exit::nothing_read()
     })
+}
+
+/// `--raw`: each line verbatim, as CloudWatch Logs sees a message (a gzip'd file is unpacked
+/// as a stream); a line over `max_document_bytes` is a dead letter, not a reason to stop.
+fn raw_lines<W: Write>(
+    input: &Input,
+    raw: Box<dyn io::Read + Send>,
+    what: &What,
+    grep: &mut Grep<'_, W>,
+) -> io::Result<()> {
+    use trailwatch::source::replay::{read_line_capped, Line};
+    let reader: Box<dyn io::Read> = match input {
+        Input::File(p) if p.extension().is_some_and(|e| e == "gz") => {
+            Box::new(trailwatch::decode::gzip::reader(raw, usize::MAX))
+        }
+        _ => raw,
+    };
+    let cap = Limits::default().max_decompressed_bytes;
+    let mut r = BufReader::new(reader);
+    let mut buf = Vec::new();
+    let mut line_no = 0u64;
+    loop {
+        line_no += 1;
+        match read_line_capped(&mut r, &mut buf, cap)? {
+            Line::Eof => return Ok(()),
+            Line::TooLong(n) => {
+                grep.dead_letters += 1;
+                eprintln!(
+                    "trailwatch: {}:{line_no}: line of {n} bytes exceeds {cap} bytes: not matched",
+                    input.name()
+                );
+            }
+            Line::Complete => {
+                let line = String::from_utf8_lossy(&buf);
+                let line = line.strip_suffix('\r').unwrap_or(&line);
+                if matches!(what, What::Pattern(p) if p.matches_message(line)) {
+                    grep.emit(line);
+                }
+            }
+        }
+    }
 }
 
 /// The CloudTrail rules of a Sigma file; `None` (reported) when it holds none or a broken one.

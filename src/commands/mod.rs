@@ -26,7 +26,7 @@ use trailwatch::config::{self, Config};
 /// Exit codes.
 pub mod exit {
     use std::process::ExitCode;
-    /// Ran (possibly with dead letters).
+    /// Ran, and did all it was asked.
     pub fn ok() -> ExitCode {
         ExitCode::SUCCESS
     }
@@ -37,6 +37,29 @@ pub mod exit {
     /// Bad arguments or config.
     pub fn bad_config() -> ExitCode {
         ExitCode::from(2)
+    }
+    /// Ran, but did less than asked (something cut, skipped or unread): see
+    /// `trailwatch::shortfall`.
+    pub fn incomplete() -> ExitCode {
+        ExitCode::from(trailwatch::shortfall::INCOMPLETE_EXIT)
+    }
+    /// Prints the shortfall's summary line (when there is one), counts and logs it, and gives the exit code of a
+    /// run that did otherwise succeed: 0 when complete or accepted, else [`incomplete`].
+    pub fn after(
+        command: &'static str,
+        shortfall: &trailwatch::shortfall::Shortfall,
+        allow_incomplete: bool,
+    ) -> ExitCode {
+        if !shortfall.is_complete() {
+            eprintln!("{}", shortfall.line(command, allow_incomplete));
+        }
+        shortfall.record(command);
+        // Alerts lost (neither delivered nor spooled) are never accepted by the flag.
+        if shortfall.is_complete() || (allow_incomplete && shortfall.not_accepted == 0) {
+            ok()
+        } else {
+            incomplete()
+        }
     }
 }
 

@@ -14,6 +14,7 @@ use trailwatch::build::{self, OutputChoice};
 use trailwatch::clock::now_secs;
 use trailwatch::engine::parallel::{self, Judged, Recorder};
 use trailwatch::engine::{Acceptance, ClockMode, Counts, Engine, Pending, Streams};
+use trailwatch::shortfall::Shortfall;
 use trailwatch::source::replay::{self, Input, ReadStats, Reader};
 
 use super::{exit, load_config};
@@ -42,6 +43,10 @@ pub struct Args {
     /// or down) before exiting; what is left stays spooled for the next start.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "deliver")]
     drain_timeout: std::time::Duration,
+    /// Exit 0 even when the run is incomplete (records not evaluated, inputs unread, items
+    /// left spooled): it is still reported in the summary.
+    #[arg(long)]
+    allow_incomplete: bool,
     /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
@@ -68,8 +73,10 @@ impl StreamChoice {
 struct Submitter<'e> {
     rt: &'e tokio::runtime::Runtime,
     engine: &'e Engine,
-    waiting: VecDeque<Acceptance>,
+    /// Each chunk's acceptance, with its item count.
+    waiting: VecDeque<(Acceptance, u64)>,
     submitted: u64,
+    /// Items refused (neither delivered nor spooled).
     refused: u64,
     /// The first output error (a closed stdout stops the replay quietly).
     failed: Option<io::Error>,
@@ -89,22 +96,23 @@ impl Submitter<'_> {
         if pending.is_empty() {
             return;
         }
-        self.submitted += pending.items().len() as u64;
+        let n = pending.items().len() as u64;
+        self.submitted += n;
         let accepted = self.rt.block_on(self.engine.submit(pending));
-        self.waiting.push_back(accepted);
+        self.waiting.push_back((accepted, n));
         while self.waiting.len() > MAX_OUTSTANDING
-            || self.waiting.front().is_some_and(Acceptance::is_ready)
+            || self.waiting.front().is_some_and(|(a, _)| a.is_ready())
         {
             self.wait_one();
         }
     }
 
     fn wait_one(&mut self) {
-        let Some(a) = self.waiting.pop_front() else {
+        let Some((a, n)) = self.waiting.pop_front() else {
             return;
         };
         if let Err(r) = self.rt.block_on(a.wait()) {
-            self.refused += 1;
+            self.refused += n;
             if let Some(kind) = r.io_kind {
                 self.failed.get_or_insert(io::Error::new(kind, r.reason));
             }
@@ -304,11 +312,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let _ = writeln!(
             err,
             "trailwatch deliver: {submitted} items routed to the sinks; {}; {left} still spooled (`trailwatch spool status`)",
-            if refused == 0 { "all accepted".to_string() } else { format!("{refused} chunks NOT accepted (a spool could not be written)") }
+            if refused == 0 { "all accepted".to_string() } else { format!("{refused} items NOT accepted (a spool could not be written)") }
         );
-        if refused > 0 {
-            anyhow::bail!("some alerts could not be delivered or spooled");
-        }
     }
     if evicted_early > 0 {
         let _ = writeln!(
@@ -317,6 +322,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
              dedup.max_event_ids was reached; raise it to catch all duplicates",
         );
     }
+    drop(err);
     if let Some(e) = failed {
         if e.kind() != io::ErrorKind::BrokenPipe {
             return Err(anyhow::Error::new(e).context("writing output"));
@@ -324,9 +330,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
     let readable = c.events + c.control_messages + c.skipped + digests as u64;
     if readable == 0 && (c.dead_letters > 0 || read_failures > 0) {
+        eprintln!("trailwatch replay: nothing could be read");
         return Ok(exit::nothing_read());
     }
-    Ok(exit::ok())
+    let shortfall = Shortfall {
+        dead_letters: c.dead_letters,
+        unread_inputs: read_failures as u64,
+        dedup_forgotten: evicted_early,
+        left_spooled: left.unwrap_or(0) as u64,
+        not_accepted: refused,
+        ..Shortfall::default()
+    };
+    Ok(exit::after("replay", &shortfall, args.allow_incomplete))
 }
 
 /// `--deliver`: keeps the sinks delivering what was spooled until the spools are empty or

@@ -4,10 +4,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use trailwatch::config::Rule;
+use trailwatch::config::{Rule, TestInput};
 use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::Event;
 use trailwatch::rules::custom::{EvalStats, RuleSet};
+use trailwatch::source::replay::Reader;
 
 use super::{exit, load_config};
 
@@ -93,7 +94,7 @@ fn one_test(
     matches: &dyn Fn(&Event<'_>) -> bool,
     rule: &str,
     name: &str,
-    input: &str,
+    input: &TestInput,
     expect: bool,
 ) -> bool {
     let mut check = Check {
@@ -102,8 +103,25 @@ fn one_test(
         matched: 0,
         dead: vec![],
     };
-    let mut pos = Position::new(format!("{rule} / {name}"));
-    Decoder::new((&config.decode).into()).decode(input.as_bytes(), &mut pos, &mut check);
+    let decoder = Decoder::new((&config.decode).into());
+    match input {
+        TestInput::Text(text) => {
+            let mut pos = Position::new(format!("{rule} / {name}"));
+            decoder.decode(text.as_bytes(), &mut pos, &mut check);
+        }
+        // Any form replay reads: JSON lines or documents, any envelope, plain or gzip'd.
+        TestInput::File(path) => {
+            let reader = Reader {
+                decoder,
+                max_document_bytes: config.decode.max_document_bytes,
+            };
+            let name = path.display().to_string();
+            let read = std::fs::File::open(path).and_then(|f| reader.read(&name, f, &mut check));
+            if let Err(e) = read {
+                check.dead.push(format!("cannot read {name}: {e}"));
+            }
+        }
+    }
     let (ok, detail) = if !check.dead.is_empty() {
         (
             false,

@@ -9,6 +9,7 @@ pub mod delivery;
 pub mod health;
 mod key_path;
 pub mod organization;
+pub mod principal;
 mod rules;
 mod schema;
 mod sequences;
@@ -21,7 +22,7 @@ pub use shaping::{KeyField, ShapingSettings};
 pub use source::{Checkpoint, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start};
 mod validate;
 
-pub use rules::{Rule, RuleTest, BYPASS_RULE, DRIFT_RULE, REGION_RULE};
+pub use rules::{Rule, RuleTest, TestInput, BYPASS_RULE, DRIFT_RULE, REGION_RULE};
 pub use sequences::{Expected, Sequence, SequenceStep};
 
 use std::fmt;

@@ -49,9 +49,17 @@ pub struct Rule {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleTest {
     pub name: String,
-    /// The event as JSON text (any form `replay` reads).
-    pub event: String,
+    /// The event: JSON text, or a file in any form `replay` reads.
+    pub event: TestInput,
     pub expect: bool,
+}
+
+/// A rule test's input: inline text (one record, or several), or a file in any form `replay`
+/// reads (JSON lines or documents, any envelope, plain or gzip'd), read when the test runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TestInput {
+    Text(String),
+    File(std::path::PathBuf),
 }
 
 #[derive(Debug, Deserialize)]
@@ -204,16 +212,16 @@ pub(super) fn read_rules(c: &mut Collector, value: Option<Value>, file: &str, ou
                 continue;
             };
             let event = match (tr.event, tr.event_file) {
-                (Some(Value::String(s)), None) => s,
+                (Some(Value::String(s)), None) => TestInput::Text(s),
                 (Some(Value::Table(t)), None) => match serde_json::to_string(&t) {
-                    Ok(s) => s,
+                    Ok(s) => TestInput::Text(s),
                     Err(e) => {
                         c.error_in(file, format!("{tkey}.event"), e.to_string());
                         continue;
                     }
                 },
-                (None, Some(f)) => match std::fs::read_to_string(resolve(&base, &f)) {
-                    Ok(s) => s,
+                (None, Some(f)) => match std::fs::File::open(resolve(&base, &f)) {
+                    Ok(_) => TestInput::File(resolve(&base, &f)),
                     Err(e) => {
                         c.error_in(
                             file,

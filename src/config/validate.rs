@@ -531,6 +531,21 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
         {
             c.error(&key, "matches nothing: give at least one of principal, event_source, event_name, account, region");
         }
+        match &e.principal {
+            Some(OneOrMany::One(p)) => {
+                if let Some(why) = super::principal::impossible(p) {
+                    c.error(format!("{key}.principal"), why);
+                }
+            }
+            Some(OneOrMany::Many(list)) => {
+                for (j, p) in list.iter().enumerate() {
+                    if let Some(why) = super::principal::impossible(p) {
+                        c.error(format!("{key}.principal[{j}]"), why);
+                    }
+                }
+            }
+            None => {}
+        }
         if e.reason.trim().is_empty() {
             c.error(
                 format!("{key}.reason"),

@@ -68,6 +68,8 @@ pub enum Step {
     Kpl(usize),
     /// EventBridge `detail`.
     Detail,
+    /// A field holding the record as a JSON string (`lookup-events`' `CloudTrailEvent`).
+    Field(&'static str),
 }
 
 /// Where a record sits: input name, line, and the steps into it.
@@ -102,6 +104,7 @@ impl Position {
                 Step::Gzip => write!(s, "gzip"),
                 Step::Kpl(n) => write!(s, "kpl[{n}]"),
                 Step::Detail => write!(s, "detail"),
+                Step::Field(name) => write!(s, "{name}"),
             };
         }
         s
@@ -371,6 +374,21 @@ impl Decoder {
         }
         if let Some(items) = &env.records_lower {
             return self.each(items.iter().map(|r| r.get()), "records", pos, v, depth);
+        }
+        if let Some(items) = &env.lookup_events {
+            for (i, e) in items.iter().enumerate() {
+                pos.with(Step::Index("Events", i), |pos| match &e.cloudtrail_event {
+                    Some(text) => pos.with(Step::Field("CloudTrailEvent"), |pos| {
+                        self.json(text, pos, v, depth + 1)
+                    }),
+                    None => v.dead_letter(DeadLetter::new(
+                        pos,
+                        &[],
+                        "lookup-events entry without a CloudTrailEvent string",
+                    )),
+                });
+            }
+            return;
         }
         if let Some(kind) = env.message_type.as_deref() {
             return match kind {

@@ -14,7 +14,7 @@ use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqA
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
-use crate::event::{opt_str, present, Event, OptStr, UserIdentity};
+use crate::event::{opt_str, present, Event, Key, Lenient, OptStr, OrOdd, UserIdentity};
 
 /// What was found beside (or instead of) the CloudTrail fields.
 #[derive(Debug, Default)]
@@ -31,6 +31,20 @@ pub struct Envelope<'a> {
     pub data: Option<Cow<'a, str>>,
     pub sequence_number: Option<Cow<'a, str>>,
     pub digest: bool,
+    /// `aws cloudtrail lookup-events` output: `{"Events":[{"CloudTrailEvent":"<json>"}]}`.
+    pub lookup_events: Option<Vec<LookupEvent<'a>>>,
+}
+
+/// One entry of `lookup-events` output: the record is a JSON string in `CloudTrailEvent`.
+#[derive(Debug, Deserialize)]
+pub struct LookupEvent<'a> {
+    #[serde(
+        rename = "CloudTrailEvent",
+        borrow,
+        default,
+        deserialize_with = "opt_str"
+    )]
+    pub cloudtrail_event: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -67,6 +81,7 @@ impl Envelope<'_> {
             && self.detail_type.is_none()
             && self.data.is_none()
             && !self.digest
+            && self.lookup_events.is_none()
     }
 }
 
@@ -78,8 +93,9 @@ pub fn parse(text: &str) -> Result<Object<'_>, serde_json::Error> {
 }
 
 /// `readOnly` as CloudTrail writes it (a bool); strings "true"/"false" are accepted too,
-/// since hand-made and re-serialised records carry them.
-struct LenientBool(Option<bool>, bool);
+/// since hand-made and re-serialised records carry them (the second field). Any other value
+/// reads as absent and is marked odd (the third).
+struct LenientBool(Option<bool>, bool, bool);
 
 impl<'de> Deserialize<'de> for LenientBool {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -90,17 +106,34 @@ impl<'de> Deserialize<'de> for LenientBool {
                 f.write_str("a boolean")
             }
             fn visit_bool<E: de::Error>(self, v: bool) -> Result<LenientBool, E> {
-                Ok(LenientBool(Some(v), false))
+                Ok(LenientBool(Some(v), false, false))
             }
             fn visit_str<E: de::Error>(self, v: &str) -> Result<LenientBool, E> {
-                match v.to_ascii_lowercase().as_str() {
-                    "true" => Ok(LenientBool(Some(true), true)),
-                    "false" => Ok(LenientBool(Some(false), true)),
-                    _ => Err(E::invalid_value(de::Unexpected::Str(v), &self)),
-                }
+                Ok(match v.to_ascii_lowercase().as_str() {
+                    "true" => LenientBool(Some(true), true, false),
+                    "false" => LenientBool(Some(false), true, false),
+                    _ => LenientBool(None, false, true),
+                })
             }
             fn visit_unit<E: de::Error>(self) -> Result<LenientBool, E> {
-                Ok(LenientBool(None, false))
+                Ok(LenientBool(None, false, false))
+            }
+            fn visit_i64<E: de::Error>(self, _: i64) -> Result<LenientBool, E> {
+                Ok(LenientBool(None, false, true))
+            }
+            fn visit_u64<E: de::Error>(self, _: u64) -> Result<LenientBool, E> {
+                Ok(LenientBool(None, false, true))
+            }
+            fn visit_f64<E: de::Error>(self, _: f64) -> Result<LenientBool, E> {
+                Ok(LenientBool(None, false, true))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<LenientBool, A::Error> {
+                while seq.next_element::<IgnoredAny>()?.is_some() {}
+                Ok(LenientBool(None, false, true))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LenientBool, A::Error> {
+                while map.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+                Ok(LenientBool(None, false, true))
             }
         }
         d.deserialize_any(V)
@@ -222,29 +255,6 @@ impl<'de> Visitor<'de> for Message<'_, '_> {
     }
 }
 
-/// An object key, borrowed from the input unless escaped (serde's `Cow<str>` would copy
-/// every key into a `String`: an allocation per key per record).
-struct Key<'a>(Cow<'a, str>);
-
-impl<'de> Deserialize<'de> for Key<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Key<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a key")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Key<'de>, E> {
-                Ok(Key(Cow::Owned(v.to_string())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 struct ObjectVisitor<'s> {
     sink: Option<MessageSink<'s>>,
 }
@@ -257,6 +267,22 @@ where
 {
     map.next_value::<T>()
         .map_err(|e| de::Error::custom(format_args!("field `{key}`: {e}")))
+}
+
+/// Reads a hot string field leniently: marks it present, and odd when it is not a string or
+/// `null` (it then reads as absent).
+fn hot<'de, A: MapAccess<'de>>(
+    map: &mut A,
+    key: &str,
+    ev: &mut Event<'de>,
+    bit: u16,
+) -> Result<Option<Cow<'de, str>>, A::Error> {
+    let v = field::<_, Lenient<'de>>(map, key)?;
+    ev.present |= bit;
+    if v.odd {
+        ev.odd |= bit;
+    }
+    Ok(v.value)
 }
 
 impl<'de> Visitor<'de> for ObjectVisitor<'_> {
@@ -272,53 +298,23 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
         while let Some(key) = map.next_key::<Key<'de>>()? {
             let key = key.0.as_ref();
             match key {
-                "eventID" => {
-                    ev.present |= present::EVENT_ID;
-                    ev.event_id = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "eventTime" => {
-                    ev.present |= present::EVENT_TIME;
-                    ev.event_time = field::<_, OptStr>(&mut map, key)?.0
-                }
+                "eventID" => ev.event_id = hot(&mut map, key, ev, present::EVENT_ID)?,
+                "eventTime" => ev.event_time = hot(&mut map, key, ev, present::EVENT_TIME)?,
                 "eventVersion" => {
-                    ev.present |= present::EVENT_VERSION;
-                    ev.event_version = field::<_, OptStr>(&mut map, key)?.0
+                    ev.event_version = hot(&mut map, key, ev, present::EVENT_VERSION)?
                 }
-                "eventSource" => {
-                    ev.present |= present::EVENT_SOURCE;
-                    ev.event_source = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "eventName" => {
-                    ev.present |= present::EVENT_NAME;
-                    ev.event_name = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "eventType" => {
-                    ev.present |= present::EVENT_TYPE;
-                    ev.event_type = field::<_, OptStr>(&mut map, key)?.0
-                }
+                "eventSource" => ev.event_source = hot(&mut map, key, ev, present::EVENT_SOURCE)?,
+                "eventName" => ev.event_name = hot(&mut map, key, ev, present::EVENT_NAME)?,
+                "eventType" => ev.event_type = hot(&mut map, key, ev, present::EVENT_TYPE)?,
                 "eventCategory" => {
-                    ev.present |= present::EVENT_CATEGORY;
-                    ev.event_category = field::<_, OptStr>(&mut map, key)?.0
+                    ev.event_category = hot(&mut map, key, ev, present::EVENT_CATEGORY)?
                 }
-                "awsRegion" => {
-                    ev.present |= present::AWS_REGION;
-                    ev.aws_region = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "sourceIPAddress" => {
-                    ev.present |= present::SOURCE_IP;
-                    ev.source_ip = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "userAgent" => {
-                    ev.present |= present::USER_AGENT;
-                    ev.user_agent = field::<_, OptStr>(&mut map, key)?.0
-                }
-                "errorCode" => {
-                    ev.present |= present::ERROR_CODE;
-                    ev.error_code = field::<_, OptStr>(&mut map, key)?.0
-                }
+                "awsRegion" => ev.aws_region = hot(&mut map, key, ev, present::AWS_REGION)?,
+                "sourceIPAddress" => ev.source_ip = hot(&mut map, key, ev, present::SOURCE_IP)?,
+                "userAgent" => ev.user_agent = hot(&mut map, key, ev, present::USER_AGENT)?,
+                "errorCode" => ev.error_code = hot(&mut map, key, ev, present::ERROR_CODE)?,
                 "recipientAccountId" => {
-                    ev.present |= present::RECIPIENT_ACCOUNT_ID;
-                    ev.recipient_account_id = field::<_, OptStr>(&mut map, key)?.0
+                    ev.recipient_account_id = hot(&mut map, key, ev, present::RECIPIENT_ACCOUNT_ID)?
                 }
                 "readOnly" => {
                     let b = field::<_, LenientBool>(&mut map, key)?;
@@ -326,12 +322,20 @@ impl<'de> Visitor<'de> for ObjectVisitor<'_> {
                     if b.1 {
                         ev.present |= present::READ_ONLY_IS_STRING;
                     }
+                    if b.2 {
+                        ev.odd |= present::READ_ONLY;
+                    }
                     ev.read_only = b.0
                 }
                 "userIdentity" => {
                     ev.present |= present::USER_IDENTITY;
-                    ev.user_identity = field::<_, Option<UserIdentity<'de>>>(&mut map, key)?
+                    let u = field::<_, OrOdd<UserIdentity<'de>>>(&mut map, key)?;
+                    if u.1 || u.0.as_ref().is_some_and(|u| u.odd) {
+                        ev.odd |= present::USER_IDENTITY;
+                    }
+                    ev.user_identity = u.0
                 }
+                "Events" => env.lookup_events = field(&mut map, key)?,
                 "Records" => env.records_upper = field(&mut map, key)?,
                 "records" => env.records_lower = field(&mut map, key)?,
                 "messageType" => env.message_type = field::<_, OptStr>(&mut map, key)?.0,
@@ -387,12 +391,31 @@ mod tests {
         assert_eq!(s.event.raw, text);
     }
 
+    /// Issue 27, case 7: a hot field of a type CloudTrail never writes there reads as absent
+    /// (marked odd, so rules read the whole record), never a reason to drop the event.
     #[test]
-    fn wrong_type_names_the_field() {
-        let err = parse(r#"{"eventID":"e1","eventName":5}"#).unwrap_err();
-        assert!(err.to_string().contains("field `eventName`"), "{err}");
-        let err = parse(r#"{"userIdentity":{"arn":["x"]}}"#).unwrap_err();
-        assert!(err.to_string().contains("field `userIdentity`"), "{err}");
+    fn hot_fields_of_unexpected_types_read_as_absent_and_odd() {
+        let s = parse(r#"{"eventID":"e1","eventName":5,"userAgent":{"a":[1]}}"#).unwrap();
+        assert_eq!(s.event.event_id(), Some("e1"));
+        assert_eq!(s.event.event_name(), None);
+        assert_eq!(s.event.user_agent, None);
+        assert_eq!(s.event.odd, present::EVENT_NAME | present::USER_AGENT);
+        assert_eq!(s.event.present & present::EVENT_NAME, present::EVENT_NAME);
+        let s = parse(r#"{"userIdentity":{"arn":["x"],"type":"IAMUser"}}"#).unwrap();
+        let u = s.event.user_identity.as_ref().unwrap();
+        assert_eq!(
+            (u.arn.as_deref(), u.kind.as_deref()),
+            (None, Some("IAMUser"))
+        );
+        assert!(u.odd);
+        assert_eq!(s.event.odd, present::USER_IDENTITY);
+        let s = parse(r#"{"userIdentity":"root"}"#).unwrap();
+        assert!(s.event.user_identity.is_none());
+        assert_eq!(s.event.odd, present::USER_IDENTITY);
+        let s = parse(r#"{"userIdentity":{"sessionContext":7,"arn":"a"}}"#).unwrap();
+        assert_eq!(s.event.principal(), Some("a"));
+        assert_eq!(s.event.odd, present::USER_IDENTITY);
+        // Envelope keys still name the field when they are of the wrong type.
         let err = parse(r#"{"Records":{"a":1}}"#).unwrap_err();
         assert!(err.to_string().contains("field `Records`"), "{err}");
     }
@@ -404,7 +427,10 @@ mod tests {
             Some(true)
         );
         assert_eq!(parse(r#"{"readOnly":null}"#).unwrap().event.read_only, None);
-        assert!(parse(r#"{"readOnly":"maybe"}"#).is_err());
+        let odd = parse(r#"{"readOnly":"maybe"}"#).unwrap().event;
+        assert_eq!((odd.read_only, odd.odd), (None, present::READ_ONLY));
+        let odd = parse(r#"{"readOnly":1}"#).unwrap().event;
+        assert_eq!((odd.read_only, odd.odd), (None, present::READ_ONLY));
     }
 
     #[test]

@@ -216,13 +216,13 @@ fn dead_letters_carry_position_and_reason() {
 
 #[test]
 fn kpl_sub_record_position_is_kept() {
-    let agg = kpl::aggregate(&[("a", rec(1).as_bytes()), ("b", b"{\"eventName\": 5}")]);
+    let agg = kpl::aggregate(&[("a", rec(1).as_bytes()), ("b", b"{\"Records\": 5}")]);
     let c = decode(&agg);
     assert_eq!(c.ids, [id(1)]);
     assert_eq!(c.dead[0].sub_sequence, Some(1));
     assert_eq!(c.dead[0].path, "kpl[1]");
     assert!(
-        c.dead[0].reason.contains("field `eventName`"),
+        c.dead[0].reason.contains("field `Records`"),
         "{}",
         c.dead[0].reason
     );
@@ -233,8 +233,8 @@ fn each_cause_is_a_dead_letter() {
     let cases: Vec<(Vec<u8>, &str)> = vec![
         (b"{not json".to_vec(), "JSON:"),
         (
-            br#"{"eventID":"x","eventName":["a"]}"#.to_vec(),
-            "field `eventName`",
+            br#"{"eventID":"x","Records":"a"}"#.to_vec(),
+            "field `Records`",
         ),
         (br#"{"foo":1}"#.to_vec(), "unknown envelope"),
         (b"\x00\x01binary".to_vec(), "unknown format"),

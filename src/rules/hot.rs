@@ -78,10 +78,20 @@ impl Hot {
         }
     }
 
-    /// The field's value in `ev`, as far as the decoder's parse tells. The decoder refuses a
-    /// hot field of the wrong type, so a present top-level field is a string or `null`.
+    /// The field's value in `ev`, as far as the decoder's parse tells. A present top-level
+    /// field is a string or `null`, unless marked odd (then the answer is `Unknown`).
     pub fn value<'e>(&self, ev: &'e Event<'_>) -> HotValue<'e> {
         let has = |bit| ev.present & bit != 0;
+        // A value of a type CloudTrail never writes there: only the full record tells.
+        let odd = |bit| ev.odd & bit != 0;
+        match *self {
+            Hot::Top(bit, _) if odd(bit) => return HotValue::Unknown,
+            Hot::ReadOnly if odd(present::READ_ONLY) => return HotValue::Unknown,
+            Hot::UserIdentity | Hot::Ident(_) if odd(present::USER_IDENTITY) => {
+                return HotValue::Unknown
+            }
+            _ => {}
+        }
         match *self {
             Hot::Top(bit, get) => match (has(bit), get(ev)) {
                 (false, _) => HotValue::Missing,

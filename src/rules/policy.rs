@@ -60,17 +60,76 @@ fn any(globs: &[Glob], value: Option<&str>) -> bool {
     globs.is_empty() || value.is_some_and(|v| globs.iter().any(|g| g.matches(v)))
 }
 
+/// Which key of an exemption did not match an event, and the event's value there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Miss {
+    /// `principal`, `event_source`, `event_name`, `account` or `region`.
+    pub key: &'static str,
+    /// What the event has there (`None`: the record has no such field).
+    pub value: Option<String>,
+    /// For a principal: the role behind the session, which the patterns were also tried on.
+    pub role: Option<String>,
+}
+
+impl std::fmt::Display for Miss {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.value {
+            Some(v) => write!(f, "{} {v}", self.key)?,
+            None => write!(f, "the event has no {}", self.key)?,
+        }
+        match &self.role {
+            Some(r) => write!(f, " (a session of role {r}) matches none of its patterns"),
+            None if self.value.is_some() => write!(f, " matches none of its patterns"),
+            None => Ok(()),
+        }
+    }
+}
+
 impl Exemption {
     pub fn is_active(&self, now: i64) -> bool {
         self.expires.is_none_or(|t| now <= t)
     }
 
     pub fn matches(&self, ev: &crate::event::Event<'_>) -> bool {
-        any(&self.principal, ev.principal())
-            && any(&self.event_source, ev.event_source())
-            && any(&self.event_name, ev.event_name())
-            && any(&self.account, ev.account())
-            && any(&self.region, ev.region())
+        self.check(ev).is_ok()
+    }
+
+    /// Whether every key given matches `ev`; else the first that does not.
+    ///
+    /// A principal pattern matches the caller as CloudTrail names it (`userIdentity.arn`: an
+    /// `sts` session ARN for a role) or the role behind the session
+    /// (`sessionContext.sessionIssuer.arn`: the `iam` role ARN that IAM shows), so both forms
+    /// exempt a role's sessions.
+    pub fn check(&self, ev: &crate::event::Event<'_>) -> Result<(), Miss> {
+        let miss = |key, value: Option<&str>| Miss {
+            key,
+            value: value.map(str::to_string),
+            role: None,
+        };
+        let issuer = ev.session_issuer_arn();
+        if !(any(&self.principal, ev.principal())
+            || issuer.is_some_and(|i| any(&self.principal, Some(i))))
+        {
+            return Err(Miss {
+                key: "principal",
+                value: ev.principal().map(str::to_string),
+                role: issuer
+                    .filter(|i| Some(*i) != ev.principal())
+                    .map(str::to_string),
+            });
+        }
+        let keys: [(&'static str, &[Glob], Option<&str>); 4] = [
+            ("event_source", &self.event_source, ev.event_source()),
+            ("event_name", &self.event_name, ev.event_name()),
+            ("account", &self.account, ev.account()),
+            ("region", &self.region, ev.region()),
+        ];
+        for (key, globs, value) in keys {
+            if !any(globs, value) {
+                return Err(miss(key, value));
+            }
+        }
+        Ok(())
     }
 }
 

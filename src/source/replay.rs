@@ -1,7 +1,9 @@
 //! The replay source: files, directories (recursively) and stdin, plain or gzip'd.
 //!
 //! Each input is streamed. JSON lines are decoded line by line, so one bad line costs one
-//! dead letter and memory stays flat however long the input. An input whose first line is not
+//! dead letter and memory stays flat however long the input, plain or gzip'd: a line is
+//! capped at `max_document_bytes` (and, inflated from gzip, at `max_decompressed_bytes`),
+//! never the input as a whole. An input whose first line is not
 //! a complete JSON value (a pretty-printed S3 log file or dump), or that is binary (a KPL
 //! aggregate), is read whole, up to `max_document_bytes`, and decoded as one document.
 
@@ -122,14 +124,29 @@ pub struct Reader {
     pub max_document_bytes: usize,
 }
 
-enum Line {
+/// The most bytes one line or one document may take, and the config key that sets it.
+#[derive(Debug, Clone, Copy)]
+struct Cap {
+    bytes: usize,
+    key: &'static str,
+}
+
+impl std::fmt::Display for Cap {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} bytes ({})", self.bytes, self.key)
+    }
+}
+
+/// What [`read_line_capped`] read.
+pub enum Line {
     Eof,
     Complete,
+    /// A line of this many bytes, over the cap: skipped to its end.
     TooLong(usize),
 }
 
 /// Reads up to and excluding the next `\n` into `buf`; a line over `cap` is skipped to its end.
-fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<Line> {
+pub fn read_line_capped(r: &mut dyn BufRead, buf: &mut Vec<u8>, cap: usize) -> io::Result<Line> {
     buf.clear();
     let mut total = 0usize;
     let mut any = false;
@@ -215,22 +232,38 @@ impl Reader {
         stats: &mut ReadStats,
     ) -> io::Result<()> {
         let mut r: Box<dyn BufRead + 'r> = Box::new(BufReader::with_capacity(256 << 10, raw));
+        // The cap on one line or one document. A gzip'd input is streamed whole (its length
+        // is not bounded: a line reader holds one line); the gzip-bomb guard bounds each line
+        // or document it inflates to.
+        let mut cap = Cap {
+            bytes: self.max_document_bytes,
+            key: "decode.max_document_bytes",
+        };
         if gzip::is_gzip(r.fill_buf()?) {
-            let cap = self.decoder.limits.max_decompressed_bytes;
-            r = Box::new(BufReader::with_capacity(256 << 10, gzip::reader(r, cap)));
+            r = Box::new(BufReader::with_capacity(
+                256 << 10,
+                gzip::reader(r, usize::MAX),
+            ));
+            let inflated = self.decoder.limits.max_decompressed_bytes;
+            if inflated < cap.bytes {
+                cap = Cap {
+                    bytes: inflated,
+                    key: "decode.max_decompressed_bytes",
+                };
+            }
         }
         let head = r.fill_buf()?;
         let binary = head.starts_with(&kpl::MAGIC) || gzip::is_gzip(head);
         let mut buf = Vec::new();
         if binary {
-            return self.document(r, buf, 1, pos, v, stats);
+            return self.document(r, buf, 1, cap, pos, v, stats);
         }
         let mut line_no = 0u64;
         let mut first = true;
         loop {
             line_no += 1;
             pos.line = Some(line_no);
-            let line = match read_line_capped(&mut *r, &mut buf, self.max_document_bytes) {
+            let line = match read_line_capped(&mut *r, &mut buf, cap.bytes) {
                 Ok(line) => line,
                 Err(e) => {
                     // A corrupt gzip stream (or a failing disk) ends this input here.
@@ -243,10 +276,7 @@ impl Reader {
                 Line::Eof => break,
                 Line::TooLong(n) => {
                     stats.units += 1;
-                    let why = format!(
-                        "line of {n} bytes exceeds max_document_bytes ({})",
-                        self.max_document_bytes
-                    );
+                    let why = format!("line of {n} bytes exceeds {cap}");
                     v.dead_letter(DeadLetter::new(pos, &buf, why));
                     first = false;
                 }
@@ -258,11 +288,11 @@ impl Reader {
                     if first && text.first() != Some(&b'{') && text.first() != Some(&b'[') {
                         // Not JSON lines: decode the input as one document (it will say why).
                         buf.push(b'\n');
-                        return self.document(r, buf, line_no, pos, v, stats);
+                        return self.document(r, buf, line_no, cap, pos, v, stats);
                     }
                     if first && is_incomplete_json(text) {
                         buf.push(b'\n');
-                        return self.document(r, buf, line_no, pos, v, stats);
+                        return self.document(r, buf, line_no, cap, pos, v, stats);
                     }
                     first = false;
                     stats.units += 1;
@@ -274,22 +304,23 @@ impl Reader {
     }
 
     /// Reads the rest of the input into `buf` (capped) and decodes the JSON values in it.
+    #[allow(clippy::too_many_arguments)]
     fn document(
         &self,
         mut r: Box<dyn BufRead + '_>,
         mut buf: Vec<u8>,
         first_line: u64,
+        cap: Cap,
         pos: &mut Position,
         v: &mut impl Visit,
         stats: &mut ReadStats,
     ) -> io::Result<()> {
         pos.line = Some(first_line);
-        let cap = self.max_document_bytes;
-        let room = (cap + 1).saturating_sub(buf.len()) as u64;
+        let room = cap.bytes.saturating_add(1).saturating_sub(buf.len()) as u64;
         (&mut r).take(room).read_to_end(&mut buf)?;
-        if buf.len() > cap {
+        if buf.len() > cap.bytes {
             stats.units += 1;
-            let why = format!("document exceeds max_document_bytes ({cap})");
+            let why = format!("document exceeds {cap}");
             v.dead_letter(DeadLetter::new(pos, &buf, why));
             return Ok(());
         }

@@ -57,6 +57,9 @@ struct MergeArgs {
     /// Exit 1 when the change adds more than N alerts.
     #[arg(long, value_name = "N")]
     fail_on_increase: Option<u64>,
+    /// Exit 0 although a partition could not read everything (still reported).
+    #[arg(long)]
+    allow_incomplete: bool,
 }
 
 #[derive(clap::Args)]
@@ -113,6 +116,11 @@ struct RunArgs {
     /// Print every prefix listed (to stderr) before reading.
     #[arg(long)]
     explain_listing: bool,
+    /// Exit 0 (and let `--fail-on-increase` pass) although objects could not be listed or
+    /// read, or records were not evaluated: the counts are then a lower bound. Still reported
+    /// in the table, the report and on stderr.
+    #[arg(long)]
+    allow_incomplete: bool,
     /// `s3://bucket/prefix`, a local directory (in the archive layout or not), or any file
     /// `replay` reads.
     #[arg(value_name = "SOURCE")]
@@ -185,11 +193,23 @@ fn merge(m: MergeArgs) -> anyhow::Result<ExitCode> {
             return Ok(exit::bad_config());
         }
     };
-    finish(&merged, m.report.as_ref(), m.fail_on_increase)
+    finish(
+        &merged,
+        m.report.as_ref(),
+        m.fail_on_increase,
+        m.allow_incomplete,
+    )
 }
 
-/// Prints the table, writes the report, and gives the exit code of `--fail-on-increase`.
-fn finish(r: &Report, dest: Option<&String>, fail_on: Option<u64>) -> anyhow::Result<ExitCode> {
+/// Prints the table, writes the report, and gives the exit code: 1 when the change adds more
+/// than `--fail-on-increase` (a lower bound already over it fails), else 3 when the run is
+/// incomplete and that was not accepted, else 0.
+fn finish(
+    r: &Report,
+    dest: Option<&String>,
+    fail_on: Option<u64>,
+    allow_incomplete: bool,
+) -> anyhow::Result<ExitCode> {
     print!("{}", backtest::table(r));
     if let Some(dest) = dest {
         let index = r
@@ -206,10 +226,12 @@ fn finish(r: &Report, dest: Option<&String>, fail_on: Option<u64>) -> anyhow::Re
                 "trailwatch backtest: the change adds {} alerts (more than {n})",
                 r.totals.added
             );
+            eprintln!("{}", r.shortfall.line("backtest", allow_incomplete));
+            r.shortfall.record("backtest");
             return Ok(exit::nothing_read());
         }
     }
-    Ok(exit::ok())
+    Ok(exit::after("backtest", &r.shortfall, allow_incomplete))
 }
 
 /// Writes the report to a file, or to S3 (`s3://bucket/key`, PutObject) from a batch job.
@@ -381,6 +403,9 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
     let today = time::OffsetDateTime::now_utc().date();
     let listed = rt.block_on(sources::list(&a.sources, &scope, today));
     if a.explain_listing {
+        for (src, level) in &listed.levels {
+            eprintln!("source {src}: {level}");
+        }
         for p in &listed.listed {
             eprintln!("listed {p}");
         }
@@ -573,6 +598,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
             report.input.duplicates = c.duplicates;
             report.input.outside = c.outside;
             report.input.dead_letters = c.dead_letters;
+            report.input.dedup_forgotten = side.engine.dedup_evicted_early();
         }
         rt.block_on(side.engine.shutdown());
     }
@@ -606,8 +632,13 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
     );
     let nothing = report.input.objects == 0
         && (!report.input.failed.is_empty() || !report.input.unlisted.is_empty());
-    let code = finish(&report, a.report.as_ref(), a.fail_on_increase)?;
-    if nothing && code == exit::ok() {
+    let code = finish(
+        &report,
+        a.report.as_ref(),
+        a.fail_on_increase,
+        a.allow_incomplete,
+    )?;
+    if nothing {
         eprintln!("trailwatch backtest: nothing could be read");
         return Ok(exit::nothing_read());
     }

@@ -34,6 +34,8 @@ pub struct Listed {
     pub unlisted: Vec<Failed>,
     /// Listing calls (prefixes), for `--explain-listing`.
     pub listed: Vec<String>,
+    /// Each directory or S3 source, with the layout level it was recognised as.
+    pub levels: Vec<(String, archive::plan::Level)>,
 }
 
 impl Listed {
@@ -81,6 +83,7 @@ pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Liste
                 bucket: bucket.clone(),
             });
             let plan = archive::plan(&*s3, &prefix, scope, today).await;
+            out.levels.push((src.clone(), plan.level));
             out.add(
                 plan,
                 |k| From::S3(s3.clone(), k.to_string()),
@@ -100,8 +103,9 @@ pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Liste
         let path = PathBuf::from(src);
         match std::fs::metadata(&path) {
             Ok(m) if m.is_dir() => {
-                let store = Local { root: path.clone() };
-                let plan = archive::plan(&store, "", scope, today).await;
+                let (store, prefix) = Local::at(&path);
+                let plan = archive::plan(&store, &prefix, scope, today).await;
+                out.levels.push((src.clone(), plan.level));
                 out.add(
                     plan,
                     |k| From::File(store.path(k)),

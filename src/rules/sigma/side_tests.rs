@@ -20,6 +20,7 @@ use marked_yaml::Node;
 use serde_json::Value;
 
 use super::{line, Problem, BROKEN};
+pub use crate::config::TestInput;
 
 /// One test.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,8 +28,8 @@ pub struct SideTest {
     pub name: String,
     pub line: Option<usize>,
     pub expect: bool,
-    /// The test's input, as text the decoder reads (one JSON record, or a file's lines).
-    pub input: String,
+    /// The test's input: one JSON record, or a file in any form `replay` reads.
+    pub input: TestInput,
 }
 
 /// The side file of a rule file: `x.yml` (or `x.yaml`) → `x.tests.yml`.
@@ -116,10 +117,12 @@ pub fn load(path: &Path) -> (Vec<SideTest>, Vec<Problem>) {
             }
         };
         let input = match (m.get_node("event"), m.get_scalar("file")) {
-            (Some(e @ Node::Mapping(_)), None) => Ok(to_json(e).to_string()),
+            (Some(e @ Node::Mapping(_)), None) => Ok(TestInput::Text(to_json(e).to_string())),
             (None, Some(f)) => {
                 let p = path.parent().unwrap_or(Path::new(".")).join(f.as_str());
-                std::fs::read_to_string(&p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+                std::fs::File::open(&p)
+                    .map(|_| TestInput::File(p.clone()))
+                    .map_err(|e| format!("cannot read {}: {e}", p.display()))
             }
             _ => Err("give either `event` (a mapping: one CloudTrail record) or `file`".into()),
         };
