@@ -106,6 +106,23 @@ pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::t
     );
 }
 
+/// The stateless judge `replay` and the live roads use for `config` (the region rule, the
+/// custom rules, the Sigma rules): `explain` shows its verdicts. Exemptions are judged at each
+/// event's own time with `on_event_time`, else at the `now` it is given.
+pub fn judge(
+    config: &Config,
+    tree: Option<&crate::org::tree::Tree>,
+    on_event_time: bool,
+) -> crate::pipeline::judge::Judge {
+    crate::pipeline::judge::Judge::new(
+        region_policy(config, tree),
+        RuleSet::from_rules(&config.rules),
+        false,
+    )
+    .on_event_time(on_event_time)
+    .with_sigma(sigma_rules(config))
+}
+
 /// The Sigma rules of `sigma_rules`: a broken rule is logged (with file, line and why) and
 /// left out, the others load; rules for other log sources are skipped (logged).
 pub fn sigma_rules(config: &Config) -> Vec<crate::rules::sigma::Rule> {

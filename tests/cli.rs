@@ -1005,6 +1005,64 @@ fn validate_reports_all_meaning_problems_at_once() {
     assert_eq!(errors.len(), 4, "{}", out.show());
 }
 
+/// Issue 27, case 8: two hints validate gave without: a top-level key written below a table
+/// says to move it above the first table, and `[policy]`'s "expected one of" names its
+/// tables (`accounts`, `ous`, `exempt`, `global_services`). Failed before: neither was said.
+#[test]
+fn validate_hints_a_top_level_key_below_a_table_and_names_policys_tables() {
+    let t = Tmp::new();
+    let cfg = t.config(
+        r#"
+[policy]
+approved_regions = ["us-east-1"]
+
+[policy.account."111122223333"]
+name = "a typo for accounts"
+
+[[policy.exempt]]
+principal = "arn:aws:iam::*:role/X"
+reason = "r"
+
+sigma_rules = ["rules/"]
+"#,
+    );
+    let out = run(["validate", "--config", &s(&cfg)]);
+    assert_eq!(out.code, 2, "{}", out.show());
+    let errors = problem_lines(&out, "error");
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.exempt[0].sigma_rules",
+        &["is a top-level key", "above the first table"],
+    );
+    assert_problem(
+        &errors,
+        &s(&cfg),
+        "policy.account",
+        &["`accounts`", "`ous`", "`exempt`", "`global_services`"],
+    );
+}
+
+/// Issue 27, case 8: log lines written to a pipe or a file carry no ANSI colour codes.
+/// Failed before: every WARN line carried them.
+#[test]
+fn log_lines_to_a_pipe_have_no_colour_codes() {
+    let t = Tmp::new();
+    let cfg = t.test_config();
+    let input = t.write("x.jsonl", format!("{}\nnot json\n", record(GOOD_A)));
+    // Not the tests' own runner: it sets NO_COLOR. Here, as a user's pipe would be.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["replay", "--config", &s(&cfg), &s(&input)])
+        .env_remove("NO_COLOR")
+        .env("TRAILWATCH_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("WARN"), "a log line was written: {stderr}");
+    assert!(!stderr.contains('\u{1b}'), "{stderr:?}");
+}
+
 #[test]
 fn validate_expired_exemption_is_a_warning() {
     let t = Tmp::new();
@@ -1562,4 +1620,146 @@ fn config_from_an_environment_variable() {
         text.contains("the environment variable TW_TEST_CONFIG_UNSET is not set"),
         "{text}"
     );
+}
+
+// ============================================================================================
+// Issue 27: the one rule for incomplete runs, as a property
+
+/// What one generated replay holds, and so what its summary must say.
+#[derive(Debug, Clone)]
+struct Mix {
+    /// Distinct Stratus records, each with how many extra copies (duplicates) follow it.
+    good: Vec<(usize, usize)>,
+    /// Lines that are not JSON.
+    bad: usize,
+    /// Lines over `max_document_bytes`.
+    long: usize,
+    /// CloudWatch Logs control messages (not CloudTrail: skipped).
+    control: usize,
+    /// Paths that do not exist.
+    missing: usize,
+    gzip: bool,
+    allow: bool,
+}
+
+fn mix() -> impl proptest::strategy::Strategy<Value = Mix> {
+    use proptest::prelude::*;
+    (
+        proptest::collection::vec((0usize..20, 0usize..3), 0..6),
+        0usize..3,
+        0usize..3,
+        0usize..3,
+        0usize..3,
+        any::<bool>(),
+        any::<bool>(),
+    )
+        .prop_map(|(mut good, bad, long, control, missing, gzip, allow)| {
+            good.sort();
+            good.dedup_by_key(|g| g.0);
+            Mix {
+                good,
+                bad,
+                long,
+                control,
+                missing,
+                gzip,
+                allow,
+            }
+        })
+}
+
+/// The accounting line: `records: N = U unique events + D duplicates + L dead letters + S skipped`.
+fn accounting(stderr: &str) -> [u64; 5] {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("trailwatch replay: records: "))
+        .unwrap_or_else(|| panic!("no accounting line:\n{stderr}"));
+    let n: Vec<u64> = line
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect();
+    [n[0], n[1], n[2], n[3], n[4]]
+}
+
+/// Whatever is cut, skipped or unread, `replay` does not exit 0 without `--allow-incomplete`,
+/// says so, and its counts add up to the records it was given: records = unique events +
+/// duplicates + dead letters + skipped, each as generated.
+#[test]
+fn incomplete_runs_never_exit_0_unless_accepted_and_the_counts_add_up() {
+    use proptest::test_runner::{Config, TestRunner};
+    let recs = stratus();
+    let mut runner = TestRunner::new(Config {
+        cases: 24,
+        ..Config::default()
+    });
+    runner
+        .run(&mix(), |m| {
+            let t = Tmp::new();
+            let cfg = t.config(&format!(
+                "{TEST_CONFIG}\n[decode]\nmax_document_bytes = 4096\n"
+            ));
+            let mut lines = Vec::new();
+            for &(i, copies) in &m.good {
+                for _ in 0..=copies {
+                    lines.push(recs[i].clone());
+                }
+            }
+            // Interleaved, so no kind is only at the start or the end.
+            for k in 0..m.bad.max(m.long).max(m.control) {
+                let at = (k * 3 + 1).min(lines.len());
+                if k < m.bad {
+                    lines.insert(at, "{\"eventID\": 1,,}".to_string());
+                }
+                if k < m.long {
+                    lines.insert(at, format!("{{\"pad\":\"{}\"}}", "x".repeat(5000)));
+                }
+                if k < m.control {
+                    lines.insert(at, cwl_control());
+                }
+            }
+            let text = jsonl(&lines);
+            let input = match m.gzip {
+                true => t.write("in.jsonl.gz", gz(text.as_bytes())),
+                false => t.write("in.jsonl", text),
+            };
+            let mut args = vec!["replay".to_string(), "--config".into(), s(&cfg)];
+            if m.allow {
+                args.push("--allow-incomplete".into());
+            }
+            args.push(s(&input));
+            for k in 0..m.missing {
+                args.push(s(&t.path(&format!("missing-{k}.jsonl"))));
+            }
+            let out = run(&args);
+            let unique = m.good.len() as u64;
+            let dups: u64 = m.good.iter().map(|g| g.1 as u64).sum();
+            let dead = (m.bad + m.long) as u64;
+            let skipped = m.control as u64;
+            let [records, u, d, l, sk] = accounting(&out.stderr);
+            proptest::prop_assert_eq!(
+                [records, u, d, l, sk],
+                [unique + dups + dead + skipped, unique, dups, dead, skipped],
+                "{:?}\n{}",
+                m,
+                out.show()
+            );
+            let incomplete = dead + m.missing as u64 > 0;
+            let nothing = unique + dups + skipped == 0;
+            let want = match (incomplete, nothing, m.allow) {
+                (true, true, _) => 1,
+                (true, false, false) => 3,
+                _ => 0,
+            };
+            proptest::prop_assert_eq!(out.code, want, "{:?}\n{}", m, out.show());
+            proptest::prop_assert_eq!(
+                out.stderr.contains("INCOMPLETE"),
+                incomplete && !nothing,
+                "{:?}\n{}",
+                m,
+                out.show()
+            );
+            Ok(())
+        })
+        .unwrap();
 }

@@ -302,8 +302,13 @@ fn a_slow_sink_does_not_hold_the_others_and_its_backlog_is_spooled_then_replayed
     );
     let want = expected(&cfg, "siem");
     let started = Instant::now();
-    deliver(&cfg, &[], &["--drain-timeout", "0s"]);
+    let out = deliver(&cfg, &[], &["--drain-timeout", "0s", "--allow-incomplete"]);
     let took = started.elapsed();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("items still spooled at exit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         took < Duration::from_secs(12),
         "the stream kept moving ({took:?}); the slow sink needs ~2 s for each of its {} batches",
@@ -574,7 +579,7 @@ fn spool_purge_needs_a_sink_name_and_drops_only_that_spool() {
         ),
     );
     let want = expected(&cfg, "siem");
-    deliver(&cfg, &[], &["--drain-timeout", "0s"]);
+    deliver(&cfg, &[], &["--drain-timeout", "0s", "--allow-incomplete"]);
     let cfg_s = cfg.display().to_string();
     let depth = |sink: &str| -> usize {
         let out = trailwatch(&["spool", "status", "--config", &cfg_s], &[]);
@@ -648,4 +653,97 @@ fn a_timed_out_request_is_retried_with_the_same_idempotency_key() {
     };
     assert_eq!(ids(&reqs[0]), ids(&reqs[1]));
     assert_eq!(ids(&reqs[1]), want);
+}
+
+/// The figures of `trailwatch deliver: …` (issue 27, case 8).
+fn deliver_figures(stderr: &str) -> Vec<u64> {
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("trailwatch deliver: "))
+        .unwrap_or_else(|| panic!("no deliver line in {stderr}"));
+    line.split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().unwrap())
+        .collect()
+}
+
+/// Issue 27, case 8: `replay --deliver`'s summary adds up (items = routed + unrouted; per sink
+/// routed = delivered + spooled + rejected + skipped), its delivered count is what the webhook
+/// received, and items still spooled at the drain timeout make the run incomplete (exit 3,
+/// 0 with --allow-incomplete). Failed before: "N items routed to the sinks" counted every item
+/// raised (the notify items no route takes too), and the run exited 0 with items spooled.
+#[test]
+fn the_deliver_summary_adds_up_and_items_left_spooled_are_incomplete() {
+    let t = Tmp::new();
+    let server = Server::start();
+    // Only the siem stream is routed: the notify items match no route.
+    let cfg = config(
+        &t,
+        "count.toml",
+        &format!(
+            "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 4\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            server.url("/in")
+        ),
+    );
+    let (siem, notify) = (
+        expected(&cfg, "siem").len() as u64,
+        expected(&cfg, "notify").len() as u64,
+    );
+    assert!(siem > 0 && notify > 0, "{siem} {notify}");
+    let out = deliver(&cfg, &[], &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let f = deliver_figures(&stderr);
+    // items, routed, unrouted; hook: queued = delivered + spooled + rejected + skipped; left
+    let (items, routed, unrouted) = (f[0], f[1], f[2]);
+    let (queued, delivered, spooled, rejected, skipped) = (f[3], f[4], f[5], f[6], f[7]);
+    assert_eq!(items, routed + unrouted, "{stderr}");
+    assert_eq!((routed, unrouted), (siem, notify), "{stderr}");
+    assert_eq!(queued, delivered + spooled + rejected + skipped, "{stderr}");
+    assert_eq!(
+        delivered,
+        server.webhook_alert_ids().len() as u64,
+        "{stderr}"
+    );
+    assert_eq!(delivered, siem, "{stderr}");
+    assert!(!stderr.contains("INCOMPLETE"), "{stderr}");
+    // The sink down and no time to drain: what is spooled is said, and the exit is 3.
+    let server2 = Server::start();
+    server2.down();
+    let cfg2 = config(
+        &t,
+        "down.toml",
+        &format!(
+            "accept_within = \"200ms\"\n\n[[sinks]]\nname = \"down\"\ntype = \"webhook\"\nurl = \"{}\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"down\"]\n",
+            server2.url("/in")
+        ),
+    );
+    let input = sample().display().to_string();
+    let cfg2 = cfg2.display().to_string();
+    let args = [
+        "replay",
+        "--deliver",
+        "--drain-timeout",
+        "0s",
+        "--config",
+        &cfg2,
+        &input,
+    ];
+    let out = trailwatch(&args, &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(3), "{stderr}");
+    let f = deliver_figures(&stderr);
+    assert_eq!(f[3], f[5], "every routed item spooled: {stderr}");
+    assert!(
+        stderr.contains(&format!("INCOMPLETE: {siem} items still spooled at exit")),
+        "{stderr}"
+    );
+    let mut args = args.to_vec();
+    args.push("--allow-incomplete");
+    let out = trailwatch(&args, &[]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

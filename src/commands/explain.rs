@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use trailwatch::decode::{DeadLetter, Decoder, Position, Visit};
 use trailwatch::event::{format_utc_secs, Event};
+use trailwatch::pipeline::judge::{Judge, Scratch};
 use trailwatch::rules::custom::{EvalStats, RuleSet};
 use trailwatch::rules::region::{self, NotActivity, Verdict};
 use trailwatch::rules::RegionPolicy;
@@ -34,6 +35,9 @@ pub struct Args {
 struct Explainer<'p> {
     policy: &'p RegionPolicy,
     rules: RuleSet,
+    /// The judge replay uses: what it raises is what replay raises for the event.
+    judge: Judge,
+    scratch: Scratch,
     at: Option<i64>,
     text: String,
     events: usize,
@@ -196,7 +200,57 @@ impl Explainer<'_> {
                 let _ = writeln!(s, "  rule {}: {verdict}", rule.id);
             }
         }
+        self.judged(&mut s, ev);
         s
+    }
+
+    /// What the judge replay uses raises for this event, rule by rule (the region rule, the
+    /// filter rules, the Sigma rules), and the Sigma correlations it would feed.
+    fn judged(&mut self, s: &mut String, ev: &Event<'_>) {
+        use std::fmt::Write;
+        let mut raised = Vec::new();
+        let now = self.at.unwrap_or_else(now_secs);
+        self.judge.judge(ev, now, &mut self.scratch, &mut raised);
+        let sigma = self.judge.sigma();
+        let plain = sigma.iter().filter(|r| r.correlation.is_none()).count();
+        if plain > 0 {
+            let matched: Vec<&str> = raised
+                .iter()
+                .filter(|a| a.sigma.is_some())
+                .map(|a| a.rule.as_str())
+                .collect();
+            for a in raised.iter().filter(|a| a.sigma.is_some()) {
+                let _ = writeln!(s, "  sigma {}: ALERT ({})", a.rule, a.severity.as_str());
+            }
+            let _ = writeln!(
+                s,
+                "  sigma:          {} of {plain} rules match",
+                matched.len()
+            );
+        }
+        for h in &self.scratch.hits {
+            let Some(corr) = sigma.get(h.corr) else {
+                continue;
+            };
+            let group = match &h.group {
+                Some(g) => format!("group {g}"),
+                None => "no group-by value: not counted".to_string(),
+            };
+            let _ = writeln!(s, "  feeds:          correlation {} ({group})", corr.rule);
+        }
+        let rules: Vec<String> = raised
+            .iter()
+            .map(|a| format!("{} ({})", a.rule, a.severity.as_str()))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  raises:         {}",
+            if rules.is_empty() {
+                "nothing".to_string()
+            } else {
+                rules.join(", ")
+            }
+        );
     }
 }
 
@@ -280,6 +334,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut ex = Explainer {
         policy: &policy,
         rules,
+        judge: trailwatch::build::judge(&config, tree.as_ref(), at.is_none()),
+        scratch: Scratch::default(),
         at,
         text: String::new(),
         events: 0,

@@ -75,7 +75,6 @@ struct Submitter<'e> {
     engine: &'e Engine,
     /// Each chunk's acceptance, with its item count.
     waiting: VecDeque<(Acceptance, u64)>,
-    submitted: u64,
     /// Items refused (neither delivered nor spooled).
     refused: u64,
     /// The first output error (a closed stdout stops the replay quietly).
@@ -97,7 +96,6 @@ impl Submitter<'_> {
             return;
         }
         let n = pending.items().len() as u64;
-        self.submitted += n;
         let accepted = self.rt.block_on(self.engine.submit(pending));
         self.waiting.push_back((accepted, n));
         while self.waiting.len() > MAX_OUTSTANDING
@@ -196,7 +194,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         rt: &rt,
         engine: &engine,
         waiting: VecDeque::new(),
-        submitted: 0,
         refused: 0,
         failed: None,
     };
@@ -266,7 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     c.notify += last.items().len() as u64;
     out.push(last);
     out.finish();
-    let (submitted, refused, failed) = (out.submitted, out.refused, out.failed.take());
+    let (refused, failed) = (out.refused, out.failed.take());
     drop(out);
     let left = match args.deliver {
         true => Some(drain(&config, args.drain_timeout)),
@@ -274,7 +271,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let shaping = engine.shaping_stats();
     let evicted_early = engine.dedup_evicted_early();
+    let tally = engine.delivery_tally();
     rt.block_on(engine.shutdown());
+    // Read after the workers stopped: every item is in one outcome.
+    let delivered = tally.map(|t| t.read());
     let elapsed = started.elapsed().as_secs_f64();
     let rate = if elapsed > 0.0 {
         c.events as f64 / elapsed
@@ -301,6 +301,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         elapsed,
         rate
     );
+    // Every CloudTrail record reached ends one way: an event (once), a duplicate, a dead
+    // letter, or skipped (not CloudTrail: control messages, other EventBridge events,
+    // digests inside documents).
+    let _ = writeln!(
+        err,
+        "trailwatch replay: records: {} = {} unique events + {} duplicates + {} dead letters + {} skipped",
+        c.events + c.dead_letters + c.skipped + c.control_messages,
+        c.events.saturating_sub(c.duplicates),
+        c.duplicates,
+        c.dead_letters,
+        c.skipped + c.control_messages,
+    );
     if let Some(st) = shaping {
         let _ = writeln!(
             err,
@@ -308,11 +320,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             st.alerts_in, st.items_out, st.suppressed, st.evicted
         );
     }
-    if let Some(left) = left {
+    if let (Some(left), Some(d)) = (left, &delivered) {
         let _ = writeln!(
             err,
-            "trailwatch deliver: {submitted} items routed to the sinks; {}; {left} still spooled (`trailwatch spool status`)",
-            if refused == 0 { "all accepted".to_string() } else { format!("{refused} items NOT accepted (a spool could not be written)") }
+            "trailwatch deliver: {d}; {left} still spooled (`trailwatch spool status`){}",
+            if refused == 0 {
+                String::new()
+            } else {
+                format!("; {refused} items NOT accepted (a spool could not be written)")
+            }
         );
     }
     if evicted_early > 0 {

@@ -98,6 +98,12 @@ impl Collector<'_> {
             let here = full_key(key, &segments);
             let msg = e.inner().message().trim().to_string();
             if let Some(field) = quoted_after(&msg, "unknown field `") {
+                let mut msg = msg.clone();
+                if TOP_LEVEL.contains(&field.as_str()) {
+                    msg.push_str(&format!(
+                        "; `{field}` is a top-level key: in TOML every key after a [table] header belongs to that table, so write `{field}` above the first table"
+                    ));
+                }
                 self.error(&here, &msg);
                 let mut at = segments.as_slice();
                 if let Some((Segment::Key(last), parent)) = at.split_last() {
@@ -196,6 +202,27 @@ fn optional_table(c: &mut Collector, root: &mut Table, name: &str) -> Option<Tab
 }
 
 /// Parses and validates; returns the config when every section could be read.
+/// The file's top-level keys and sections: one of them found inside a table was most likely
+/// written below a `[table]` header by mistake.
+const TOP_LEVEL: &[&str] = &[
+    "policy",
+    "organization",
+    "health",
+    "dedup",
+    "decode",
+    "shaping",
+    "source",
+    "checkpoint",
+    "rules",
+    "sequences",
+    "include_rules",
+    "sigma_rules",
+    "sigma_placeholders",
+    "delivery",
+    "sinks",
+    "routes",
+];
+
 pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, Vec<Problem>) {
     let mut c = Collector {
         file,
@@ -277,7 +304,18 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         "policy.global_services",
     );
     let exempt_v = policy_t.remove("exempt");
+    let before = c.problems.len();
     let top: Option<PolicyTop> = c.read("policy", Value::Table(policy_t));
+    // `[policy]`'s tables are read on their own: name them among the keys it takes.
+    for p in &mut c.problems[before..] {
+        if p.message.contains("unknown field `") && p.message.contains("expected one of") {
+            p.message = p.message.replacen(
+                "`alert_on_failed_calls`",
+                "`alert_on_failed_calls`, and the tables `global_services`, `ous`, `accounts`, `exempt`",
+                1,
+            );
+        }
+    }
     let global: Option<GlobalServices> = c.read("policy.global_services", Value::Table(global_t));
     let mut ous = BTreeMap::new();
     for (id, v) in ous_t {

@@ -486,6 +486,15 @@ impl Engine {
         self.core().pipeline.dedup().evicted_early
     }
 
+    /// What delivery has done with the items, when the output is the sinks (read it after
+    /// [`Engine::shutdown`] for the final counts).
+    pub fn delivery_tally(&self) -> Option<std::sync::Arc<crate::sink::tally::Tally>> {
+        match &self.output {
+            Output::Sinks(d) => Some(d.tally()),
+            _ => None,
+        }
+    }
+
     /// Stops the output: the sinks' workers spool what is queued. (The writer has nothing
     /// to flush: every submission was written and flushed before it was accepted.)
     pub async fn shutdown(self) {

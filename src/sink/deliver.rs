@@ -24,6 +24,7 @@ pub use super::worker::WorkerSettings;
 use super::worker::{Job, Worker};
 use crate::item::Item;
 use crate::sink::route::Router;
+use crate::sink::tally::{self, SinkTally, Tally};
 
 /// Logs and counts what opening a spool found damaged.
 fn report_damage(sink: &str, spool: &Spool) {
@@ -67,6 +68,7 @@ impl Accepted {
 
 pub struct Dispatcher {
     router: Router,
+    tally: Arc<Tally>,
     sinks: Vec<SinkHandle>,
     stop: CancellationToken,
     workers: TaskTracker,
@@ -97,6 +99,7 @@ impl Dispatcher {
         let workers = TaskTracker::new();
         let mut sinks = Vec::new();
         let mut spooled_at_start = Vec::new();
+        let mut tallies = Vec::new();
         for p in parts {
             let dir = super::spool::dir(state_dir, &p.name);
             let spool = Spool::open(&dir, segment_bytes)?;
@@ -114,7 +117,10 @@ impl Dispatcher {
                 }
             }
             let (tx, rx) = mpsc::channel(p.queue.max(1));
+            let tally = Arc::new(SinkTally::default());
+            tallies.push((p.name.clone(), tally.clone()));
             let worker = Worker::new(
+                tally,
                 p.name.clone(),
                 p.target,
                 spool,
@@ -129,6 +135,10 @@ impl Dispatcher {
         workers.close();
         Ok(Dispatcher {
             router,
+            tally: Arc::new(Tally {
+                sinks: tallies,
+                ..Tally::default()
+            }),
             sinks,
             stop,
             workers,
@@ -151,17 +161,23 @@ impl Dispatcher {
     pub async fn submit(&self, items: &[Arc<Item>]) -> Accepted {
         let mut per_sink: Vec<Vec<Arc<Item>>> = vec![Vec::new(); self.sinks.len()];
         let mut targets = Vec::new();
+        tally::add(&self.tally.items, items.len());
         for item in items {
             targets.clear();
             self.router.targets(item, &mut targets);
             if targets.is_empty() {
+                tally::add(&self.tally.unrouted, 1);
                 metrics::counter!("trailwatch_unrouted_total", "stream" => item.stream().as_str())
                     .increment(1);
                 continue;
             }
+            tally::add(&self.tally.routed, 1);
             for &t in &targets {
                 per_sink[t].push(item.clone());
             }
+        }
+        for (items, (_, t)) in per_sink.iter().zip(&self.tally.sinks) {
+            tally::add(&t.queued, items.len());
         }
         let mut waits = Vec::new();
         for (sink, items) in self.sinks.iter().zip(per_sink) {
@@ -183,6 +199,11 @@ impl Dispatcher {
             }
         }
         Accepted(waits)
+    }
+
+    /// What delivery did so far (read it after [`Dispatcher::close`] for the final counts).
+    pub fn tally(&self) -> Arc<Tally> {
+        self.tally.clone()
     }
 
     /// Stops the workers: what is queued is spooled for the next start.

@@ -13,4 +13,5 @@ pub mod error;
 pub mod journal;
 pub mod route;
 pub mod spool;
+pub mod tally;
 mod worker;

@@ -16,6 +16,7 @@ use super::error::{Class, SendError};
 use super::journal::{Journal, SYNC_INTERVAL};
 use super::spool::Spool;
 use crate::item::Item;
+use crate::sink::tally::{self, SinkTally};
 
 #[derive(Debug, Clone)]
 pub struct WorkerSettings {
@@ -34,6 +35,7 @@ pub(super) struct Job {
 }
 
 pub(super) struct Worker {
+    tally: Arc<SinkTally>,
     name: String,
     target: Destination,
     spool: Spool,
@@ -74,18 +76,20 @@ fn gauges(name: &str, spool: &Spool) {
 /// Writes items to the spool (fsync'd). Failing to spool is the one thing that cannot be
 /// accepted: the items stay unacknowledged (the source does not checkpoint them, serve does
 /// not answer 200).
-fn spool_items(name: &str, spool: &mut Spool, items: &[Arc<Item>]) -> bool {
+fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<Item>]) -> bool {
     let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
     match spool.append(&payloads, crate::clock::now_millis()) {
         Ok(()) => {
             metrics::counter!("trailwatch_sink_spooled_total", "sink" => name.to_string())
                 .increment(items.len() as u64);
+            tally::add(&tally.spooled, items.len());
             gauges(name, spool);
             true
         }
         Err(e) => {
             metrics::counter!("trailwatch_sink_spool_write_errors_total", "sink" => name.to_string())
                 .increment(1);
+            tally::add(&tally.not_accepted, items.len());
             tracing::error!(sink = %name, error = %e, items = items.len(), "cannot write the spool: these alerts are not acknowledged (the source keeps them)");
             false
         }
@@ -93,8 +97,8 @@ fn spool_items(name: &str, spool: &mut Spool, items: &[Arc<Item>]) -> bool {
 }
 
 /// Spools a job that arrived while the spool is not empty and acknowledges it.
-fn spool_job(name: &str, spool: &mut Spool, j: Job) {
-    if spool_items(name, spool, &j.items) {
+fn spool_job(tally: &SinkTally, name: &str, spool: &mut Spool, j: Job) {
+    if spool_items(tally, name, spool, &j.items) {
         metrics::histogram!("trailwatch_sink_accept_seconds", "sink" => name.to_string())
             .record(j.enqueued.elapsed().as_secs_f64());
         let _ = j.done.send(());
@@ -129,7 +133,9 @@ async fn send(
 }
 
 impl Worker {
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn new(
+        tally: Arc<SinkTally>,
         name: String,
         target: Destination,
         spool: Spool,
@@ -139,6 +145,7 @@ impl Worker {
         rx: mpsc::Receiver<Job>,
     ) -> Worker {
         Worker {
+            tally,
             name,
             target,
             spool,
@@ -201,6 +208,7 @@ impl Worker {
         let before = items.len();
         items.retain(|i| !self.journal.contains(&i.id()));
         let skipped = before - items.len();
+        tally::add(&self.tally.repeats_skipped, skipped);
         if skipped > 0 {
             metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
                 .increment(skipped as u64);
@@ -263,12 +271,13 @@ impl Worker {
         while !rest.is_empty() {
             let now = Instant::now();
             if now >= deadline || shutdown.is_cancelled() {
-                return spool_items(&self.name, &mut self.spool, &rest);
+                return spool_items(&self.tally, &self.name, &mut self.spool, &rest);
             }
             let n = if isolate { 1 } else { self.target.max_batch() }.min(rest.len());
             // A request once started runs to its timeout: cutting it short at the deadline
             // could deliver it and still spool it (a repeat).
             let out = self.send_now(&rest[..n]).await;
+            tally::add(&self.tally.delivered, out.delivered.min(n));
             rest.drain(..out.delivered.min(n));
             let Some(e) = out.error else {
                 attempt = 0;
@@ -278,13 +287,14 @@ impl Worker {
                 Class::Rejected if n == 1 || out.delivered + 1 == n => {
                     let bad = rest.remove(0);
                     self.reject(&bad, &e);
+                    tally::add(&self.tally.rejected, 1);
                 }
                 Class::Rejected => isolate = true,
                 Class::Broken => {
                     self.log_failure(&e, true);
                     self.attempt = 1;
                     self.next_try = Instant::now() + self.backoff(1, None);
-                    return spool_items(&self.name, &mut self.spool, &rest);
+                    return spool_items(&self.tally, &self.name, &mut self.spool, &rest);
                 }
                 Class::Retry { after } => {
                     attempt += 1;
@@ -295,7 +305,7 @@ impl Worker {
                         self.log_failure(&e, true);
                         self.attempt = attempt;
                         self.next_try = Instant::now() + wait;
-                        return spool_items(&self.name, &mut self.spool, &rest);
+                        return spool_items(&self.tally, &self.name, &mut self.spool, &rest);
                     }
                     self.log_failure(&e, false);
                     tokio::time::sleep(wait).await;
@@ -359,6 +369,7 @@ impl Worker {
         if skip > 0 {
             metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
                 .increment(repeats as u64);
+            tally::add(&self.tally.drain_skipped, repeats);
             self.commit(skip);
             self.next_try = Instant::now();
             return None;
@@ -385,7 +396,7 @@ impl Worker {
                 tokio::select! {
                     out = &mut request => break out,
                     j = self.rx.recv(), if intake => match j {
-                        Some(j) => spool_job(&self.name, &mut self.spool, j),
+                        Some(j) => spool_job(&self.tally, &self.name, &mut self.spool, j),
                         None => intake = false,
                     },
                 }
@@ -393,6 +404,7 @@ impl Worker {
         };
         self.delivered(&items, out.delivered);
         let mut done = out.delivered.min(items.len());
+        tally::add(&self.tally.drained, done);
         match out.error {
             None => {
                 self.attempt = 0;
@@ -401,6 +413,7 @@ impl Worker {
             Some(e) => match e.class {
                 Class::Rejected if items.len() == 1 || done + 1 == items.len() => {
                     self.reject(&items[done], &e);
+                    tally::add(&self.tally.drain_rejected, 1);
                     done += 1;
                     self.isolate = false;
                 }
@@ -463,7 +476,7 @@ impl Worker {
                 let wake = tokio::time::Instant::from_std(self.next_try);
                 tokio::select! {
                     j = self.rx.recv() => match j {
-                        Some(j) => spool_job(&self.name, &mut self.spool, j),
+                        Some(j) => spool_job(&self.tally, &self.name, &mut self.spool, j),
                         None => break,
                     },
                     _ = tokio::time::sleep_until(wake) => self.drain_once().await,
@@ -474,7 +487,7 @@ impl Worker {
         // Shutdown: keep what is queued for the next start.
         self.rx.close();
         while let Some(j) = self.rx.recv().await {
-            spool_job(&self.name, &mut self.spool, j);
+            spool_job(&self.tally, &self.name, &mut self.spool, j);
         }
         if let Err(e) = self.journal.sync() {
             tracing::error!(sink = %self.name, error = %e, "cannot sync the delivered-ids journal");
