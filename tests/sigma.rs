@@ -642,3 +642,103 @@ fn replay_backtest_explain_and_match_decide_the_same() {
         assert_eq!(matched, raised, "{rule}");
     }
 }
+
+/// Issue 27, case 5: `lint --sigma RULES --sample FILE…` checks the rules against real
+/// records: a field that never occurs (SG007), a field that is only an array where a plain
+/// value is compared (SG008), a JSON-string field a quoted value cannot match (SG009, as in
+/// SigmaHQ's S3 Browser rule on a real PutUserPolicy record), a rule that matches nothing
+/// (SG010); each by rule and line. A sample that cannot be read whole is exit 3.
+#[test]
+fn lint_with_a_sample_reports_what_real_records_hold() {
+    let t = Tmp::new();
+    let mut recs = stratus();
+    recs.extend(lines_of("sigma-arrays.jsonl"));
+    let sample = t.write("sample.jsonl.gz", gz(jsonl(&recs).as_bytes()));
+    let rules = t.write(
+        "rules.yml",
+        r#"title: an unseen field
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        eventName: RunInstances
+        requestParameters.instanceTypo: t3.micro
+    condition: sel
+---
+title: an array compared with a plain value
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        requestParameters.containerDefinitions: nginx
+    condition: sel
+---
+title: a quoted value in a JSON string
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        requestParameters|contains: '"Effect":"Deny"'
+    condition: sel
+---
+title: through the arrays
+logsource: {product: aws, service: cloudtrail}
+detection:
+    sel:
+        requestParameters.ipPermissions.items.ipRanges.items.cidrIp: 0.0.0.0/0
+    condition: sel
+"#,
+    );
+    let out = common::run(["lint", "--sigma", &s(&rules), "--sample", &s(&sample)]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let n = recs.len();
+    assert!(
+        out.stdout.contains(&format!("sample: {n} records")),
+        "{}",
+        out.stdout
+    );
+    expect_finding(
+        &out.stdout,
+        "SG007-not-in-sample",
+        &format!("{}:6 (sigma:rules#1)", s(&rules)),
+        &format!("`requestParameters.instanceTypo` occurs in none of the {n} sample records"),
+    );
+    expect_finding(
+        &out.stdout,
+        "SG008-shape-in-sample",
+        &format!("{}:13 (sigma:rules#2)", s(&rules)),
+        "`requestParameters.containerDefinitions` is always an array in the sample",
+    );
+    expect_finding(
+        &out.stdout,
+        "SG009-json-string",
+        &format!("{}:20 (sigma:rules#3)", s(&rules)),
+        "`requestParameters.policyDocument` holds JSON documents as strings",
+    );
+    for rule in ["sigma:rules#1", "sigma:rules#2", "sigma:rules#3"] {
+        assert!(
+            out.stdout.contains(&format!("({rule})\n"))
+                && out
+                    .stdout
+                    .split("\n\n")
+                    .any(|f| f.contains("SG010") && f.contains(rule)),
+            "{rule} matches nothing: {}",
+            out.stdout
+        );
+    }
+    assert!(
+        !out.stdout
+            .split("\n\n")
+            .any(|f| f.contains("sigma:rules#4") && f.contains("SG0")),
+        "the rule through the arrays matches the Panther records: {}",
+        out.stdout
+    );
+    // A sample that cannot be read whole: exit 3, no findings as if it had been.
+    let out = common::run([
+        "lint",
+        "--sigma",
+        &s(&rules),
+        "--sample",
+        &s(&sample),
+        &s(&t.path("missing.jsonl")),
+    ]);
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(out.stderr.contains("INCOMPLETE"), "{}", out.show());
+}

@@ -5,9 +5,10 @@
     sigma_oracle.py --windows RECORDS.jsonl RULE.yml...
 
 
-Each record is flattened into columns by dotted path (objects and arrays also stored as their
-compact JSON text, keys sorted, as trailwatch matches them); each rule is converted to SQL and
-run over the table. Prints one JSON object: file -> list of per-rule results, each the sorted
+Each record is flattened into rows of columns by dotted path, one row per choice of an element
+in each array a path crosses (objects and arrays also stored as their compact JSON text, keys
+sorted, as trailwatch matches them at a path's end; empty ones as NULL); each rule is converted
+to SQL and run over the table, and a record matches when any of its rows does. Prints one JSON object: file -> list of per-rule results, each the sorted
 eventIDs it matched, or {"error": why} where the backend refuses the rule.
 
 With --windows the rules are correlation rules, converted with `eventTime` as the timestamp
@@ -20,16 +21,37 @@ from sigma.backends.sqlite import sqliteBackend
 from sigma.collection import SigmaCollection
 
 
-def flat(v, path, out):
+def text(v):
+    return json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+LIMIT = 4096
+
+
+def flats(v, path):
+    """Every flattening of `v` at `path`, as trailwatch reads fields: one row per choice of
+    an element in each array on the way down (a path crosses arrays, and a field test holds
+    when it holds for any element reached), with objects and arrays also stored as their
+    compact JSON text at their own path. An empty object or array is NULL there: it has no
+    element for a text test to match."""
     if isinstance(v, dict):
-        if path:
-            out[path] = json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        rows = [{path: text(v) if v else None}] if path else [{}]
         for k, x in v.items():
-            flat(x, f"{path}.{k}" if path else k, out)
-    elif isinstance(v, list):
-        out[path] = json.dumps(v, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-    else:
-        out[path] = v
+            sub = flats(x, f"{path}.{k}" if path else k)
+            rows = [dict(r, **s) for r in rows for s in sub]
+            if len(rows) > LIMIT:
+                raise SystemExit(f"more than {LIMIT} flattenings at {path}")
+        return rows
+    if isinstance(v, list):
+        whole = text(v) if v else None
+        rows = []
+        for x in v:
+            if isinstance(x, (dict, list)):
+                for s in flats(x, path):
+                    s[path] = whole
+                    rows.append(s)
+        return rows or [{path: whole}]
+    return [{path: v}]
 
 
 windows = sys.argv[1] == "--windows"
@@ -37,9 +59,8 @@ args = sys.argv[2:] if windows else sys.argv[1:]
 records = [json.loads(l) for l in open(args[0]) if l.strip()]
 rows = []
 for r in records:
-    row = {}
-    flat(r, "", row)
-    rows.append(row)
+    # Correlations count records: one row each (its first flattening).
+    rows.extend(flats(r, "")[:1] if windows else flats(r, ""))
 cols = sorted({c for row in rows for c in row})
 db = sqlite3.connect(":memory:")
 db.create_function("REGEXP", 2, lambda p, v: v is not None and re.search(p, str(v)) is not None)
@@ -79,7 +100,8 @@ for path in args[1:]:
                         for r in rows
                     ))
                 else:
-                    ids = sorted(r[0] for r in db.execute(sql.replace("SELECT *", 'SELECT "eventID"', 1)))
+                    # A record matches when any of its rows (flattenings) does.
+                    ids = sorted({r[0] for r in db.execute(sql.replace("SELECT *", 'SELECT "eventID"', 1))})
                     results.append(ids)
                 break
             except sqlite3.OperationalError as e:

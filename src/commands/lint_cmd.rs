@@ -9,17 +9,23 @@ use trailwatch::filter::lint::{lint, Finding, Level, Render};
 use super::{exit, load_config};
 
 #[derive(clap::Args)]
-#[group(required = true, multiple = false)]
+#[group(skip)]
+#[command(group = clap::ArgGroup::new("what").required(true).multiple(false))]
 pub struct Args {
     /// A filter pattern to lint.
-    #[arg(long, short)]
+    #[arg(long, short, group = "what")]
     pattern: Option<String>,
     /// A config: lints every rule's filter and the policy's read prefixes.
-    #[arg(long, short)]
+    #[arg(long, short, group = "what")]
     config: Option<PathBuf>,
     /// A Sigma rule file or a folder of them: fields, modifiers, conditions.
-    #[arg(long)]
+    #[arg(long, group = "what")]
     sigma: Option<PathBuf>,
+    /// With --sigma: real records (any form `replay` reads) to check the rules against:
+    /// fields that never occur, fields that are only arrays or objects where a rule compares
+    /// text, JSON-string fields a quoted value cannot match, rules that match nothing.
+    #[arg(long, value_name = "FILE", num_args = 1.., requires = "sigma")]
+    sample: Vec<String>,
 }
 
 fn print(findings: &[Finding], pattern: &str, origin: &str) {
@@ -49,7 +55,7 @@ fn lint_read_prefixes(prefixes: &[String], exceptions: &[String]) -> Vec<String>
 }
 
 /// `lint --sigma PATH`: exit 2 when a rule does not load, 1 for error findings, else 0.
-fn lint_sigma(path: &std::path::Path) -> anyhow::Result<ExitCode> {
+fn lint_sigma(path: &std::path::Path, sample: &[String]) -> anyhow::Result<ExitCode> {
     use trailwatch::rules::sigma::lint::lint_files;
     let mut files = Vec::new();
     if path.is_dir() {
@@ -58,7 +64,20 @@ fn lint_sigma(path: &std::path::Path) -> anyhow::Result<ExitCode> {
     } else {
         files.push(path.to_path_buf());
     }
-    let (findings, rules) = lint_files(&files, &Default::default());
+    let (mut findings, rules) = lint_files(&files, &Default::default());
+    if !sample.is_empty() {
+        match read_sample(&files, sample) {
+            Ok(s) => {
+                println!("sample: {} records", s.records);
+                findings.extend(trailwatch::rules::sigma::sample::findings(
+                    &files,
+                    &Default::default(),
+                    &s,
+                ));
+            }
+            Err(code) => return Ok(code),
+        }
+    }
     for f in &findings {
         println!("{f}\n");
     }
@@ -85,7 +104,7 @@ fn lint_sigma(path: &std::path::Path) -> anyhow::Result<ExitCode> {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(path) = &args.sigma {
-        return lint_sigma(path);
+        return lint_sigma(path, &args.sample);
     }
     if let Some(pattern) = args.pattern {
         let findings = lint(&pattern);
@@ -133,4 +152,58 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::ok()
     })
+}
+
+/// Reads `--sample` inputs (any form replay reads) into what the sample findings need; an
+/// input that cannot be read, or records that cannot be, stop the lint (exit 3): findings on
+/// part of a sample would be said as if of all of it.
+fn read_sample(
+    files: &[PathBuf],
+    inputs: &[String],
+) -> Result<trailwatch::rules::sigma::sample::Sample, ExitCode> {
+    use trailwatch::decode::{DeadLetter, Decoder, Limits, Position, Visit};
+    use trailwatch::event::Event;
+    use trailwatch::rules::sigma::sample::Sample;
+    use trailwatch::source::replay::{self, Reader};
+    struct Observe(Sample, u64);
+    impl Visit for Observe {
+        fn event(&mut self, ev: Event<'_>, _pos: &Position) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(ev.raw) {
+                self.0.observe(&v);
+            }
+        }
+        fn dead_letter(&mut self, dead: DeadLetter) {
+            self.1 += 1;
+            eprintln!(
+                "trailwatch lint: unreadable sample record at {} {}: {}",
+                dead.input, dead.path, dead.reason
+            );
+        }
+    }
+    let loaded = trailwatch::rules::sigma::load_files(files, &Default::default());
+    let mut seen = Observe(Sample::new(loaded.rules), 0);
+    let reader = Reader {
+        decoder: Decoder::new(Limits::default()),
+        max_document_bytes: 1 << 30,
+    };
+    let (expanded, _, errors) = replay::expand(inputs);
+    let mut unread = errors.len();
+    for (name, e) in &errors {
+        eprintln!("trailwatch lint: cannot read sample {name}: {e}");
+    }
+    for input in &expanded {
+        let read = replay::open(input).and_then(|r| reader.read(&input.name(), r, &mut seen));
+        if let Err(e) = read {
+            eprintln!("trailwatch lint: cannot read sample {}: {e}", input.name());
+            unread += 1;
+        }
+    }
+    if unread > 0 || seen.1 > 0 {
+        eprintln!(
+            "trailwatch lint: INCOMPLETE: the sample was not read whole ({unread} inputs unread, {} records unreadable)",
+            seen.1
+        );
+        return Err(exit::incomplete());
+    }
+    Ok(seen.0)
 }

@@ -280,7 +280,7 @@ pub fn fixture(name: &str) -> String {
     std::fs::read_to_string(fixture_path(name)).unwrap()
 }
 
-fn lines_of(name: &str) -> Vec<String> {
+pub fn lines_of(name: &str) -> Vec<String> {
     fixture(name)
         .lines()
         .filter(|l| !l.trim().is_empty())

@@ -2,8 +2,12 @@
 //! a CloudTrail record (a `serde_json::Value`).
 //!
 //! Choices the specification leaves open (each has a test):
-//! - a field that holds an object or an array is matched as its compact JSON text (SigmaHQ's
-//!   `requestParameters|contains` rules rely on it);
+//! - a dotted path crosses arrays: `a.b.c` reaches `c` in every element of `a` (and of `b`),
+//!   and the field test holds when it holds for any value reached (its modifiers, `|all`
+//!   included, applied to each value on its own), as backends over flattened documents do;
+//! - a field that holds an object or an array at the path's end is matched as its compact
+//!   JSON text (SigmaHQ's `requestParameters|contains` rules rely on it), except that an empty
+//!   array or object has no element for a text test (`*` included) to match;
 //! - numbers and booleans match by their text: `42` matches JSON `42` and `"42"`, `true`
 //!   matches JSON `true` and `"true"` (YAML scalars are read as text);
 //! - `null` matches a missing field and a JSON `null`;
@@ -152,8 +156,17 @@ pub enum Test {
     Exists(bool),
     Cidr(IpAddr, u8),
     Num(NumOp, f64),
-    /// Equal to another field's value.
-    FieldRef(Vec<String>),
+    /// Another field's value: equal to it, or containing it, starting or ending with it.
+    FieldRef(Vec<String>, RefMode),
+}
+
+/// How `|fieldref` compares (with `contains`, `startswith`, `endswith`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefMode {
+    Equal,
+    Contains,
+    StartsWith,
+    EndsWith,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,7 +336,13 @@ pub fn compile(
                 .map_err(|_| format!("`{op:?}` compares numbers; {t:?} is not one"))?;
             Test::Num(op, n)
         } else if has("fieldref") {
-            Test::FieldRef(t.split('.').map(str::to_string).collect())
+            let mode = match (has("contains"), has("startswith"), has("endswith")) {
+                (true, _, _) => RefMode::Contains,
+                (_, true, _) => RefMode::StartsWith,
+                (_, _, true) => RefMode::EndsWith,
+                _ => RefMode::Equal,
+            };
+            Test::FieldRef(t.split('.').map(str::to_string).collect(), mode)
         } else {
             let w = Wild::new(&t, cased);
             // A keyword (no field) is found anywhere in the record's text.
@@ -410,13 +429,46 @@ fn base64_offsets(t: &str) -> Vec<String> {
         .collect()
 }
 
-/// The field at `path` in `record`.
+/// The field at `path` in `record` (not crossing arrays: the first value, for group-by keys
+/// and field references).
 pub fn lookup<'v>(record: &'v Value, path: &[String]) -> Option<&'v Value> {
     let mut v = record;
     for p in path {
         v = v.as_object()?.get(p)?;
     }
     Some(v)
+}
+
+/// Every value `path` reaches in `record`, crossing arrays on the way (`a.b` reaches `b` in
+/// every element of `a`, nested arrays too). What stands at the path's end is taken as it is,
+/// an array included.
+pub fn reach<'v>(record: &'v Value, path: &[String], out: &mut Vec<&'v Value>) {
+    let Some((first, rest)) = path.split_first() else {
+        out.push(record);
+        return;
+    };
+    match record {
+        Value::Object(m) => {
+            if let Some(v) = m.get(first) {
+                reach(v, rest, out);
+            }
+        }
+        Value::Array(items) => {
+            for item in items {
+                reach(item, path, out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// An empty array or object: no element for a text test to match.
+fn empty_container(v: &Value) -> bool {
+    match v {
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
 }
 
 /// A value's text for text tests: strings as they are, numbers and booleans by their JSON
@@ -465,6 +517,7 @@ impl Test {
             Test::Exists(want) => field.is_some() == *want,
             Test::Text(w) => match field {
                 None | Some(Value::Null) => false,
+                Some(v) if empty_container(v) => false,
                 Some(v) => match (w.literal(), v) {
                     // A plain number compares as a number too (`42` and `42.0`).
                     (Some(lit), Value::Number(n)) => {
@@ -478,15 +531,23 @@ impl Test {
                 },
             },
             Test::Regex(r) => field
-                .filter(|v| !v.is_null())
+                .filter(|v| !v.is_null() && !empty_container(v))
                 .is_some_and(|v| r.is_match(&text_of(v))),
             Test::Cidr(net, bits) => field
                 .and_then(Value::as_str)
                 .and_then(|s| s.trim().parse::<IpAddr>().ok())
                 .is_some_and(|a| in_network(a, *net, *bits)),
             Test::Num(op, n) => field.and_then(number).is_some_and(|x| op.holds(x, *n)),
-            Test::FieldRef(other) => match (field, lookup(record, other)) {
-                (Some(a), Some(b)) if !a.is_null() => text_of(a) == text_of(b),
+            Test::FieldRef(other, mode) => match (field, lookup(record, other)) {
+                (Some(a), Some(b)) if !a.is_null() && !b.is_null() => {
+                    let (a, b) = (text_of(a), text_of(b));
+                    match mode {
+                        RefMode::Equal => a == b,
+                        RefMode::Contains => a.contains(b.as_ref()),
+                        RefMode::StartsWith => a.starts_with(b.as_ref()),
+                        RefMode::EndsWith => a.ends_with(b.as_ref()),
+                    }
+                }
                 _ => false,
             },
         }
@@ -529,7 +590,7 @@ impl Test {
                         .and_then(|s| s.trim().parse::<f64>().ok())
                         .is_some_and(|x| op.holds(x, *n))
             }
-            Test::FieldRef(_) => return None,
+            Test::FieldRef(..) => return None,
         })
     }
 }
@@ -560,12 +621,23 @@ impl FieldTest {
     pub fn matches(&self, record: &Value) -> bool {
         match &self.path {
             Some(path) => {
-                let field = lookup(record, path);
-                let mut each = self.tests.iter().map(|t| t.matches(field, record));
-                if self.all {
-                    each.all(|m| m)
-                } else {
-                    each.any(|m| m)
+                let one = |field: Option<&Value>| {
+                    let mut each = self.tests.iter().map(|t| t.matches(field, record));
+                    if self.all {
+                        each.all(|m| m)
+                    } else {
+                        each.any(|m| m)
+                    }
+                };
+                // Most paths cross no array: one value, found without a list.
+                if let Some(v) = lookup(record, path) {
+                    return one(Some(v));
+                }
+                let mut reached = Vec::new();
+                reach(record, path, &mut reached);
+                match reached.is_empty() {
+                    true => one(None),
+                    false => reached.into_iter().any(|v| one(Some(v))),
                 }
             }
             // A keyword: anywhere in the record's JSON text.

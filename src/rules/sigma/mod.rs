@@ -10,6 +10,7 @@ pub mod condition;
 pub mod correlation;
 pub mod lint;
 pub mod matcher;
+pub mod sample;
 pub mod side_tests;
 
 use marked_yaml::{Node, Span};
@@ -115,8 +116,11 @@ fn scalar(node: &Node) -> Option<String> {
 }
 
 /// YAML null (`null`, `~` or nothing) as `None`, else the scalar's text.
+/// A detection value: YAML null (`null`, `~`, or nothing) is `None`; a quoted scalar is
+/// always text, so `''` is the empty string and `'null'` the word.
 fn raw(node: &Node) -> Result<Raw, Bad> {
     match node.as_scalar() {
+        Some(s) if !s.may_coerce() => Ok(Some(s.as_str().to_string())),
         Some(s) => Ok(match s.as_str() {
             "null" | "Null" | "NULL" | "~" | "" => None,
             t => Some(t.to_string()),
@@ -188,7 +192,9 @@ pub(crate) fn load_docs(
             true => format!("sigma:{stem}#{}", n + 1),
             false => format!("sigma:{stem}"),
         };
-        let node = match marked_yaml::parse_yaml(0, doc) {
+        // Coercion off: a quoted scalar stays marked as text (`''` is not null).
+        let options = marked_yaml::LoaderOptions::default().prevent_coercion(true);
+        let node = match marked_yaml::parse_yaml_with_options(0, doc, options) {
             Ok(n) => n,
             Err(e) => {
                 let rule = Err(problem(None, BROKEN, format!("not YAML: {e}")));

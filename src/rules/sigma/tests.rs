@@ -341,3 +341,34 @@ fn a_user_identity_field_missing_or_null_is_decided_where_both_answer_alike() {
         }
     }
 }
+
+/// Issue 27, case 5: a quoted `''` is the empty string and `null` (or `~`, or nothing) is null
+/// (`''` was read as null: it matched a missing field and not `""`).
+#[test]
+fn a_quoted_empty_string_is_text_and_null_is_null() {
+    let rule = |value: &str| {
+        let text = format!(
+            "title: t\nlogsource: {{product: aws, service: cloudtrail}}\ndetection:\n    s:\n        errorCode: {value}\n    condition: s\n"
+        );
+        let l = load_str(&text, "r.yml", "r", &none);
+        assert!(l.errors.is_empty(), "{l:?}");
+        l.rules.into_iter().next().unwrap()
+    };
+    let (empty, missing, null) = (
+        json!({"eventID": "1", "errorCode": ""}),
+        json!({"eventID": "2"}),
+        json!({"eventID": "3", "errorCode": null}),
+    );
+    for quoted in ["''", "\"\""] {
+        let r = rule(quoted);
+        assert!(r.matches(&empty), "{quoted}");
+        assert!(!r.matches(&missing) && !r.matches(&null), "{quoted}");
+    }
+    for n in ["null", "~", "", "'null'"] {
+        let r = rule(n);
+        let word = n == "'null'";
+        assert_eq!(r.matches(&missing), !word, "{n:?}");
+        assert_eq!(r.matches(&null), !word, "{n:?}");
+        assert!(!r.matches(&empty), "{n:?}");
+    }
+}

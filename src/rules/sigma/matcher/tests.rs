@@ -192,3 +192,69 @@ fn bad_modifiers_and_values_are_refused_with_why() {
     assert!(err(&["gt"], "many").contains("is not one"));
     assert!(err(&["exists"], "maybe").contains("true or false"));
 }
+
+/// Issue 27, case 5: paths cross arrays, as CloudTrail nests lists of objects
+/// (`ipPermissions.items[].ipRanges.items[].cidrIp`, `containerDefinitions[].command[]`).
+#[test]
+fn paths_cross_arrays_and_any_element_reached_matches() {
+    let sg = json!({"requestParameters": {"ipPermissions": {"items": [
+        {"fromPort": 443, "ipRanges": {"items": [{"cidrIp": "10.0.0.0/8"}]}},
+        {"fromPort": 22, "ipRanges": {"items": [{"cidrIp": "10.1.0.0/16"}, {"cidrIp": "0.0.0.0/0"}]}}
+    ]}}});
+    let cidr = "requestParameters.ipPermissions.items.ipRanges.items.cidrIp";
+    assert!(t(cidr, &[], &[Some("0.0.0.0/0")]).matches(&sg));
+    assert!(!t(cidr, &[], &[Some("192.168.0.0/16")]).matches(&sg));
+    assert!(t(cidr, &["startswith"], &[Some("10.1.")]).matches(&sg));
+    assert!(t(
+        "requestParameters.ipPermissions.items.fromPort",
+        &["lt"],
+        &[Some("100")]
+    )
+    .matches(&sg));
+    assert!(t(cidr, &["exists"], &[Some("true")]).matches(&sg));
+    assert!(!t(cidr, &[], &[None]).matches(&sg), "present: not null");
+    // |all holds for one element reached: the element must match every value.
+    assert!(t(cidr, &["all", "contains"], &[Some("0.0"), Some("/0")]).matches(&sg));
+    assert!(!t(cidr, &["all", "contains"], &[Some("10.0."), Some("/0")]).matches(&sg));
+    // A path through an array whose elements lack the field reaches nothing: missing.
+    assert!(t("requestParameters.ipPermissions.items.nope", &[], &[None]).matches(&sg));
+    // An array at the path's end is matched as its JSON text, as before.
+    let ecs = json!({"requestParameters": {"containerDefinitions": [
+        {"name": "a", "command": ["sh", "-c", "curl 169.254.170.2$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"]}
+    ]}});
+    assert!(t(
+        "requestParameters.containerDefinitions.command",
+        &["contains"],
+        &[Some("$AWS_CONTAINER_CREDENTIALS_RELATIVE_URI")]
+    )
+    .matches(&ecs));
+}
+
+/// Issue 27, case 5: an empty array or object has no element for a wildcard to match.
+#[test]
+fn an_empty_array_or_object_matches_no_text_test() {
+    let r = json!({"layers": [], "tags": {}, "full": ["x"]});
+    assert!(!t("layers", &["contains"], &[Some("*")]).matches(&r));
+    assert!(!t("layers", &[], &[Some("*")]).matches(&r));
+    assert!(!t("tags", &[], &[Some("*")]).matches(&r));
+    assert!(!t("layers", &["re"], &[Some(".*")]).matches(&r));
+    assert!(t("full", &["contains"], &[Some("*")]).matches(&r));
+    assert!(
+        t("layers", &["exists"], &[Some("true")]).matches(&r),
+        "it is there"
+    );
+}
+
+/// Issue 27, case 5: `|fieldref` with `contains`, `startswith`, `endswith` compares as those
+/// modifiers say (it was reduced to equality).
+#[test]
+fn fieldref_with_contains_startswith_endswith() {
+    let r = json!({"a": "arn:aws:iam::1:role/Admin", "b": "role/Admin", "c": "arn:aws", "d": "arn:aws:iam::1:role/Admin"});
+    assert!(t("a", &["fieldref"], &[Some("d")]).matches(&r));
+    assert!(!t("a", &["fieldref"], &[Some("b")]).matches(&r));
+    assert!(t("a", &["fieldref", "contains"], &[Some("b")]).matches(&r));
+    assert!(t("a", &["fieldref", "endswith"], &[Some("b")]).matches(&r));
+    assert!(!t("a", &["fieldref", "startswith"], &[Some("b")]).matches(&r));
+    assert!(t("a", &["fieldref", "startswith"], &[Some("c")]).matches(&r));
+    assert!(!t("a", &["fieldref", "contains"], &[Some("missing")]).matches(&r));
+}
