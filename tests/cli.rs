@@ -1763,3 +1763,28 @@ fn incomplete_runs_never_exit_0_unless_accepted_and_the_counts_add_up() {
         })
         .unwrap();
 }
+
+/// Issue 27: a full dedup window is a limit hit: replay says how many ids it forgot before
+/// their TTL, and exits 3 (0 with --allow-incomplete).
+#[test]
+fn a_full_dedup_window_makes_the_run_incomplete() {
+    let t = Tmp::new();
+    let cfg = t.config(&format!("{TEST_CONFIG}\n[dedup]\nmax_event_ids = 5\n"));
+    // 20 events within one minute: every id is still within the 2 h TTL when the 6th comes.
+    let recs: Vec<String> = stratus()
+        .iter()
+        .enumerate()
+        .map(|(i, r)| with_fields(r, json!({"eventTime": format!("2024-07-31T12:00:{i:02}Z")})))
+        .collect();
+    let input = t.write("x.jsonl", jsonl(&recs));
+    let out = replay(&cfg, &[&input]);
+    assert_eq!(out.code, 3, "{}", out.show());
+    assert!(
+        out.stderr.contains("15 event ids forgotten before their TTL (dedup.max_event_ids)"),
+        "{}",
+        out.show()
+    );
+    let flag = std::path::Path::new("--allow-incomplete");
+    let out = replay(&cfg, &[input.as_path(), flag]);
+    assert_eq!(out.code, 0, "{}", out.show());
+}
