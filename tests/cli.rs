@@ -1780,7 +1780,8 @@ fn a_full_dedup_window_makes_the_run_incomplete() {
     let out = replay(&cfg, &[&input]);
     assert_eq!(out.code, 3, "{}", out.show());
     assert!(
-        out.stderr.contains("15 event ids forgotten before their TTL (dedup.max_event_ids)"),
+        out.stderr
+            .contains("15 event ids forgotten before their TTL (dedup.max_event_ids)"),
         "{}",
         out.show()
     );

@@ -747,3 +747,44 @@ fn the_deliver_summary_adds_up_and_items_left_spooled_are_incomplete() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Issue 28, item 6: a webhook or Slack URL read from a secret that is not an absolute
+/// http(s) URL is named (by its key, never its value) by validate, and the sink does not start
+/// (exit 2), instead of every delivery failing as "retryable" and spooling for ever.
+#[test]
+fn a_secret_url_that_is_not_a_url_is_refused_at_start_without_its_value() {
+    let t = Tmp::new();
+    let cfg = config(
+        &t,
+        "badurl.toml",
+        "[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl_env = \"TW_HOOK_URL\"\n\n[[sinks]]\nname = \"chat\"\ntype = \"slack\"\nwebhook_url_env = \"TW_SLACK_URL\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n\n[[routes]]\nstream = \"notify\"\nsinks = [\"chat\"]\n",
+    );
+    let env = [
+        ("TW_HOOK_URL", "htp//bad url?token=SECRET1"),
+        (
+            "TW_SLACK_URL",
+            "https://hooks.example.com/services/T/B/SECRET2",
+        ),
+    ];
+    let show = |o: &Output| {
+        String::from_utf8_lossy(&o.stdout).to_string() + &String::from_utf8_lossy(&o.stderr)
+    };
+    let out = trailwatch(&["validate", "--config", &cfg.display().to_string()], &env);
+    let text = show(&out);
+    assert!(
+        text.contains("sinks[0].url_env: the secret is not an absolute http:// or https:// URL"),
+        "{text}"
+    );
+    assert!(!text.contains("sinks[1]"), "the Slack URL is fine: {text}");
+    assert!(!text.contains("SECRET"), "a secret is never echoed: {text}");
+    let input = sample().display().to_string();
+    let cfg_s = cfg.display().to_string();
+    let out = trailwatch(&["replay", "--deliver", "--config", &cfg_s, &input], &env);
+    let text = show(&out);
+    assert_eq!(out.status.code(), Some(2), "{text}");
+    assert!(
+        text.contains("sinks[0].url_env: the secret is not an absolute http"),
+        "{text}"
+    );
+    assert!(!text.contains("SECRET"), "a secret is never echoed: {text}");
+}

@@ -112,7 +112,13 @@ fn match_raw_takes_lines_verbatim() {
     // term patterns see decoded records; accepting that, nothing matched: exit 1.
     let no_raw = run(["match", "--pattern", "ERROR", &s(&log)]);
     assert_eq!(no_raw.code, 3, "{}", no_raw.show());
-    let no_raw = run(["match", "--allow-incomplete", "--pattern", "ERROR", &s(&log)]);
+    let no_raw = run([
+        "match",
+        "--allow-incomplete",
+        "--pattern",
+        "ERROR",
+        &s(&log),
+    ]);
     assert_eq!(no_raw.code, 1, "{}", no_raw.show());
 }
 

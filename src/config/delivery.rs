@@ -405,11 +405,16 @@ pub(super) fn read(
     }
     for s in &specs {
         for secret in secrets_of(s).into_iter().filter(|s| s.named()) {
-            if let Err(why) = secret.read() {
-                c.warn(
+            match secret.read() {
+                Err(why) => c.warn(
                     secret.key.clone(),
                     format!("{why} (needed when the sink starts)"),
-                );
+                ),
+                Ok(v) if url_secrets_of(s).contains(&secret) && !looks_like_url(&v) => c.warn(
+                    secret.key.clone(),
+                    "the secret is not an absolute http:// or https:// URL (its value is not shown): the sink will not start",
+                ),
+                Ok(_) => {}
             }
         }
     }
@@ -417,6 +422,29 @@ pub(super) fn read(
         settings,
         sinks: specs,
         routes: out_routes,
+    }
+}
+
+/// An absolute http(s) URL with a host and no blanks (the shape; the sink parses it fully).
+fn looks_like_url(v: &str) -> bool {
+    let rest = v
+        .strip_prefix("https://")
+        .or_else(|| v.strip_prefix("http://"));
+    rest.is_some_and(|r| {
+        let host = r.split(['/', '?', '#']).next().unwrap_or_default();
+        !host.is_empty() && !v.contains(char::is_whitespace)
+    })
+}
+
+/// The secrets of a sink that hold a URL.
+fn url_secrets_of(s: &SinkSpec) -> Vec<&SecretRef> {
+    match &s.kind {
+        SinkKind::Webhook {
+            url: UrlRef::Secret(u),
+            ..
+        } => vec![u],
+        SinkKind::Slack { webhook_url, .. } => vec![webhook_url],
+        _ => Vec::new(),
     }
 }
 

@@ -21,6 +21,25 @@ pub enum BuildError {
     Spool { dir: String, source: std::io::Error },
 }
 
+/// A URL read from a secret: it must be an absolute http(s) URL, or every delivery would fail
+/// (and, failing as "retryable", spool for ever). The value is never printed: it may hold a
+/// token.
+fn secret_url(r: &crate::config::delivery::SecretRef) -> Result<String, BuildError> {
+    let v = r.resolve().map_err(BuildError::Secret)?;
+    match reqwest::Url::parse(&v) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(v),
+        Ok(u) => Err(BuildError::Secret(format!(
+            "{}: the secret is a {} URL, not an absolute http:// or https:// one (its value is not shown)",
+            r.key,
+            u.scheme()
+        ))),
+        Err(e) => Err(BuildError::Secret(format!(
+            "{}: the secret is not an absolute http:// or https:// URL ({e}; its value is not shown)",
+            r.key
+        ))),
+    }
+}
+
 async fn target(spec: &SinkSpec) -> Result<Destination, BuildError> {
     let secret = |r: &crate::config::delivery::SecretRef| r.resolve().map_err(BuildError::Secret);
     Ok(match &spec.kind {
@@ -62,7 +81,7 @@ async fn target(spec: &SinkSpec) -> Result<Destination, BuildError> {
         } => {
             let url = match url {
                 UrlRef::Plain(u) => u.clone(),
-                UrlRef::Secret(s) => secret(s)?,
+                UrlRef::Secret(s) => secret_url(s)?,
             };
             let key = hmac_key.as_ref().map(secret).transpose()?;
             Destination::Webhook(Webhook::new(
@@ -79,7 +98,7 @@ async fn target(spec: &SinkSpec) -> Result<Destination, BuildError> {
             min_interval,
         } => Destination::Slack(Slack::new(
             http_client(spec.timeout),
-            secret(webhook_url)?,
+            secret_url(webhook_url)?,
             *min_interval,
         )),
         SinkKind::Sns {

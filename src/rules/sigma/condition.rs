@@ -1,6 +1,7 @@
 //! A Sigma `condition`: `and`, `or`, `not`, parentheses, `1 of X*`, `all of X*`, `1 of them`,
 //! `all of them` (`any of` is `1 of`). `not` binds tightest, then `and`, then `or`.
 
+use super::matcher::clip;
 use crate::glob::Glob;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,9 +47,14 @@ fn tokens(text: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// The deepest a condition may nest (parentheses and `not`, counted together): deeper ones
+/// are refused, so neither the parser nor the evaluator can run out of stack.
+pub const MAX_DEPTH: usize = 64;
+
 struct Parser<'a> {
     toks: Vec<Tok>,
     at: usize,
+    depth: usize,
     names: &'a [String],
     /// Set when the error is a name that matches no selection.
     no_selection: bool,
@@ -100,10 +106,24 @@ impl Parser<'_> {
         })
     }
 
+    /// One level deeper, or the error that it is too deep.
+    fn enter(&mut self) -> Result<(), String> {
+        self.depth += 1;
+        match self.depth > MAX_DEPTH {
+            true => Err(format!(
+                "the condition nests deeper than {MAX_DEPTH} levels (parentheses and `not`)"
+            )),
+            false => Ok(()),
+        }
+    }
+
     fn not(&mut self) -> Result<Expr, String> {
         if self.peek_word().as_deref() == Some("not") {
             self.at += 1;
-            return Ok(Expr::Not(Box::new(self.not()?)));
+            self.enter()?;
+            let e = Expr::Not(Box::new(self.not()?));
+            self.depth -= 1;
+            return Ok(e);
         }
         self.primary()
     }
@@ -114,7 +134,9 @@ impl Parser<'_> {
             Some(Tok::Close) => Err("`)` where a selection was expected".into()),
             Some(Tok::Open) => {
                 self.at += 1;
+                self.enter()?;
                 let e = self.or()?;
+                self.depth -= 1;
                 match self.toks.get(self.at) {
                     Some(Tok::Close) => {
                         self.at += 1;
@@ -143,8 +165,9 @@ impl Parser<'_> {
                 match self.names.iter().position(|n| *n == w) {
                     Some(i) => Ok(Expr::Sel(i)),
                     None => Err(self.missing(format!(
-                        "the condition names `{w}`, which is not a selection (they are: {})",
-                        self.names.join(", ")
+                        "the condition names `{}`, which is not a selection (they are: {})",
+                        clip(&w, 200),
+                        clip(&self.names.join(", "), 200)
                     ))),
                 }
             }
@@ -171,7 +194,7 @@ impl Parser<'_> {
                 .collect()
         };
         if picked.is_empty() {
-            return Err(self.missing(format!("`of {target}` names no selection")));
+            return Err(self.missing(format!("`of {}` names no selection", clip(&target, 200))));
         }
         Ok(if all {
             Expr::And(picked)
@@ -198,6 +221,7 @@ pub fn parse(text: &str, names: &[String]) -> Result<Expr, CondError> {
     let mut p = Parser {
         toks: tokens(text).map_err(bad)?,
         at: 0,
+        depth: 0,
         names,
         no_selection: false,
     };
@@ -207,8 +231,8 @@ pub fn parse(text: &str, names: &[String]) -> Result<Expr, CondError> {
     })?;
     if p.at < p.toks.len() {
         return Err(bad(format!(
-            "unexpected {:?} after a complete condition",
-            p.toks[p.at]
+            "unexpected {} after a complete condition",
+            clip(&format!("{:?}", p.toks[p.at]), 200)
         )));
     }
     Ok(e)

@@ -221,6 +221,19 @@ pub const UNSUPPORTED: &[&str] = &[
 /// A YAML value of a detection, as text; `None` for YAML null.
 pub type Raw = Option<String>;
 
+/// The longest `|re` pattern, checked before compiling (a 2 MB pattern took 395 MB to refuse).
+pub const MAX_REGEX_BYTES: usize = 10_000;
+/// The most memory one compiled `|re` may take.
+const MAX_REGEX_COMPILED: usize = 8 << 20;
+
+/// At most `n` characters of `s` (user text quoted in a message), marked when cut.
+pub fn clip(s: &str, n: usize) -> String {
+    match s.char_indices().nth(n) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None => s.to_string(),
+    }
+}
+
 /// Compiles `values` under `mods`. `placeholders` resolves `|expand`'s `%name%`.
 pub fn compile(
     path: Option<Vec<String>>,
@@ -298,13 +311,27 @@ pub fn compile(
                     flags.push(f);
                 }
             }
+            if t.len() > MAX_REGEX_BYTES {
+                return Err(format!(
+                    "a regular expression of {} bytes ({}…): at most {MAX_REGEX_BYTES}",
+                    t.len(),
+                    clip(&t, 40)
+                ));
+            }
             let src = match flags.is_empty() {
                 true => t.clone(),
                 false => format!("(?{flags}){t}"),
             };
             Test::Regex(
-                regex::Regex::new(&src)
-                    .map_err(|e| format!("bad regular expression {t:?}: {e}"))?,
+                regex::RegexBuilder::new(&src)
+                    .size_limit(MAX_REGEX_COMPILED)
+                    .build()
+                    .map_err(|e| {
+                        // The crate's message repeats the whole pattern: keep its last line.
+                        let e = e.to_string();
+                        let why = e.lines().last().unwrap_or_default().trim().to_string();
+                        format!("bad regular expression {:?}: {why}", clip(&t, 200))
+                    })?,
             )
         } else if has("cidr") {
             let (ip, bits) = t
