@@ -986,6 +986,40 @@ fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
         got.iter().all(|a| a["event_id"] != "after-bad-approved"),
         "the running config stays: {got:#?}"
     );
+    // Issue 28, item 2: an empty file, and one without the road's [source.kinesis] or
+    // without [policy], are valid TOML that `run` would not start with: refused, counted as
+    // errors, the running config stays. (An empty file was "ok" before, and made every
+    // account approve no region.)
+    let no_source = good.replace("[source.kinesis]", "[source.firehose_typo_removed]");
+    let no_source = no_source
+        .split("[source.firehose_typo_removed]")
+        .next()
+        .unwrap()
+        .to_string();
+    let no_policy = good
+        .replace("[policy]", "")
+        .replace("approved_regions = [\"us-east-1\", \"ap-south-1\"]", "");
+    for (n, text) in [String::new(), no_source, no_policy]
+        .into_iter()
+        .enumerate()
+    {
+        std::fs::write(&cfg, &text).unwrap();
+        hangup(&run);
+        wait_metric(
+            mport,
+            "trailwatch_config_reloads_total{result=\"error\"}",
+            2.0 + n as f64,
+        );
+    }
+    send("after-empty-approved", "ap-south-1");
+    send("after-empty-other", "ca-west-1");
+    let got = alerts_until(&run, |a| {
+        a.iter().any(|a| a["event_id"] == "after-empty-other")
+    });
+    assert!(
+        got.iter().all(|a| a["event_id"] != "after-empty-approved"),
+        "the running config stays: {got:#?}"
+    );
     assert_eq!(
         metric(mport, "trailwatch_config_reloads_total{result=\"ok\"}"),
         Some(1.0)

@@ -179,25 +179,34 @@ impl Live {
         engine.apply_organization(policy, saved, alerts, now)
     }
 
-    /// SIGHUP: the file is read and validated first; a bad one keeps the running config.
+    /// SIGHUP: the file is read and validated first, as at start-up; a bad one, an empty one,
+    /// or one the running road would not start with (no `[policy]`, no `[source.…]` of the
+    /// road) keeps the running config: all or nothing.
     fn reload(&mut self, engine: &Engine) {
         let file = self.path.display().to_string();
+        let refuse = |problems: &[String]| {
+            for p in problems {
+                tracing::error!(file = %file, problem = %p, "reload refused");
+            }
+            tracing::error!(file = %file, problems = problems.len(), "the reloaded configuration is refused: the running configuration stays");
+            metrics::counter!("trailwatch_config_reloads_total", "result" => "error").increment(1);
+        };
         let loaded = match config::load(&self.path, now_secs()) {
             Ok(l) => l,
             Err(e) => {
-                for p in &e.problems {
-                    tracing::error!(problem = %p, "reload refused");
-                }
-                tracing::error!(file = %file, problems = e.problems.len(), "the reloaded configuration has errors: the running configuration stays");
-                metrics::counter!("trailwatch_config_reloads_total", "result" => "error")
-                    .increment(1);
-                return;
+                let problems: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+                return refuse(&problems);
             }
         };
+        let problems = unstartable(&file, &self.config, &loaded);
+        if !problems.is_empty() {
+            return refuse(&problems);
+        }
         for w in &loaded.warnings {
             tracing::warn!(problem = %w, "reload");
         }
         let mut new = loaded.config;
+        let changes = what_changed(&self.config, &new);
         for section in keep_unswappable(&mut self.config, &mut new) {
             tracing::warn!(file = %file, section, "changed, but only a restart applies it: the running value stays");
         }
@@ -211,9 +220,78 @@ impl Live {
                 .map(|o| Watch::spawn(o, Duration::ZERO, self.nudge.clone()));
         }
         self.config = new;
-        tracing::info!(file = %file, rules = self.config.rules.len(), "configuration reloaded");
+        tracing::warn!(file = %file, changes = %changes, "configuration reloaded");
         metrics::counter!("trailwatch_config_reloads_total", "result" => "ok").increment(1);
     }
+}
+
+/// Why a reloaded config, valid on its own, is not one the running road would start with.
+fn unstartable(file: &str, old: &Config, loaded: &config::Loaded) -> Vec<String> {
+    let new = &loaded.config;
+    let mut out = Vec::new();
+    if loaded.tables.is_empty() {
+        out.push(format!(
+            "{file}: the file is empty: a reload must be a whole config"
+        ));
+        return out;
+    }
+    if !loaded.tables.contains("policy") {
+        out.push(format!(
+            "{file}: no [policy] table: every account would have no approved region"
+        ));
+    }
+    if old.kinesis.is_some() && new.kinesis.is_none() {
+        out.push(format!(
+            "{file}: no [source.kinesis] table: `run` would not start with this file"
+        ));
+    }
+    if old.firehose.is_some() && new.firehose.is_none() {
+        out.push(format!(
+            "{file}: no [source.firehose] table: `serve` would not start with this file"
+        ));
+    }
+    out
+}
+
+/// What a reload changes, for its log line: the sections, and the rule and policy counts
+/// before and after.
+fn what_changed(old: &Config, new: &Config) -> String {
+    let mut sections = Vec::new();
+    macro_rules! diff {
+        ($($field:ident => $name:expr),* $(,)?) => {$(
+            if old.$field != new.$field {
+                sections.push($name);
+            }
+        )*};
+    }
+    diff!(
+        policy => "[policy]",
+        rules => "rules",
+        sigma => "sigma_rules",
+        shaping => "[shaping]",
+        organization => "[organization]",
+        health => "[health]",
+        sequences => "[[sequences]]",
+    );
+    let counts = |c: &Config| {
+        format!(
+            "{} filter rules, {} Sigma rule files, {} accounts, {} OUs, {} exemptions",
+            c.rules.len(),
+            c.sigma.files.len(),
+            c.policy.accounts.len(),
+            c.policy.ous.len(),
+            c.policy.exempt.len()
+        )
+    };
+    format!(
+        "{}; before: {}; after: {}",
+        match sections.is_empty() {
+            true => "nothing swappable changed".to_string(),
+            false => format!("changed {}", sections.join(", ")),
+        },
+        counts(old),
+        counts(new)
+    )
 }
 
 async fn recv_update(w: &mut Option<Watch>) -> Option<Update> {

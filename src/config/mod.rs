@@ -82,6 +82,9 @@ fn render(problems: &[Problem]) -> String {
 pub struct Loaded {
     pub config: Config,
     pub warnings: Vec<Problem>,
+    /// The top-level keys and tables the file has (`policy`, `source`, …): a reload checks
+    /// that it is a whole config, not an empty or partial one.
+    pub tables: std::collections::BTreeSet<String>,
 }
 
 /// Reads and validates a config file. `today` (days since the epoch) decides which
@@ -120,7 +123,14 @@ pub fn load_str(text: &str, file: &str, today_secs: i64) -> Result<Loaded, Confi
     let (errors, warnings): (Vec<_>, Vec<_>) =
         problems.into_iter().partition(|p| p.level == Level::Error);
     match config {
-        Some(config) if errors.is_empty() => Ok(Loaded { config, warnings }),
+        Some(config) if errors.is_empty() => Ok(Loaded {
+            config,
+            warnings,
+            tables: text
+                .parse::<toml::Table>()
+                .map(|t| t.keys().cloned().collect())
+                .unwrap_or_default(),
+        }),
         _ => Err(ConfigError {
             problems: errors.into_iter().chain(warnings).collect(),
         }),
