@@ -44,6 +44,10 @@ fn describe() {
         "Records that could not be read (written to the dead-letter file with position and reason)"
     );
     c!(
+        "trailwatch_kinesis_iterator_errors_total",
+        "GetShardIterator calls that failed (a saved position Kinesis refuses shows here, and as an ERROR after 5 tries)"
+    );
+    c!(
         "trailwatch_incomplete_total",
         "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
     );

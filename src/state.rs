@@ -82,6 +82,8 @@ pub enum StateError {
 pub struct StateFile {
     path: PathBuf,
     pub state: State,
+    /// The file was there when opened (a missing one starts every shard from `start`).
+    pub existed: bool,
 }
 
 impl StateFile {
@@ -107,15 +109,22 @@ impl StateFile {
                 }
                 state
             }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => State {
-                stream: stream.to_string(),
-                ..State::default()
-            },
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                return Ok(StateFile {
+                    path: path.to_path_buf(),
+                    state: State {
+                        stream: stream.to_string(),
+                        ..State::default()
+                    },
+                    existed: false,
+                })
+            }
             Err(e) => return Err(io_err(e)),
         };
         Ok(StateFile {
             path: path.to_path_buf(),
             state,
+            existed: true,
         })
     }
 

@@ -487,3 +487,104 @@ fn a_correlation_window_survives_a_restart_in_the_checkpoint() {
         "the restored window, completed by the third"
     );
 }
+
+/// Issue 28, item 7: a missing state file is said at start; a saved position Kinesis refuses
+/// (valid JSON, unusable sequence number) becomes an ERROR that says what to do after 5 tries
+/// (it was a WARN repeated for ever), and `run --reset-shard` forgets it.
+#[test]
+fn an_unusable_saved_position_is_an_error_that_says_what_to_do() {
+    use std::process::{Command, Stdio};
+    let k = start_kinesalite();
+    let t = Tmp::new();
+    let cfg = config(&t, "reset");
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "reset", 1));
+    let recs = stratus();
+    rt.block_on(put(&c, "reset", &recs[..10], 0));
+    let log = t.path("run.log");
+    let mport = free_port();
+    let spawn = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+            .args([
+                "run",
+                "--config",
+                &s(&cfg),
+                "--metrics-addr",
+                &format!("127.0.0.1:{mport}"),
+            ])
+            .args(extra)
+            .env(
+                "AWS_ENDPOINT_URL_KINESIS",
+                format!("http://127.0.0.1:{}", k.port),
+            )
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_MAX_ATTEMPTS", "1")
+            .env("TRAILWATCH_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    let stop = |mut child: std::process::Child| {
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        child.wait().unwrap()
+    };
+    // First start: no state file, said; it reads and checkpoints.
+    let child = spawn(&[]);
+    let state = t.path("state/checkpoints.json");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !std::fs::read_to_string(&state).is_ok_and(|s| s.contains("sequence_number\":\"")) {
+        assert!(std::time::Instant::now() < deadline, "no checkpoint");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(stop(child).success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("no state file: every shard starts from `start`"),
+        "{text}"
+    );
+    // A position of the right shape that the shard never had.
+    let mut v: Value = serde_json::from_str(&std::fs::read_to_string(&state).unwrap()).unwrap();
+    let shard = v["shards"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
+    v["shards"][&shard]["sequence_number"] =
+        "49000000000000000000000000000000000000000000000000000000".into();
+    std::fs::write(&state, v.to_string()).unwrap();
+    let child = spawn(&[]);
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap();
+        if text.contains("Kinesis keeps refusing to read this shard from its saved position") {
+            assert!(
+                text.contains(&format!("trailwatch run --reset-shard {shard}")),
+                "{text}"
+            );
+            assert!(text.contains("ERROR"), "{text}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no ERROR after 60 s:\n{text}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(stop(child).success());
+    // --reset-shard forgets it: the shard is read again, and new records alert.
+    rt.block_on(put(&c, "reset", &recs[10..], 10));
+    let want = expected(&cfg, &t, &recs[10..]);
+    let run = Consumer::start_with(&cfg, k.port, &["--reset-shard", &shard]);
+    let got = run.collect(want.len(), Duration::from_secs(30));
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+}

@@ -223,6 +223,31 @@ fn firehose_requests_are_authenticated_capped_decoded_and_idempotent() {
         assert_eq!(r.status, 401);
         assert_eq!(r.json["errorMessage"], "unauthorized");
     }
+    // Issue 28, item 7: a stranger's request id is echoed cut to 128 characters (it was
+    // echoed whole, whatever its size).
+    let long_id = "x".repeat(8000);
+    let r = post(&c, &url, &long_id, None, b"{}".to_vec(), false);
+    assert_eq!(r.status, 401);
+    assert_eq!(
+        r.json["requestId"].as_str().unwrap().len(),
+        128,
+        "{}",
+        r.json
+    );
+    // A body cut short (fewer bytes than its Content-Length): 400, which Firehose retries;
+    // never 413, its permanent failure (it was 413).
+    {
+        use std::io::{Read, Write};
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", serve.port)).unwrap();
+        let head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nX-Amz-Firehose-Access-Key: old-key-1234\r\nX-Amz-Firehose-Request-Id: req-cut\r\nContent-Length: 1000\r\n\r\n";
+        s.write_all(head.as_bytes()).unwrap();
+        s.write_all(&[b' '; 100]).unwrap();
+        s.shutdown(std::net::Shutdown::Write).unwrap();
+        let mut answer = String::new();
+        let _ = s.read_to_string(&mut answer);
+        assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+        assert!(answer.contains("cut short"), "{answer}");
+    }
 
     // The rotated key, gzip'd content encoding.
     let want2 = expected(&cfg, &t, second);

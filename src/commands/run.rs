@@ -47,6 +47,11 @@ pub struct Args {
     /// host:pid:random.
     #[arg(long, value_name = "ID")]
     worker_id: Option<String>,
+    /// Forget this shard's position in the state file before starting (it is then read from
+    /// `start`, or from its beginning for a child of a reshard): for a position Kinesis
+    /// refuses. Repeat for several shards.
+    #[arg(long, value_name = "SHARD_ID")]
+    reset_shard: Vec<String>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -97,6 +102,21 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     let sdk = loader.load().await;
     let client = aws_sdk_kinesis::Client::new(&sdk);
     let mut state = StateFile::open(&config.checkpoint.path, &source.settings.stream)?;
+    if !state.existed {
+        tracing::warn!(path = %config.checkpoint.path.display(), start = ?source.settings.start, "no state file: every shard starts from `start` (a first run, or a state file that was removed)");
+    }
+    for shard in &args.reset_shard {
+        match state.state.shards.remove(shard) {
+            Some(cp) => {
+                tracing::warn!(shard, position = ?cp.sequence_number, "--reset-shard: the shard's position is forgotten; it is read from `start`");
+                state.save()?;
+            }
+            None => tracing::warn!(
+                shard,
+                "--reset-shard: the state file has no position for this shard"
+            ),
+        }
+    }
     let saved = state.state.engine.organization.clone();
     let first = live::first_read(&config, saved.as_ref()).await;
     let organization = first.as_ref().or(saved.as_ref()).map(|s| s.tree.clone());

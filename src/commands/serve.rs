@@ -112,12 +112,32 @@ fn process(app: &App, req: &firehose::Request) -> Pending {
     evaluated.pending
 }
 
+/// The longest request id echoed back (a Firehose request id is a 36-character UUID).
+const MAX_ECHOED_ID: usize = 128;
+
+/// Whether reading a body failed because it passed the length limit (not because it was cut).
+fn is_too_large(e: &axum::Error) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(c) = cause {
+        if c.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        cause = c.source();
+    }
+    false
+}
+
 async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    let header_id = headers
+    // Echoed in every answer, before the caller is authenticated: a Firehose request id is a
+    // UUID, so anything longer or stranger is cut to what one could be.
+    let header_id: String = headers
         .get("x-amz-firehose-request-id")
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
-        .to_string();
+        .chars()
+        .filter(|c| c.is_ascii_graphic())
+        .take(MAX_ECHOED_ID)
+        .collect();
     // Authenticate before reading anything else: a stranger learns nothing, not even limits.
     let key = headers
         .get("x-amz-firehose-access-key")
@@ -151,7 +171,8 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
     .await
     {
         Ok(Ok(b)) => b,
-        Ok(Err(_)) => {
+        // Over the cap: Firehose's permanent failure, 413.
+        Ok(Err(e)) if is_too_large(&e) => {
             return reply(
                 413,
                 &header_id,
@@ -159,6 +180,15 @@ async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> 
                     "request body larger than {} bytes",
                     app.source.max_body_bytes
                 )),
+            )
+        }
+        // Cut short (fewer bytes than Content-Length, a reset connection): 400, which
+        // Firehose retries, never the permanent 413.
+        Ok(Err(_)) => {
+            return reply(
+                400,
+                &header_id,
+                Some("request body could not be read whole (cut short?); retry"),
             )
         }
         Err(_) => {

@@ -94,6 +94,10 @@ fn backoff(attempt: u32) -> Duration {
     )
 }
 
+/// Failed GetShardIterator calls at a saved position before that is an ERROR (and every
+/// this many after).
+const ITERATOR_TRIES: u32 = 5;
+
 async fn iterator(
     client: &Client,
     s: &Settings,
@@ -156,8 +160,20 @@ async fn read_shard(
                 }
                 Ok(None) => return Ok(shard.id),
                 Err(e) => {
-                    tracing::warn!(shard = %shard.id, error = %e, "cannot get a shard iterator; retrying");
                     attempt += 1;
+                    metrics::counter!("trailwatch_kinesis_iterator_errors_total").increment(1);
+                    let saved = cp.as_ref().and_then(|c| c.sequence_number.clone());
+                    match saved {
+                        // Refused again and again at a saved position: say what to do.
+                        Some(seq) if attempt % ITERATOR_TRIES == 0 => tracing::error!(
+                            shard = %shard.id, position = %seq, attempts = attempt, error = %e,
+                            "Kinesis keeps refusing to read this shard from its saved position: the shard is not read. If the position is unusable (another stream's, edited by hand), restart with `trailwatch run --reset-shard {}` (a file checkpoint) or delete the shard's entry from the state file or lease table",
+                            shard.id
+                        ),
+                        _ => {
+                            tracing::warn!(shard = %shard.id, error = %e, "cannot get a shard iterator; retrying")
+                        }
+                    }
                     pause(backoff(attempt), &shutdown).await;
                     continue;
                 }
