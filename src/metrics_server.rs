@@ -48,6 +48,14 @@ fn describe() {
         "GetShardIterator calls that failed (a saved position Kinesis refuses shows here, and as an ERROR after 5 tries)"
     );
     c!(
+        "trailwatch_sink_spool_relinked_total",
+        "Times a sink's spool was found removed while in use and made again, by sink"
+    );
+    c!(
+        "trailwatch_sink_spool_lost_total",
+        "Spooled items lost because their segment was removed (those of the open segment are kept), by sink"
+    );
+    c!(
         "trailwatch_incomplete_total",
         "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
     );

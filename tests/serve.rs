@@ -870,3 +870,50 @@ fn a_damaged_spool_costs_only_the_damaged_record_and_a_garbled_cursor_repeats_no
     );
     drop(serve);
 }
+
+/// Issue 28, item 1: the spool directory removed while `serve` spools for a webhook that is
+/// down (`rm -rf state/spool/hook`): the worker makes it again with what the open segment held,
+/// the requests after it still get 200, and once the webhook is back every alert arrives
+/// exactly once. Before, the items appended after the removal went to the unlinked segment:
+/// 0 of them were delivered.
+#[test]
+fn a_spool_directory_removed_while_in_use_loses_nothing() {
+    let t = Tmp::new();
+    let hook = common::http::Server::start();
+    hook.down();
+    let port = free_port();
+    let state = t.path("state");
+    let cfg = config(
+        &t,
+        port,
+        &webhook_delivery(&state, &hook.url("/in"), FAST_RETRY, "batch = 10\n"),
+    );
+    let serve = Serve::start(&cfg, port, &[]);
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let recs = many_records(6);
+    let chunks: Vec<&[String]> = recs.chunks(20).collect();
+    let half = chunks.len() / 2;
+    for (i, c) in chunks[..half].iter().enumerate() {
+        let r = post_records(&client, &url, &format!("req-{i}"), c);
+        assert_eq!(r.status, 200, "{}", r.json);
+    }
+    let spool = state.join("spool");
+    assert!(
+        spool.join("hook").is_dir(),
+        "spooled while the webhook is down"
+    );
+    std::fs::remove_dir_all(&spool).unwrap();
+    for (i, c) in chunks[half..].iter().enumerate() {
+        let r = post_records(&client, &url, &format!("req-{}", half + i), c);
+        assert_eq!(r.status, 200, "{}", r.json);
+    }
+    assert!(spool.join("hook").is_dir(), "the spool was made again");
+    hook.up();
+    let want = expected(&cfg, &t, &recs);
+    wait_for_webhook(&hook, &want, Duration::from_secs(60));
+    std::thread::sleep(Duration::from_millis(500));
+    let got = hook.webhook_alert_ids();
+    assert_eq!(got.len(), want.len(), "each alert once");
+    drop(serve);
+}

@@ -76,7 +76,26 @@ fn gauges(name: &str, spool: &Spool) {
 /// Writes items to the spool (fsync'd). Failing to spool is the one thing that cannot be
 /// accepted: the items stay unacknowledged (the source does not checkpoint them, serve does
 /// not answer 200).
+/// Makes sure the spool is where it says it is before it is used: a directory removed under
+/// the worker is made again with what the open segment still holds (logged, counted).
+fn relink(name: &str, spool: &mut Spool) {
+    match spool.ensure_linked() {
+        Ok(None) => {}
+        Ok(Some(r)) => {
+            metrics::counter!("trailwatch_sink_spool_relinked_total", "sink" => name.to_string())
+                .increment(1);
+            metrics::counter!("trailwatch_sink_spool_lost_total", "sink" => name.to_string())
+                .increment(r.lost);
+            tracing::error!(sink = %name, recovered = r.recovered, lost = r.lost, "the spool was removed while in use: made again, with the records the open segment still held (lost: those of other segments)");
+        }
+        Err(e) => {
+            tracing::error!(sink = %name, error = %e, "the spool was removed while in use and cannot be made again: new items are not acknowledged")
+        }
+    }
+}
+
 fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<Item>]) -> bool {
+    relink(name, spool);
     let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
     match spool.append(&payloads, crate::clock::now_millis()) {
         Ok(()) => {
@@ -329,6 +348,7 @@ impl Worker {
     /// The head of the spool, up to a batch: the items to send and how many records they
     /// span. Records the journal knows were delivered are committed here, unsent.
     fn spool_head(&mut self) -> Option<Vec<Arc<Item>>> {
+        relink(&self.name, &mut self.spool);
         let n = if self.isolate {
             1
         } else {

@@ -122,6 +122,34 @@ pub struct Spool {
     pub(crate) fail_after: Option<u64>,
 }
 
+/// What [`Spool::ensure_linked`] did after finding the spool removed under it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Relinked {
+    /// Records read back through the open head segment and written anew.
+    pub recovered: u64,
+    /// Records of removed segments that nothing could read back.
+    pub lost: u64,
+}
+
+/// Whether the open file `f` is the file at `path` (same device and inode).
+fn same_file(f: &File, path: &Path) -> io::Result<bool> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        let open = f.metadata()?;
+        Ok(match fs::metadata(path) {
+            Ok(at) => at.dev() == open.dev() && at.ino() == open.ino(),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e),
+        })
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = f;
+        Ok(path.exists())
+    }
+}
+
 fn seg_name(n: u64) -> String {
     format!("{n:020}.seg")
 }
@@ -342,7 +370,13 @@ impl Spool {
     fn open_head(&mut self) -> io::Result<()> {
         let path = self.dir.join(seg_name(self.head));
         let created = !path.exists();
-        let f = OpenOptions::new().create(true).append(true).open(&path)?;
+        // Read too: if the segment is unlinked under us, its records are read back through
+        // this descriptor (see `ensure_linked`).
+        let f = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .append(true)
+            .open(&path)?;
         if created {
             File::open(&self.dir)?.sync_all()?;
         }
@@ -406,6 +440,72 @@ impl Spool {
                 self.head_len = 0;
             }
         }
+    }
+
+    /// Checks that the spool is still where it says it is: its directory there, and the head
+    /// segment it appends to still linked at its path (the same file). When an operator (or a
+    /// tmp reaper) removed them, appends would go to an unlinked file and be lost: instead the
+    /// directory is made again, the records of the head segment are read back through the open
+    /// descriptor and written to a new segment, and a fresh cursor points at the first record.
+    /// Records of other segments that are gone are dropped from the spool (counted in
+    /// [`Relinked::lost`]). `None` when all is in place.
+    pub fn ensure_linked(&mut self) -> io::Result<Option<Relinked>> {
+        let head_path = self.dir.join(seg_name(self.head));
+        let oldest_gone = self
+            .entries
+            .front()
+            .is_some_and(|e| !self.dir.join(seg_name(e.segment)).exists());
+        let unlinked = oldest_gone
+            || match &self.writer {
+                Some(w) => !same_file(w, &head_path)?,
+                None => !self.dir.is_dir(),
+            };
+        if !unlinked {
+            return Ok(None);
+        }
+        // What the open descriptor still holds: the head segment's records.
+        let mut kept: Vec<(Vec<u8>, u64)> = Vec::new();
+        let mut lost = 0u64;
+        if let Some(w) = self.writer.as_mut() {
+            for e in self.entries.iter().filter(|e| e.segment == self.head) {
+                w.seek(SeekFrom::Start(e.frame.offset + u64::from(e.frame.header)))?;
+                let mut p = vec![0; e.frame.len as usize];
+                w.read_exact(&mut p)?;
+                kept.push((p, e.frame.ts_millis));
+            }
+        }
+        let through_fd = self.writer.is_some();
+        let mut older = Vec::new();
+        for e in self
+            .entries
+            .iter()
+            .filter(|e| !(through_fd && e.segment == self.head))
+        {
+            match self.dir.join(seg_name(e.segment)).exists() {
+                true => older.push(*e),
+                false => lost += 1,
+            }
+        }
+        fs::create_dir_all(&self.dir)?;
+        if let Some(parent) = self.dir.parent() {
+            File::open(parent)?.sync_all()?;
+        }
+        self.writer = None;
+        self.entries = older.into();
+        self.head += 1;
+        self.head_len = 0;
+        let recovered = kept.len() as u64;
+        // Each with its own time (the oldest-item age stays true).
+        for (p, ts) in kept {
+            self.append(std::slice::from_ref(&p), ts)?;
+        }
+        let cursor = match self.entries.front() {
+            Some(e) => Cursor::at(e.segment, e.frame.offset),
+            None => Cursor::at(self.head, 0),
+        };
+        let text = serde_json::to_vec(&cursor).map_err(io::Error::other)?;
+        crate::atomic_file::write(&self.dir.join("cursor"), &text)?;
+        Ok(Some(Relinked { recovered, lost }))
     }
 
     /// The first `n` undelivered records, oldest first.
