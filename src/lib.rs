@@ -53,6 +53,7 @@ pub mod kleene;
 pub mod metrics_server;
 pub mod org;
 pub mod pipeline;
+pub mod readiness;
 pub mod regions;
 pub mod render;
 pub mod rules;

@@ -55,6 +55,14 @@ fn describe() {
         "trailwatch_sink_spool_lost_total",
         "Spooled items lost because their segment was removed (those of the open segment are kept), by sink"
     );
+    g!(
+        "trailwatch_sink_broken",
+        "1 while a sink's requests fail as never retryable (401, 403, 404, 410: its items wait in the spool; /readyz says not ready), by sink"
+    );
+    g!(
+        "trailwatch_sink_spool_unwritable",
+        "1 while a sink's spool cannot be written (new items are not acknowledged; /readyz says not ready), by sink"
+    );
     c!(
         "trailwatch_incomplete_total",
         "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
@@ -246,10 +254,16 @@ pub async fn serve(
             get(move || {
                 let ready = ready.clone();
                 async move {
-                    if ready.load(Ordering::Relaxed) {
-                        (StatusCode::OK, "ready\n")
+                    let problems = crate::readiness::problems();
+                    if !ready.load(Ordering::Relaxed) {
+                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n".to_string())
+                    } else if !problems.is_empty() {
+                        (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            format!("not ready: {}\n", problems.join("; ")),
+                        )
                     } else {
-                        (StatusCode::SERVICE_UNAVAILABLE, "not ready\n")
+                        (StatusCode::OK, "ready\n".to_string())
                     }
                 }
             }),

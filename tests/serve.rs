@@ -12,7 +12,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::emu::{expected, free_port};
+use common::emu::{expected, free_port, http_get};
 use common::*;
 use serde_json::{json, Value};
 
@@ -915,5 +915,62 @@ fn a_spool_directory_removed_while_in_use_loses_nothing() {
     std::thread::sleep(Duration::from_millis(500));
     let got = hook.webhook_alert_ids();
     assert_eq!(got.len(), want.len(), "each alert once");
+    drop(serve);
+}
+
+/// Issue 28, item 6: a sink whose destination refuses it (401: a revoked webhook) is reported
+/// broken on /readyz (503, naming the sink) and as `trailwatch_sink_broken{sink} 1`, while its
+/// items wait in the spool; once the destination takes them, ready again and every alert
+/// delivered. Before, /readyz stayed 200.
+#[test]
+fn a_sink_its_destination_refuses_makes_readyz_not_ready() {
+    let t = Tmp::new();
+    let hook = common::http::Server::start();
+    hook.script((0..12).map(|_| common::http::Fault::status(401, "invalid token")));
+    let port = free_port();
+    let mport = free_port();
+    let cfg = config(
+        &t,
+        port,
+        &webhook_delivery(
+            &t.path("state"),
+            &hook.url("/in"),
+            FAST_RETRY,
+            "batch = 10\n",
+        ),
+    );
+    let serve = Serve::start(
+        &cfg,
+        port,
+        &["--metrics-addr", &format!("127.0.0.1:{mport}")],
+    );
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{port}/");
+    let recs = stratus();
+    let r = post_records(&client, &url, "req-1", &recs);
+    assert_eq!(r.status, 200, "{}", r.json);
+    let (status, body) = http_get(mport, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("sink hook: the destination refuses its requests"),
+        "{body}"
+    );
+    let (_, metrics) = http_get(mport, "/metrics");
+    assert!(
+        metrics.contains("trailwatch_sink_broken{sink=\"hook\"} 1"),
+        "{metrics}"
+    );
+    // The script runs out: the webhook takes the spooled alerts, and the sink is ready again.
+    let want = expected(&cfg, &t, &recs);
+    wait_for_webhook(&hook, &want, Duration::from_secs(60));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = http_get(mport, "/readyz");
+        if status == 200 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "still not ready: {body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
     drop(serve);
 }

@@ -16,6 +16,7 @@ use super::error::{Class, SendError};
 use super::journal::{Journal, SYNC_INTERVAL};
 use super::spool::Spool;
 use crate::item::Item;
+use crate::readiness::Condition;
 use crate::sink::tally::{self, SinkTally};
 
 #[derive(Debug, Clone)]
@@ -99,6 +100,7 @@ fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<It
     let payloads: Vec<Vec<u8>> = items.iter().map(|i| i.to_spool()).collect();
     match spool.append(&payloads, crate::clock::now_millis()) {
         Ok(()) => {
+            crate::readiness::set(name, Condition::SpoolUnwritable, None);
             metrics::counter!("trailwatch_sink_spooled_total", "sink" => name.to_string())
                 .increment(items.len() as u64);
             tally::add(&tally.spooled, items.len());
@@ -109,6 +111,7 @@ fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<It
             metrics::counter!("trailwatch_sink_spool_write_errors_total", "sink" => name.to_string())
                 .increment(1);
             tally::add(&tally.not_accepted, items.len());
+            crate::readiness::set(name, Condition::SpoolUnwritable, Some(e.to_string()));
             tracing::error!(sink = %name, error = %e, items = items.len(), "cannot write the spool: these alerts are not acknowledged (the source keeps them)");
             false
         }
@@ -138,6 +141,13 @@ async fn send(
             "no answer within {limit:?}"
         ))),
     };
+    match &out.error {
+        Some(e) if e.class == Class::Broken => {
+            crate::readiness::set(name, Condition::Broken, Some(e.to_string()))
+        }
+        None => crate::readiness::set(name, Condition::Broken, None),
+        Some(_) => {}
+    }
     if out.delivered > 0 {
         metrics::counter!("trailwatch_sink_sent_total", "sink" => name.to_string())
             .increment(out.delivered as u64);
