@@ -64,6 +64,10 @@ fn describe() {
         "1 while a sink's spool cannot be written (new items are not acknowledged; /readyz says not ready), by sink"
     );
     c!(
+        "trailwatch_event_clock_jumps_refused_total",
+        "replay/backtest: event times that moved no state clock (far ahead of it and not confirmed by a second event): one record dated 2099 moves nothing"
+    );
+    c!(
         "trailwatch_incomplete_total",
         "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
     );

@@ -1789,3 +1789,48 @@ fn a_full_dedup_window_makes_the_run_incomplete() {
     let out = replay(&cfg, &[input.as_path(), flag]);
     assert_eq!(out.code, 0, "{}", out.show());
 }
+
+/// Issue 28, item 3: one record dated 2099 among real records moves no state clock in
+/// `replay`: the run gives the same duplicates and the same alerts as without it, wherever it
+/// sits in the input (before, every id before it expired: the redeliveries after it were no
+/// longer duplicates and alerted again).
+#[test]
+fn one_far_future_event_time_does_not_jump_the_replay_clock() {
+    let t = Tmp::new();
+    let cfg = t.test_config();
+    let recs = stratus();
+    // A read-only record: it raises nothing itself.
+    let future = with_fields(
+        &record("bddee0fb-2541-430d-aad5-b1fdd5d419f1"),
+        json!({"eventID": "from-2099", "eventTime": "2099-01-01T00:00:00Z"}),
+    );
+    assert!(expected_alerts(std::slice::from_ref(&future)).is_empty());
+    let run_order = |order: &[String], name: &str| {
+        let input = t.write(name, jsonl(order));
+        let out = replay(&cfg, &[&input]);
+        assert_eq!(out.code, 0, "{}", out.show());
+        out
+    };
+    // The records, then the last five delivered again (within the dedup TTL of each other).
+    let mut base = recs.clone();
+    base.extend(recs[recs.len() - 5..].iter().cloned());
+    let without = run_order(&base, "base.jsonl");
+    assert_eq!(without.summary().duplicates, 5, "{}", without.show());
+    for at in [0, 7, recs.len(), base.len()] {
+        let mut order = base.clone();
+        order.insert(at, future.clone());
+        let out = run_order(&order, &format!("at{at}.jsonl"));
+        assert_eq!(
+            out.summary().duplicates,
+            5,
+            "2099 at {at}: the redeliveries are still duplicates: {}",
+            out.show()
+        );
+        assert_eq!(
+            out.alerts(),
+            without.alerts(),
+            "2099 at {at}: {}",
+            out.show()
+        );
+    }
+}

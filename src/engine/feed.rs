@@ -125,12 +125,13 @@ impl<'e, 'c> Feed<'e, 'c> {
                         self.org_change = e.org_change.clone();
                     }
                     let now = self.clock(e.time);
+                    let stamp = self.stamp(e.time, now);
                     let alerts = take_judges(&mut e.alerts, which);
                     let hits = take_judges(&mut e.hits, which);
-                    let d = self
-                        .core
-                        .pipeline
-                        .admit(e.key, alerts, hits, now, &mut self.alerts);
+                    let d =
+                        self.core
+                            .pipeline
+                            .admit(e.key, alerts, hits, now, stamp, &mut self.alerts);
                     if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
                         self.watch(o.account.as_deref(), o.region.as_deref(), e.time, now);
                     }
@@ -154,9 +155,18 @@ impl<'e, 'c> Feed<'e, 'c> {
             return self.now;
         }
         if let Some(t) = event_time {
-            core.latest = Some(core.latest.map_or(t, |c| c.max(t)));
+            core.latest.observe(t);
         }
-        core.latest.unwrap_or(self.now)
+        core.latest.now().unwrap_or(self.now)
+    }
+
+    /// When an event's ids are remembered from: on event time, its own time when that is
+    /// ahead of the clock (a jump not yet confirmed), else the clock's.
+    fn stamp(&self, event_time: Option<i64>, now: i64) -> i64 {
+        match (self.core.clock, event_time) {
+            (ClockMode::EventTime, Some(t)) => now.max(t),
+            _ => now,
+        }
     }
 
     fn take_notify(&mut self) {
@@ -277,12 +287,13 @@ impl Visit for Feed<'_, '_> {
             self.org_change = crate::org::change(&ev);
         }
         let now = self.clock(ev.time_secs());
+        let stamp = self.stamp(ev.time_secs(), now);
         // Events without a readable eventTime are judged at the feed's own time, on every
         // road and however many threads judge (see `Recorder`).
         let d = self
             .core
             .pipeline
-            .process_at(&ev, now, self.now, &mut self.alerts);
+            .process_stamped(&ev, now, stamp, self.now, &mut self.alerts);
         if let (Disposition::Evaluated { .. }, true) = (&d, self.core.health.is_some()) {
             self.watch(ev.account(), ev.region(), ev.time_secs(), now);
         }

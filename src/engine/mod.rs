@@ -123,8 +123,9 @@ struct Core {
     shaper: Option<Shaper>,
     dead_letters: Option<DeadLetterFile>,
     clock: ClockMode,
-    /// [`ClockMode::EventTime`]: the latest event time seen.
-    latest: Option<i64>,
+    /// [`ClockMode::EventTime`]: the latest event time seen, as one record cannot move it
+    /// (see [`EventClock`]).
+    latest: EventClock,
     /// The organization the policy was built from, saved with the snapshot.
     organization: Option<crate::state::SavedOrganization>,
     health: Option<crate::health::Watch>,
@@ -240,7 +241,7 @@ impl Engine {
             shaper,
             dead_letters,
             clock,
-            latest: None,
+            latest: EventClock::default(),
             organization,
             health,
         };
@@ -651,5 +652,85 @@ impl Acceptance {
                 io_kind,
             }),
         }
+    }
+}
+
+/// The event-time clock of `replay` and `backtest`: the latest event time seen, except that a
+/// jump ahead by more than [`EventClock::MAX_JUMP`] is taken only once a second event
+/// confirms it (within that much of the first). So one record dated
+/// 2099 among real records moves nothing (it expired every dedup id and alert id before it),
+/// while a replay that moves on to a later day moves with it at its second event; the first
+/// event of the jump is remembered from its own time (`Dedup::first_seen_key_at`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct EventClock {
+    now: Option<i64>,
+    /// A jump seen once, waiting for a second event to confirm it.
+    pending: Option<i64>,
+    /// Jumps refused: not confirmed by the next event.
+    pub refused: u64,
+}
+
+impl EventClock {
+    pub const MAX_JUMP: i64 = 15 * 60;
+
+    pub fn now(&self) -> Option<i64> {
+        self.now
+    }
+
+    fn refuse(&mut self) {
+        self.refused += 1;
+        metrics::counter!("trailwatch_event_clock_jumps_refused_total").increment(1);
+    }
+
+    pub fn observe(&mut self, t: i64) {
+        let Some(c) = self.now else {
+            self.now = Some(t);
+            return;
+        };
+        if t <= c + Self::MAX_JUMP {
+            self.now = Some(c.max(t));
+            if self.pending.take().is_some() {
+                self.refuse();
+            }
+            return;
+        }
+        match self.pending {
+            Some(p) if (t - p).abs() <= Self::MAX_JUMP => {
+                self.now = Some(p.min(t));
+                self.pending = None;
+            }
+            Some(_) => {
+                self.refuse();
+                self.pending = Some(t);
+            }
+            None => self.pending = Some(t),
+        }
+    }
+}
+
+#[cfg(test)]
+mod clock_tests {
+    use super::EventClock;
+
+    #[test]
+    fn one_event_cannot_jump_the_clock_but_two_can() {
+        let mut c = EventClock::default();
+        c.observe(1_000);
+        c.observe(1_500);
+        assert_eq!(c.now(), Some(1_500));
+        // One event far ahead: waits for a second.
+        c.observe(4_000_000_000);
+        assert_eq!(c.now(), Some(1_500));
+        c.observe(1_600);
+        assert_eq!(c.now(), Some(1_600));
+        assert_eq!(c.refused, 1, "the lone jump was refused");
+        // A day later, confirmed by a second event of that day.
+        c.observe(1_600 + 86_400);
+        c.observe(1_600 + 86_400 + 30);
+        assert_eq!(c.now(), Some(1_600 + 86_400));
+        // Within the jump bound, it moves at once.
+        c.observe(1_600 + 86_400 + 600);
+        assert_eq!(c.now(), Some(1_600 + 86_400 + 600));
+        assert_eq!(c.refused, 1);
     }
 }

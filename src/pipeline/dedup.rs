@@ -62,6 +62,14 @@ impl Dedup {
 
     /// [`Self::first_seen`] for an id's fingerprint ([`key`]).
     pub fn first_seen_key(&mut self, k: Key, now: i64) -> bool {
+        self.first_seen_key_at(k, now, now)
+    }
+
+    /// [`Self::first_seen_key`] with the entry stamped at `stamp` (not before `now`): on
+    /// event time, an event ahead of the clock is remembered from its own time, so the clock
+    /// catching up to it does not expire it at once.
+    pub fn first_seen_key_at(&mut self, k: Key, now: i64, stamp: i64) -> bool {
+        let stamp = stamp.max(now);
         self.expire(now);
         if self.seen.contains(&k) {
             return false;
@@ -73,7 +81,7 @@ impl Dedup {
             }
         }
         self.seen.insert(k);
-        self.order.push_back((k, now));
+        self.order.push_back((k, stamp));
         true
     }
 

@@ -178,8 +178,21 @@ impl Pipeline {
         judge_now: i64,
         out: &mut Vec<Alert>,
     ) -> Disposition {
+        self.process_stamped(ev, now, now, judge_now, out)
+    }
+
+    /// [`Self::process_at`] with the event's ids remembered from `stamp` (see
+    /// [`Dedup::first_seen_key_at`]).
+    pub fn process_stamped(
+        &mut self,
+        ev: &Event<'_>,
+        now: i64,
+        stamp: i64,
+        judge_now: i64,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
         if let Some(id) = ev.event_id() {
-            if !self.dedup.first_seen_key(dedup::key(id), now) {
+            if !self.dedup.first_seen_key_at(dedup::key(id), now, stamp) {
                 return Disposition::Duplicate;
             }
         }
@@ -188,7 +201,7 @@ impl Pipeline {
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         let hits = std::mem::take(&mut self.scratch.hits);
         self.correlate(hits, &mut judged);
-        self.admit_alerts(judged, now, out)
+        self.admit_alerts(judged, now, stamp, out)
     }
 
     /// Feeds the correlation windows; their alerts join the event's.
@@ -207,23 +220,33 @@ impl Pipeline {
         mut judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
         now: i64,
+        stamp: i64,
         out: &mut Vec<Alert>,
     ) -> Disposition {
         if let Some(k) = key {
-            if !self.dedup.first_seen_key(k, now) {
+            if !self.dedup.first_seen_key_at(k, now, stamp) {
                 return Disposition::Duplicate;
             }
         }
         self.correlate(hits, &mut judged);
-        self.admit_alerts(judged, now, out)
+        self.admit_alerts(judged, now, stamp, out)
     }
 
     /// Keeps the alerts not raised before; an event whose every alert was raised before is
     /// a redelivery after the id TTL.
-    fn admit_alerts(&mut self, judged: Vec<Alert>, now: i64, out: &mut Vec<Alert>) -> Disposition {
+    fn admit_alerts(
+        &mut self,
+        judged: Vec<Alert>,
+        now: i64,
+        stamp: i64,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
         let (before, raised) = (out.len(), judged.len());
         for alert in judged {
-            if self.alerted.first_seen(&alert.alert_id, now) {
+            if self
+                .alerted
+                .first_seen_key_at(dedup::key(&alert.alert_id), now, stamp)
+            {
                 out.push(alert);
             }
         }
