@@ -33,19 +33,23 @@ impl Condition {
 
 static CONDITIONS: Mutex<BTreeMap<(String, Condition), String>> = Mutex::new(BTreeMap::new());
 
-/// Sets (with why) or clears a sink's condition.
+/// Sets (with why) or clears a sink's condition. Clearing one that is not set (every
+/// successful request) costs a lock and a look, nothing else.
 pub fn set(sink: &str, c: Condition, why: Option<String>) {
-    metrics::gauge!(c.gauge(), "sink" => sink.to_string()).set(f64::from(u8::from(why.is_some())));
-    if let Ok(mut m) = CONDITIONS.lock() {
-        match why {
-            Some(w) => {
-                m.insert((sink.to_string(), c), w);
-            }
-            None => {
-                m.remove(&(sink.to_string(), c));
-            }
+    let Ok(mut m) = CONDITIONS.lock() else {
+        return;
+    };
+    let bad = why.is_some();
+    match why {
+        Some(w) => {
+            m.insert((sink.to_string(), c), w);
         }
+        None if m.keys().any(|(s, k)| s == sink && *k == c) => {
+            m.remove(&(sink.to_string(), c));
+        }
+        None => return,
     }
+    metrics::gauge!(c.gauge(), "sink" => sink.to_string()).set(f64::from(u8::from(bad)));
 }
 
 /// Every condition now, one line each (`sink hook: the destination refuses its requests

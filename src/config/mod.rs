@@ -123,13 +123,10 @@ pub fn load_str(text: &str, file: &str, today_secs: i64) -> Result<Loaded, Confi
     let (errors, warnings): (Vec<_>, Vec<_>) =
         problems.into_iter().partition(|p| p.level == Level::Error);
     match config {
-        Some(config) if errors.is_empty() => Ok(Loaded {
+        Some((config, tables)) if errors.is_empty() => Ok(Loaded {
             config,
             warnings,
-            tables: text
-                .parse::<toml::Table>()
-                .map(|t| t.keys().cloned().collect())
-                .unwrap_or_default(),
+            tables,
         }),
         _ => Err(ConfigError {
             problems: errors.into_iter().chain(warnings).collect(),

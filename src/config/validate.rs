@@ -223,7 +223,12 @@ const TOP_LEVEL: &[&str] = &[
     "routes",
 ];
 
-pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, Vec<Problem>) {
+/// The config, when it has no error, with the file's top-level keys; and every problem.
+pub(super) fn parse(
+    text: &str,
+    file: &str,
+    now_secs: i64,
+) -> (Option<(Config, BTreeSet<String>)>, Vec<Problem>) {
     let mut c = Collector {
         file,
         problems: Vec::new(),
@@ -248,6 +253,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
             return (None, c.problems);
         }
     };
+    let tables: BTreeSet<String> = root.keys().cloned().collect();
     let mut ok = true;
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
@@ -425,7 +431,7 @@ pub(super) fn parse(text: &str, file: &str, now_secs: i64) -> (Option<Config>, V
         checkpoint,
         shaping,
     };
-    (complete.then_some(config), c.problems)
+    (complete.then_some((config, tables)), c.problems)
 }
 
 /// Region codes in a list (routes' `regions`), as the policy's are checked.

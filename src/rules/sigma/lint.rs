@@ -124,6 +124,28 @@ fn selection_line(node: &Node, name: &str) -> Option<usize> {
 
 /// Every field key of every selection: its path, modifiers and values against the schema.
 fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
+    each_field(node, |key_line, field, mods, values| {
+        if let Some((level, code, message, fix)) = check(field, mods, values) {
+            out.push(Finding {
+                file: file.to_string(),
+                line: d.file_line(key_line),
+                rule: d.name.clone(),
+                level,
+                code,
+                message,
+                fix,
+            });
+        }
+    });
+}
+
+/// Calls `f` for every field key of every selection of a rule's detection: the key's line,
+/// its field path, modifiers, and values as the loader reads them (`None` for YAML null; a
+/// value the loader refuses is its error, left out here). Keywords (no field) are skipped.
+pub(super) fn each_field(
+    node: &Node,
+    mut f: impl FnMut(Option<usize>, &str, &[&str], &[Option<&str>]),
+) {
     let Some(det) = detection(node) else {
         return;
     };
@@ -141,27 +163,15 @@ fn fields(d: &Doc, file: &str, node: &Node, out: &mut Vec<Finding>) {
                 let mut parts = key.as_str().split('|');
                 let field = parts.next().unwrap_or_default();
                 if field.is_empty() {
-                    continue; // keywords
+                    continue;
                 }
                 let mods: Vec<&str> = parts.collect();
-                // As the loader reads them (`None` for YAML null); a bad value is its error.
                 let raws: Vec<super::matcher::Raw> = match values {
                     Node::Sequence(s) => s.iter().filter_map(|n| raw(n).ok()).collect(),
                     n => raw(n).ok().into_iter().collect(),
                 };
                 let values: Vec<Option<&str>> = raws.iter().map(Option::as_deref).collect();
-                let finding = |level, code, message: String, fix: String| Finding {
-                    file: file.to_string(),
-                    line: d.file_line(line(key.span())),
-                    rule: d.name.clone(),
-                    level,
-                    code,
-                    message,
-                    fix,
-                };
-                if let Some((level, code, message, fix)) = check(field, &mods, &values) {
-                    out.push(finding(level, code, message, fix));
-                }
+                f(line(key.span()), field, &mods, &values);
             }
         }
     }

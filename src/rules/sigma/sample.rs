@@ -12,11 +12,10 @@
 
 use std::collections::BTreeMap;
 
-use marked_yaml::Node;
 use serde_json::Value;
 
-use super::lint::Finding;
-use super::{line, load_docs, raw, Rule};
+use super::lint::{each_field, Finding};
+use super::{line, load_docs, Rule};
 use crate::filter::lint::Level;
 
 pub const NOT_IN_SAMPLE: &str = "SG007-not-in-sample";
@@ -242,43 +241,6 @@ pub fn findings(
         }
     });
     out
-}
-
-/// Every field key of every selection: its line, path, modifiers and values.
-fn each_field(node: &Node, mut f: impl FnMut(Option<usize>, &str, &[&str], &[Option<&str>])) {
-    let Some(det) = node
-        .as_mapping()
-        .and_then(|m| m.get_node("detection"))
-        .and_then(Node::as_mapping)
-    else {
-        return;
-    };
-    for (k, v) in det.iter() {
-        if k.as_str() == "condition" {
-            continue;
-        }
-        let maps: Vec<_> = match v {
-            Node::Mapping(m) => vec![m],
-            Node::Sequence(s) => s.iter().filter_map(Node::as_mapping).collect(),
-            Node::Scalar(_) => vec![],
-        };
-        for m in maps {
-            for (key, values) in m.iter() {
-                let mut parts = key.as_str().split('|');
-                let field = parts.next().unwrap_or_default();
-                if field.is_empty() {
-                    continue; // keywords
-                }
-                let mods: Vec<&str> = parts.collect();
-                let raws: Vec<super::matcher::Raw> = match values {
-                    Node::Sequence(s) => s.iter().filter_map(|n| raw(n).ok()).collect(),
-                    n => raw(n).ok().into_iter().collect(),
-                };
-                let values: Vec<Option<&str>> = raws.iter().map(Option::as_deref).collect();
-                f(line(key.span()), field, &mods, &values);
-            }
-        }
-    }
 }
 
 #[cfg(test)]
