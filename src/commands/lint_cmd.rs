@@ -167,9 +167,15 @@ fn read_sample(
     use trailwatch::source::replay::{self, Reader};
     struct Observe(Sample, u64);
     impl Visit for Observe {
-        fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(ev.raw) {
-                self.0.observe(&v);
+        fn event(&mut self, ev: Event<'_>, pos: &Position) {
+            match serde_json::from_str::<serde_json::Value>(ev.raw) {
+                Ok(v) => self.0.observe(&v),
+                // Decoded, but not a JSON value as a whole: as unreadable as a dead letter.
+                Err(e) => self.dead_letter(DeadLetter::new(
+                    pos,
+                    ev.raw.as_bytes(),
+                    format!("JSON: {e}"),
+                )),
             }
         }
         fn dead_letter(&mut self, dead: DeadLetter) {

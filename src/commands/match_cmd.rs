@@ -197,8 +197,15 @@ fn raw_lines<W: Write>(
                 );
             }
             Line::Complete => {
-                let line = String::from_utf8_lossy(&buf);
-                let line = line.strip_suffix('\r').unwrap_or(&line);
+                let Ok(line) = std::str::from_utf8(&buf) else {
+                    grep.dead_letters += 1;
+                    eprintln!(
+                        "trailwatch: {}:{line_no}: not UTF-8: not matched",
+                        input.name()
+                    );
+                    continue;
+                };
+                let line = line.strip_suffix('\r').unwrap_or(line);
                 if matches!(what, What::Pattern(p) if p.matches_message(line)) {
                     grep.emit(line);
                 }
