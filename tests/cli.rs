@@ -1794,6 +1794,60 @@ fn a_full_dedup_window_makes_the_run_incomplete() {
 /// `replay`: the run gives the same duplicates and the same alerts as without it, wherever it
 /// sits in the input (before, every id before it expired: the redeliveries after it were no
 /// longer duplicates and alerted again).
+/// The records of years apart (2020, 2024, and copies a year and two years on), each
+/// delivered twice, in the order written and in shuffled orders: the same alerts, the same
+/// duplicates. Before, the second copy of a record the event clock had passed by more than
+/// the 7-day alert-id TTL alerted again, and which copies did depended on the order.
+#[test]
+fn replay_output_does_not_depend_on_the_order_of_the_input() {
+    let t = Tmp::new();
+    let cfg = t.test_config();
+    let mut recs = all_records();
+    for (year, tag) in [(1, "a"), (2, "b")] {
+        for (j, line) in stratus().iter().enumerate() {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            let time = v["eventTime"].as_str().unwrap().to_string();
+            let y: i32 = time[..4].parse().unwrap();
+            v["eventTime"] = format!("{}{}", y + year, &time[4..]).into();
+            v["eventID"] = format!("{tag}0000000-0000-4000-8000-{j:012}").into();
+            recs.push(v.to_string());
+        }
+    }
+    let mut twice = recs.clone();
+    twice.extend(recs.iter().cloned());
+    let run_order = |order: &[String], name: &str| {
+        let input = t.write(name, jsonl(order));
+        let out = replay(&cfg, &[&input]);
+        assert_eq!(out.code, 0, "{}", out.show());
+        let mut alerts: Vec<String> = out.alerts().iter().map(|a| a.to_string()).collect();
+        alerts.sort();
+        (out.summary(), alerts, out)
+    };
+    let (sum, alerts, out) = run_order(&twice, "written.jsonl");
+    assert_eq!(sum.duplicates, recs.len() as u64, "{}", out.show());
+    assert!(alerts.len() >= 20, "{}", out.show());
+    let ids: BTreeSet<String> = out
+        .alerts()
+        .iter()
+        .map(|a| a["alert_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids.len(), alerts.len(), "an alert twice: {}", out.show());
+    // A small deterministic shuffle (Fisher-Yates on a linear congruential generator).
+    for seed in [1u64, 7, 42, 1234] {
+        let mut order = twice.clone();
+        let mut x = seed;
+        for i in (1..order.len()).rev() {
+            x = x
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            order.swap(i, (x >> 33) as usize % (i + 1));
+        }
+        let (s, a, out) = run_order(&order, &format!("shuffled{seed}.jsonl"));
+        assert_eq!(s.duplicates, sum.duplicates, "seed {seed}: {}", out.show());
+        assert_eq!(a, alerts, "seed {seed}: {}", out.show());
+    }
+}
+
 #[test]
 fn one_far_future_event_time_does_not_jump_the_replay_clock() {
     let t = Tmp::new();

@@ -302,6 +302,7 @@ expires = "tomorrow"
 
 [dedup]
 event_ttl = "forever"
+max_clock_skew = "2s"
 
 [sinks]
 "#;
@@ -330,6 +331,7 @@ event_ttl = "forever"
             "policy.exempt[1]: matches nothing",
             "policy.exempt[1].expires: \"tomorrow\" is not a date",
             "dedup.event_ttl: \"forever\" is not a duration",
+            "dedup.max_clock_skew: \"2s\" is out of range; expected a duration from 1m to 7d",
         ] {
             assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
         }

@@ -202,6 +202,8 @@ pub struct DedupRaw {
     pub event_ttl: String,
     #[serde(default = "default_max_ids")]
     pub max_event_ids: usize,
+    #[serde(default = "default_max_clock_skew")]
+    pub max_clock_skew: String,
 }
 
 /// `[dedup]`, parsed.
@@ -209,6 +211,10 @@ pub struct DedupRaw {
 pub struct Dedup {
     pub event_ttl_secs: i64,
     pub max_event_ids: usize,
+    /// How far ahead an event time is trusted for state: of arrival on the live roads (later
+    /// times are clamped for the health watch and correlation windows), of the event clock in
+    /// `replay` and `backtest` (a longer jump waits for a second event).
+    pub max_clock_skew_secs: i64,
 }
 
 impl Default for Dedup {
@@ -216,6 +222,7 @@ impl Default for Dedup {
         Dedup {
             event_ttl_secs: 2 * 3600,
             max_event_ids: default_max_ids(),
+            max_clock_skew_secs: 15 * 60,
         }
     }
 }
@@ -293,6 +300,9 @@ fn default_global_regions() -> Vec<String> {
 }
 fn default_ttl() -> String {
     "2h".into()
+}
+fn default_max_clock_skew() -> String {
+    "15m".to_string()
 }
 fn default_max_ids() -> usize {
     2_000_000

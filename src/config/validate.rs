@@ -621,6 +621,17 @@ fn check_dedup(c: &mut Collector, raw: &DedupRaw) -> Dedup {
     if raw.max_event_ids == 0 {
         c.error("dedup.max_event_ids", "must be at least 1");
     }
+    match parse_duration(&raw.max_clock_skew) {
+        Ok(secs) if (60..=7 * 86_400).contains(&secs) => d.max_clock_skew_secs = secs,
+        Ok(_) => c.error(
+            "dedup.max_clock_skew",
+            format!(
+                "{:?} is out of range; expected a duration from 1m to 7d",
+                raw.max_clock_skew
+            ),
+        ),
+        Err(why) => c.error("dedup.max_clock_skew", why),
+    }
     d
 }
 

@@ -32,6 +32,11 @@ pub struct Counts {
     pub transport_records: u64,
     /// Events outside the run's scope (`backtest`'s accounts, regions and time window).
     pub outside: u64,
+    /// On arrival time: events dated further ahead of their arrival than
+    /// `dedup.max_clock_skew`, whose time was clamped for state (judged on their own).
+    pub clamped: u64,
+    /// The latest of those event times.
+    pub clamped_latest: Option<i64>,
 }
 
 impl std::ops::AddAssign for Counts {
@@ -46,6 +51,8 @@ impl std::ops::AddAssign for Counts {
         self.skipped += c.skipped;
         self.transport_records += c.transport_records;
         self.outside += c.outside;
+        self.clamped += c.clamped;
+        self.clamped_latest = self.clamped_latest.max(c.clamped_latest);
     }
 }
 
@@ -132,8 +139,9 @@ impl<'e, 'c> Feed<'e, 'c> {
                         self.core
                             .pipeline
                             .admit(e.key, alerts, hits, now, stamp, &mut self.alerts);
+                    let time = self.trusted(e.time);
                     if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
-                        self.watch(o.account.as_deref(), o.region.as_deref(), e.time, now);
+                        self.watch(o.account.as_deref(), o.region.as_deref(), time, now);
                     }
                     self.raised(d, now);
                 }
@@ -158,6 +166,25 @@ impl<'e, 'c> Feed<'e, 'c> {
             core.latest.observe(t);
         }
         core.latest.now().unwrap_or(self.now)
+    }
+
+    /// An event's time as state may take it: on arrival time, one further ahead of the
+    /// batch's arrival than `dedup.max_clock_skew` is taken as the arrival time (the event is
+    /// still judged and alerted on with its own time); counted when clamped.
+    fn trusted(&mut self, event_time: Option<i64>) -> Option<i64> {
+        let t = event_time?;
+        if self.core.clock != ClockMode::Arrival {
+            return Some(t);
+        }
+        let limit = self
+            .now
+            .saturating_add(self.core.pipeline.settings().max_clock_skew_secs);
+        if t <= limit {
+            return Some(t);
+        }
+        self.counts.clamped += 1;
+        self.counts.clamped_latest = self.counts.clamped_latest.max(Some(t));
+        Some(self.now)
     }
 
     /// When an event's ids are remembered from: on event time, its own time when that is
@@ -198,6 +225,15 @@ impl<'e, 'c> Feed<'e, 'c> {
             }
         }
         metrics::counter!("trailwatch_events_total").increment(self.counts.events);
+        if self.counts.clamped > 0 {
+            metrics::counter!("trailwatch_event_time_clamped_total").increment(self.counts.clamped);
+            tracing::warn!(
+                events = self.counts.clamped,
+                latest = %self.counts.clamped_latest.map(crate::event::format_utc_secs).unwrap_or_default(),
+                max_clock_skew_secs = self.core.pipeline.settings().max_clock_skew_secs,
+                "events dated ahead of their arrival by more than dedup.max_clock_skew: judged and alerted on with their own time; the health watch and correlation windows take their arrival time instead"
+            );
+        }
         Evaluated {
             pending: self.take_items(),
             counts: self.counts,
@@ -294,8 +330,9 @@ impl Visit for Feed<'_, '_> {
             .core
             .pipeline
             .process_stamped(&ev, now, stamp, self.now, &mut self.alerts);
+        let time = self.trusted(ev.time_secs());
         if let (Disposition::Evaluated { .. }, true) = (&d, self.core.health.is_some()) {
-            self.watch(ev.account(), ev.region(), ev.time_secs(), now);
+            self.watch(ev.account(), ev.region(), time, now);
         }
         self.raised(d, now);
     }

@@ -236,12 +236,13 @@ impl Engine {
         for id in &ids {
             pipeline.remember_alert(id, now);
         }
+        let skew = pipeline.settings().max_clock_skew_secs;
         let mut core = Core {
             pipeline,
             shaper,
             dead_letters,
             clock,
-            latest: EventClock::default(),
+            latest: EventClock::new(skew),
             organization,
             health,
         };
@@ -656,22 +657,36 @@ impl Acceptance {
 }
 
 /// The event-time clock of `replay` and `backtest`: the latest event time seen, except that a
-/// jump ahead by more than [`EventClock::MAX_JUMP`] is taken only once a second event
-/// confirms it (within that much of the first). So one record dated
+/// jump ahead by more than `dedup.max_clock_skew` (default 15 minutes) is taken only once a
+/// second event confirms it (within that much of the first). So one record dated
 /// 2099 among real records moves nothing (it expired every dedup id and alert id before it),
 /// while a replay that moves on to a later day moves with it at its second event; the first
 /// event of the jump is remembered from its own time (`Dedup::first_seen_key_at`).
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventClock {
     now: Option<i64>,
     /// A jump seen once, waiting for a second event to confirm it.
     pending: Option<i64>,
+    max_jump: i64,
     /// Jumps refused: not confirmed by the next event.
     pub refused: u64,
 }
 
+impl Default for EventClock {
+    fn default() -> Self {
+        EventClock::new(15 * 60)
+    }
+}
+
 impl EventClock {
-    pub const MAX_JUMP: i64 = 15 * 60;
+    pub fn new(max_jump: i64) -> Self {
+        EventClock {
+            now: None,
+            pending: None,
+            max_jump: max_jump.max(0),
+            refused: 0,
+        }
+    }
 
     pub fn now(&self) -> Option<i64> {
         self.now
@@ -687,7 +702,7 @@ impl EventClock {
             self.now = Some(t);
             return;
         };
-        if t <= c + Self::MAX_JUMP {
+        if t <= c.saturating_add(self.max_jump) {
             self.now = Some(c.max(t));
             if self.pending.take().is_some() {
                 self.refuse();
@@ -695,7 +710,7 @@ impl EventClock {
             return;
         }
         match self.pending {
-            Some(p) if (t - p).abs() <= Self::MAX_JUMP => {
+            Some(p) if (t - p).abs() <= self.max_jump => {
                 self.now = Some(p.min(t));
                 self.pending = None;
             }

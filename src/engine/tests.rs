@@ -434,3 +434,80 @@ fn a_large_batch_judged_on_several_threads_raises_the_same_items_in_the_same_ord
         assert_eq!(many, one, "items with {jobs} threads");
     }
 }
+
+/// Live (arrival time): one record dated 2099 for an account must not become its last event
+/// for the health watch (its usual gap would be decades and it could never be silent); it is
+/// still judged and alerted on with its own time, and counted as clamped.
+#[test]
+fn a_far_future_event_time_is_clamped_for_the_health_watch_on_arrival_time() {
+    let c = load_str(
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\
+         [health]\nsilent_after = \"30m\"\nlearn_events = 3\n",
+        "engine.toml",
+        0,
+    )
+    .unwrap()
+    .config;
+    let engine = Engine::new(
+        parts(&c, ClockMode::Arrival),
+        Output::Writer(Writer::stdout(Streams::SIEM, false)),
+        None,
+        NOW,
+    )
+    .unwrap();
+    let base: serde_json::Value = serde_json::from_str(lines()[0]).unwrap();
+    let record = |account: &str, id: String, time: i64| {
+        let mut v = base.clone();
+        v["recipientAccountId"] = account.into();
+        v["userIdentity"]["accountId"] = account.into();
+        v["eventID"] = id.into();
+        v["eventTime"] = crate::event::format_utc_secs(time).into();
+        v["awsRegion"] = "eu-west-3".into();
+        v["eventName"] = "RunInstances".into();
+        v["readOnly"] = false.into();
+        v.to_string()
+    };
+    let feed = |lines: Vec<String>, now: i64| {
+        let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+        let ev = engine.evaluate(records(&refs), None, now);
+        let out = (ev.counts, ev.pending.items().len());
+        ev.pending.settle();
+        out
+    };
+    // Two accounts every 5 minutes for two hours.
+    let mut t = NOW;
+    while t < NOW + 2 * 3600 {
+        for a in ["111111111111", "222222222222"] {
+            feed(vec![record(a, format!("{a}-{t}"), t)], t);
+        }
+        t += 300;
+    }
+    // One record of 111… dated 2099, arriving now: judged (it alerts) and clamped.
+    let future = crate::event::parse_utc_secs("2099-01-01T00:00:00Z").unwrap();
+    let (counts, items) = feed(vec![record("111111111111", "from-2099".into(), future)], t);
+    assert_eq!(counts.clamped, 1);
+    assert_eq!(counts.clamped_latest, Some(future));
+    assert_eq!((counts.alerts, items), (1, 1), "judged with its own time");
+    // Then 111… stops while 222… goes on for an hour: 111… is silent.
+    let mut silent = Vec::new();
+    let end = t + 3600;
+    while t < end {
+        t += 300;
+        feed(vec![record("222222222222", format!("222-{t}"), t)], t);
+        let p = engine.tick(t);
+        for i in p.items() {
+            if let Item::Siem(a) = i.as_ref() {
+                silent.push((a.rule.clone(), a.account.clone()));
+            }
+        }
+        p.settle();
+    }
+    assert_eq!(
+        silent,
+        vec![(
+            crate::config::health::SILENT.to_string(),
+            Some("111111111111".to_string())
+        )],
+        "the account's last event is its last real one, not 2099"
+    );
+}

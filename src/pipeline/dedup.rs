@@ -35,6 +35,10 @@ pub struct Dedup {
     max_ids: usize,
     seen: HashSet<Key, BuildHasherDefault<PassThrough>>,
     order: VecDeque<(Key, i64)>,
+    /// Keep ids past their TTL while there is room (`replay`, `backtest`): they are forgotten
+    /// only to make room, oldest first, so a bounded run's result does not depend on the
+    /// order of its input.
+    keep_while_room: bool,
     /// Ids forgotten early because the set was full (a sign `max_event_ids` is too small).
     pub evicted_early: u64,
 }
@@ -51,8 +55,16 @@ impl Dedup {
             max_ids: max_ids.max(1),
             seen: HashSet::default(),
             order: VecDeque::new(),
+            keep_while_room: false,
             evicted_early: 0,
         }
+    }
+
+    /// Ids are held at least the TTL, and past it for as long as there is room (see
+    /// [`Dedup::keep_while_room`]'s field).
+    pub fn keeping_while_room(mut self, yes: bool) -> Self {
+        self.keep_while_room = yes;
+        self
     }
 
     /// True the first time `id` is seen within the TTL; false for a duplicate.
@@ -70,14 +82,19 @@ impl Dedup {
     /// catching up to it does not expire it at once.
     pub fn first_seen_key_at(&mut self, k: Key, now: i64, stamp: i64) -> bool {
         let stamp = stamp.max(now);
-        self.expire(now);
+        if !self.keep_while_room {
+            self.expire(now);
+        }
         if self.seen.contains(&k) {
             return false;
         }
         if self.seen.len() >= self.max_ids {
-            if let Some((old, _)) = self.order.pop_front() {
+            if let Some((old, t)) = self.order.pop_front() {
                 self.seen.remove(&old);
-                self.evicted_early += 1;
+                // Held past its TTL while there was room: forgetting it now is on time.
+                if t.saturating_add(self.ttl_secs) > now {
+                    self.evicted_early += 1;
+                }
             }
         }
         self.seen.insert(k);
@@ -102,7 +119,12 @@ impl Dedup {
 
     /// A set holding a snapshot's ids (the newest `max_ids` of them).
     pub fn restore(ttl_secs: i64, max_ids: usize, snap: &[(Key, i64)]) -> Self {
-        let mut d = Dedup::new(ttl_secs, max_ids);
+        Dedup::new(ttl_secs, max_ids).restoring(snap)
+    }
+
+    /// This set (empty) holding a snapshot's ids.
+    pub fn restoring(self, snap: &[(Key, i64)]) -> Self {
+        let mut d = self;
         let skip = snap.len().saturating_sub(d.max_ids);
         for &(k, t) in &snap[skip..] {
             if d.seen.insert(k) {
@@ -153,6 +175,22 @@ mod tests {
         assert_eq!(d.evicted_early, 1);
         assert!(!d.first_seen("d", 1));
         assert!(d.first_seen("a", 1), "a was evicted to make room");
+    }
+
+    #[test]
+    fn keeping_while_room_holds_ids_past_the_ttl_until_room_is_needed() {
+        let mut d = Dedup::new(60, 3).keeping_while_room(true);
+        assert!(d.first_seen("a", 0));
+        // Long past its TTL, "a" is still held: there was room.
+        assert!(!d.first_seen("a", 10_000));
+        assert!(d.first_seen("b", 10_000));
+        assert!(d.first_seen("c", 10_000));
+        // Full: "a" (past its TTL) makes room, and that is not early.
+        assert!(d.first_seen("d", 10_000));
+        assert_eq!(d.evicted_early, 0);
+        assert!(d.first_seen("a", 10_000), "a was forgotten to make room");
+        // "b" goes next, within its TTL: early, and counted.
+        assert_eq!(d.evicted_early, 1);
     }
 
     #[test]

@@ -49,6 +49,8 @@ pub struct Pipeline {
     alerted: Dedup,
     /// The Sigma correlations' windows, fed in input order after dedup.
     correlator: correlate::Correlator,
+    /// Judged on event time (`replay`, `backtest`), not arrival.
+    on_event_time: bool,
 }
 
 impl Pipeline {
@@ -70,6 +72,7 @@ impl Pipeline {
                 ALERT_ID_CAPACITY,
             ),
             correlator: correlate::Correlator::default(),
+            on_event_time: false,
         }
     }
 
@@ -84,11 +87,20 @@ impl Pipeline {
         self.correlator.stats
     }
 
-    /// Replay: exemptions are judged at each event's own `eventTime`, so the result does not
-    /// depend on the order of the input.
+    /// Replay: exemptions are judged at each event's own `eventTime`, and ids are kept past
+    /// their TTL while there is room, so the result does not depend on the order of the input.
     pub fn judge_on_event_time(mut self, yes: bool) -> Self {
         self.judge = self.judge.on_event_time(yes);
+        self.on_event_time = yes;
+        self.dedup = std::mem::replace(&mut self.dedup, Dedup::new(0, 1)).keeping_while_room(yes);
+        self.alerted =
+            std::mem::replace(&mut self.alerted, Dedup::new(0, 1)).keeping_while_room(yes);
         self
+    }
+
+    /// The `[dedup]` settings.
+    pub fn settings(&self) -> &config::Dedup {
+        &self.settings
     }
 
     /// The rules as they stand (cheap to clone), for threads that judge events in parallel.
@@ -148,12 +160,13 @@ impl Pipeline {
     /// Continues from a snapshot (ids past their TTL are dropped).
     pub fn restore(&mut self, snap: &PipelineSnapshot) {
         let d = self.settings;
-        self.dedup = Dedup::restore(d.event_ttl_secs, d.max_event_ids, &snap.event_ids);
-        self.alerted = Dedup::restore(
-            d.event_ttl_secs.max(ALERT_ID_TTL_SECS),
-            ALERT_ID_CAPACITY,
-            &snap.alert_ids,
-        );
+        let lazy = self.on_event_time;
+        self.dedup = Dedup::new(d.event_ttl_secs, d.max_event_ids)
+            .keeping_while_room(lazy)
+            .restoring(&snap.event_ids);
+        self.alerted = Dedup::new(d.event_ttl_secs.max(ALERT_ID_TTL_SECS), ALERT_ID_CAPACITY)
+            .keeping_while_room(lazy)
+            .restoring(&snap.alert_ids);
         self.correlator = correlate::Correlator::new(self.judge.sigma());
         self.correlator.restore(&snap.correlation);
     }
@@ -200,13 +213,20 @@ impl Pipeline {
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         let hits = std::mem::take(&mut self.scratch.hits);
-        self.correlate(hits, &mut judged);
+        self.correlate(hits, now, &mut judged);
         self.admit_alerts(judged, now, stamp, out)
     }
 
-    /// Feeds the correlation windows; their alerts join the event's.
-    fn correlate(&mut self, hits: Vec<correlate::Hit>, judged: &mut Vec<Alert>) {
-        for h in hits {
+    /// Feeds the correlation windows; their alerts join the event's. On arrival time, an
+    /// event time further ahead of `now` than `max_clock_skew` is taken as `now` for the
+    /// windows (one record dated 2099 would otherwise make every later event of its group too
+    /// late, and count in windows it was never in).
+    fn correlate(&mut self, hits: Vec<correlate::Hit>, now: i64, judged: &mut Vec<Alert>) {
+        let limit = now.saturating_add(self.settings.max_clock_skew_secs);
+        for mut h in hits {
+            if !self.on_event_time && h.time > limit {
+                h.time = now;
+            }
             judged.extend(self.correlator.hit(h));
         }
     }
@@ -228,7 +248,7 @@ impl Pipeline {
                 return Disposition::Duplicate;
             }
         }
-        self.correlate(hits, &mut judged);
+        self.correlate(hits, now, &mut judged);
         self.admit_alerts(judged, now, stamp, out)
     }
 

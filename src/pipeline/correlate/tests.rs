@@ -571,3 +571,27 @@ fn a_fractional_threshold_is_compared_as_written() {
     let c = a[0].sigma.as_ref().unwrap().correlation.as_ref().unwrap();
     assert_eq!(c.condition, "lte 1.5");
 }
+
+/// On arrival time (the live roads), one event dated 2099 in a group would make every later
+/// event of the group "too late" for its window; it counts at its arrival time instead
+/// (further ahead than `dedup.max_clock_skew`), and the group goes on counting.
+#[test]
+fn a_far_future_event_does_not_make_the_group_late_on_arrival_time() {
+    let mut p = pipeline(COUNT);
+    let now = |min: i64| 1_700_000_000 + min * 60;
+    let mut out = Vec::new();
+    let mut feed = |id: &str, event_min: i64, arrival_min: i64| {
+        let e = ev(id, event_min, "ListUsers", "arn:u1", "1.1.1.1");
+        let parsed = object::parse(&e).unwrap().event;
+        p.process(&parsed, now(arrival_min), &mut out);
+    };
+    // Dated 2099, arriving at minute 0.
+    feed("future", 40_000_000, 0);
+    feed("e1", 1, 1);
+    feed("e2", 2, 2);
+    out.retain(|a| a.sigma.as_ref().is_some_and(|s| s.correlation.is_some()));
+    assert_eq!(out.len(), 1, "{out:#?}");
+    let c = out[0].sigma.as_ref().unwrap().correlation.as_ref().unwrap();
+    assert_eq!(c.event_ids, ["future", "e1", "e2"]);
+    assert_eq!(p.correlation_stats().late, 0);
+}
