@@ -68,6 +68,38 @@ fn describe() {
         "replay/backtest: event times that moved no state clock (far ahead of it and not confirmed by a second event): one record dated 2099 moves nothing"
     );
     c!(
+        "trailwatch_event_time_clamped_total",
+        "run/serve/lambda: events dated more than dedup.max_clock_skew ahead of their arrival (judged on their own time; the health watch and correlation windows take the arrival time)"
+    );
+    c!(
+        "trailwatch_org_first_read_fallbacks_total",
+        "Starts where the organization could not be read within organization.first_read_timeout and no tree was saved (events judged on the config policy until it is read)"
+    );
+    c!(
+        "trailwatch_org_rejudged_events_total",
+        "Events judged on the config policy at start, judged again once the organization was read"
+    );
+    c!(
+        "trailwatch_org_rejudge_dropped_total",
+        "Events judged on the config policy at start that could not be kept to be judged again (over 200,000 events or 256 MiB)"
+    );
+    h!(
+        "trailwatch_checkpoint_seconds",
+        "Time to write one checkpoint (state file and id log), seconds"
+    );
+    c!(
+        "trailwatch_checkpoint_bytes_total",
+        "Bytes written by checkpoints, by file (state: the JSON; ids: the id log)"
+    );
+    c!(
+        "trailwatch_checkpoint_id_log_rewrites_total",
+        "Checkpoints that wrote the whole id log anew (the first after a start, and compactions)"
+    );
+    c!(
+        "trailwatch_state_ids_damaged_total",
+        "Starts whose id log was damaged (the ids before the damage were kept)"
+    );
+    c!(
         "trailwatch_incomplete_total",
         "What a command that ends (replay, backtest, match, explain) did not do, by command and what: dead letters, unread inputs, unlisted prefixes, dedup ids forgotten early, items left spooled or not accepted"
     );

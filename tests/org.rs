@@ -879,6 +879,158 @@ fn hangup(c: &Consumer) {
 
 /// SIGHUP with a good file swaps the policy and `[organization]` (here a faster refresh that
 /// then picks up an UpdatePolicy on its own); with a bad file the running config stays.
+/// The alert rules by event id.
+fn rules_by_event(alerts: &[Value]) -> BTreeMap<String, Vec<String>> {
+    let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for a in alerts {
+        out.entry(a["event_id"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .push(a["rule"].as_str().unwrap().to_string());
+    }
+    out
+}
+
+/// With `[organization]` and no tree saved, Organizations throttled at start (through a
+/// proxy answering TooManyRequestsException): `run` judges nothing until the first read
+/// succeeds; past `first_read_timeout` it judges on the config policy and, once the tree is
+/// read, judges those events again (raising what the tree raises, nothing twice); SIGTERM
+/// during the start-up read stops it at once.
+#[test]
+fn run_waits_for_the_organization_and_judges_again_what_it_judged_without_it() {
+    use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+    let Live {
+        moto,
+        k,
+        kc,
+        rt,
+        o,
+        t,
+        ..
+    } = Live::new("first");
+    rt.block_on(create_stream(&kc, "fallback", 1));
+    let throttled = std::sync::Arc::new(AtomicBool::new(true));
+    let th = throttled.clone();
+    let proxy = common::proxy::Proxy::start(moto.port, move |_, _| th.load(SeqCst).then_some(429));
+    let config = |name: &str, stream: &str, org: &str| {
+        t.write(
+            &format!("{name}.toml"),
+            format!(
+                "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"{stream}\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\n\n[checkpoint]\npath = \"{}\"\ninterval = \"500ms\"\n\n[organization]\nsource = \"aws\"\nchange_delay = \"0s\"\n{org}",
+                t.path(&format!("state/{name}.json")).display()
+            ),
+        )
+    };
+    // Writes in ap-south-1, outside the root's SCP: `scp-bypass` on the tree, only
+    // `unapproved-region` on the config policy.
+    let writes = |prefix: &str| -> Vec<String> {
+        (1..=5)
+            .map(|i| {
+                call(
+                    &format!("{prefix}-{i}"),
+                    "ec2.amazonaws.com",
+                    "RunInstances",
+                    &o.accounts["sec"],
+                    "ap-south-1",
+                )
+            })
+            .collect()
+    };
+
+    // 1. Waits for the first read.
+    let cfg = config(
+        "wait",
+        "first",
+        "first_read_timeout = \"60s\"\nrefresh = \"1h\"\n",
+    );
+    let run = start_run(&cfg, k.port, proxy.port, &[]);
+    rt.block_on(put(&kc, "first", &writes("wait"), 0));
+    let early = quiet_for(&run, 3);
+    assert!(
+        early.is_empty(),
+        "judged before the organization was read: {early:#?}"
+    );
+    throttled.store(false, SeqCst);
+    let got = alerts_until(&run, |a| a.len() >= 5);
+    let by_event = rules_by_event(&got);
+    assert_eq!(by_event.len(), 5, "{got:#?}");
+    assert!(
+        by_event.values().all(|r| r == &["scp-bypass"]),
+        "judged on the tree: {by_event:#?}"
+    );
+    let (code, rest) = run.stop();
+    assert_eq!(code, 0);
+    assert!(rest.is_empty(), "{rest:?}");
+
+    // 2. Past first_read_timeout: judged on the config policy, then again on the tree.
+    throttled.store(true, SeqCst);
+    let cfg = config(
+        "fallback",
+        "fallback",
+        "first_read_timeout = \"2s\"\nrefresh = \"3s\"\n",
+    );
+    let run = start_run(&cfg, k.port, proxy.port, &[]);
+    rt.block_on(put(&kc, "fallback", &writes("fb"), 0));
+    let first = alerts_until(&run, |a| a.len() >= 5);
+    assert!(
+        rules_by_event(&first)
+            .values()
+            .all(|r| r == &["unapproved-region"]),
+        "{first:#?}"
+    );
+    throttled.store(false, SeqCst);
+    let again = alerts_until(&run, |a| a.len() >= 5);
+    let by_event = rules_by_event(&again);
+    assert_eq!(
+        by_event.keys().collect::<Vec<_>>(),
+        rules_by_event(&first).keys().collect::<Vec<_>>(),
+        "{again:#?}"
+    );
+    assert!(
+        by_event.values().all(|r| r == &["scp-bypass"]),
+        "what the tree raises, once: {by_event:#?}"
+    );
+    let more = quiet_for(&run, 5);
+    assert!(
+        more.iter().all(|a| a["rule"] == "org-policy-drift"),
+        "nothing twice: {more:#?}"
+    );
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+
+    // 3. SIGTERM during the start-up read: a clean stop, at once.
+    throttled.store(true, SeqCst);
+    let cfg = config("stop", "first", "first_read_timeout = \"60s\"\n");
+    let run = start_run(&cfg, k.port, proxy.port, &[]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let asked = std::time::Instant::now();
+    let (code, rest) = run.stop();
+    assert_eq!(code, 0);
+    assert!(rest.is_empty(), "{rest:?}");
+    assert!(
+        asked.elapsed() < std::time::Duration::from_secs(5),
+        "{:?}",
+        asked.elapsed()
+    );
+
+    // 4. The API error is one line: call, code, message, request id; no SDK dump.
+    let out = tw(proxy.port, &["org"], &cfg);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let line = err
+        .lines()
+        .find(|l| l.contains("cannot read the organization"))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        line.contains("ListRoots: TooManyRequestsException: AWS Organizations can't complete")
+            && line.ends_with("(request id injected-req-1)"),
+        "{line}"
+    );
+    assert!(
+        !err.contains("ErrorMetadata") && !err.contains("Error {"),
+        "{err}"
+    );
+}
+
 #[test]
 fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
     let Live {

@@ -15,29 +15,88 @@ use trailwatch::org::watch::{Nudge, Update, Watch};
 use trailwatch::org::{self, drift};
 use trailwatch::state::SavedOrganization;
 
-/// The organization as read at start-up: `None` without `[organization]` or when it cannot be
-/// read (logged: the road goes on with the saved tree, else the config policy).
+/// What the start-up read of the organization came to.
+pub enum FirstRead {
+    /// No `[organization]`.
+    NotConfigured,
+    Read(SavedOrganization),
+    /// It could not be read: the road goes on with the saved tree, else the config policy
+    /// (and then judges provisionally: see [`Engine::judge_provisionally`]).
+    Failed,
+    /// SIGTERM (or Ctrl-C) came during the read.
+    Stopped,
+}
+
+impl FirstRead {
+    pub fn read(&self) -> Option<&SavedOrganization> {
+        match self {
+            FirstRead::Read(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self, FirstRead::Failed)
+    }
+}
+
+/// The organization as read at start-up. With a tree saved with the checkpoint, one read (the
+/// SDK retries throttling); without one, events are not judged until a read succeeds, so
+/// reads are tried again with backoff for up to `first_read_timeout`. A stop signal ends the
+/// wait at once.
 pub async fn first_read(
     config: &Config,
     saved: Option<&SavedOrganization>,
-) -> Option<SavedOrganization> {
-    let cfg = config.organization.as_ref()?;
-    let client = org::fetch::client(cfg.role_arn.as_deref()).await;
-    match org::read(&client).await {
-        Ok(tree) => Some(SavedOrganization {
-            read_at: now_secs(),
-            tree,
-        }),
-        Err(e) => {
-            match saved {
-                Some(s) => {
-                    tracing::error!(error = %e, saved_at = %trailwatch::event::format_utc_secs(s.read_at), "cannot read the organization: starting from the tree saved with the checkpoint")
+    stop: &tokio_util::sync::CancellationToken,
+) -> FirstRead {
+    let Some(cfg) = config.organization.as_ref() else {
+        return FirstRead::NotConfigured;
+    };
+    let deadline = tokio::time::Instant::now() + cfg.first_read_timeout;
+    let reading = async {
+        let client = org::fetch::client(cfg.role_arn.as_deref()).await;
+        let mut attempt = 0u32;
+        loop {
+            attempt += 1;
+            let e = match org::read(&client).await {
+                Ok(tree) => {
+                    return Some(SavedOrganization {
+                        read_at: now_secs(),
+                        tree,
+                    })
                 }
-                None => {
-                    tracing::error!(error = %e, "cannot read the organization, and no tree is saved: starting from the config policy")
-                }
+                Err(e) => e,
+            };
+            let wait = trailwatch::backoff::delay(
+                Duration::from_secs(1),
+                Duration::from_secs(30),
+                attempt,
+            );
+            if saved.is_some() || tokio::time::Instant::now() + wait >= deadline {
+                tracing::error!(error = %e, attempts = attempt, "cannot read the organization");
+                return None;
             }
-            None
+            tracing::warn!(error = %e, attempt, retry_in_ms = wait.as_millis() as u64, "cannot read the organization yet: events wait for it (organization.first_read_timeout)");
+            tokio::time::sleep(wait).await;
+        }
+    };
+    let got = tokio::select! {
+        got = tokio::time::timeout_at(deadline, reading) => got.ok().flatten(),
+        _ = stop.cancelled() => {
+            tracing::warn!("stopped while reading the organization at start-up");
+            return FirstRead::Stopped;
+        }
+    };
+    match (got, saved) {
+        (Some(s), _) => FirstRead::Read(s),
+        (None, Some(s)) => {
+            tracing::error!(saved_at = %trailwatch::event::format_utc_secs(s.read_at), "cannot read the organization: starting from the tree saved with the checkpoint");
+            FirstRead::Failed
+        }
+        (None, None) => {
+            tracing::error!(timeout_secs = cfg.first_read_timeout.as_secs(), "cannot read the organization within organization.first_read_timeout, and no tree is saved: judging on the config policy until it is read, then judging those events again on it");
+            metrics::counter!("trailwatch_org_first_read_fallbacks_total").increment(1);
+            FirstRead::Failed
         }
     }
 }

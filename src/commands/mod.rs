@@ -91,6 +91,27 @@ pub fn serve_metrics(
 }
 
 /// A token cancelled at the first SIGTERM or SIGINT (a task on the current runtime).
+/// Saves the state file and records what it cost: `trailwatch_checkpoint_seconds`,
+/// `trailwatch_checkpoint_bytes_total{file}`, `_id_log_rewrites_total`, and the time of the
+/// last success.
+pub fn record_checkpoint(
+    save: impl FnOnce() -> Result<trailwatch::state::Written, trailwatch::state::StateError>,
+) -> Result<trailwatch::state::Written, trailwatch::state::StateError> {
+    let started = std::time::Instant::now();
+    let written = save()?;
+    metrics::histogram!("trailwatch_checkpoint_seconds").record(started.elapsed().as_secs_f64());
+    metrics::counter!("trailwatch_checkpoint_bytes_total", "file" => "state")
+        .increment(written.json_bytes);
+    metrics::counter!("trailwatch_checkpoint_bytes_total", "file" => "ids")
+        .increment(written.id_bytes);
+    if written.rewritten {
+        metrics::counter!("trailwatch_checkpoint_id_log_rewrites_total").increment(1);
+    }
+    metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
+        .set(trailwatch::clock::now_secs() as f64);
+    Ok(written)
+}
+
 pub fn shutdown_signal() -> tokio_util::sync::CancellationToken {
     let token = tokio_util::sync::CancellationToken::new();
     let cancel = token.clone();

@@ -118,8 +118,11 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
         }
     }
     let saved = state.state.engine.organization.clone();
-    let first = live::first_read(&config, saved.as_ref()).await;
-    let organization = first.as_ref().or(saved.as_ref()).map(|s| s.tree.clone());
+    let first = live::first_read(&config, saved.as_ref(), &stop).await;
+    if matches!(first, live::FirstRead::Stopped) {
+        return Ok(());
+    }
+    let organization = first.read().or(saved.as_ref()).map(|s| s.tree.clone());
     let engine = build::engine(
         &config,
         build::Options {
@@ -135,14 +138,13 @@ async fn consume(args: Args, config: Config) -> anyhow::Result<()> {
     )
     .await
     .with_context(|| format!("starting the output of {}", args.config.display()))?;
-    let mut live = Live::start(
-        args.config.clone(),
-        config.clone(),
-        config.organization.is_some() && first.is_none(),
-    );
+    if first.failed() && saved.is_none() {
+        engine.judge_provisionally();
+    }
+    let mut live = Live::start(args.config.clone(), config.clone(), first.failed());
     let nudge = live.nudge();
     let mut inflight = Inflight::new();
-    if let Some(f) = first {
+    if let live::FirstRead::Read(f) = first {
         let update = trailwatch::org::watch::Update {
             tree: f.tree,
             read_at: f.read_at,
@@ -352,7 +354,7 @@ impl Saver {
         while let Some(res) = inflight.join_next().await {
             res.context("an acceptance task failed")?.map_err(refused)?;
         }
-        let snapshot = engine.snapshot().context(
+        let snapshot = engine.snapshot_since(self.state.since()).context(
             "alerts were lost (see the log): stopping without a checkpoint (they are read again at restart)",
         )?;
         // With leases the positions live in the lease table; the file keeps the rest.
@@ -362,9 +364,7 @@ impl Saver {
             self.state.state.shards = shards;
         }
         self.state.state.engine = snapshot;
-        self.state.save()?;
-        metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
-            .set(now_secs() as f64);
+        super::record_checkpoint(|| self.state.save())?;
         Ok(())
     }
 }

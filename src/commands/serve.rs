@@ -69,14 +69,14 @@ impl App {
     /// Writes the dedup and shaping state if everything evaluated so far is settled;
     /// returns whether it did.
     fn save(&self, state: &Mutex<StateFile>) -> anyhow::Result<bool> {
-        let Some(snapshot) = self.engine.snapshot() else {
-            return Ok(false);
-        };
         let mut state = state
             .lock()
             .map_err(|_| anyhow::anyhow!("state lock poisoned"))?;
+        let Some(snapshot) = self.engine.snapshot_since(state.since()) else {
+            return Ok(false);
+        };
         state.state.engine = snapshot;
-        state.save()?;
+        super::record_checkpoint(|| state.save())?;
         Ok(true)
     }
 }
@@ -315,8 +315,13 @@ async fn serve(
     // The dedup and shaping state survive a restart (`[checkpoint] path`).
     let mut state = StateFile::open(&config.checkpoint.path, "firehose")?;
     let saved = state.state.engine.organization.clone();
-    let first = live::first_read(&config, saved.as_ref()).await;
-    let organization = first.as_ref().or(saved.as_ref()).map(|s| s.tree.clone());
+    // A SIGTERM during start-up (reading the organization, say) is a clean stop too.
+    let stop = super::shutdown_signal();
+    let first = live::first_read(&config, saved.as_ref(), &stop).await;
+    if matches!(first, live::FirstRead::Stopped) {
+        return Ok(exit::ok());
+    }
+    let organization = first.read().or(saved.as_ref()).map(|s| s.tree.clone());
     let engine = match build::engine(
         &config,
         build::Options {
@@ -336,11 +341,10 @@ async fn serve(
         Err(e) => return Err(e.into()),
     };
     let state = Arc::new(Mutex::new(state));
-    let mut live = Live::start(
-        args.config.clone(),
-        config.clone(),
-        config.organization.is_some() && first.is_none(),
-    );
+    if first.failed() && saved.is_none() {
+        engine.judge_provisionally();
+    }
+    let mut live = Live::start(args.config.clone(), config.clone(), first.failed());
     let app = Arc::new(App {
         nudge: live.nudge(),
         keys,
@@ -358,7 +362,6 @@ async fn serve(
         deliveries: TaskTracker::new(),
     });
     let background = TaskTracker::new();
-    let stop = super::shutdown_signal();
     {
         let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
         let every = config.checkpoint.interval;
@@ -401,6 +404,10 @@ async fn serve(
     // The organization read again, and SIGHUP: applied between requests.
     {
         let (app, stop) = (app.clone(), stop.clone());
+        let first = match first {
+            live::FirstRead::Read(f) => Some(f),
+            _ => None,
+        };
         let first = first.map(|f| trailwatch::org::watch::Update {
             tree: f.tree,
             read_at: f.read_at,

@@ -19,6 +19,10 @@ pub struct Organization {
     /// After the stream carries a change to the organization, wait this long, then read it
     /// again (more changes in the meantime share the read).
     pub change_delay: Duration,
+    /// With no tree saved, how long `run` and `serve` wait at start for the first read
+    /// before judging on the config policy (what they judge then is judged again once the
+    /// organization is read).
+    pub first_read_timeout: Duration,
 }
 
 #[derive(Deserialize)]
@@ -32,6 +36,12 @@ struct Raw {
     regions_from_scps: bool,
     #[serde(default = "default_change_delay")]
     change_delay: String,
+    #[serde(default = "default_first_read_timeout")]
+    first_read_timeout: String,
+}
+
+fn default_first_read_timeout() -> String {
+    "2m".into()
 }
 
 fn default_change_delay() -> String {
@@ -116,10 +126,28 @@ pub(super) fn read(c: &mut Collector, table: Option<Table>) -> Option<Organizati
             Duration::from_secs(5)
         }
     };
+    let first_read_timeout = match humantime::parse_duration(&raw.first_read_timeout) {
+        Ok(d) if d <= Duration::from_secs(3600) => d,
+        Ok(_) => {
+            c.error("organization.first_read_timeout", "expected at most 1h");
+            Duration::from_secs(120)
+        }
+        Err(e) => {
+            c.error(
+                "organization.first_read_timeout",
+                format!(
+                    "{:?} is not a duration ({e}); expected e.g. \"2m\"",
+                    raw.first_read_timeout
+                ),
+            );
+            Duration::from_secs(120)
+        }
+    };
     Some(Organization {
         role_arn: raw.role_arn,
         refresh,
         regions_from_scps: raw.regions_from_scps,
         change_delay,
+        first_read_timeout,
     })
 }

@@ -139,6 +139,12 @@ impl<'e, 'c> Feed<'e, 'c> {
                         self.core
                             .pipeline
                             .admit(e.key, alerts, hits, now, stamp, &mut self.alerts);
+                    if let (Some(p), Disposition::Evaluated { .. } | Disposition::Repeated) =
+                        (self.core.provisional.as_mut(), &d)
+                    {
+                        // Judged elsewhere, without its text kept: cannot be judged again.
+                        p.drop_one();
+                    }
                     let time = self.trusted(e.time);
                     if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
                         self.watch(o.account.as_deref(), o.region.as_deref(), time, now);
@@ -330,6 +336,11 @@ impl Visit for Feed<'_, '_> {
             .core
             .pipeline
             .process_stamped(&ev, now, stamp, self.now, &mut self.alerts);
+        if let (Some(p), Disposition::Evaluated { .. } | Disposition::Repeated) =
+            (self.core.provisional.as_mut(), &d)
+        {
+            p.keep(ev.raw, self.now);
+        }
         let time = self.trusted(ev.time_secs());
         if let (Disposition::Evaluated { .. }, true) = (&d, self.core.health.is_some()) {
             self.watch(ev.account(), ev.region(), time, now);

@@ -22,6 +22,7 @@ mod dead_letter;
 mod feed;
 mod output;
 pub mod parallel;
+mod provisional;
 #[cfg(test)]
 mod tests;
 
@@ -129,6 +130,8 @@ struct Core {
     /// The organization the policy was built from, saved with the snapshot.
     organization: Option<crate::state::SavedOrganization>,
     health: Option<crate::health::Watch>,
+    /// Events judged on the config policy until the organization is first read.
+    provisional: Option<provisional::Provisional>,
 }
 
 impl Core {
@@ -245,6 +248,7 @@ impl Engine {
             latest: EventClock::new(skew),
             organization,
             health,
+            provisional: None,
         };
         core.expect_organization();
         Ok(Engine {
@@ -306,7 +310,9 @@ impl Engine {
     ) -> Evaluated {
         let records: Vec<Record<'r>> = records.into_iter().collect();
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
-        if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES {
+        // Judged provisionally, events keep their text to be judged again: on this thread.
+        let provisional = self.core().provisional.is_some();
+        if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES && !provisional {
             // Decoded and judged on several threads; taken in order, as if decoded here.
             let judges = [self.judge()];
             let origins = self.watches_health();
@@ -414,6 +420,12 @@ impl Engine {
     /// The state to save, or `None` while anything evaluated is not yet accepted (or after
     /// alerts were lost: the state then must never be saved again by this process).
     pub fn snapshot(&self) -> Option<EngineSnapshot> {
+        self.snapshot_since(None)
+    }
+
+    /// [`Self::snapshot`] with only the dedup ids added since `marks` (those of the last
+    /// snapshot saved: [`crate::state::StateFile::since`]), when given.
+    pub fn snapshot_since(&self, marks: Option<(u64, u64)>) -> Option<EngineSnapshot> {
         let core = self.core();
         if !self.is_settled() {
             return None;
@@ -423,7 +435,7 @@ impl Engine {
             Output::Sinks(_) | Output::Caller => None,
         };
         Some(EngineSnapshot {
-            pipeline: Some(core.pipeline.snapshot()),
+            pipeline: Some(core.pipeline.snapshot_since(marks)),
             shaping: core.shaper.as_ref().map(Shaper::snapshot),
             output_len,
             organization: core.organization.clone(),
@@ -450,12 +462,22 @@ impl Engine {
         core.pipeline.set_policy(policy);
         core.organization = Some(saved);
         core.expect_organization();
-        let alerts = core.pipeline.first_alerts(alerts, now);
+        let mut alerts = core.pipeline.first_alerts(alerts, now);
+        if let Some(p) = core.provisional.take() {
+            alerts.extend(rejudge(&mut core.pipeline, p, now));
+        }
         let mut items = Vec::new();
         let mut notify = Vec::new();
         raise(&mut core, alerts, now, &mut items, &mut notify);
         items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
         Pending::new(items, &self.books)
+    }
+
+    /// The organization could not be read at start and no tree is saved: from now until
+    /// [`Self::apply_organization`], events are judged on the config policy and kept (within
+    /// bounds) to be judged again on the tree.
+    pub fn judge_provisionally(&self) {
+        self.core().provisional = Some(provisional::Provisional::default());
     }
 
     /// Between batches (a config reload): new custom and Sigma rules, policy and shaping
@@ -654,6 +676,28 @@ impl Acceptance {
             }),
         }
     }
+}
+
+/// Judges again, on the policy just built from the organization, the events judged on the
+/// config policy while it could not be read; gives the alerts not raised before.
+fn rejudge(pipeline: &mut Pipeline, p: provisional::Provisional, now: i64) -> Vec<Alert> {
+    let (kept, dropped) = (p.len(), p.dropped);
+    let mut alerts = Vec::new();
+    let mut unreadable = 0u64;
+    for (raw, judged_at) in p.into_events() {
+        match crate::decode::object::parse(&raw) {
+            Ok(obj) => pipeline.rejudge(&obj.event, judged_at, now, &mut alerts),
+            Err(_) => unreadable += 1,
+        }
+    }
+    metrics::counter!("trailwatch_org_rejudged_events_total").increment(kept as u64);
+    tracing::warn!(
+        events = kept,
+        alerts = alerts.len(),
+        not_judged_again = dropped + unreadable,
+        "the organization is read: the events judged on the config policy meanwhile were judged again on it"
+    );
+    alerts
 }
 
 /// The event-time clock of `replay` and `backtest`: the latest event time seen, except that a

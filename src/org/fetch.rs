@@ -1,11 +1,11 @@
 //! Reading the organization through AWS Organizations (aws-sdk-organizations): ListRoots, then
-//! the OUs and accounts of each parent, breadth first, then the SCPs attached to every target
-//! and each policy's document once. Every list is paginated; throttling is retried with
+//! the OUs and accounts of each parent, breadth first, then the SCPs (ListPolicies) and, for
+//! each, its targets (ListTargetsForPolicy) and its document. Every list is paginated; throttling is retried with
 //! backoff by the SDK's standard retry (more attempts than the default).
 
 use std::time::{Duration, Instant};
 
-use aws_sdk_organizations::error::DisplayErrorContext;
+use aws_sdk_organizations::error::SdkError;
 use aws_sdk_organizations::types::PolicyType;
 pub use aws_sdk_organizations::Client;
 
@@ -19,10 +19,14 @@ pub enum FetchError {
     NoRoot,
 }
 
-fn api<E: std::error::Error>(call: &'static str) -> impl Fn(E) -> FetchError {
+fn api<E, R>(call: &'static str) -> impl Fn(SdkError<E, R>) -> FetchError
+where
+    E: aws_sdk_organizations::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     move |e| FetchError::Api {
         call,
-        message: DisplayErrorContext(&e).to_string(),
+        message: crate::aws::describe(&e),
     }
 }
 
@@ -137,60 +141,88 @@ pub async fn fetch(c: &Client) -> Result<(Tree, Stats), FetchError> {
             }
         }
     }
-    let targets: Vec<String> = std::iter::once(root)
+    // The SCPs, then each one's targets: about two calls a policy, however many accounts
+    // and OUs there are (one ListPoliciesForTarget per target cost a call per account).
+    let mut attached: std::collections::BTreeMap<String, Vec<String>> = std::iter::once(root)
         .chain(tree.ous.keys().cloned())
         .chain(tree.accounts.keys().cloned())
+        .map(|t| (t, Vec::new()))
         .collect();
-    for target in targets {
-        let mut ids = Vec::new();
+    let mut ids = Vec::new();
+    let mut token = None;
+    loop {
+        let page = c
+            .list_policies()
+            .filter(PolicyType::ServiceControlPolicy)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(api("ListPolicies"))?;
+        calls += 1;
+        ids.extend(
+            page.policies()
+                .iter()
+                .filter_map(|p| p.id().map(str::to_string)),
+        );
+        token = page.next_token().map(str::to_string);
+        if token.is_none() {
+            break;
+        }
+    }
+    for id in ids {
+        let mut targets = Vec::new();
         let mut token = None;
         loop {
             let page = c
-                .list_policies_for_target()
-                .target_id(&target)
-                .filter(PolicyType::ServiceControlPolicy)
+                .list_targets_for_policy()
+                .policy_id(&id)
                 .set_next_token(token)
                 .send()
                 .await
-                .map_err(api("ListPoliciesForTarget"))?;
+                .map_err(api("ListTargetsForPolicy"))?;
             calls += 1;
-            ids.extend(
-                page.policies()
+            targets.extend(
+                page.targets()
                     .iter()
-                    .filter_map(|p| p.id().map(str::to_string)),
+                    .filter_map(|t| t.target_id().map(str::to_string)),
             );
             token = page.next_token().map(str::to_string);
             if token.is_none() {
                 break;
             }
         }
-        for id in &ids {
-            if tree.policies.contains_key(id) {
-                continue;
-            }
-            let d = c
-                .describe_policy()
-                .policy_id(id)
-                .send()
-                .await
-                .map_err(api("DescribePolicy"))?;
-            calls += 1;
-            if let Some(p) = d.policy() {
-                tree.policies.insert(
-                    id.clone(),
-                    Policy {
-                        name: p
-                            .policy_summary()
-                            .and_then(|s| s.name())
-                            .unwrap_or_default()
-                            .to_string(),
-                        content: p.content().unwrap_or_default().to_string(),
-                    },
-                );
+        if targets.is_empty() {
+            // Attached nowhere: it restricts no one, and its document is not needed.
+            continue;
+        }
+        let d = c
+            .describe_policy()
+            .policy_id(&id)
+            .send()
+            .await
+            .map_err(api("DescribePolicy"))?;
+        calls += 1;
+        if let Some(p) = d.policy() {
+            tree.policies.insert(
+                id.clone(),
+                Policy {
+                    name: p
+                        .policy_summary()
+                        .and_then(|s| s.name())
+                        .unwrap_or_default()
+                        .to_string(),
+                    content: p.content().unwrap_or_default().to_string(),
+                },
+            );
+        }
+        for t in targets {
+            // A target this read did not list (moved in between) is listed next time.
+            if let Some(list) = attached.get_mut(&t) {
+                list.push(id.clone());
             }
         }
-        tree.attached.insert(target, ids);
     }
+    tree.attached = attached;
     Ok((
         tree,
         Stats {

@@ -39,6 +39,8 @@ pub struct Dedup {
     /// only to make room, oldest first, so a bounded run's result does not depend on the
     /// order of its input.
     keep_while_room: bool,
+    /// Ids added so far (a checkpoint saves those added since the last one: [`Dedup::since`]).
+    pushed: u64,
     /// Ids forgotten early because the set was full (a sign `max_event_ids` is too small).
     pub evicted_early: u64,
 }
@@ -56,6 +58,7 @@ impl Dedup {
             seen: HashSet::default(),
             order: VecDeque::new(),
             keep_while_room: false,
+            pushed: 0,
             evicted_early: 0,
         }
     }
@@ -99,7 +102,26 @@ impl Dedup {
         }
         self.seen.insert(k);
         self.order.push_back((k, stamp));
+        self.pushed += 1;
         true
+    }
+
+    /// How many ids were added so far: a mark for [`Dedup::since`].
+    pub fn pushed(&self) -> u64 {
+        self.pushed
+    }
+
+    /// The ids held that were added after `mark` (all of them without one), oldest first.
+    pub fn since(&self, mark: Option<u64>) -> Vec<(Key, i64)> {
+        let n = match mark {
+            Some(m) => (self.pushed.saturating_sub(m) as usize).min(self.order.len()),
+            None => self.order.len(),
+        };
+        self.order
+            .iter()
+            .skip(self.order.len() - n)
+            .copied()
+            .collect()
     }
 
     fn expire(&mut self, now: i64) {
@@ -191,6 +213,23 @@ mod tests {
         assert!(d.first_seen("a", 10_000), "a was forgotten to make room");
         // "b" goes next, within its TTL: early, and counted.
         assert_eq!(d.evicted_early, 1);
+    }
+
+    #[test]
+    fn since_gives_the_ids_added_after_a_mark() {
+        let mut d = Dedup::new(60, 3);
+        d.first_seen("a", 0);
+        let mark = d.pushed();
+        assert!(d.since(Some(mark)).is_empty());
+        d.first_seen("b", 1);
+        d.first_seen("b", 2);
+        assert_eq!(d.since(Some(mark)), [(key("b"), 1)]);
+        // More added than held: what is held.
+        for id in ["c", "d", "e"] {
+            d.first_seen(id, 3);
+        }
+        assert_eq!(d.since(Some(mark)).len(), 3);
+        assert_eq!(d.since(None).len(), 3);
     }
 
     #[test]

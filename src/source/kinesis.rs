@@ -41,10 +41,14 @@ pub enum KinesisError {
     Api { op: &'static str, message: String },
 }
 
-fn api<E: std::error::Error>(op: &'static str, e: E) -> KinesisError {
+fn api<E, R>(op: &'static str, e: aws_sdk_kinesis::error::SdkError<E, R>) -> KinesisError
+where
+    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
     KinesisError::Api {
         op,
-        message: super::error_chain(&e),
+        message: crate::aws::describe(&e),
     }
 }
 

@@ -9,7 +9,8 @@ use std::sync::{Arc, Mutex};
 use super::http::read_http;
 
 /// Decides whether to answer a request (method, path with query) with this status; `0`
-/// forwards it and cuts the answer's body short (then closes the connection).
+/// forwards it and cuts the answer's body short (then closes the connection); `429` answers
+/// as the AWS JSON protocols throttle (400 with `TooManyRequestsException`).
 pub type Inject = dyn Fn(&str, &str) -> Option<u16> + Send + Sync;
 
 pub struct Proxy {
@@ -111,6 +112,18 @@ fn serve(
         );
         seen.lock().unwrap().push((method.clone(), path.clone()));
         let injected = inject(&method, &path);
+        if let Some(429) = injected {
+            // The AWS JSON protocols' throttling answer (Organizations, Kinesis, DynamoDB).
+            let body = r#"{"__type":"TooManyRequestsException","message":"AWS Organizations can't complete your request because another request is already in progress. Try again later."}"#;
+            let reply = format!(
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/x-amz-json-1.1\r\nx-amzn-RequestId: injected-req-1\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if conn.write_all(reply.as_bytes()).is_err() {
+                return;
+            }
+            continue;
+        }
         if let Some(status) = injected.filter(|s| *s != 0) {
             let body = format!(
                 "<Error><Code>{}</Code><Message>injected</Message></Error>",

@@ -93,11 +93,24 @@ impl LeaseTable {
         &self.table
     }
 
-    fn api<E: std::error::Error>(&self, op: &'static str, e: E) -> LeaseError {
+    /// A request that could not even be built.
+    fn build_error(&self, op: &'static str, e: aws_sdk_dynamodb::error::BuildError) -> LeaseError {
         LeaseError::Api {
             table: self.table.clone(),
             op,
             message: crate::source::error_chain(&e),
+        }
+    }
+
+    fn api<E, R>(&self, op: &'static str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> LeaseError
+    where
+        E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
+        R: std::fmt::Debug,
+    {
+        LeaseError::Api {
+            table: self.table.clone(),
+            op,
+            message: crate::aws::describe(&e),
         }
     }
 
@@ -126,14 +139,14 @@ impl LeaseTable {
                             .attribute_name("leaseKey")
                             .attribute_type(ScalarAttributeType::S)
                             .build()
-                            .map_err(|e| self.api("CreateTable", e))?,
+                            .map_err(|e| self.build_error("CreateTable", e))?,
                     )
                     .key_schema(
                         KeySchemaElement::builder()
                             .attribute_name("leaseKey")
                             .key_type(KeyType::Hash)
                             .build()
-                            .map_err(|e| self.api("CreateTable", e))?,
+                            .map_err(|e| self.build_error("CreateTable", e))?,
                     )
                     .send()
                     .await;
@@ -230,7 +243,10 @@ impl LeaseTable {
         r: Result<T, SdkError<E>>,
     ) -> Result<bool, LeaseError>
     where
-        E: std::error::Error + ConditionFailed + 'static,
+        E: std::error::Error
+            + ConditionFailed
+            + aws_sdk_dynamodb::error::ProvideErrorMetadata
+            + 'static,
         SdkError<E>: std::error::Error,
     {
         match r {
