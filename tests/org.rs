@@ -6,7 +6,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
 use aws_sdk_organizations::types::PolicyType;
@@ -877,8 +877,6 @@ fn hangup(c: &Consumer) {
     assert!(ok.success());
 }
 
-/// SIGHUP with a good file swaps the policy and `[organization]` (here a faster refresh that
-/// then picks up an UpdatePolicy on its own); with a bad file the running config stays.
 /// The alert rules by event id.
 fn rules_by_event(alerts: &[Value]) -> BTreeMap<String, Vec<String>> {
     let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -1031,6 +1029,8 @@ fn run_waits_for_the_organization_and_judges_again_what_it_judged_without_it() {
     );
 }
 
+/// SIGHUP with a good file swaps the policy and `[organization]` (here a faster refresh that
+/// then picks up an UpdatePolicy on its own); with a bad file the running config stays.
 #[test]
 fn sighup_reloads_a_good_config_and_keeps_running_on_a_bad_one() {
     let Live {
@@ -1411,4 +1411,256 @@ fn replay_with_health_expecting_the_organization_finds_the_account_that_never_se
         alerts[0]["event_time"],
         trailwatch::event::format_utc_secs(day + 3600)
     );
+}
+
+/// The webhook's alert rules, with how many times each alert id arrived.
+fn delivered(server: &common::http::Server) -> BTreeMap<String, (String, usize)> {
+    let mut out: BTreeMap<String, (String, usize)> = BTreeMap::new();
+    for r in server.accepted() {
+        for a in r.json().as_array().cloned().unwrap_or_default() {
+            let e = out
+                .entry(a["alert_id"].as_str().unwrap_or_default().to_string())
+                .or_insert_with(|| (a["rule"].as_str().unwrap_or_default().to_string(), 0));
+            e.1 += 1;
+        }
+    }
+    out
+}
+
+/// Issue 28's chaos run, shared by `run` and `serve`: Organizations throttled at start (so
+/// events are judged on the config policy, then again on the tree), a webhook that is down
+/// (alerts spool), the records to send (real ones under fresh ids, five writes outside the
+/// root's SCP, one record dated 2099) and what the webhook must receive.
+struct Chaos {
+    throttled: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    proxy: common::proxy::Proxy,
+    server: common::http::Server,
+    state: std::path::PathBuf,
+    text: String,
+    cfg: std::path::PathBuf,
+    first: Vec<String>,
+    second: Vec<String>,
+    want: BTreeSet<String>,
+    writes: usize,
+}
+
+impl Chaos {
+    /// `source`: the `[source.…]` table of the road.
+    fn new(t: &Tmp, o: &Org, moto: u16, source: &str) -> Chaos {
+        use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+        let throttled = std::sync::Arc::new(AtomicBool::new(true));
+        let th = throttled.clone();
+        let proxy = common::proxy::Proxy::start(moto, move |_, _| th.load(SeqCst).then_some(429));
+        let server = common::http::Server::start();
+        server.down();
+        let state = t.path("state");
+        let base = format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n{source}\n[checkpoint]\npath = \"{}\"\ninterval = \"500ms\"\n\n[delivery]\nstate_dir = \"{}\"\naccept_within = \"1s\"\n\n[[sinks]]\nname = \"hook\"\ntype = \"webhook\"\nurl = \"{}\"\nbatch = 20\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"hook\"]\n",
+            state.join("cp.json").display(),
+            state.display(),
+            server.url("/in")
+        );
+        let text = format!(
+            "{base}\n[organization]\nsource = \"aws\"\nchange_delay = \"0s\"\nfirst_read_timeout = \"2s\"\nrefresh = \"3s\"\n"
+        );
+        let cfg = t.write("chaos.toml", &text);
+        let plain = t.write("plain.toml", &base);
+        let writes: Vec<String> = (1..=5)
+            .map(|i| {
+                call(
+                    &format!("chaos-{i}"),
+                    "ec2.amazonaws.com",
+                    "RunInstances",
+                    &o.accounts["sec"],
+                    "ap-south-1",
+                )
+            })
+            .collect();
+        let many = many_records(6);
+        let future = with_fields(
+            &many[0],
+            json!({"eventID": "from-2099", "eventTime": "2099-01-01T00:00:00Z"}),
+        );
+        let mut first: Vec<String> = many[..60].to_vec();
+        first.extend(writes.iter().cloned());
+        first.push(future);
+        let second: Vec<String> = many[60..].to_vec();
+        let mut all = first.clone();
+        all.extend(second.iter().cloned());
+        let want = expected(&plain, t, &all);
+        assert!(want.len() > 50, "{}", want.len());
+        Chaos {
+            throttled,
+            proxy,
+            server,
+            state,
+            text,
+            cfg,
+            first,
+            second,
+            want,
+            writes: writes.len(),
+        }
+    }
+
+    /// Once the first records' alerts are spooled: the spool directory removed, an empty
+    /// config reloaded (refused), the real one reloaded, Organizations back.
+    fn strike(&self, pid: u32) {
+        let spool = self.state.join("spool").join("hook");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !std::fs::read_dir(&spool).is_ok_and(|d| {
+            d.flatten()
+                .any(|e| e.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
+        }) {
+            assert!(std::time::Instant::now() < deadline, "nothing spooled");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        std::fs::remove_dir_all(self.state.join("spool")).unwrap();
+        let hup = || {
+            let ok = Command::new("kill")
+                .args(["-HUP", &pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(ok.success());
+        };
+        std::fs::write(&self.cfg, "").unwrap();
+        hup();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        std::fs::write(&self.cfg, &self.text).unwrap();
+        hup();
+        self.throttled
+            .store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn scp(d: &BTreeMap<String, (String, usize)>) -> usize {
+        d.values().filter(|(rule, _)| rule == "scp-bypass").count()
+    }
+
+    /// The webhook back: everything arrives; then, once stopped, each exactly once.
+    fn deliver(&self) {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        self.server.up();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let d = delivered(&self.server);
+            if self.want.iter().all(|id| d.contains_key(id)) && Self::scp(&d) >= self.writes {
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "not everything delivered: {} of {} (+{} scp-bypass)",
+                self.want.iter().filter(|id| d.contains_key(*id)).count(),
+                self.want.len(),
+                Self::scp(&d)
+            );
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1500)); // nothing else may come
+    }
+
+    fn check(&self) {
+        let d = delivered(&self.server);
+        let twice: Vec<_> = d.iter().filter(|(_, (_, n))| *n > 1).collect();
+        assert!(twice.is_empty(), "delivered more than once: {twice:?}");
+        let extra: Vec<_> = d
+            .iter()
+            .filter(|(id, (rule, _))| !self.want.contains(*id) && rule != "scp-bypass")
+            .collect();
+        assert!(extra.is_empty(), "not expected: {extra:?}");
+        assert_eq!(
+            Self::scp(&d),
+            self.writes,
+            "what the tree raises, once each"
+        );
+    }
+}
+
+/// Issue 28's chaos test on `run` (see [`Chaos`]): every accepted alert delivered exactly once.
+#[test]
+fn chaos_run_delivers_every_accepted_alert_exactly_once() {
+    let Live {
+        moto,
+        k,
+        kc,
+        rt,
+        o,
+        t,
+        ..
+    } = Live::new("chaos");
+    let chaos = Chaos::new(
+        &t,
+        &o,
+        moto.port,
+        "[source.kinesis]\nstream = \"chaos\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\n",
+    );
+    let run = start_run(&chaos.cfg, k.port, chaos.proxy.port, &[]);
+    rt.block_on(put(&kc, "chaos", &chaos.first, 0));
+    chaos.strike(run.child.id());
+    rt.block_on(put(&kc, "chaos", &chaos.second, 100));
+    chaos.deliver();
+    let (code, rest) = run.stop();
+    assert_eq!(code, 0);
+    assert!(rest.is_empty(), "{rest:?}");
+    chaos.check();
+}
+
+/// Issue 28's chaos test on `serve` (see [`Chaos`]): Firehose requests answered 200 only once
+/// their alerts are delivered or spooled, and each of those delivered exactly once.
+#[test]
+fn chaos_serve_delivers_every_accepted_alert_exactly_once() {
+    let (moto, _c, rt, o) = org_in_moto();
+    let t = Tmp::new();
+    let port = free_port();
+    let chaos = Chaos::new(
+        &t,
+        &o,
+        moto.port,
+        &format!(
+            "[source.firehose]\nlisten = \"127.0.0.1:{port}\"\naccess_keys_env = \"TW_KEYS\"\n"
+        ),
+    );
+    let mut child = trailwatch(chaos.proxy.port)
+        .args(["serve", "--config"])
+        .arg(&chaos.cfg)
+        .env("TW_KEYS", "key-12345678")
+        .env("TRAILWATCH_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let http = reqwest::Client::new();
+    let post = |id: &str, recs: &[String]| {
+        let records: Vec<Value> = recs
+            .iter()
+            .map(|r| json!({"data": b64(&gz(cwl_data(&[r]).as_bytes()))}))
+            .collect();
+        let body = json!({"requestId": id, "timestamp": 0, "records": records});
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let sent = rt.block_on(
+                http.post(format!("http://127.0.0.1:{port}/"))
+                    .header("x-amz-firehose-access-key", "key-12345678")
+                    .header("x-amz-firehose-request-id", id)
+                    .body(body.to_string())
+                    .send(),
+            );
+            match sent {
+                Ok(r) => return assert_eq!(r.status().as_u16(), 200),
+                // Not listening until the organization is read or given up on.
+                Err(_) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(100))
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+    };
+    post("chaos-1", &chaos.first);
+    chaos.strike(child.id());
+    post("chaos-2", &chaos.second);
+    chaos.deliver();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().unwrap().code(), Some(0));
+    chaos.check();
 }

@@ -680,7 +680,12 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
             "batch = 10\ninclude_event = true\n",
         ),
     );
-    let serve = Serve::start(&cfg, port, &[]);
+    let mport = free_port();
+    let serve = Serve::start(
+        &cfg,
+        port,
+        &["--metrics-addr", &format!("127.0.0.1:{mport}")],
+    );
     let client = reqwest::Client::new();
     let url = format!("http://127.0.0.1:{port}/");
     let recs = many_records(40);
@@ -703,6 +708,13 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
         !failed.is_empty(),
         "the spool's disk filled: some requests were refused"
     );
+    // Not ready while the spool cannot be written, naming the sink.
+    let (status, body) = http_get(mport, "/readyz");
+    assert_eq!(status, 503, "{body}");
+    assert!(
+        body.contains("sink hook: its spool cannot be written"),
+        "{body}"
+    );
 
     // Space returns, then the webhook; Firehose retries what failed.
     fs.resize("64m");
@@ -721,6 +733,11 @@ fn a_full_spool_disk_answers_500_and_loses_nothing_once_space_returns() {
     std::thread::sleep(Duration::from_millis(500));
     let got = hook.webhook_alert_ids();
     assert_eq!(got.len(), want.len(), "each alert once");
+    let (status, body) = http_get(mport, "/readyz");
+    assert_eq!(
+        status, 200,
+        "ready again once the spool takes writes: {body}"
+    );
     drop(serve);
 }
 
