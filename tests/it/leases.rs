@@ -2,14 +2,12 @@
 //! Kinesis and moto's server (PyPI) for DynamoDB, both started here on free ports. The workers
 //! are the binary itself; the test reads the lease table with the real aws-sdk-dynamodb.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::emu::*;
-use common::*;
+use crate::common::emu::*;
+use crate::common::*;
 
 const TABLE: &str = "trailwatch-leases";
 const LEASE: Duration = Duration::from_secs(4);

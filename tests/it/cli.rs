@@ -2,12 +2,10 @@
 //! dedup, dead letters, exit codes, `validate`, `explain`, `--include-event` and the bundled
 //! example. Run with `cargo test --test cli`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::io::Write;
 
-use common::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// Asserts a clean replay: exit 0, `events` events, no dead letters, and exactly the

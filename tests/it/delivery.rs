@@ -3,15 +3,15 @@
 //! comes back); SNS through moto with an SQS queue subscribed; and the spool across `kill -9`.
 //! Oracle: `replay` without `--deliver` prints the items in order.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use common::http::{Fault, Server};
-use common::*;
+use crate::common::http::{Fault, Server};
+use crate::common::*;
 use hmac::{Hmac, Mac};
 use serde_json::Value;
 use sha2::Sha256;

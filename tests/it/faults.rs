@@ -2,14 +2,12 @@
 //! webhook that counts), a full disk (a real 256 KiB tmpfs when root may mount one), damaged
 //! spools, a gzip bomb, slow and stalled HTTP clients, and a config with many wrong types.
 
-mod common;
-
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use common::emu::*;
-use common::http::Server;
-use common::*;
+use crate::common::emu::*;
+use crate::common::http::Server;
+use crate::common::*;
 
 const POLICY: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n";
 

@@ -1,9 +1,7 @@
 //! The filter-pattern commands driven through the binary: `match`, `lint`, `test`, custom rules
 //! in `replay` and `validate`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn s(p: &std::path::Path) -> String {

@@ -3,7 +3,7 @@
 //! real records, gzip and not; wrong, missing and rotated keys; oversized and gzip-bomb
 //! bodies; malformed JSON and base64; retries with the same request id.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
@@ -12,8 +12,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::emu::{expected, free_port, http_get};
-use common::*;
+use crate::common::emu::{expected, free_port, http_get};
+use crate::common::*;
 use serde_json::{json, Value};
 
 struct Serve {

@@ -7,15 +7,13 @@
 //! Where `scripts/test` could not install them (no root, no apt) it sets
 //! `TRAILWATCH_SKIP_PROMETHEUS=1` and says so; nothing else skips these tests.
 
-mod common;
-
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::emu::*;
-use common::*;
+use crate::common::emu::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn tool(var: &str, name: &str) -> Option<PathBuf> {

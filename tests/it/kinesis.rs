@@ -3,16 +3,14 @@
 //! test drives the stream with the real aws-sdk-kinesis client and the consumer is the
 //! binary itself, pointed at the emulator with `AWS_ENDPOINT_URL_KINESIS`.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use common::emu::*;
-use common::http::read_http;
-use common::*;
+use crate::common::emu::*;
+use crate::common::http::read_http;
+use crate::common::*;
 use serde_json::Value;
 
 fn config(t: &Tmp, stream: &str) -> PathBuf {

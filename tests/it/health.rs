@@ -2,12 +2,12 @@
 //! archive shows its past silences); `run` against kinesalite judges it, and delivery lag, on
 //! arrival time, and keeps an ongoing silence across a restart.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
-use common::emu::*;
-use common::*;
+use crate::common::emu::*;
+use crate::common::*;
 use serde_json::Value;
 
 /// A real CloudTrail record (Stratus Red Team), as account `account` at `time`, read-only in

@@ -3,12 +3,12 @@
 //! alerts carry the rule's id, title, level, references, tags and false positives; a broken
 //! rule file is reported with its line and never stops the others.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn sigmahq() -> String {

@@ -2,17 +2,17 @@
 //! local directory, and in S3 (moto, through the real client) behind a recording proxy that
 //! shows which prefixes were listed and can throttle or fail requests.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Mutex;
 
-use common::archive::{self, Archive, ACCOUNTS};
-use common::emu::*;
-use common::proxy::Proxy;
-use common::*;
+use crate::common::archive::{self, Archive, ACCOUNTS};
+use crate::common::emu::*;
+use crate::common::proxy::Proxy;
+use crate::common::*;
 use serde_json::Value;
 
 const NEW: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n";

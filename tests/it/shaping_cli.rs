@@ -1,8 +1,6 @@
 //! Shaping through the binary: `replay --stream`, and sequence tests in `trailwatch test`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 
 fn s(p: &std::path::Path) -> String {

@@ -6,7 +6,7 @@
 //! this test, except where the two differ by design (listed here and in the README, and
 //! checked to differ).
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

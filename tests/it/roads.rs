@@ -5,15 +5,13 @@
 //! item carries its CloudTrail record. (Neither format holds a delivery time: OCSF `time` is
 //! the event's, so the items compare whole.)
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::emu::*;
-use common::*;
+use crate::common::emu::*;
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// The roads' shared config: two file sinks on the siem stream, plus `extra` (the source).

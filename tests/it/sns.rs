@@ -3,14 +3,12 @@
 //! attributes for filter policies, batching past PublishBatch's 10 entries, FIFO group and
 //! dedup ids).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
+use crate::common::emu::*;
+use crate::common::*;
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use common::emu::*;
-use common::*;
 use serde_json::Value;
 
 fn sqs(port: u16) -> aws_sdk_sqs::Client {

@@ -4,15 +4,15 @@
 //! an account (the documented region-deny shape with `NotAction` and a principal exemption,
 //! besides the `FullAWSAccess` moto attaches everywhere), and what `trailwatch org` prints.
 
-mod common;
+use crate::common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::process::Command;
 
+use crate::common::emu::*;
+use crate::common::*;
 use aws_sdk_organizations::types::PolicyType;
 use aws_sdk_organizations::Client;
-use common::emu::*;
-use common::*;
 use serde_json::{json, Value};
 
 fn orgs(port: u16) -> Client {

@@ -3,15 +3,13 @@
 //! webhook served here. A spool that cannot be written makes the batch fail from the first
 //! record whose alerts were not accepted; the retry delivers them, once.
 
-mod common;
-
 use std::collections::BTreeSet;
 
+use crate::common::emu::expected;
+use crate::common::http::Server;
+use crate::common::*;
 use aws_lambda_events::event::firehose::{KinesisFirehoseEvent, KinesisFirehoseEventRecord};
 use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisEventRecord};
-use common::emu::expected;
-use common::http::Server;
-use common::*;
 use serde_json::{json, Value};
 
 fn kinesis_event(datas: &[Vec<u8>], first_seq: u64) -> Value {

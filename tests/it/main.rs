@@ -1,0 +1,23 @@
+//! The integration tests, one binary (each test file a module): the crate and the AWS SDK are
+//! linked once instead of once per file. Run one file's tests with `cargo test --test it cli::`.
+
+mod common;
+
+mod backtest;
+mod cli;
+mod delivery;
+mod deploy;
+mod faults;
+mod filter_cli;
+mod health;
+mod kinesis;
+mod lambda;
+mod leases;
+mod org;
+mod prometheus;
+mod roads;
+mod serve;
+mod shaping_cli;
+mod sigma;
+mod sigma_oracle;
+mod sns;
