@@ -2,7 +2,7 @@
 //! conditions are existential over those values; `&&`/`||` use three-valued logic so a
 //! document that only knows some fields (the event's hot fields) can still answer "no".
 //!
-//! Value semantics (CloudWatch's, where documented; README lists the choices where not):
+//! Value semantics (CloudWatch's, where documented; docs/architecture.md lists the choices where not):
 //! - `=`/`!=` apply to strings and numbers only; objects, arrays, booleans and null never
 //!   match either; a missing field matches neither (so `!=` is "present and different").
 //! - a quoted or bare string compares exactly, with a leading/trailing `*` wildcard; against a

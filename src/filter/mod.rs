@@ -1,5 +1,5 @@
 //! CloudWatch Logs filter patterns: parse once, evaluate many times, with CloudWatch's
-//! semantics (see `eval` for the value rules and README for the choices where AWS is silent).
+//! semantics (see `eval` for the value rules and docs/architecture.md for the choices where AWS is silent).
 //!
 //! Kinds, decided by the trimmed text: empty or `" "` matches everything; `{…}` is a JSON
 //! pattern; `[…]` is space-delimited; a lone `%…%` is a regex over the message; anything else

@@ -3,7 +3,7 @@
 //! `scripts/test` into `.emu/sigma`. `tests/sigma_oracle.py` converts each rule to SQL and runs
 //! it over the fixture records flattened into columns; the sets of matching eventIDs must be
 //! equal for every rule, SigmaHQ's 57 CloudTrail rules and the modifier rules written for
-//! this test, except where the two differ by design (listed here and in the README, and
+//! this test, except where the two differ by design (listed here and in docs/sigma.md, and
 //! checked to differ).
 
 use crate::common;
