@@ -1886,3 +1886,50 @@ fn one_far_future_event_time_does_not_jump_the_replay_clock() {
         );
     }
 }
+
+/// The README's quickstart does what it says: its policy validates, `explain` judges the
+/// fixture's events with it, and `replay` of the bundled sample raises alerts.
+#[test]
+fn the_readme_quickstart_runs_as_written() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let quick = &readme[readme.find("## Quickstart").expect("a Quickstart section")..];
+    let toml = quick
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a toml block in the quickstart");
+    let t = Tmp::new();
+    let cfg = t.write("my.toml", toml);
+    let cfg = cfg.display().to_string();
+    let out = run(["validate", "--config", &cfg]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stdout.contains("1 accounts") || out.stderr.contains("1 accounts"),
+        "{}",
+        out.show()
+    );
+    let fixture = root.join("tests/fixtures/stratus_sample.jsonl");
+    let out = run([
+        "explain",
+        "--config",
+        &cfg,
+        "--event",
+        &fixture.display().to_string(),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stdout.contains("raises:         unapproved-region"),
+        "{}",
+        out.show()
+    );
+    assert!(
+        out.stdout.contains("policy.exempt[0] does not apply"),
+        "{}",
+        out.show()
+    );
+    let sample = root.join("examples/org-sample.jsonl.gz");
+    let out = run(["replay", "--config", &cfg, &sample.display().to_string()]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(out.summary().alerts > 0, "{}", out.show());
+}
