@@ -30,8 +30,11 @@ use super::inflate::{crc32, Inflater};
 /// reading fails with [`GzipError::TooLarge`]. For whole input files, which are never held in
 /// memory at once, so a bomb costs at most the cap in whatever buffers its output.
 pub fn reader<R: std::io::Read>(raw: R, limit: usize) -> impl std::io::Read {
+    // The capped reader itself: every read is counted against the cap.
+    #[allow(clippy::disallowed_methods)]
+    let inner = MultiGzDecoder::new(raw);
     Capped {
-        inner: MultiGzDecoder::new(raw),
+        inner,
         left: limit as u64,
         limit,
     }
@@ -111,6 +114,8 @@ pub fn gunzip(data: &[u8], limit: usize) -> Result<Vec<u8>, GzipError> {
         return Ok(out);
     }
     let mut out = Vec::with_capacity(data.len().saturating_mul(8).min(limit));
+    // Capped: `take(limit + 1)` tells a stream at the cap from one past it.
+    #[allow(clippy::disallowed_methods)]
     let mut reader = MultiGzDecoder::new(data).take(limit as u64 + 1);
     reader
         .read_to_end(&mut out)

@@ -2,6 +2,9 @@
 //! decompression that reports how much input it used, and CRC-32. libdeflater, the safe
 //! crate, hides the input count, and without it a second gzip member after the first would be
 //! silently ignored.
+//!
+//! The crate's only `unsafe` (`[lints.rust] unsafe_code = "deny"` elsewhere).
+#![allow(unsafe_code)]
 
 use std::ptr::NonNull;
 

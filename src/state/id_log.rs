@@ -208,6 +208,7 @@ pub fn read(state: &Path, at: LogRef) -> io::Result<Contents> {
 }
 
 #[cfg(test)]
+#[allow(clippy::disallowed_methods)] // tests read back what the code wrote
 mod tests {
     use super::*;
 

@@ -1,6 +1,10 @@
 //! The integration tests, one binary (each test file a module): the crate and the AWS SDK are
 //! linked once instead of once per file. Run one file's tests with `cargo test --test it cli::`.
 
+// Tests read back whole files and gunzip what the code under test wrote (clippy.toml's rules
+// are for the code that reads inputs).
+#![allow(clippy::disallowed_methods)]
+
 mod common;
 
 mod backtest;

@@ -1,3 +1,4 @@
+#![allow(clippy::disallowed_methods)] // tests read back the files the code under test wrote
 use std::collections::BTreeSet;
 
 use proptest::prelude::*;
