@@ -434,3 +434,113 @@ accounts = ["111122223333"]
         assert!(msg.contains("also a member of OU \"ou-a\""), "{msg}");
     }
 }
+
+#[cfg(test)]
+mod reference_tests {
+    use std::path::Path;
+
+    /// `section.key = value` for every key the example file shows, set or commented out.
+    fn example_keys() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("examples/trailwatch.toml")).unwrap();
+        let (mut section, mut out) = (String::new(), Vec::new());
+        for line in text.lines() {
+            let l = line.trim_start_matches("# ").trim();
+            if l.starts_with('[') && l.ends_with(']') && !l.contains('"') {
+                section = l.trim_matches(|c| c == '[' || c == ']').to_string();
+                continue;
+            }
+            if l.starts_with('[') {
+                section = "(instance)".into();
+                continue;
+            }
+            let Some((key, value)) = l.split_once(" = ") else {
+                continue;
+            };
+            if section == "(instance)"
+                || section.starts_with("policy.")
+                || section == "sequences"
+                || section.starts_with("sinks")
+                || section.starts_with("routes")
+                || !key.chars().all(|c| c.is_ascii_lowercase() || c == '_')
+            {
+                continue;
+            }
+            let value = value
+                .split("  #")
+                .next()
+                .unwrap_or(value)
+                .trim()
+                .to_string();
+            let full = match section.as_str() {
+                "" => key.to_string(),
+                s => format!("{s}.{key}"),
+            };
+            out.push((full, value));
+        }
+        out
+    }
+
+    fn mib(n: u64) -> Option<String> {
+        for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+            if n >= size && n % size == 0 {
+                return Some(format!("{} {unit}", n / size));
+            }
+        }
+        None
+    }
+
+    /// docs/CONFIG.md has a row for every key the example file shows, and its default cell
+    /// says the example's value (which another test holds equal to the code's default).
+    #[test]
+    fn the_config_reference_has_every_key_with_the_default_of_the_code() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
+        let rows: Vec<(String, String)> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `") || l.starts_with("| ["))
+            .filter_map(|l| {
+                let cells: Vec<&str> = l.split(" | ").collect();
+                Some((cells.first()?.to_string(), cells.get(1)?.to_string()))
+            })
+            .collect();
+        let keys = example_keys();
+        assert!(keys.len() > 45, "{keys:?}");
+        let mut problems = Vec::new();
+        for (full, value) in &keys {
+            let (section, key) = full.rsplit_once('.').unwrap_or(("", full));
+            let row = rows.iter().find(|(k, _)| {
+                k.contains(&format!("`{full}`"))
+                    || (!section.is_empty()
+                        && k.contains(&format!("`{section}."))
+                        && k.contains(&format!("`{key}`")))
+            });
+            let Some((_, default)) = row else {
+                problems.push(format!("{full}: no row"));
+                continue;
+            };
+            // A key without a default (required, or optional and absent): the example shows
+            // an example value, and the reference says so.
+            let no_default = ["(required", "none", "`[]` (warns)", "the SDK's"]
+                .iter()
+                .any(|w| default.trim_start_matches(' ').starts_with(w));
+            if no_default || full == "include_rules" {
+                continue;
+            }
+            let sized = value.parse::<u64>().ok().and_then(mib);
+            let says = default.contains(value.as_str())
+                || sized.is_some_and(|m| default.contains(&m))
+                || (value == "[]" && default.contains("[]"));
+            if !says {
+                problems.push(format!(
+                    "{full}: the example says {value}, the reference {default}"
+                ));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "docs/CONFIG.md:\n{}",
+            problems.join("\n")
+        );
+    }
+}
