@@ -44,6 +44,7 @@ pub mod cloudtrail_fields;
 pub mod config;
 pub mod decode;
 pub mod engine;
+pub mod error_text;
 pub mod event;
 pub mod filter;
 pub mod glob;

@@ -76,19 +76,11 @@ pub fn http(status: u16, retry_after_header: Option<&str>, body: &str) -> SendEr
 pub fn transport(e: &dyn std::error::Error) -> SendError {
     // reqwest's Display includes the URL, which may hold a secret (Slack webhooks): only the
     // kind of failure and its sources are kept.
-    let mut message = String::from("transport: ");
-    let mut src = e.source();
-    let mut parts = Vec::new();
-    while let Some(s) = src {
-        parts.push(s.to_string());
-        src = s.source();
-    }
-    if parts.is_empty() {
-        message.push_str("request failed");
-    } else {
-        message.push_str(&parts.join(": "));
-    }
-    SendError::retry(message)
+    let causes = crate::error_text::causes(e);
+    SendError::retry(format!(
+        "transport: {}",
+        causes.as_deref().unwrap_or("request failed")
+    ))
 }
 
 /// An AWS service error code from the SDK (SNS): throttling and server faults are retried,

@@ -168,7 +168,7 @@ impl Sns {
                 let code = e.as_service_error().and_then(|s| {
                     aws_sdk_sns::error::ProvideErrorMetadata::code(s).map(str::to_string)
                 });
-                let msg = crate::source::error_chain(&e);
+                let msg = crate::aws::describe(&e);
                 return Outcome::none(error::aws(code.as_deref(), &msg));
             }
         };

@@ -98,7 +98,7 @@ impl LeaseTable {
         LeaseError::Api {
             table: self.table.clone(),
             op,
-            message: crate::source::error_chain(&e),
+            message: crate::error_text::chain(&e),
         }
     }
 
