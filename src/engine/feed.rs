@@ -11,6 +11,7 @@ use crate::alert::Alert;
 use crate::decode::{DeadLetter, Position, Skip, Visit};
 use crate::event::{parse_utc_secs, Event};
 use crate::item::Item;
+use crate::pipeline::At;
 use crate::pipeline::Disposition;
 use crate::shaping::NotifyItem;
 
@@ -127,29 +128,22 @@ impl<'e, 'c> Feed<'e, 'c> {
         for entry in &mut judged.entries {
             match entry {
                 Entry::Event(e) => {
-                    self.counts.events += 1;
-                    if self.org_change.is_none() {
-                        self.org_change = e.org_change.clone();
-                    }
-                    let now = self.clock(e.time);
-                    let stamp = self.stamp(e.time, now);
                     let alerts = take_judges(&mut e.alerts, which);
                     let hits = take_judges(&mut e.hits, which);
-                    let d =
-                        self.core
-                            .pipeline
-                            .admit(e.key, alerts, hits, now, stamp, &mut self.alerts);
-                    if let (Some(p), Disposition::Evaluated { .. } | Disposition::Repeated) =
-                        (self.core.provisional.as_mut(), &d)
-                    {
-                        // Judged elsewhere, without its text kept: cannot be judged again.
-                        p.drop_one();
-                    }
-                    let time = self.trusted(e.time);
-                    if let (Disposition::Evaluated { .. }, Some(o)) = (&d, &e.origin) {
-                        self.watch(o.account.as_deref(), o.region.as_deref(), time, now);
-                    }
-                    self.raised(d, now);
+                    let key = e.key;
+                    let origin = e
+                        .origin
+                        .as_ref()
+                        .map(|o| (o.account.as_deref(), o.region.as_deref()));
+                    // Judged elsewhere, without its text kept (`None`): it cannot be judged
+                    // again provisionally.
+                    self.one(
+                        e.time,
+                        || e.org_change.clone(),
+                        origin,
+                        None,
+                        |p, at, out| p.admit(key, alerts, hits, at, out),
+                    );
                 }
                 Entry::DeadLetter(dead) if which == 0 => self.dead_letter(dead.clone()),
                 Entry::DeadLetter(_) => self.counts.dead_letters += 1,
@@ -159,6 +153,44 @@ impl<'e, 'c> Feed<'e, 'c> {
                 Entry::Outside => self.counts.outside += 1,
             }
         }
+    }
+
+    /// One event, from either way in (visited here, or judged on another thread): counted,
+    /// its organization change noted, the clock moved; `admit` runs it through the pipeline
+    /// at the clock and its stamp; then kept to be judged again while judging provisionally
+    /// (with its text `raw`), seen by the health watch (from `origin`, its account and
+    /// region), and its alerts handed on.
+    fn one(
+        &mut self,
+        time: Option<i64>,
+        org_change: impl FnOnce() -> Option<String>,
+        origin: Option<(Option<&str>, Option<&str>)>,
+        raw: Option<&str>,
+        admit: impl FnOnce(&mut crate::pipeline::Pipeline, At, &mut Vec<Alert>) -> Disposition,
+    ) {
+        self.counts.events += 1;
+        if self.org_change.is_none() {
+            self.org_change = org_change();
+        }
+        let now = self.clock(time);
+        let at = At {
+            now,
+            stamp: self.stamp(time, now),
+        };
+        let d = admit(&mut self.core.pipeline, at, &mut self.alerts);
+        if let (Some(p), Disposition::Evaluated { .. } | Disposition::Repeated) =
+            (self.core.provisional.as_mut(), &d)
+        {
+            match raw {
+                Some(raw) => p.keep(raw, self.now),
+                None => p.drop_one(),
+            }
+        }
+        let trusted = self.trusted(time);
+        if let (Disposition::Evaluated { .. }, Some((account, region))) = (&d, origin) {
+            self.watch(account, region, trusted, now);
+        }
+        self.raised(d, now);
     }
 
     /// The pipeline's time for an event: the batch's on arrival time, else the latest event
@@ -324,28 +356,21 @@ impl Visit for Feed<'_, '_> {
         if self.done_before(pos.sequence_number.as_deref(), pos.sub_sequence()) {
             return;
         }
-        self.counts.events += 1;
-        if self.org_change.is_none() {
-            self.org_change = crate::org::change(&ev);
-        }
-        let now = self.clock(ev.time_secs());
-        let stamp = self.stamp(ev.time_secs(), now);
         // Events without a readable eventTime are judged at the feed's own time, on every
         // road and however many threads judge (see `Recorder`).
-        let d = self
+        let judge_now = self.now;
+        let origin = self
             .core
-            .pipeline
-            .process_stamped(&ev, now, stamp, self.now, &mut self.alerts);
-        if let (Some(p), Disposition::Evaluated { .. } | Disposition::Repeated) =
-            (self.core.provisional.as_mut(), &d)
-        {
-            p.keep(ev.raw, self.now);
-        }
-        let time = self.trusted(ev.time_secs());
-        if let (Disposition::Evaluated { .. }, true) = (&d, self.core.health.is_some()) {
-            self.watch(ev.account(), ev.region(), time, now);
-        }
-        self.raised(d, now);
+            .health
+            .is_some()
+            .then(|| (ev.account(), ev.region()));
+        self.one(
+            ev.time_secs(),
+            || crate::org::change(&ev),
+            origin,
+            Some(ev.raw),
+            |p, at, out| p.process_stamped(&ev, at, judge_now, out),
+        );
     }
     fn dead_letter(&mut self, dead: DeadLetter) {
         if self.done_before(dead.sequence_number.as_deref(), dead.sub_sequence) {

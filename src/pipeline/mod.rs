@@ -41,6 +41,15 @@ pub struct PipelineSnapshot {
     pub correlation: correlate::Snapshot,
 }
 
+/// When an event is admitted: the pipeline's clock `now` (arrival, or the event clock), and
+/// `stamp`, the time its ids are remembered from (not before `now`; on event time, its own
+/// time when that is ahead of the clock).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct At {
+    pub now: i64,
+    pub stamp: i64,
+}
+
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Disposition {
@@ -214,30 +223,44 @@ impl Pipeline {
         judge_now: i64,
         out: &mut Vec<Alert>,
     ) -> Disposition {
-        self.process_stamped(ev, now, now, judge_now, out)
+        self.process_stamped(ev, At { now, stamp: now }, judge_now, out)
     }
 
-    /// [`Self::process_at`] with the event's ids remembered from `stamp` (see
+    /// [`Self::process_at`] with the event's ids remembered from `at.stamp` (see
     /// [`Dedup::first_seen_key_at`]).
     pub fn process_stamped(
         &mut self,
         ev: &Event<'_>,
-        now: i64,
-        stamp: i64,
+        at: At,
         judge_now: i64,
         out: &mut Vec<Alert>,
     ) -> Disposition {
-        if let Some(id) = ev.event_id() {
-            if !self.dedup.first_seen_key_at(dedup::key(id), now, stamp) {
-                return Disposition::Duplicate;
-            }
+        if !self.first_time(ev.event_id().map(dedup::key), at) {
+            return Disposition::Duplicate;
         }
         let mut judged = Vec::new();
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         let hits = std::mem::take(&mut self.scratch.hits);
-        self.correlate(hits, now, &mut judged);
-        self.admit_alerts(judged, now, stamp, out)
+        self.judged(judged, hits, at, out)
+    }
+
+    /// An event's id not seen before (or no id: never a duplicate), remembered from now on.
+    fn first_time(&mut self, key: Option<dedup::Key>, at: At) -> bool {
+        key.is_none_or(|k| self.dedup.first_seen_key_at(k, at.now, at.stamp))
+    }
+
+    /// What an event that is not a duplicate raised: its hits feed the correlation windows,
+    /// then its alerts (and theirs) go through the alert-id dedup.
+    fn judged(
+        &mut self,
+        mut judged: Vec<Alert>,
+        hits: Vec<correlate::Hit>,
+        at: At,
+        out: &mut Vec<Alert>,
+    ) -> Disposition {
+        self.correlate(hits, at.now, &mut judged);
+        self.admit_alerts(judged, at.now, at.stamp, out)
     }
 
     /// Judges an event again (its ids are remembered already) on the rules as they stand now,
@@ -271,19 +294,15 @@ impl Pipeline {
     pub fn admit(
         &mut self,
         key: Option<dedup::Key>,
-        mut judged: Vec<Alert>,
+        judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
-        now: i64,
-        stamp: i64,
+        at: At,
         out: &mut Vec<Alert>,
     ) -> Disposition {
-        if let Some(k) = key {
-            if !self.dedup.first_seen_key_at(k, now, stamp) {
-                return Disposition::Duplicate;
-            }
+        if !self.first_time(key, at) {
+            return Disposition::Duplicate;
         }
-        self.correlate(hits, now, &mut judged);
-        self.admit_alerts(judged, now, stamp, out)
+        self.judged(judged, hits, at, out)
     }
 
     /// Keeps the alerts not raised before; an event whose every alert was raised before is
