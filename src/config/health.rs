@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::validate::Collector;
+use super::collector::Collector;
 use super::Severity;
 
 pub const SILENT: &str = "feed-silent";

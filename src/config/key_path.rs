@@ -3,8 +3,6 @@
 
 use toml::{Table, Value};
 
-use super::validate::k;
-
 /// One step of a key path.
 #[derive(Debug, Clone)]
 pub(super) enum Segment {
@@ -90,4 +88,18 @@ pub(super) fn neutral(expected: &str) -> Option<Value> {
             return None;
         },
     )
+}
+
+/// Quotes a TOML key when it needs it.
+pub(super) fn k(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        && !key.chars().all(|c| c.is_ascii_digit())
+    {
+        key.to_string()
+    } else {
+        format!("{key:?}")
+    }
 }

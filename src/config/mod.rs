@@ -5,7 +5,9 @@
 //! an exemption) is read on its own, so one typo does not hide the next; then
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
+mod collector;
 pub mod delivery;
+mod delivery_read;
 pub mod health;
 mod key_path;
 pub mod organization;
@@ -28,8 +30,8 @@ pub use sequences::{Expected, Sequence, SequenceStep};
 use std::fmt;
 use std::path::Path;
 
+pub use collector::{parse_date, parse_duration};
 pub use schema::*;
-pub use validate::{parse_date, parse_duration};
 
 /// How bad a finding is: errors stop start-up, warnings are printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::{Table, Value};
 
-use super::validate::Collector;
+use super::collector::Collector;
 
 /// Where the organization is read from.
 #[derive(Debug, Clone, PartialEq, Eq)]

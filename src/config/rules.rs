@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use toml::Value;
 
-use super::validate::Collector;
+use super::collector::Collector;
 use super::Severity;
 use crate::filter::Pattern;
 
@@ -142,7 +142,7 @@ pub(super) fn read_includes(
         for (k, _) in root {
             c.error_in(
                 &file,
-                super::validate::k(&k),
+                super::key_path::k(&k),
                 "unknown key in a rules file; expected only [[rules]]",
             );
         }

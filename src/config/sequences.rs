@@ -14,7 +14,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Value;
 
-use super::validate::{parse_duration, Collector};
+use super::collector::{parse_duration, Collector};
 
 /// One event of a sequence, at `at` seconds from the start.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 
 use serde::Deserialize;
 
-use super::validate::{parse_duration, Collector};
+use super::collector::{parse_duration, Collector};
 use super::Severity;
 
 /// A field that can make up a group or rate-limit key.

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use toml::Value;
 
-use super::validate::Collector;
+use super::collector::Collector;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Sigma {

@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use toml::Value;
 
+use super::collector::Collector;
 use super::delivery::Format;
 use super::delivery::{DeliverySettings, SecretRef, SecretSource, SinkKind, SinkSpec, UrlRef};
-use super::validate::Collector;
 
 /// The keys each sink type takes, besides `name`, `type` and the per-sink overrides.
 fn keys_for(kind: &str) -> Option<&'static [&'static str]> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Table;
 
-use super::validate::{parse_date, Collector};
+use super::collector::{parse_date, Collector};
 
 /// Where to start reading a shard that has no checkpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,182 +1,15 @@
-//! Reading the TOML section by section and checking its meaning, collecting every problem.
+//! The driver: reads the TOML section by section (each section's reader in its own file,
+//! every problem into the one `Collector` of `collector.rs`) and checks the meaning of the
+//! policy, `[dedup]` and `[decode]`.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::de::DeserializeOwned;
 use toml::{Table, Value};
 
-use super::key_path::{full_key, neutral, quoted_after, table_at, value_at, Segment};
+use super::collector::{check_regions, parse_date, parse_duration, Collector};
+use super::key_path::k;
 use super::schema::*;
-use super::{Level, Problem};
-use crate::regions::{check_region, RegionCheck};
-
-pub(super) struct Collector<'f> {
-    file: &'f str,
-    problems: Vec<Problem>,
-    /// Custom rule ids seen so far (they must be unique across files).
-    pub(super) rule_ids: std::collections::BTreeSet<String>,
-    /// `[shaping]` as read, the base of rules' overrides.
-    pub(super) shaping: super::ShapingSettings,
-    /// Keys whose value had the wrong type: later problems of those keys are follow-ons of
-    /// the one reported, and are not reported again.
-    typed: BTreeSet<String>,
-}
-
-impl Collector<'_> {
-    fn push(&mut self, level: Level, key: impl Into<String>, message: impl Into<String>) {
-        let file = self.file.to_string();
-        self.push_in(&file, level, key, message);
-    }
-    fn push_in(
-        &mut self,
-        file: &str,
-        level: Level,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        let key = key.into();
-        if self.typed.contains(&key) {
-            return;
-        }
-        self.problems.push(Problem {
-            level,
-            file: file.to_string(),
-            key,
-            message: message.into(),
-        });
-    }
-    /// An error in another file (an included rules file).
-    pub(super) fn error_in(
-        &mut self,
-        file: &str,
-        key: impl Into<String>,
-        message: impl Into<String>,
-    ) {
-        self.push_in(file, Level::Error, key, message);
-    }
-    /// [`Self::read`] for a value from another file.
-    pub(super) fn read_in<T: DeserializeOwned>(
-        &mut self,
-        file: &str,
-        key: &str,
-        value: Value,
-    ) -> Option<T> {
-        let before = self.problems.len();
-        let out = self.read(key, value);
-        for p in &mut self.problems[before..] {
-            p.file = file.to_string();
-        }
-        out
-    }
-    pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Level::Error, key, message);
-    }
-    /// A value of the wrong type; later problems of the same key are not reported.
-    pub(super) fn type_error(&mut self, key: &str, expected: &str, found: &Value) {
-        self.error(
-            key,
-            format!("expected {expected}, found {} {found}", found.type_str()),
-        );
-        self.typed.insert(key.to_string());
-    }
-    pub(super) fn warn(&mut self, key: impl Into<String>, message: impl Into<String>) {
-        self.push(Level::Warning, key, message);
-    }
-
-    /// Deserializes one table entry on its own; a failure is recorded, not fatal. Every
-    /// problem is reported with its full key path: an unknown key is dropped, a value of the
-    /// wrong type is replaced by a neutral one of the expected type (and later checks of that
-    /// key stay quiet), then reading goes on, so the rest is still checked.
-    pub(super) fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
-        let mut removed: BTreeSet<String> = BTreeSet::new();
-        for _ in 0..256 {
-            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
-                Ok(v) => return Some(v),
-                Err(e) => e,
-            };
-            let segments: Vec<Segment> = e.path().iter().map(Segment::from).collect();
-            let here = full_key(key, &segments);
-            let msg = e.inner().message().trim().to_string();
-            if let Some(field) = quoted_after(&msg, "unknown field `") {
-                let mut msg = msg.clone();
-                if TOP_LEVEL.contains(&field.as_str()) {
-                    msg.push_str(&format!(
-                        "; `{field}` is a top-level key: in TOML every key after a [table] header belongs to that table, so write `{field}` above the first table"
-                    ));
-                }
-                self.error(&here, &msg);
-                let mut at = segments.as_slice();
-                if let Some((Segment::Key(last), parent)) = at.split_last() {
-                    if *last == field {
-                        at = parent;
-                    }
-                }
-                if table_at(&mut value, at).is_some_and(|t| t.remove(&field).is_some()) {
-                    continue;
-                }
-                return None;
-            }
-            if let Some(field) = quoted_after(&msg, "missing field `") {
-                let child = full_key(&here, &[Segment::Key(field)]);
-                if !removed.contains(&child) {
-                    self.error(&here, &msg);
-                }
-                return None;
-            }
-            let expected = msg
-                .split("expected ")
-                .nth(1)
-                .map(|e| e.split(", found").next().unwrap_or(e))
-                .map(|e| if e == "string only" { "a string" } else { e })
-                .unwrap_or("")
-                .to_string();
-            let shown = match value_at(&value, &segments) {
-                Some(v) if !expected.is_empty() => {
-                    format!("expected {expected}, found {} {v}", v.type_str())
-                }
-                _ => msg.clone(),
-            };
-            self.error(&here, shown);
-            self.typed.insert(here.clone());
-            let (last, parent) = segments.split_last()?;
-            let fixed = match (neutral(&expected), last, table_at(&mut value, parent)) {
-                (Some(v), Segment::Key(f), Some(t)) => t.insert(f.clone(), v).is_some(),
-                (None, Segment::Key(f), Some(t)) => {
-                    removed.insert(here.clone());
-                    t.remove(f).is_some()
-                }
-                // An element of an array: drop the whole array (its first bad element is named).
-                (_, Segment::Index(_), _) => match parent.split_last() {
-                    Some((Segment::Key(f), grand)) => {
-                        removed.insert(full_key(key, parent));
-                        self.typed.insert(full_key(key, parent));
-                        table_at(&mut value, grand).is_some_and(|t| t.remove(f).is_some())
-                    }
-                    _ => false,
-                },
-                _ => false,
-            };
-            if !fixed {
-                return None;
-            }
-        }
-        None
-    }
-}
-
-/// Quotes a TOML key when it needs it.
-pub(super) fn k(key: &str) -> String {
-    if !key.is_empty()
-        && key
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        && !key.chars().all(|c| c.is_ascii_digit())
-    {
-        key.to_string()
-    } else {
-        format!("{key:?}")
-    }
-}
+use super::Problem;
 
 fn take_table(c: &mut Collector, parent: &mut Table, name: &str, key: &str) -> Table {
     match parent.remove(name) {
@@ -201,29 +34,8 @@ fn optional_table(c: &mut Collector, root: &mut Table, name: &str) -> Option<Tab
     }
 }
 
-/// Parses and validates; returns the config when every section could be read.
-/// The file's top-level keys and sections: one of them found inside a table was most likely
-/// written below a `[table]` header by mistake.
-const TOP_LEVEL: &[&str] = &[
-    "policy",
-    "organization",
-    "health",
-    "dedup",
-    "decode",
-    "shaping",
-    "source",
-    "checkpoint",
-    "rules",
-    "sequences",
-    "include_rules",
-    "sigma_rules",
-    "sigma_placeholders",
-    "delivery",
-    "sinks",
-    "routes",
-];
-
-/// The config, when it has no error, with the file's top-level keys; and every problem.
+/// Parses and validates: the config, when it has no error, with the file's top-level keys;
+/// and every problem.
 pub(super) fn parse(
     text: &str,
     file: &str,
@@ -414,7 +226,7 @@ pub(super) fn parse(
     }
     let ou_ids: BTreeSet<String> = policy.ous.keys().cloned().collect();
     let delivery =
-        super::delivery::read(&mut c, delivery_t, sinks_v, routes_v, &severities, &ou_ids);
+        super::delivery_read::read(&mut c, delivery_t, sinks_v, routes_v, &severities, &ou_ids);
     let config = Config {
         organization,
         health,
@@ -432,40 +244,6 @@ pub(super) fn parse(
         shaping,
     };
     (complete.then_some((config, tables)), c.problems)
-}
-
-/// Region codes in a list (routes' `regions`), as the policy's are checked.
-pub(super) fn check_region_list(c: &mut Collector, key: &str, regions: &[String]) {
-    check_regions(c, key, regions);
-}
-
-fn check_regions(c: &mut Collector, key: &str, regions: &[String]) {
-    let mut seen = BTreeSet::new();
-    for (i, r) in regions.iter().enumerate() {
-        let key = format!("{key}[{i}]");
-        if !seen.insert(r.as_str()) {
-            c.warn(&key, format!("region {r:?} is listed twice"));
-        }
-        match check_region(r) {
-            RegionCheck::Known { .. } => {}
-            RegionCheck::UnknownWellFormed { partition, .. } => c.warn(
-                key,
-                format!(
-                    "region {r:?} is well-formed for partition {partition} but not a region \
-                     trailwatch knows; accepted (new regions appear often), check the spelling"
-                ),
-            ),
-            RegionCheck::Invalid { why, hint } => {
-                let hint = hint
-                    .map(|h| format!(" (did you mean {h:?}?)"))
-                    .unwrap_or_default();
-                c.error(
-                    key,
-                    format!("region {r:?} {why}{hint}; expected a region code like \"us-east-1\""),
-                );
-            }
-        }
-    }
 }
 
 fn is_account_id(s: &str) -> bool {
@@ -657,25 +435,4 @@ fn check_decode(c: &mut Collector, d: &Decode) {
             ),
         );
     }
-}
-
-/// `"90s"`, `"15m"`, `"2h"`, `"1d"` (humantime syntax) → whole seconds.
-pub fn parse_duration(s: &str) -> Result<i64, String> {
-    humantime::parse_duration(s)
-        .map_err(|e| {
-            format!("{s:?} is not a duration ({e}); expected e.g. \"90s\", \"15m\", \"2h\"")
-        })
-        .and_then(|d| i64::try_from(d.as_secs()).map_err(|_| format!("{s:?} is too long")))
-}
-
-/// `YYYY-MM-DD` (the end of that day, UTC) or an RFC 3339 time → seconds since the epoch.
-pub fn parse_date(s: &str) -> Result<i64, String> {
-    use time::format_description::well_known::Rfc3339;
-    let fmt = time::macros::format_description!("[year]-[month]-[day]");
-    if let Ok(d) = time::Date::parse(s, &fmt) {
-        return Ok(d.midnight().assume_utc().unix_timestamp() + 86_400 - 1);
-    }
-    time::OffsetDateTime::parse(s, &Rfc3339)
-        .map(|t| t.unix_timestamp())
-        .map_err(|_| format!("{s:?} is not a date; expected \"YYYY-MM-DD\" or an RFC 3339 time"))
 }
