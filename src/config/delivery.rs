@@ -172,9 +172,30 @@ pub struct RouteSpec {
     pub sinks: Vec<usize>,
     pub min_severity: Option<Severity>,
     pub rules: Vec<String>,
-    /// Account ids, or `ou:<id>` (that OU and the OUs under it).
-    pub accounts: Vec<String>,
+    /// Account ids, and OUs (that OU and the OUs under it), as `accounts` names them.
+    pub accounts: Vec<AccountRef>,
     pub regions: Vec<String>,
+}
+
+/// One entry of a route's `accounts`: a 12-digit account id, or `"ou:<ou id>"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AccountRef {
+    Account(String),
+    Ou(String),
+}
+
+impl AccountRef {
+    /// `"111122223333"` or `"ou:ou-ab12-prod"`; anything else is `None`.
+    pub fn parse(s: &str) -> Option<AccountRef> {
+        match s.strip_prefix("ou:") {
+            Some(ou) if !ou.is_empty() => Some(AccountRef::Ou(ou.to_string())),
+            Some(_) => None,
+            None if s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(AccountRef::Account(s.to_string()))
+            }
+            None => None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -211,5 +232,25 @@ pub fn secrets_of(s: &SinkSpec) -> Vec<&SecretRef> {
         }
         SinkKind::Slack { webhook_url, .. } => vec![webhook_url],
         _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod account_ref_tests {
+    use super::AccountRef;
+
+    #[test]
+    fn a_route_account_is_an_account_id_or_an_ou() {
+        assert_eq!(
+            AccountRef::parse("111122223333"),
+            Some(AccountRef::Account("111122223333".into()))
+        );
+        assert_eq!(
+            AccountRef::parse("ou:ou-ab12-prod"),
+            Some(AccountRef::Ou("ou-ab12-prod".into()))
+        );
+        for bad in ["ou:", "1111", "OU:ou-x", "11112222333a"] {
+            assert_eq!(AccountRef::parse(bad), None, "{bad}");
+        }
     }
 }

@@ -164,21 +164,18 @@ pub(super) fn read(
                 ),
             }
         }
+        let mut accounts = Vec::new();
         for (j, a) in r.accounts.iter().enumerate() {
-            let ok = match a.strip_prefix("ou:") {
-                Some(ou) => {
-                    if !ous.contains(ou) {
-                        c.warn(format!("{base}.accounts[{j}]"), format!("OU {ou:?} is not in [policy.ous]: its accounts are unknown, so this matches nothing"));
-                    }
-                    true
+            match AccountRef::parse(a) {
+                Some(AccountRef::Ou(ou)) if !ous.contains(&ou) => {
+                    c.warn(format!("{base}.accounts[{j}]"), format!("OU {ou:?} is not in [policy.ous]: its accounts are unknown, so this matches nothing"));
+                    accounts.push(AccountRef::Ou(ou));
                 }
-                None => a.len() == 12 && a.bytes().all(|b| b.is_ascii_digit()),
-            };
-            if !ok {
-                c.error(
+                Some(parsed) => accounts.push(parsed),
+                None => c.error(
                     format!("{base}.accounts[{j}]"),
                     format!("{a:?}: expected a 12-digit account id or \"ou:<ou id>\""),
-                );
+                ),
             }
         }
         for (j, rule) in r.rules.iter().enumerate() {
@@ -195,7 +192,7 @@ pub(super) fn read(
             sinks: idx,
             min_severity: r.min_severity,
             rules: r.rules,
-            accounts: r.accounts,
+            accounts,
             regions: r.regions,
         });
     }

@@ -174,7 +174,7 @@ fn expect_active(w: &mut crate::health::Watch, tree: &crate::org::tree::Tree) {
     let active = tree
         .accounts
         .iter()
-        .filter(|(_, a)| a.status == "ACTIVE")
+        .filter(|(_, a)| a.is_active())
         .map(|(id, _)| id.clone());
     w.expect(active);
 }

@@ -53,7 +53,7 @@ pub fn compare(before: Option<&Tree>, after: &Tree, trigger: Option<&str>) -> Ve
     let mut out = Vec::new();
     for (id, acct) in &after.accounts {
         // SCPs do not apply to the management account: its lack of a restriction is by design.
-        if acct.status != "ACTIVE" || after.is_management(id) {
+        if !acct.is_active() || after.is_management(id) {
             continue;
         }
         let new = after.effective(id).allowed_regions();

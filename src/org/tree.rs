@@ -14,6 +14,16 @@ pub struct Ou {
     pub parent: String,
 }
 
+impl Account {
+    /// Organizations' status as written (kept as text: a status AWS adds later still reads).
+    pub const ACTIVE: &'static str = "ACTIVE";
+
+    /// Active: not suspended, not closing.
+    pub fn is_active(&self) -> bool {
+        self.status == Self::ACTIVE
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Account {
     pub name: String,

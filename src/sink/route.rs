@@ -3,10 +3,10 @@
 //! `[[routes]]` and the OU tree of `[policy.ous]`; an item may go to several sinks, each at
 //! most once.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use crate::alert::Severity;
-use crate::config::delivery::RouteSpec;
+use crate::config::delivery::{AccountRef, RouteSpec};
 use crate::config::Ou;
 use crate::glob::Glob;
 use crate::item::{Item, Stream};
@@ -87,18 +87,21 @@ impl Router {
 }
 
 fn compile(r: &RouteSpec) -> Route {
-    let (ous, accounts): (Vec<&String>, Vec<&String>) =
-        r.accounts.iter().partition(|a| a.starts_with("ou:"));
+    let mut accounts = BTreeSet::new();
+    let mut ous = BTreeSet::new();
+    for a in &r.accounts {
+        match a {
+            AccountRef::Account(id) => accounts.insert(id.clone()),
+            AccountRef::Ou(ou) => ous.insert(ou.clone()),
+        };
+    }
     Route {
         stream: r.stream,
         sinks: r.sinks.clone(),
         min_severity: r.min_severity,
         rules: r.rules.iter().map(|g| Glob::new(g)).collect(),
-        accounts: accounts.into_iter().cloned().collect(),
-        ous: ous
-            .into_iter()
-            .map(|o| o.trim_start_matches("ou:").to_string())
-            .collect(),
+        accounts: accounts.into_iter().collect(),
+        ous: ous.into_iter().collect(),
         regions: r.regions.iter().cloned().collect(),
     }
 }
