@@ -307,20 +307,19 @@ impl Feed<'_, '_> {
         let arrival = core.clock == ClockMode::Arrival;
         for alert in self.alerts.drain(..) {
             self.counts.alerts += 1;
-            metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
             if arrival {
                 if let Some(t) = alert.event_time.as_deref().and_then(parse_utc_secs) {
                     metrics::histogram!("trailwatch_event_to_alert_seconds")
                         .record((now - t).max(0) as f64);
                 }
             }
-            match core.shaper.as_mut() {
-                Some(s) => {
-                    self.items.push(Arc::new(Item::Siem(alert.clone())));
-                    s.push(alert, now, &mut self.notify);
-                }
-                None => self.items.push(Arc::new(Item::Siem(alert))),
-            }
+            super::raise_one(
+                core.shaper.as_mut(),
+                alert,
+                now,
+                &mut self.items,
+                &mut self.notify,
+            );
         }
         // On event time the clock moves with each event: what fell due goes out in order.
         if !arrival {

@@ -538,14 +538,26 @@ fn raise(
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
     for alert in alerts {
-        metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
-        match core.shaper.as_mut() {
-            Some(s) => {
-                items.push(Arc::new(Item::Siem(alert.clone())));
-                s.push(alert, now, notify);
-            }
-            None => items.push(Arc::new(Item::Siem(alert))),
+        raise_one(core.shaper.as_mut(), alert, now, items, notify);
+    }
+}
+
+/// One alert out, on every path (an event's alerts, the health watch's, drift): counted by
+/// rule, an item of the siem stream, and given to shaping, whose notify items go to `notify`.
+fn raise_one(
+    shaper: Option<&mut Shaper>,
+    alert: Alert,
+    now: i64,
+    items: &mut Vec<Arc<Item>>,
+    notify: &mut Vec<crate::shaping::NotifyItem>,
+) {
+    metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
+    match shaper {
+        Some(s) => {
+            items.push(Arc::new(Item::Siem(alert.clone())));
+            s.push(alert, now, notify);
         }
+        None => items.push(Arc::new(Item::Siem(alert))),
     }
 }
 
