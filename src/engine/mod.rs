@@ -311,8 +311,7 @@ impl Engine {
         let records: Vec<Record<'r>> = records.into_iter().collect();
         let bytes: usize = records.iter().map(|r| r.data.len()).sum();
         // Judged provisionally, events keep their text to be judged again: on this thread.
-        let provisional = self.core().provisional.is_some();
-        if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES && !provisional {
+        if self.jobs > 1 && bytes >= PARALLEL_MIN_BYTES && self.core().provisional.is_none() {
             // Decoded and judged on several threads; taken in order, as if decoded here.
             let judges = [self.judge()];
             let origins = self.watches_health();
@@ -728,12 +727,6 @@ pub struct EventClock {
     pub refused: u64,
 }
 
-impl Default for EventClock {
-    fn default() -> Self {
-        EventClock::new(15 * 60)
-    }
-}
-
 impl EventClock {
     pub fn new(max_jump: i64) -> Self {
         EventClock {
@@ -785,7 +778,7 @@ mod clock_tests {
 
     #[test]
     fn one_event_cannot_jump_the_clock_but_two_can() {
-        let mut c = EventClock::default();
+        let mut c = EventClock::new(15 * 60);
         c.observe(1_000);
         c.observe(1_500);
         assert_eq!(c.now(), Some(1_500));

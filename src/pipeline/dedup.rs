@@ -66,8 +66,12 @@ impl Dedup {
     /// Ids are held at least the TTL, and past it for as long as there is room (see
     /// [`Dedup::keep_while_room`]'s field).
     pub fn keeping_while_room(mut self, yes: bool) -> Self {
-        self.keep_while_room = yes;
+        self.set_keep_while_room(yes);
         self
+    }
+
+    pub fn set_keep_while_room(&mut self, yes: bool) {
+        self.keep_while_room = yes;
     }
 
     /// True the first time `id` is seen within the TTL; false for a duplicate.
@@ -132,16 +136,6 @@ impl Dedup {
             self.order.pop_front();
             self.seen.remove(&k);
         }
-    }
-
-    /// The ids held, oldest first, with the time each was first seen.
-    pub fn snapshot(&self) -> Vec<(Key, i64)> {
-        self.order.iter().copied().collect()
-    }
-
-    /// A set holding a snapshot's ids (the newest `max_ids` of them).
-    pub fn restore(ttl_secs: i64, max_ids: usize, snap: &[(Key, i64)]) -> Self {
-        Dedup::new(ttl_secs, max_ids).restoring(snap)
     }
 
     /// This set (empty) holding a snapshot's ids.

@@ -50,6 +50,11 @@ impl Judge {
         }
     }
 
+    /// Judged on event time (`replay`, `backtest`), not arrival.
+    pub fn is_on_event_time(&self) -> bool {
+        self.on_event_time
+    }
+
     pub fn on_event_time(mut self, yes: bool) -> Self {
         self.on_event_time = yes;
         self

@@ -72,8 +72,6 @@ pub struct Pipeline {
     alerted: Dedup,
     /// The Sigma correlations' windows, fed in input order after dedup.
     correlator: correlate::Correlator,
-    /// Judged on event time (`replay`, `backtest`), not arrival.
-    on_event_time: bool,
 }
 
 impl Pipeline {
@@ -95,7 +93,6 @@ impl Pipeline {
                 ALERT_ID_CAPACITY,
             ),
             correlator: correlate::Correlator::default(),
-            on_event_time: false,
         }
     }
 
@@ -114,10 +111,8 @@ impl Pipeline {
     /// their TTL while there is room, so the result does not depend on the order of the input.
     pub fn judge_on_event_time(mut self, yes: bool) -> Self {
         self.judge = self.judge.on_event_time(yes);
-        self.on_event_time = yes;
-        self.dedup = std::mem::replace(&mut self.dedup, Dedup::new(0, 1)).keeping_while_room(yes);
-        self.alerted =
-            std::mem::replace(&mut self.alerted, Dedup::new(0, 1)).keeping_while_room(yes);
+        self.dedup.set_keep_while_room(yes);
+        self.alerted.set_keep_while_room(yes);
         self
     }
 
@@ -192,7 +187,7 @@ impl Pipeline {
     /// Continues from a snapshot (ids past their TTL are dropped).
     pub fn restore(&mut self, snap: &PipelineSnapshot) {
         let d = self.settings;
-        let lazy = self.on_event_time;
+        let lazy = self.judge.is_on_event_time();
         self.dedup = Dedup::new(d.event_ttl_secs, d.max_event_ids)
             .keeping_while_room(lazy)
             .restoring(&snap.event_ids);
@@ -280,8 +275,9 @@ impl Pipeline {
     /// late, and count in windows it was never in).
     fn correlate(&mut self, hits: Vec<correlate::Hit>, now: i64, judged: &mut Vec<Alert>) {
         let limit = now.saturating_add(self.settings.max_clock_skew_secs);
+        let on_event_time = self.judge.is_on_event_time();
         for mut h in hits {
-            if !self.on_event_time && h.time > limit {
+            if !on_event_time && h.time > limit {
                 h.time = now;
             }
             judged.extend(self.correlator.hit(h));

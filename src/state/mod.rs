@@ -212,36 +212,26 @@ impl StateFile {
         let Some(p) = pipeline else {
             return self.write_json(&mut written).map(|()| written);
         };
-        let (entries, delta, marks, held) = {
-            {
-                let entries: Vec<id_log::Entry> = p
-                    .event_ids
-                    .iter()
-                    .map(|&(k, t)| (false, k, t))
-                    .chain(p.alert_ids.iter().map(|&(k, t)| (true, k, t)))
-                    .collect();
-                let held = match p.marks {
-                    Some(_) => p.held.0 + p.held.1,
-                    None => entries.len(),
-                };
-                (entries, p.delta, p.marks, held)
-            }
-        };
+        let entries: Vec<id_log::Entry> = p
+            .event_ids
+            .iter()
+            .map(|&(k, t)| (false, k, t))
+            .chain(p.alert_ids.iter().map(|&(k, t)| (true, k, t)))
+            .collect();
+        let (delta, marks, held) = (p.delta, p.marks, p.held.0 + p.held.1);
         let before = self.state.ids;
-        let log = match (delta, before) {
-            (true, Some(at)) => id_log::append(&self.path, at, &entries).map_err(io_err)?,
-            (true, None) => {
-                id_log::append(&self.path, id_log::LogRef::default(), &entries).map_err(io_err)?
+        let log = match delta {
+            true => id_log::append(&self.path, before.unwrap_or_default(), &entries),
+            false => {
+                let generation = before.map_or(1, |a| a.generation + 1);
+                id_log::rewrite(&self.path, generation, &entries)
             }
-            (false, at) => {
-                let generation = at.map_or(1, |a| a.generation + 1);
-                id_log::rewrite(&self.path, generation, &entries).map_err(io_err)?
-            }
-        };
+        }
+        .map_err(io_err)?;
         written.rewritten = !delta;
-        written.id_bytes = match (delta, before) {
-            (true, Some(at)) => log.len - at.len,
-            _ => log.len,
+        written.id_bytes = match delta {
+            true => log.len - before.map_or(0, |a| a.len),
+            false => log.len,
         };
         self.state.ids = Some(log);
         if let Err(e) = self.write_json(&mut written) {
