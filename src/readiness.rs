@@ -18,8 +18,8 @@ pub enum Condition {
 impl Condition {
     fn gauge(self) -> &'static str {
         match self {
-            Condition::Broken => "trailwatch_sink_broken",
-            Condition::SpoolUnwritable => "trailwatch_sink_spool_unwritable",
+            Condition::Broken => crate::metric::SINK_BROKEN,
+            Condition::SpoolUnwritable => crate::metric::SINK_SPOOL_UNWRITABLE,
         }
     }
 

@@ -111,10 +111,22 @@ impl Shortfall {
     }
 
     /// Counts the shortfall in `trailwatch_incomplete_total{command,what}` and logs it at WARN.
+    /// Counts and logs the shortfall ([`Shortfall::record`]) and gives the exit code of a
+    /// run that did otherwise succeed: 0 when complete or accepted, else [`INCOMPLETE_EXIT`].
+    /// Alerts lost (neither delivered nor spooled) are never accepted by the flag.
+    pub fn settle(&self, command: &'static str, allow_incomplete: bool) -> u8 {
+        self.record(command);
+        if self.is_complete() || (allow_incomplete && self.not_accepted == 0) {
+            0
+        } else {
+            INCOMPLETE_EXIT
+        }
+    }
+
     pub fn record(&self, command: &'static str) {
         for (what, n, _) in self.parts() {
             if n > 0 {
-                metrics::counter!("trailwatch_incomplete_total", "command" => command, "what" => what)
+                metrics::counter!(crate::metric::INCOMPLETE_TOTAL, "command" => command, "what" => what)
                     .increment(n);
             }
         }

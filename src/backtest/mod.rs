@@ -91,3 +91,16 @@ pub fn table(r: &Report) -> String {
     }
     out
 }
+
+/// Reads the reports of `--partition` runs and adds them up ([`merge`]); a file that cannot be
+/// read or is not a report is named in the error.
+pub fn merge_files(paths: &[std::path::PathBuf]) -> Result<Report, String> {
+    let mut reports = Vec::new();
+    for path in paths {
+        let name = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{name}: {e}"))?;
+        let r = serde_json::from_str::<Report>(&text).map_err(|e| format!("{name}: {e}"))?;
+        reports.push((name, r));
+    }
+    merge(reports).map_err(|e| e.to_string())
+}

@@ -131,6 +131,12 @@ fn or_unknown(s: &Option<String>) -> String {
 }
 
 impl Report {
+    /// No object was read, and some could not be listed or read.
+    pub fn nothing_read(&self) -> bool {
+        self.input.objects == 0
+            && (!self.input.failed.is_empty() || !self.input.unlisted.is_empty())
+    }
+
     pub fn new(scope: ScopeInfo, partition: Option<Partition>) -> Self {
         Report {
             version: VERSION,

@@ -1,18 +1,10 @@
-//! `trailwatch lambda`: runs under the AWS Lambda runtime (`lambda_runtime`) as the handler of
-//! a Kinesis event source mapping or a Firehose data transformation. The config comes from
-//! `TRAILWATCH_CONFIG` (the TOML text) or a file (`--config`, default
-//! `$LAMBDA_TASK_ROOT/trailwatch.toml`: packaged with the function).
+//! `trailwatch lambda`: the Lambda road ([`trailwatch::road::lambda`]) under the AWS Lambda
+//! runtime, as the handler of a Kinesis event source mapping or a Firehose data
+//! transformation. The config comes from `TRAILWATCH_CONFIG` (the TOML text) or a file
+//! (`--config`, default `$LAMBDA_TASK_ROOT/trailwatch.toml`: packaged with the function).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-
-use anyhow::Context;
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::Value;
-use trailwatch::build::{self, OutputChoice};
-use trailwatch::clock::now_secs;
-use trailwatch::source::lambda::Lambda;
 
 use super::{exit, load_config};
 
@@ -36,30 +28,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
-    let rt = super::runtime()?;
-    rt.block_on(async move {
-        let output = OutputChoice::configured(&config, None);
-        let engine = build::engine(&config, build::Options::live(output, now_secs()))
-            .await
-            .context("starting the sinks")?;
-        let drop_non_matching = config.lambda.drop_non_matching;
-        let lambda = Arc::new(tokio::sync::Mutex::new(Lambda::new(
-            engine,
-            drop_non_matching,
-        )));
-        lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
-            let lambda = lambda.clone();
-            async move {
-                lambda
-                    .lock()
-                    .await
-                    .handle(event.payload)
-                    .await
-                    .map_err(|e| lambda_runtime::Error::from(e.to_string()))
-            }
-        }))
-        .await
-        .map_err(|e| anyhow::anyhow!("lambda runtime: {e}"))
-    })?;
+    super::runtime()?.block_on(trailwatch::road::lambda::run(&config))?;
     Ok(exit::ok())
 }

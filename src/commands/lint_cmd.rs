@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use trailwatch::filter::lint::{lint, Finding, Level, Render};
+use trailwatch::tools::lint::SampleRead;
 
 use super::{exit, load_config};
 
@@ -34,26 +35,6 @@ fn print(findings: &[Finding], pattern: &str, origin: &str) {
     }
 }
 
-/// Read prefixes that exempt security-relevant calls (the policy's own classifier).
-fn lint_read_prefixes(prefixes: &[String], exceptions: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    for p in prefixes {
-        let risky = match p.as_str() {
-            "Assume" => Some("AssumeRole* (credential issuance)"),
-            "Get" if !exceptions.iter().any(|e| e == "GetSessionToken") => {
-                Some("GetSessionToken and GetFederationToken (credential issuance); add them to read_prefix_exceptions")
-            }
-            _ => None,
-        };
-        if let Some(what) = risky {
-            out.push(format!(
-                "warning[TW013-read-prefix-policy]: read prefix {p:?} treats {what} as read-only when a record has no readOnly\n  --> policy.read_prefixes"
-            ));
-        }
-    }
-    out
-}
-
 /// `lint --sigma PATH`: exit 2 when a rule does not load, 1 for error findings, else 0.
 fn lint_sigma(path: &std::path::Path, sample: &[String]) -> anyhow::Result<ExitCode> {
     use trailwatch::rules::sigma::lint::lint_files;
@@ -66,8 +47,9 @@ fn lint_sigma(path: &std::path::Path, sample: &[String]) -> anyhow::Result<ExitC
     }
     let (mut findings, rules) = lint_files(&files, &Default::default());
     if !sample.is_empty() {
-        match read_sample(&files, sample) {
-            Ok(s) => {
+        let say = |line: &str| eprintln!("{line}");
+        match trailwatch::tools::lint::read_sample(&files, sample, &say) {
+            SampleRead::Whole(s) => {
                 println!("sample: {} records", s.records);
                 findings.extend(trailwatch::rules::sigma::sample::findings(
                     &files,
@@ -75,7 +57,10 @@ fn lint_sigma(path: &std::path::Path, sample: &[String]) -> anyhow::Result<ExitC
                     &s,
                 ));
             }
-            Err(code) => return Ok(code),
+            SampleRead::Part { unread, unreadable } => {
+                eprintln!("trailwatch lint: INCOMPLETE: the sample was not read whole ({unread} inputs unread, {unreadable} records unreadable)");
+                return Ok(exit::incomplete());
+            }
         }
     }
     for f in &findings {
@@ -139,7 +124,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
     }
     let top = &config.policy.top;
-    for w in lint_read_prefixes(&top.read_prefixes, &top.read_prefix_exceptions) {
+    for w in trailwatch::tools::lint::read_prefixes(&top.read_prefixes, &top.read_prefix_exceptions)
+    {
         total += 1;
         println!("{w}\n");
     }
@@ -152,64 +138,4 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::ok()
     })
-}
-
-/// Reads `--sample` inputs (any form replay reads) into what the sample findings need; an
-/// input that cannot be read, or records that cannot be, stop the lint (exit 3): findings on
-/// part of a sample would be said as if of all of it.
-fn read_sample(
-    files: &[PathBuf],
-    inputs: &[String],
-) -> Result<trailwatch::rules::sigma::sample::Sample, ExitCode> {
-    use trailwatch::decode::{DeadLetter, Decoder, Limits, Position, Visit};
-    use trailwatch::event::Event;
-    use trailwatch::rules::sigma::sample::Sample;
-    use trailwatch::source::replay::{self, Reader};
-    struct Observe(Sample, u64);
-    impl Visit for Observe {
-        fn event(&mut self, ev: Event<'_>, pos: &Position) {
-            match serde_json::from_str::<serde_json::Value>(ev.raw) {
-                Ok(v) => self.0.observe(&v),
-                // Decoded, but not a JSON value as a whole: as unreadable as a dead letter.
-                Err(e) => self.dead_letter(DeadLetter::new(
-                    pos,
-                    ev.raw.as_bytes(),
-                    format!("JSON: {e}"),
-                )),
-            }
-        }
-        fn dead_letter(&mut self, dead: DeadLetter) {
-            self.1 += 1;
-            eprintln!(
-                "trailwatch lint: unreadable sample record at {} {}: {}",
-                dead.input, dead.path, dead.reason
-            );
-        }
-    }
-    let loaded = trailwatch::rules::sigma::load_files(files, &Default::default());
-    let mut seen = Observe(Sample::new(loaded.rules), 0);
-    let reader = Reader {
-        decoder: Decoder::new(Limits::default()),
-        max_document_bytes: 1 << 30,
-    };
-    let (expanded, _, errors) = replay::expand(inputs);
-    let mut unread = errors.len();
-    for (name, e) in &errors {
-        eprintln!("trailwatch lint: cannot read sample {name}: {e}");
-    }
-    for input in &expanded {
-        let read = replay::open(input).and_then(|r| reader.read(&input.name(), r, &mut seen));
-        if let Err(e) = read {
-            eprintln!("trailwatch lint: cannot read sample {}: {e}", input.name());
-            unread += 1;
-        }
-    }
-    if unread > 0 || seen.1 > 0 {
-        eprintln!(
-            "trailwatch lint: INCOMPLETE: the sample was not read whole ({unread} inputs unread, {} records unreadable)",
-            seen.1
-        );
-        return Err(exit::incomplete());
-    }
-    Ok(seen.0)
 }

@@ -1,15 +1,15 @@
-//! `trailwatch match`: grep with a filter pattern or a Sigma rule. Prints each matching event
-//! (or message), exits 0 when something matched, 1 when nothing did, 2 when the pattern or the
-//! rule is invalid.
+//! `trailwatch match`: grep with a filter pattern or a Sigma rule ([`trailwatch::tools::grep`]).
+//! Prints each matching event (or message), exits 0 when something matched, 1 when nothing
+//! did, 2 when the pattern or the rule is invalid.
 
-use std::io::{self, BufReader, Write};
+use std::io::{self, Write};
 use std::process::ExitCode;
 
-use trailwatch::decode::{DeadLetter, Decoder, Limits, Position, Visit};
-use trailwatch::event::Event;
+use trailwatch::decode::{Decoder, Limits};
 use trailwatch::filter::Pattern;
 use trailwatch::shortfall::Shortfall;
-use trailwatch::source::replay::{self, Input, Reader};
+use trailwatch::source::replay::{self, Reader};
+use trailwatch::tools::grep::{raw_lines, Grep, What};
 
 use super::exit;
 
@@ -38,51 +38,6 @@ pub struct Args {
     inputs: Vec<String>,
 }
 
-/// What to grep with.
-enum What {
-    Pattern(Pattern),
-    Sigma(Vec<trailwatch::rules::sigma::Rule>),
-}
-
-struct Grep<'p, W: Write> {
-    what: &'p What,
-    out: W,
-    matched: u64,
-    dead_letters: u64,
-    error: Option<io::Error>,
-}
-
-impl<W: Write> Grep<'_, W> {
-    fn emit(&mut self, text: &str) {
-        self.matched += 1;
-        if self.error.is_none() {
-            if let Err(e) = writeln!(self.out, "{text}") {
-                self.error = Some(e);
-            }
-        }
-    }
-}
-
-impl<W: Write> Visit for Grep<'_, W> {
-    fn event(&mut self, ev: Event<'_>, _pos: &Position) {
-        let hit = match self.what {
-            What::Pattern(Pattern::Json(p)) => {
-                serde_json::from_str(ev.raw).is_ok_and(|v| p.matches_value(&v))
-            }
-            What::Pattern(other) => other.matches_text(ev.raw),
-            What::Sigma(rules) => serde_json::from_str::<serde_json::Value>(ev.raw)
-                .is_ok_and(|v| rules.iter().any(|r| r.matches(&v))),
-        };
-        if hit {
-            self.emit(ev.raw);
-        }
-    }
-    fn dead_letter(&mut self, dead: DeadLetter) {
-        self.dead_letters += 1;
-        tracing::warn!(input = %dead.input, line = dead.line, path = %dead.path, reason = %dead.reason, "unreadable record");
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let what = match (&args.pattern, &args.sigma) {
         (_, Some(path)) => match sigma_rules(path) {
@@ -107,13 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         args.inputs
     };
     let stdout = io::stdout();
-    let mut grep = Grep {
-        what: &what,
-        out: io::BufWriter::new(stdout.lock()),
-        matched: 0,
-        dead_letters: 0,
-        error: None,
-    };
+    let mut grep = Grep::new(&what, io::BufWriter::new(stdout.lock()));
     let (expanded, _, errors) = replay::expand(&inputs);
     let mut unread = errors.len() as u64;
     for (name, e) in &errors {
@@ -164,54 +113,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         exit::nothing_read()
     })
-}
-
-/// `--raw`: each line verbatim, as CloudWatch Logs sees a message (a gzip'd file is unpacked
-/// as a stream); a line over `max_document_bytes` is a dead letter, not a reason to stop.
-fn raw_lines<W: Write>(
-    input: &Input,
-    raw: Box<dyn io::Read + Send>,
-    what: &What,
-    grep: &mut Grep<'_, W>,
-) -> io::Result<()> {
-    use trailwatch::source::replay::{read_line_capped, Line};
-    let reader: Box<dyn io::Read> = match input {
-        Input::File(p) if p.extension().is_some_and(|e| e == "gz") => {
-            Box::new(trailwatch::decode::gzip::reader(raw, usize::MAX))
-        }
-        _ => raw,
-    };
-    let cap = Limits::default().max_decompressed_bytes;
-    let mut r = BufReader::new(reader);
-    let mut buf = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        line_no += 1;
-        match read_line_capped(&mut r, &mut buf, cap)? {
-            Line::Eof => return Ok(()),
-            Line::TooLong(n) => {
-                grep.dead_letters += 1;
-                eprintln!(
-                    "trailwatch: {}:{line_no}: line of {n} bytes exceeds {cap} bytes: not matched",
-                    input.name()
-                );
-            }
-            Line::Complete => {
-                let Ok(line) = std::str::from_utf8(&buf) else {
-                    grep.dead_letters += 1;
-                    eprintln!(
-                        "trailwatch: {}:{line_no}: not UTF-8: not matched",
-                        input.name()
-                    );
-                    continue;
-                };
-                let line = line.strip_suffix('\r').unwrap_or(line);
-                if matches!(what, What::Pattern(p) if p.matches_message(line)) {
-                    grep.emit(line);
-                }
-            }
-        }
-    }
 }
 
 /// The CloudTrail rules of a Sigma file; `None` (reported) when it holds none or a broken one.

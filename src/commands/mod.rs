@@ -1,14 +1,13 @@
-//! The binary's commands: one adapter per road (`run`, `serve`, `lambda`, `replay`, `backtest`) around
-//! the library's engine, and the tools (`validate`, `explain`, `lint`, `match`, `test`,
-//! `spool`, `health`). Library errors become messages and exit codes here. Commands do not
-//! import each other; what they share is in this file, and in `live.rs` for the live roads.
+//! The binary's commands: flags parsed, the library called (a road of [`trailwatch::road`]
+//! for `run`, `serve`, `lambda`, `replay`, `backtest`; the tools `validate`, `explain`,
+//! `lint`, `match`, `test`, `spool`, `health`, `org`), and its result mapped to messages and
+//! an exit code. Commands do not import each other; what they share is in this file.
 
 pub mod backtest;
 pub mod explain;
 pub mod health;
 pub mod lambda_cmd;
 pub mod lint_cmd;
-mod live;
 pub mod match_cmd;
 pub mod org;
 pub mod replay;
@@ -53,13 +52,7 @@ pub mod exit {
         if !shortfall.is_complete() {
             eprintln!("{}", shortfall.line(command, allow_incomplete));
         }
-        shortfall.record(command);
-        // Alerts lost (neither delivered nor spooled) are never accepted by the flag.
-        if shortfall.is_complete() || (allow_incomplete && shortfall.not_accepted == 0) {
-            ok()
-        } else {
-            incomplete()
-        }
+        ExitCode::from(shortfall.settle(command, allow_incomplete))
     }
 }
 
@@ -79,66 +72,11 @@ pub fn serve_metrics(
     addr: std::net::SocketAddr,
     ready: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> anyhow::Result<()> {
-    use anyhow::Context;
-    let handle =
-        trailwatch::metrics_server::install().context("installing the metrics recorder")?;
-    tokio::spawn(async move {
-        if let Err(e) = trailwatch::metrics_server::serve(addr, handle, ready).await {
-            tracing::error!(%addr, error = %e, "metrics listener failed");
-        }
-    });
-    Ok(())
+    trailwatch::metrics_server::spawn(addr, ready)
+        .ok_or_else(|| anyhow::anyhow!("installing the metrics recorder"))
 }
 
-/// A token cancelled at the first SIGTERM or SIGINT (a task on the current runtime).
-/// Saves the state file and records what it cost: `trailwatch_checkpoint_seconds`,
-/// `trailwatch_checkpoint_bytes_total{file}`, `_id_log_rewrites_total`, and the time of the
-/// last success.
-pub fn record_checkpoint(
-    save: impl FnOnce() -> Result<trailwatch::state::Written, trailwatch::state::StateError>,
-) -> Result<trailwatch::state::Written, trailwatch::state::StateError> {
-    let started = std::time::Instant::now();
-    let written = save()?;
-    metrics::histogram!("trailwatch_checkpoint_seconds").record(started.elapsed().as_secs_f64());
-    metrics::counter!("trailwatch_checkpoint_bytes_total", "file" => "state")
-        .increment(written.json_bytes);
-    metrics::counter!("trailwatch_checkpoint_bytes_total", "file" => "ids")
-        .increment(written.id_bytes);
-    if written.rewritten {
-        metrics::counter!("trailwatch_checkpoint_id_log_rewrites_total").increment(1);
-    }
-    metrics::gauge!("trailwatch_checkpoint_last_success_timestamp_seconds")
-        .set(trailwatch::clock::now_secs() as f64);
-    Ok(written)
-}
-
-pub fn shutdown_signal() -> tokio_util::sync::CancellationToken {
-    let token = tokio_util::sync::CancellationToken::new();
-    let cancel = token.clone();
-    tokio::spawn(async move {
-        let ctrl_c = tokio::signal::ctrl_c();
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{signal, SignalKind};
-            match signal(SignalKind::terminate()) {
-                Ok(mut term) => tokio::select! {
-                    _ = ctrl_c => {}
-                    _ = term.recv() => {}
-                },
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                }
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = ctrl_c.await;
-        }
-        tracing::info!("shutting down: finishing what is in flight");
-        cancel.cancel();
-    });
-    token
-}
+pub use trailwatch::road::stop_signal as shutdown_signal;
 
 /// Loads the config, printing warnings; on errors prints them all and returns the exit code.
 pub fn load_config(path: &Path) -> Result<Config, ExitCode> {

@@ -1,35 +1,15 @@
-//! `trailwatch serve`: the Firehose HTTP endpoint. Each request is authenticated (before its
-//! body is read), read within `request_timeout` (which covers the whole request), capped, then
-//! takes one of `max_concurrency` processing slots, is decoded record by record (any envelope issue 2 reads), run through
-//! the engine, and answered 200 only once every alert from it is accepted: written and
-//! flushed to stdout without `[[sinks]]`, else delivered or spooled. A retry with the same
-//! request id is answered from the request log: 200 again when it succeeded, or its items are
-//! submitted again when it failed; dedup by eventID keeps reprocessing from alerting twice.
+//! `trailwatch serve`: the Firehose road ([`trailwatch::road::firehose`]) until SIGTERM or
+//! SIGINT.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::Context;
-use axum::body::Body;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use tokio::sync::Semaphore;
-use tokio_util::task::TaskTracker;
-use trailwatch::build::{self, OutputChoice};
-use trailwatch::clock::{now_millis, now_secs};
-use trailwatch::config::{Config, FirehoseSource};
-use trailwatch::decode::{Position, Step};
-use trailwatch::engine::{Data, Engine, Pending, Record};
-use trailwatch::source::connections::{self, Guard};
-use trailwatch::source::firehose::{self, Keys, Outcome, RequestLog};
-use trailwatch::state::StateFile;
+use trailwatch::build::BuildError;
+use trailwatch::road::{firehose, RoadError};
+use trailwatch::source::firehose::Keys;
 
-use super::live::{self, Live};
 use super::{exit, load_config};
 
 #[derive(clap::Args)]
@@ -48,464 +28,52 @@ pub struct Args {
     shutdown_deadline: Duration,
 }
 
-struct App {
-    keys: Keys,
-    source: FirehoseSource,
-    max_decompressed: usize,
-    engine: Engine,
-    /// What became of each request id; a failed one keeps its items for the retry (they are
-    /// unsettled, so the state is not saved meanwhile).
-    log: Mutex<RequestLog<Pending>>,
-    permits: Semaphore,
-    /// Bytes of request bodies being read (max_concurrency × max_body_bytes).
-    body_budget: Semaphore,
-    /// Deliveries that may outlive their request.
-    deliveries: TaskTracker,
-    /// Where changes to the organization seen in the stream are reported.
-    nudge: Arc<trailwatch::org::watch::Nudge>,
-}
-
-impl App {
-    /// Writes the dedup and shaping state if everything evaluated so far is settled;
-    /// returns whether it did.
-    fn save(&self, state: &Mutex<StateFile>) -> anyhow::Result<bool> {
-        let mut state = state
-            .lock()
-            .map_err(|_| anyhow::anyhow!("state lock poisoned"))?;
-        let Some(snapshot) = self.engine.snapshot_since(state.since()) else {
-            return Ok(false);
-        };
-        state.state.engine = snapshot;
-        super::record_checkpoint(|| state.save())?;
-        Ok(true)
-    }
-}
-
-fn reply(status: u16, request_id: &str, error: Option<&str>) -> Response {
-    let status_code = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    metrics::counter!("trailwatch_firehose_requests_total", "status" => status.to_string())
-        .increment(1);
-    (
-        status_code,
-        [("content-type", "application/json")],
-        firehose::answer(request_id, now_millis() as i64, error),
-    )
-        .into_response()
-}
-
-/// Decodes and evaluates the records of one request.
-fn process(app: &App, req: &firehose::Request) -> Pending {
-    let records = req.records.iter().enumerate().map(|(i, r)| {
-        let mut position = Position::new(format!("firehose:{}", req.request_id));
-        position.steps.push(Step::Index("records", i));
-        Record {
-            position,
-            data: Data::Base64(&r.data),
-        }
-    });
-    let mut evaluated = app.engine.evaluate(records, None, now_secs());
-    if let Some(change) = evaluated.org_change.take() {
-        app.nudge.send(change);
-    }
-    metrics::counter!("trailwatch_records_total", "source" => "firehose")
-        .increment(req.records.len() as u64);
-    evaluated.pending
-}
-
-/// The longest request id echoed back (a Firehose request id is a 36-character UUID).
-const MAX_ECHOED_ID: usize = 128;
-
-/// Whether reading a body failed because it passed the length limit (not because it was cut).
-fn is_too_large(e: &axum::Error) -> bool {
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(e);
-    while let Some(c) = cause {
-        if c.is::<http_body_util::LengthLimitError>() {
-            return true;
-        }
-        cause = c.source();
-    }
-    false
-}
-
-async fn ingest(State(app): State<Arc<App>>, headers: HeaderMap, body: Body) -> Response {
-    // Echoed in every answer, before the caller is authenticated: a Firehose request id is a
-    // UUID, so anything longer or stranger is cut to what one could be.
-    let header_id: String = headers
-        .get("x-amz-firehose-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .chars()
-        .filter(|c| c.is_ascii_graphic())
-        .take(MAX_ECHOED_ID)
-        .collect();
-    // Authenticate before reading anything else: a stranger learns nothing, not even limits.
-    let key = headers
-        .get("x-amz-firehose-access-key")
-        .map(|v| v.as_bytes());
-    if !app.keys.check(key) {
-        return reply(401, &header_id, Some("unauthorized"));
-    }
-    // Bodies being read hold at most max_concurrency × max_body_bytes of memory: each claims
-    // its Content-Length (or the cap when it has none) before it is read.
-    let claim = headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or(app.source.max_body_bytes)
-        .clamp(1, app.source.max_body_bytes);
-    let claim = u32::try_from(claim).unwrap_or(u32::MAX);
-    let Ok(_budget) = app.body_budget.try_acquire_many(claim) else {
-        return reply(
-            503,
-            &header_id,
-            Some("busy: too many request bodies being read; retry"),
-        );
-    };
-    // `request_timeout` covers the whole request, reading the body first: a client that
-    // stalls its body gets 408 and holds no processing slot meanwhile.
-    let deadline = tokio::time::Instant::now() + app.source.request_timeout;
-    let bytes = match tokio::time::timeout_at(
-        deadline,
-        axum::body::to_bytes(body, app.source.max_body_bytes),
-    )
-    .await
-    {
-        Ok(Ok(b)) => b,
-        // Over the cap: Firehose's permanent failure, 413.
-        Ok(Err(e)) if is_too_large(&e) => {
-            return reply(
-                413,
-                &header_id,
-                Some(&format!(
-                    "request body larger than {} bytes",
-                    app.source.max_body_bytes
-                )),
-            )
-        }
-        // Cut short (fewer bytes than Content-Length, a reset connection): 400, which
-        // Firehose retries, never the permanent 413.
-        Ok(Err(_)) => {
-            return reply(
-                400,
-                &header_id,
-                Some("request body could not be read whole (cut short?); retry"),
-            )
-        }
-        Err(_) => {
-            return reply(
-                408,
-                &header_id,
-                Some("request body not received within request_timeout"),
-            )
-        }
-    };
-    let Ok(_permit) = app.permits.try_acquire() else {
-        return reply(
-            503,
-            &header_id,
-            Some("busy: too many requests in flight; retry"),
-        );
-    };
-    let gzip = headers
-        .get("content-encoding")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("gzip"));
-    let req = match firehose::parse(
-        &bytes,
-        gzip,
-        app.source.max_body_bytes,
-        app.max_decompressed,
-    ) {
-        Ok(r) => r,
-        Err(e) => return reply(e.status(), &header_id, Some(&e.to_string())),
-    };
-    let id = req.request_id.clone();
-    let previous = app.log.lock().ok().and_then(|mut l| l.begin(&id));
-    let pending = match previous {
-        Some(Outcome::Done) => return reply(200, &id, None),
-        Some(Outcome::InFlight) => {
-            return reply(503, &id, Some("this request is being processed; retry"))
-        }
-        Some(Outcome::Failed(pending)) => pending,
-        None => {
-            let app2 = app.clone();
-            // Not timed out: once records are evaluated their alerts must not be dropped.
-            match tokio::task::spawn_blocking(move || process(&app2, &req)).await {
-                Ok(pending) => pending,
-                Err(e) => {
-                    if let Ok(mut l) = app.log.lock() {
-                        l.forget(&id);
-                    }
-                    return reply(500, &id, Some(&format!("processing failed: {e}")));
-                }
-            }
-        }
-    };
-    // Delivery records its own outcome, so a request that outlives its timeout still ends
-    // as Done (a retry gets 200) or Failed (a retry submits the same items).
-    let task = {
-        let (app, id) = (app.clone(), id.clone());
-        app.deliveries.clone().spawn(async move {
-            let outcome = match app.engine.submit(pending).await.wait().await {
-                Ok(()) => Outcome::Done,
-                Err(refused) => {
-                    tracing::warn!(request_id = %id, reason = %refused.reason, "alerts not accepted: the retry submits them again");
-                    Outcome::Failed(refused.pending)
-                }
-            };
-            let ok = matches!(outcome, Outcome::Done);
-            if let Ok(mut l) = app.log.lock() {
-                l.set(&id, outcome);
-            }
-            ok
-        })
-    };
-    match tokio::time::timeout_at(deadline, task).await {
-        Ok(Ok(true)) => reply(200, &id, None),
-        Ok(_) => reply(
-            500,
-            &id,
-            Some("alerts could not be delivered or spooled; retry"),
-        ),
-        Err(_) => reply(503, &id, Some("still delivering; retry")),
-    }
-}
-
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = match load_config(&args.config) {
         Ok(c) => c,
         Err(code) => return Ok(code),
     };
+    let file = args.config.display().to_string();
     let Some(source) = config.firehose.clone() else {
-        eprintln!(
-            "trailwatch: {}: no [source.firehose] table: nothing to serve",
-            args.config.display()
-        );
+        eprintln!("trailwatch: {file}: no [source.firehose] table: nothing to serve");
         return Ok(exit::bad_config());
     };
     let keys = match source.access_keys.as_ref().map(|k| k.resolve()) {
         Some(Ok(text)) => Keys::parse(&text),
         Some(Err(why)) => {
-            eprintln!("trailwatch: {}: {why}", args.config.display());
+            eprintln!("trailwatch: {file}: {why}");
             return Ok(exit::bad_config());
         }
         None => return Ok(exit::bad_config()),
     };
     if keys.is_empty() {
-        eprintln!(
-            "trailwatch: {}: no access key configured",
-            args.config.display()
-        );
+        eprintln!("trailwatch: {file}: no access key configured");
         return Ok(exit::bad_config());
     }
     let rt = super::runtime()?;
-    rt.block_on(serve(args, config, source, keys))
-}
-
-async fn serve(
-    args: Args,
-    config: Config,
-    source: FirehoseSource,
-    keys: Keys,
-) -> anyhow::Result<ExitCode> {
-    let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    if let Some(addr) = args.metrics_addr {
-        super::serve_metrics(addr, ready.clone())?;
-    }
-    // The dedup and shaping state survive a restart (`[checkpoint] path`).
-    let mut state = StateFile::open(&config.checkpoint.path, "firehose")?;
-    let saved = state.state.engine.organization.clone();
-    // A SIGTERM during start-up (reading the organization, say) is a clean stop too.
-    let stop = super::shutdown_signal();
-    let first = live::first_read(&config, saved.as_ref(), &stop).await;
-    if matches!(first, live::FirstRead::Stopped) {
-        return Ok(exit::ok());
-    }
-    let organization = first.read().or(saved.as_ref()).map(|s| s.tree.clone());
-    let engine = match build::engine(
-        &config,
-        build::Options {
-            dead_letter: args.dead_letter.clone(),
-            organization,
-            restore: Some(std::mem::take(&mut state.state.engine)),
-            ..build::Options::live(OutputChoice::configured(&config, None), now_secs())
-        },
-    )
-    .await
-    {
-        Ok(e) => e,
-        Err(e @ build::BuildError::Sinks(_)) => {
-            eprintln!("trailwatch: {}: {e}", args.config.display());
-            return Ok(exit::bad_config());
+    rt.block_on(async move {
+        let ready = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        if let Some(addr) = args.metrics_addr {
+            super::serve_metrics(addr, ready.clone())?;
         }
-        Err(e) => return Err(e.into()),
-    };
-    let state = Arc::new(Mutex::new(state));
-    if first.failed() && saved.is_none() {
-        engine.judge_provisionally();
-    }
-    let mut live = Live::start(args.config.clone(), config.clone(), first.failed());
-    let app = Arc::new(App {
-        nudge: live.nudge(),
-        keys,
-        max_decompressed: config.decode.max_decompressed_bytes,
-        engine,
-        log: Mutex::new(RequestLog::new(10_000)),
-        permits: Semaphore::new(source.max_concurrency),
-        body_budget: Semaphore::new(
-            source
-                .max_concurrency
-                .saturating_mul(source.max_body_bytes)
-                .min(Semaphore::MAX_PERMITS),
-        ),
-        source: source.clone(),
-        deliveries: TaskTracker::new(),
-    });
-    let background = TaskTracker::new();
-    {
-        let (app, state, stop) = (app.clone(), state.clone(), stop.clone());
-        let every = config.checkpoint.interval;
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.cancelled() => break,
-                }
-                let (app, state) = (app.clone(), state.clone());
-                match tokio::task::spawn_blocking(move || app.save(&state)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::error!(error = %e, "cannot write the state file"),
-                    Err(_) => break,
-                }
-            }
-        });
-    }
-    // Windows close and digests fall due with time, not only with requests.
-    {
-        let (app, stop) = (app.clone(), stop.clone());
-        background.spawn(async move {
-            let mut tick = tokio::time::interval(Duration::from_secs(1));
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {}
-                    _ = stop.cancelled() => break,
-                }
-                let due = app.engine.tick(now_secs());
-                if due.is_empty() {
-                    continue;
-                }
-                if app.engine.submit(due).await.wait().await.is_err() {
-                    tracing::error!("notify items could not be delivered or spooled");
-                }
-            }
-        });
-    }
-    // The organization read again, and SIGHUP: applied between requests.
-    {
-        let (app, stop) = (app.clone(), stop.clone());
-        let first = match first {
-            live::FirstRead::Read(f) => Some(f),
-            _ => None,
+        // A SIGTERM during start-up (reading the organization, say) is a clean stop too.
+        let stop = super::shutdown_signal();
+        let options = firehose::Options {
+            config_file: args.config,
+            dead_letter: args.dead_letter,
+            shutdown_deadline: args.shutdown_deadline,
+            ready,
         };
-        let first = first.map(|f| trailwatch::org::watch::Update {
-            tree: f.tree,
-            read_at: f.read_at,
-            trigger: None,
-        });
-        background.spawn(async move {
-            let mut drift = first.map(|u| live.apply(&app.engine, u));
-            loop {
-                if let Some(items) = drift.take() {
-                    let app2 = app.clone();
-                    app.deliveries.spawn(async move {
-                        if let Err(r) = app2.engine.submit(items).await.wait().await {
-                            tracing::error!(reason = %r.reason, "drift alerts could not be delivered or spooled");
-                        }
-                    });
-                }
-                drift = tokio::select! {
-                    d = live.next(&app.engine) => d,
-                    _ = stop.cancelled() => break,
-                };
+        match firehose::run(config, source, keys, options, stop).await {
+            Ok(()) => Ok(exit::ok()),
+            Err(RoadError::Build {
+                source: e @ BuildError::Sinks(_),
+                ..
+            }) => {
+                eprintln!("trailwatch: {file}: {e}");
+                Ok(exit::bad_config())
             }
-        });
-    }
-    background.close();
-    let router = Router::new()
-        .route("/", post(ingest))
-        .route("/{*path}", post(ingest))
-        .with_state(app.clone());
-    let handle = axum_server::Handle::new();
-    {
-        let (handle, stop) = (handle.clone(), stop.clone());
-        let deadline = args.shutdown_deadline;
-        tokio::spawn(async move {
-            stop.cancelled().await;
-            handle.graceful_shutdown(Some(deadline));
-        });
-    }
-    ready.store(true, std::sync::atomic::Ordering::Relaxed);
-    let limits = connections::Limits {
-        max_connections: source.max_connections,
-        header_read_timeout: source.header_read_timeout,
-        idle_timeout: source.idle_timeout,
-    };
-    let served = match &source.tls {
-        Some((cert, key)) => {
-            let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| {
-                    format!(
-                        "loading TLS certificate {} and key {}",
-                        cert.display(),
-                        key.display()
-                    )
-                })?;
-            tracing::info!(addr = %source.listen, "Firehose endpoint (HTTPS)");
-            let tls = axum_server::tls_rustls::RustlsAcceptor::new(tls)
-                .acceptor(Guard::new(axum_server::accept::DefaultAcceptor, limits));
-            axum_server::bind(source.listen)
-                .acceptor(tls)
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
+            Err(e) => Err(e.into()),
         }
-        None => {
-            tracing::info!(addr = %source.listen, "Firehose endpoint (HTTP: put TLS in front, or set tls_cert and tls_key)");
-            axum_server::bind(source.listen)
-                .acceptor(Guard::new(axum_server::accept::DefaultAcceptor, limits))
-                .handle(handle)
-                .serve(router.into_make_service())
-                .await
-        }
-    };
-    served.with_context(|| format!("serving on {}", source.listen))?;
-    stop.cancel();
-    // Requests have finished; their deliveries settle within accept_within.
-    let deadline = tokio::time::Instant::now() + args.shutdown_deadline;
-    app.deliveries.close();
-    if tokio::time::timeout_at(deadline, app.deliveries.wait())
-        .await
-        .is_err()
-    {
-        tracing::warn!("deliveries still running at the shutdown deadline");
-    }
-    loop {
-        let (a, s) = (app.clone(), state.clone());
-        if tokio::task::spawn_blocking(move || a.save(&s)).await?? {
-            break;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            tracing::warn!("alerts still unsettled at the shutdown deadline: the state is not saved (retried requests alert again)");
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    background.wait().await;
-    match Arc::try_unwrap(app) {
-        Ok(app) => app.engine.shutdown().await,
-        Err(_) => tracing::warn!("a request still holds the engine at shutdown: what is queued for the sinks is not spooled"),
-    }
-    Ok(exit::ok())
+    })
 }

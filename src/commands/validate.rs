@@ -99,28 +99,9 @@ fn membership(
             return Ok(Err(exit::bad_config()));
         }
     };
-    let mut members: Vec<&String> = policy.config_members.iter().collect();
-    members.sort();
-    let mut warnings = 0;
-    for id in members {
-        let written = policy.for_account(Some(id)).ou.clone().unwrap_or_default();
-        let real = tree.ou_path(id);
-        let problem = match tree.accounts.get(id.as_str()) {
-            None => Some("AWS Organizations has no such account".to_string()),
-            Some(_) if real.contains(&written) => None,
-            Some(_) => Some(format!(
-                "AWS Organizations puts it in {} ({}); the config's ou wins",
-                real.last().map_or(tree.root.as_str(), String::as_str),
-                tree.ou_path_names(id)
-            )),
-        };
-        if let Some(why) = problem {
-            warnings += 1;
-            println!(
-                "warning: {}: policy.accounts.\"{id}\".ou: {written:?}, but {why}",
-                path.display()
-            );
-        }
+    let warnings = trailwatch::tools::validate::misplaced(&tree, policy);
+    for w in &warnings {
+        println!("warning: {}: {w}", path.display());
     }
     println!(
         "{}: organization: {} accounts, {} OUs, {} SCPs",
@@ -129,5 +110,5 @@ fn membership(
         tree.ous.len(),
         tree.policies.len()
     );
-    Ok(Ok(warnings))
+    Ok(Ok(warnings.len()))
 }

@@ -10,7 +10,7 @@ use crate::decode::DeadLetter;
 
 /// Counts and logs a dead letter with its position, its reason and its first bytes.
 pub fn report(dead: &DeadLetter) {
-    metrics::counter!("trailwatch_dead_letters_total").increment(1);
+    metrics::counter!(crate::metric::DEAD_LETTERS_TOTAL).increment(1);
     tracing::warn!(
         input = %dead.input,
         line = dead.line,

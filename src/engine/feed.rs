@@ -262,9 +262,10 @@ impl<'e, 'c> Feed<'e, 'c> {
                 }
             }
         }
-        metrics::counter!("trailwatch_events_total").increment(self.counts.events);
+        metrics::counter!(crate::metric::EVENTS_TOTAL).increment(self.counts.events);
         if self.counts.clamped > 0 {
-            metrics::counter!("trailwatch_event_time_clamped_total").increment(self.counts.clamped);
+            metrics::counter!(crate::metric::EVENT_TIME_CLAMPED_TOTAL)
+                .increment(self.counts.clamped);
             tracing::warn!(
                 events = self.counts.clamped,
                 latest = %self.counts.clamped_latest.map(crate::event::format_utc_secs).unwrap_or_default(),
@@ -309,7 +310,7 @@ impl Feed<'_, '_> {
             self.counts.alerts += 1;
             if arrival {
                 if let Some(t) = alert.event_time.as_deref().and_then(parse_utc_secs) {
-                    metrics::histogram!("trailwatch_event_to_alert_seconds")
+                    metrics::histogram!(crate::metric::EVENT_TO_ALERT_SECONDS)
                         .record((now - t).max(0) as f64);
                 }
             }

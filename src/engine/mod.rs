@@ -24,7 +24,7 @@ mod output;
 pub mod parallel;
 mod provisional;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -371,9 +371,9 @@ impl Engine {
         if let Some(shaper) = core.shaper.as_mut() {
             shaper.advance(now, &mut notify);
             let st = shaper.stats;
-            metrics::counter!("trailwatch_shaping_alerts_in_total").absolute(st.alerts_in);
-            metrics::counter!("trailwatch_notify_items_total").absolute(st.items_out);
-            metrics::counter!("trailwatch_shaping_suppressed_total").absolute(st.suppressed);
+            metrics::counter!(crate::metric::SHAPING_ALERTS_IN_TOTAL).absolute(st.alerts_in);
+            metrics::counter!(crate::metric::NOTIFY_ITEMS_TOTAL).absolute(st.items_out);
+            metrics::counter!(crate::metric::SHAPING_SUPPRESSED_TOTAL).absolute(st.suppressed);
         }
         let cs = core.pipeline.correlation_stats();
         if cs != Default::default() {
@@ -384,7 +384,8 @@ impl Engine {
                 ("evicted", cs.evicted),
                 ("fired", cs.fired),
             ] {
-                metrics::counter!("trailwatch_sigma_correlation_total", "what" => what).absolute(n);
+                metrics::counter!(crate::metric::SIGMA_CORRELATION_TOTAL, "what" => what)
+                    .absolute(n);
             }
         }
         items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
@@ -550,7 +551,7 @@ fn raise_one(
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
-    metrics::counter!("trailwatch_alerts_total", "rule" => alert.rule.clone()).increment(1);
+    metrics::counter!(crate::metric::ALERTS_TOTAL, "rule" => alert.rule.clone()).increment(1);
     match shaper {
         Some(s) => {
             items.push(Arc::new(Item::Siem(alert.clone())));
@@ -617,7 +618,7 @@ impl Drop for Ticket {
             self.books
                 .lost
                 .fetch_add(self.items as u64, Ordering::SeqCst);
-            metrics::counter!("trailwatch_alerts_lost_total").increment(self.items as u64);
+            metrics::counter!(crate::metric::ALERTS_LOST_TOTAL).increment(self.items as u64);
             tracing::error!(
                 items = self.items,
                 "alerts were given up without being delivered or spooled: the state is no longer saved, so a restart reads their records again"
@@ -701,7 +702,7 @@ fn rejudge(pipeline: &mut Pipeline, p: provisional::Provisional, now: i64) -> Ve
             Err(_) => unreadable += 1,
         }
     }
-    metrics::counter!("trailwatch_org_rejudged_events_total").increment(kept as u64);
+    metrics::counter!(crate::metric::ORG_REJUDGED_EVENTS_TOTAL).increment(kept as u64);
     tracing::warn!(
         events = kept,
         alerts = alerts.len(),
@@ -743,7 +744,7 @@ impl EventClock {
 
     fn refuse(&mut self) {
         self.refused += 1;
-        metrics::counter!("trailwatch_event_clock_jumps_refused_total").increment(1);
+        metrics::counter!(crate::metric::EVENT_CLOCK_JUMPS_REFUSED_TOTAL).increment(1);
     }
 
     pub fn observe(&mut self, t: i64) {

@@ -38,7 +38,7 @@ impl Provisional {
             );
         }
         self.dropped += 1;
-        metrics::counter!("trailwatch_org_rejudge_dropped_total").increment(1);
+        metrics::counter!(crate::metric::ORG_REJUDGE_DROPPED_TOTAL).increment(1);
     }
 
     pub fn len(&self) -> usize {

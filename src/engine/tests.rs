@@ -14,9 +14,9 @@ use crate::sink::destination::memory::{Memory, Mode};
 use crate::sink::destination::Destination;
 use crate::sink::route::Router;
 
-const RECORDS: &str = include_str!("../../tests/fixtures/stratus_sample.jsonl");
+pub(crate) const RECORDS: &str = include_str!("../../tests/fixtures/stratus_sample.jsonl");
 /// 2024-08-01, about when the fixture records happened.
-const NOW: i64 = 1_722_513_600;
+pub(crate) const NOW: i64 = 1_722_513_600;
 
 fn config() -> Config {
     load_str(
@@ -65,18 +65,33 @@ fn sinks(c: &Config, state_dir: &Path, mem: &Memory, accept_within: Duration) ->
     Output::Sinks(Dispatcher::start(router, parts, state_dir, 1 << 20, 1000).unwrap())
 }
 
+/// Makes the `mem` sink's spool unwritable (its directory becomes a file); gives the path,
+/// to put the directory back with [`mend_spool`].
+pub(crate) fn break_spool(dir: &Path) -> std::path::PathBuf {
+    let spool = crate::sink::spool::dir(dir, "mem");
+    std::fs::remove_dir_all(&spool).unwrap();
+    std::fs::write(&spool, b"not a directory").unwrap();
+    spool
+}
+
+/// The spool directory back where [`break_spool`] put a file.
+pub(crate) fn mend_spool(spool: &Path) {
+    std::fs::remove_file(spool).unwrap();
+    std::fs::create_dir_all(spool).unwrap();
+}
+
 /// An engine on the test config, delivering to `mem` with spools under `dir`.
-fn with_memory(dir: &Path, mem: &Memory, accept_within: Duration, now: i64) -> Engine {
+pub(crate) fn with_memory(dir: &Path, mem: &Memory, accept_within: Duration, now: i64) -> Engine {
     let c = config();
     let out = sinks(&c, dir, mem, accept_within);
     Engine::new(parts(&c, ClockMode::Arrival), out, None, now).unwrap()
 }
 
-fn lines() -> Vec<&'static str> {
+pub(crate) fn lines() -> Vec<&'static str> {
     RECORDS.lines().filter(|l| !l.trim().is_empty()).collect()
 }
 
-fn records<'a>(lines: &[&'a str]) -> Vec<Record<'a>> {
+pub(crate) fn records<'a>(lines: &[&'a str]) -> Vec<Record<'a>> {
     lines
         .iter()
         .enumerate()
@@ -92,7 +107,7 @@ fn records<'a>(lines: &[&'a str]) -> Vec<Record<'a>> {
 }
 
 /// The alert ids the test config raises for these lines (evaluated alone).
-fn expected_ids(lines: &[&str]) -> Vec<String> {
+pub(crate) fn expected_ids(lines: &[&str]) -> Vec<String> {
     let c = config();
     let e = Engine::new(
         parts(&c, ClockMode::Arrival),
@@ -170,9 +185,7 @@ async fn alerts_that_can_neither_be_delivered_nor_spooled_stop_snapshots_for_goo
     let mem = Memory::new(Mode::Stall);
     let engine = with_memory(dir.path(), &mem, Duration::from_millis(100), NOW);
     // The spool cannot be written: its directory is a file.
-    let spool = crate::sink::spool::dir(dir.path(), "mem");
-    std::fs::remove_dir_all(&spool).unwrap();
-    std::fs::write(&spool, b"not a directory").unwrap();
+    let spool = break_spool(dir.path());
     let lines = lines();
     let (a, b) = lines.split_at(10);
     let submit = |recs: &[&str]| {
@@ -188,8 +201,7 @@ async fn alerts_that_can_neither_be_delivered_nor_spooled_stop_snapshots_for_goo
     assert_eq!(refused_a.pending.items().len(), na, "the items come back");
     assert!(engine.snapshot().is_none(), "unaccepted items are held");
     // The disk is back: submitted again, A is accepted (spooled); B is still held.
-    std::fs::remove_file(&spool).unwrap();
-    std::fs::create_dir_all(&spool).unwrap();
+    mend_spool(&spool);
     engine
         .submit(refused_a.pending)
         .await

@@ -303,7 +303,7 @@ impl Watch {
                 true => account.to_string(),
                 false => "other".to_string(),
             };
-            metrics::histogram!("trailwatch_event_lag_seconds", "account" => label)
+            metrics::histogram!(crate::metric::EVENT_LAG_SECONDS, "account" => label)
                 .record((clock - et).max(0) as f64);
         }
     }
@@ -602,18 +602,18 @@ impl Watch {
             silent += u64::from(t.seen.silent.is_some());
             let last = t.seen.rhythm.last as f64;
             match self.labelled.contains(account) {
-                true => metrics::gauge!("trailwatch_account_last_event_timestamp_seconds", "account" => account.clone()).set(last),
+                true => metrics::gauge!(crate::metric::ACCOUNT_LAST_EVENT_TIMESTAMP_SECONDS, "account" => account.clone()).set(last),
                 false => other = Some(other.map_or(t.seen.rhythm.last, |o| o.max(t.seen.rhythm.last))),
             }
         }
         if let Some(o) = other {
-            metrics::gauge!("trailwatch_account_last_event_timestamp_seconds", "account" => "other")
+            metrics::gauge!(crate::metric::ACCOUNT_LAST_EVENT_TIMESTAMP_SECONDS, "account" => "other")
                 .set(o as f64);
         }
-        metrics::gauge!("trailwatch_feed_silent_accounts").set(silent as f64);
-        metrics::gauge!("trailwatch_feed_silent")
+        metrics::gauge!(crate::metric::FEED_SILENT_ACCOUNTS).set(silent as f64);
+        metrics::gauge!(crate::metric::FEED_SILENT)
             .set(f64::from(u8::from(self.state.feed.silent_since.is_some())));
-        metrics::counter!("trailwatch_feed_untracked_total").absolute(self.state.untracked);
+        metrics::counter!(crate::metric::FEED_UNTRACKED_TOTAL).absolute(self.state.untracked);
     }
 
     fn alert(&self, f: Found<'_>, names: Names<'_>) -> Alert {

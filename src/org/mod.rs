@@ -49,9 +49,9 @@ pub fn change(ev: &Event<'_>) -> Option<String> {
 pub async fn read(client: &fetch::Client) -> Result<tree::Tree, fetch::FetchError> {
     match fetch::fetch(client).await {
         Ok((tree, stats)) => {
-            metrics::gauge!("trailwatch_org_last_refresh_timestamp_seconds")
+            metrics::gauge!(crate::metric::ORG_LAST_REFRESH_TIMESTAMP_SECONDS)
                 .set(crate::clock::now_secs() as f64);
-            metrics::gauge!("trailwatch_org_accounts").set(tree.accounts.len() as f64);
+            metrics::gauge!(crate::metric::ORG_ACCOUNTS).set(tree.accounts.len() as f64);
             tracing::info!(
                 accounts = tree.accounts.len(),
                 ous = tree.ous.len(),
@@ -63,7 +63,7 @@ pub async fn read(client: &fetch::Client) -> Result<tree::Tree, fetch::FetchErro
             Ok(tree)
         }
         Err(e) => {
-            metrics::counter!("trailwatch_org_refresh_errors_total").increment(1);
+            metrics::counter!(crate::metric::ORG_REFRESH_ERRORS_TOTAL).increment(1);
             Err(e)
         }
     }

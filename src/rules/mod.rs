@@ -61,7 +61,7 @@ pub fn build_alert(
         reason: what.reason,
         runbook: own(what.runbook),
         approved_regions: acct.approved.clone(),
-        policy_level: acct.level.clone(),
+        policy_level: acct.level.to_string(),
         ou_path: acct.ou_path.clone(),
         scp_exempt_principal: None,
         denied_by_scp: None,

@@ -7,6 +7,64 @@ use crate::alert::Severity;
 use crate::config;
 use crate::glob::Glob;
 
+/// A level of the policy that can set an account's approved regions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Organization,
+    /// An OU's table (its id).
+    Ou(String),
+    /// The account's own table.
+    Account,
+    /// The SCPs that restrict the account (`regions_from_scps`): `scp:p-… at ou-… ∩ …`.
+    Scps(String),
+}
+
+/// Which level set an account's list, and which added `extra_regions` to it, in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Level {
+    pub set_by: Source,
+    pub extra_from: Vec<Source>,
+}
+
+impl Level {
+    fn of(set_by: Source) -> Level {
+        Level {
+            set_by,
+            extra_from: Vec::new(),
+        }
+    }
+
+    /// For a person: `the organization default`, `OU ou-…`, `account + OU ou-… extra_regions`.
+    pub fn describe(&self) -> String {
+        if self.set_by == Source::Organization && self.extra_from.is_empty() {
+            return "the organization default".into();
+        }
+        self.render("OU ")
+    }
+
+    fn render(&self, ou: &str) -> String {
+        let one = |s: &Source| match s {
+            Source::Organization => "organization".to_string(),
+            Source::Ou(id) => format!("{ou}{id}"),
+            Source::Account => "account".to_string(),
+            Source::Scps(text) => text.clone(),
+        };
+        let mut out = one(&self.set_by);
+        for e in &self.extra_from {
+            out.push_str(&format!(" + {} extra_regions", one(e)));
+        }
+        out
+    }
+}
+
+/// The alert's `policy_level`: `organization`, `ou:<id>`, `account`, or the SCPs, with
+/// `+ … extra_regions` notes.
+impl std::fmt::Display for Level {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.render("ou:"))
+    }
+}
+
 /// An account's effective policy.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AccountPolicy {
@@ -14,9 +72,8 @@ pub struct AccountPolicy {
     pub ou: Option<String>,
     /// Sorted, without duplicates.
     pub approved: Vec<String>,
-    /// Which level set the list: `organization`, `ou:<id>`, or `account`, with `+ extra` notes;
-    /// or the SCPs (`scp:p-… at ou-… ∩ scp:p-… at r-…`).
-    pub level: String,
+    /// Which level set the list, and which added to it.
+    pub level: Level,
     /// `/prod/eu`: the OU names from AWS Organizations (issue 13).
     pub ou_path: Option<String>,
     /// The account's effective SCP region restriction, when the organization is read.
@@ -174,7 +231,7 @@ impl RegionPolicy {
             name: None,
             ou: None,
             approved: sorted(p.top.approved_regions.clone()),
-            level: "organization".into(),
+            level: Level::of(Source::Organization),
             ou_path: None,
             scp: None,
         };
@@ -208,7 +265,7 @@ impl RegionPolicy {
                         &mut pol,
                         &ou.approved_regions,
                         &ou.extra_regions,
-                        &format!("ou:{id}"),
+                        Source::Ou(id.to_string()),
                     );
                 }
             }
@@ -233,7 +290,12 @@ impl RegionPolicy {
             .collect();
         for (id, a) in &p.accounts {
             let mut pol = accounts.remove(id).unwrap_or_else(|| organization.clone());
-            apply(&mut pol, &a.approved_regions, &a.extra_regions, "account");
+            apply(
+                &mut pol,
+                &a.approved_regions,
+                &a.extra_regions,
+                Source::Account,
+            );
             pol.name = a.name.clone();
             accounts.insert(id.clone(), pol);
         }
@@ -301,7 +363,7 @@ impl RegionPolicy {
             .cloned()
             .unwrap_or_else(|| self.organization.clone());
         if let Some((replace, extra)) = self.account_levels.get(account) {
-            apply(&mut pol, replace, extra, "account");
+            apply(&mut pol, replace, extra, Source::Account);
         }
         if let Some(a) = self.accounts.get(account) {
             pol.name = a.name.clone();
@@ -322,7 +384,7 @@ impl RegionPolicy {
             if regions_from_scps {
                 if let Some(list) = eff.allowed_regions() {
                     pol.approved = list;
-                    pol.level = eff.source();
+                    pol.level = Level::of(Source::Scps(eff.source()));
                 }
             }
             if pol.name.is_none() && !a.name.is_empty() {
@@ -340,13 +402,13 @@ impl RegionPolicy {
 }
 
 /// One level's effect: `approved_regions` replaces, `extra_regions` adds.
-fn apply(pol: &mut AccountPolicy, replace: &Option<Vec<String>>, extra: &[String], level: &str) {
+fn apply(pol: &mut AccountPolicy, replace: &Option<Vec<String>>, extra: &[String], level: Source) {
     if let Some(list) = replace {
         pol.approved = sorted(list.clone());
-        pol.level = level.to_string();
+        pol.level = Level::of(level.clone());
     }
     if !extra.is_empty() {
         pol.approved = sorted(pol.approved.iter().chain(extra).cloned().collect());
-        pol.level = format!("{} + {level} extra_regions", pol.level);
+        pol.level.extra_from.push(level);
     }
 }

@@ -144,14 +144,6 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
     Verdict::Alert(acct, policy.severity, mark)
 }
 
-fn describe_level(level: &str) -> String {
-    if level == "organization" {
-        "the organization default".to_string()
-    } else {
-        level.replace("ou:", "OU ")
-    }
-}
-
 /// The alert's one-sentence reason.
 pub fn reason(ev: &Event<'_>, acct: &AccountPolicy) -> String {
     let name = ev.event_name().unwrap_or("an unnamed call");
@@ -172,7 +164,7 @@ pub fn reason(ev: &Event<'_>, acct: &AccountPolicy) -> String {
     format!(
         "{name} ({source}){failed} by {who} in {region}, which is not approved for account \
          {label}; approved regions are {approved}, set by {}.",
-        describe_level(&acct.level)
+        acct.level.describe()
     )
 }
 

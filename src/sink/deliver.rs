@@ -30,9 +30,9 @@ use crate::sink::tally::{self, SinkTally, Tally};
 fn report_damage(sink: &str, spool: &Spool) {
     for c in &spool.corrupt {
         if c.new {
-            metrics::counter!("trailwatch_sink_spool_corrupt_total", "sink" => sink.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOL_CORRUPT_TOTAL, "sink" => sink.to_string())
                 .increment(1);
-            metrics::counter!("trailwatch_sink_spool_corrupt_bytes_total", "sink" => sink.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOL_CORRUPT_BYTES_TOTAL, "sink" => sink.to_string())
                 .increment(c.bytes);
             tracing::error!(sink, segment = %c.segment.display(), offset = c.offset, bytes = c.bytes, reason = %c.reason, quarantine = %c.quarantine.display(), "damaged spool bytes quarantined: the records there are lost, the rest are delivered");
         } else {
@@ -40,7 +40,7 @@ fn report_damage(sink: &str, spool: &Spool) {
         }
     }
     if let Some(why) = &spool.cursor_problem {
-        metrics::counter!("trailwatch_sink_spool_cursor_invalid_total", "sink" => sink.to_string())
+        metrics::counter!(crate::metric::SINK_SPOOL_CURSOR_INVALID_TOTAL, "sink" => sink.to_string())
             .increment(1);
         tracing::error!(sink, reason = %why, "the spool cursor is damaged: reading from the oldest segment, skipping what the delivered-ids journal knows was delivered");
     }
@@ -167,7 +167,7 @@ impl Dispatcher {
             self.router.targets(item, &mut targets);
             if targets.is_empty() {
                 tally::add(&self.tally.unrouted, 1);
-                metrics::counter!("trailwatch_unrouted_total", "stream" => item.stream().as_str())
+                metrics::counter!(crate::metric::UNROUTED_TOTAL, "stream" => item.stream().as_str())
                     .increment(1);
                 continue;
             }

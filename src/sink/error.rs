@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Class {
     Retry { after: Option<Duration> },
     Broken,

@@ -64,13 +64,13 @@ fn once_a_minute(last: &mut Option<Instant>) -> bool {
 }
 
 fn gauges(name: &str, spool: &Spool) {
-    metrics::gauge!("trailwatch_sink_spool_depth", "sink" => name.to_string())
+    metrics::gauge!(crate::metric::SINK_SPOOL_DEPTH, "sink" => name.to_string())
         .set(spool.len() as f64);
     let age = spool
         .oldest_millis()
         .map(|t| crate::clock::now_millis().saturating_sub(t) as f64 / 1000.0)
         .unwrap_or(0.0);
-    metrics::gauge!("trailwatch_sink_spool_oldest_age_seconds", "sink" => name.to_string())
+    metrics::gauge!(crate::metric::SINK_SPOOL_OLDEST_AGE_SECONDS, "sink" => name.to_string())
         .set(age);
 }
 
@@ -83,9 +83,9 @@ fn relink(name: &str, spool: &mut Spool) {
     match spool.ensure_linked() {
         Ok(None) => {}
         Ok(Some(r)) => {
-            metrics::counter!("trailwatch_sink_spool_relinked_total", "sink" => name.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOL_RELINKED_TOTAL, "sink" => name.to_string())
                 .increment(1);
-            metrics::counter!("trailwatch_sink_spool_lost_total", "sink" => name.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOL_LOST_TOTAL, "sink" => name.to_string())
                 .increment(r.lost);
             tracing::error!(sink = %name, recovered = r.recovered, lost = r.lost, "the spool was removed while in use: made again, with the records the open segment still held (lost: those of other segments)");
         }
@@ -101,14 +101,14 @@ fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<It
     match spool.append(&payloads, crate::clock::now_millis()) {
         Ok(()) => {
             crate::readiness::set(name, Condition::SpoolUnwritable, None);
-            metrics::counter!("trailwatch_sink_spooled_total", "sink" => name.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOLED_TOTAL, "sink" => name.to_string())
                 .increment(items.len() as u64);
             tally::add(&tally.spooled, items.len());
             gauges(name, spool);
             true
         }
         Err(e) => {
-            metrics::counter!("trailwatch_sink_spool_write_errors_total", "sink" => name.to_string())
+            metrics::counter!(crate::metric::SINK_SPOOL_WRITE_ERRORS_TOTAL, "sink" => name.to_string())
                 .increment(1);
             tally::add(&tally.not_accepted, items.len());
             crate::readiness::set(name, Condition::SpoolUnwritable, Some(e.to_string()));
@@ -121,7 +121,7 @@ fn spool_items(tally: &SinkTally, name: &str, spool: &mut Spool, items: &[Arc<It
 /// Spools a job that arrived while the spool is not empty and acknowledges it.
 fn spool_job(tally: &SinkTally, name: &str, spool: &mut Spool, j: Job) {
     if spool_items(tally, name, spool, &j.items) {
-        metrics::histogram!("trailwatch_sink_accept_seconds", "sink" => name.to_string())
+        metrics::histogram!(crate::metric::SINK_ACCEPT_SECONDS, "sink" => name.to_string())
             .record(j.enqueued.elapsed().as_secs_f64());
         let _ = j.done.send(());
     }
@@ -149,13 +149,13 @@ async fn send(
         Some(_) => {}
     }
     if out.delivered > 0 {
-        metrics::counter!("trailwatch_sink_sent_total", "sink" => name.to_string())
+        metrics::counter!(crate::metric::SINK_SENT_TOTAL, "sink" => name.to_string())
             .increment(out.delivered as u64);
-        metrics::histogram!("trailwatch_sink_request_seconds", "sink" => name.to_string())
+        metrics::histogram!(crate::metric::SINK_REQUEST_SECONDS, "sink" => name.to_string())
             .record(started.elapsed().as_secs_f64());
     }
     if let Some(e) = &out.error {
-        metrics::counter!("trailwatch_sink_failures_total", "sink" => name.to_string(), "kind" => e.kind())
+        metrics::counter!(crate::metric::SINK_FAILURES_TOTAL, "sink" => name.to_string(), "kind" => e.kind())
             .increment(1);
     }
     out
@@ -192,7 +192,7 @@ impl Worker {
     }
 
     fn reject(&mut self, item: &Item, why: &SendError) {
-        metrics::counter!("trailwatch_sink_rejected_total", "sink" => self.name.clone())
+        metrics::counter!(crate::metric::SINK_REJECTED_TOTAL, "sink" => self.name.clone())
             .increment(1);
         tracing::error!(sink = %self.name, alert_id = %item.id(), reason = %why, "the destination rejected an alert; written to the rejected file");
         let line = serde_json::json!({
@@ -221,7 +221,7 @@ impl Worker {
     /// Journals delivered (or rejected) ids before the next request goes out.
     fn remember(&mut self, ids: &[String]) {
         if let Err(e) = self.journal.record(ids.iter().map(String::as_str)) {
-            metrics::counter!("trailwatch_sink_journal_errors_total", "sink" => self.name.clone())
+            metrics::counter!(crate::metric::SINK_JOURNAL_ERRORS_TOTAL, "sink" => self.name.clone())
                 .increment(1);
             if once_a_minute(&mut self.last_journal_error) {
                 tracing::error!(sink = %self.name, error = %e, "cannot write the delivered-ids journal: a crash now could repeat these deliveries");
@@ -239,7 +239,7 @@ impl Worker {
         let skipped = before - items.len();
         tally::add(&self.tally.repeats_skipped, skipped);
         if skipped > 0 {
-            metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
+            metrics::counter!(crate::metric::SINK_REPEATS_SKIPPED_TOTAL, "sink" => self.name.clone())
                 .increment(skipped as u64);
             tracing::info!(sink = %self.name, skipped, "items already delivered before a restart are not sent again");
         }
@@ -312,22 +312,22 @@ impl Worker {
                 attempt = 0;
                 continue;
             };
-            match e.class {
-                Class::Rejected if n == 1 || out.delivered + 1 == n => {
+            match after_failure(e.class, n, out.delivered) {
+                Next::RejectHead => {
                     let bad = rest.remove(0);
                     self.reject(&bad, &e);
                     tally::add(&self.tally.rejected, 1);
                 }
-                Class::Rejected => isolate = true,
-                Class::Broken => {
+                Next::Isolate => isolate = true,
+                Next::Broken => {
                     self.log_failure(&e, true);
                     self.attempt = 1;
                     self.next_try = Instant::now() + self.backoff(1, None);
                     return spool_items(&self.tally, &self.name, &mut self.spool, &rest);
                 }
-                Class::Retry { after } => {
+                Next::Retry { after } => {
                     attempt += 1;
-                    metrics::counter!("trailwatch_sink_retries_total", "sink" => self.name.clone())
+                    metrics::counter!(crate::metric::SINK_RETRIES_TOTAL, "sink" => self.name.clone())
                         .increment(1);
                     let wait = self.backoff(attempt, after);
                     if attempt >= self.s.max_attempts || Instant::now() + wait >= deadline {
@@ -389,7 +389,7 @@ impl Worker {
                         break;
                     }
                     // Checksummed, so this is a format from another version: never retried.
-                    metrics::counter!("trailwatch_sink_spool_unreadable_total", "sink" => self.name.clone())
+                    metrics::counter!(crate::metric::SINK_SPOOL_UNREADABLE_TOTAL, "sink" => self.name.clone())
                         .increment(1);
                     tracing::error!(sink = %self.name, error = %e, "an unreadable spool record is dropped");
                     skip += 1;
@@ -397,7 +397,7 @@ impl Worker {
             }
         }
         if skip > 0 {
-            metrics::counter!("trailwatch_sink_repeats_skipped_total", "sink" => self.name.clone())
+            metrics::counter!(crate::metric::SINK_REPEATS_SKIPPED_TOTAL, "sink" => self.name.clone())
                 .increment(repeats as u64);
             tally::add(&self.tally.drain_skipped, repeats);
             self.commit(skip);
@@ -440,18 +440,18 @@ impl Worker {
                 self.attempt = 0;
                 self.isolate = false;
             }
-            Some(e) => match e.class {
-                Class::Rejected if items.len() == 1 || done + 1 == items.len() => {
+            Some(e) => match after_failure(e.class, items.len(), done) {
+                Next::RejectHead => {
                     self.reject(&items[done], &e);
                     tally::add(&self.tally.drain_rejected, 1);
                     done += 1;
                     self.isolate = false;
                 }
-                Class::Rejected => self.isolate = true,
-                _ => {
+                Next::Isolate => self.isolate = true,
+                next => {
                     self.attempt += 1;
-                    let after = match e.class {
-                        Class::Retry { after } => after,
+                    let after = match next {
+                        Next::Retry { after } => after,
                         _ => None,
                     };
                     self.log_failure(&e, true);
@@ -497,7 +497,7 @@ impl Worker {
                 }
                 if self.direct(&jobs, &shutdown).await {
                     for j in jobs {
-                        metrics::histogram!("trailwatch_sink_accept_seconds", "sink" => self.name.clone())
+                        metrics::histogram!(crate::metric::SINK_ACCEPT_SECONDS, "sink" => self.name.clone())
                             .record(j.enqueued.elapsed().as_secs_f64());
                         let _ = j.done.send(());
                     }
@@ -522,5 +522,47 @@ impl Worker {
         if let Err(e) = self.journal.sync() {
             tracing::error!(sink = %self.name, error = %e, "cannot sync the delivered-ids journal");
         }
+    }
+}
+
+/// What a worker does after a request of `sent` items delivered the first `delivered` and
+/// then failed: the one rule for direct delivery and for draining the spool.
+#[derive(Debug, PartialEq, Eq)]
+enum Next {
+    /// The first undelivered item alone was refused: it goes to the rejected file.
+    RejectHead,
+    /// Several items and one was refused: send one at a time to find it.
+    Isolate,
+    /// Never retryable (401, 403, 404, 410): the sink is broken until a later try works.
+    Broken,
+    /// Try again after a backoff (at least `after`, when the sink said so).
+    Retry { after: Option<Duration> },
+}
+
+fn after_failure(class: Class, sent: usize, delivered: usize) -> Next {
+    match class {
+        Class::Rejected if sent == 1 || delivered + 1 == sent => Next::RejectHead,
+        Class::Rejected => Next::Isolate,
+        Class::Broken => Next::Broken,
+        Class::Retry { after } => Next::Retry { after },
+    }
+}
+
+#[cfg(test)]
+mod after_failure_tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_rejects_the_head_only_when_it_is_the_one_item_left_else_isolates() {
+        assert_eq!(after_failure(Class::Rejected, 1, 0), Next::RejectHead);
+        // Four delivered of five: the fifth was refused.
+        assert_eq!(after_failure(Class::Rejected, 5, 4), Next::RejectHead);
+        assert_eq!(after_failure(Class::Rejected, 5, 2), Next::Isolate);
+        assert_eq!(after_failure(Class::Broken, 5, 0), Next::Broken);
+        let after = Some(Duration::from_secs(3));
+        assert_eq!(
+            after_failure(Class::Retry { after }, 5, 0),
+            Next::Retry { after }
+        );
     }
 }

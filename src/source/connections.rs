@@ -84,7 +84,7 @@ where
         let (inner, limits) = (self.inner.clone(), self.limits);
         Box::pin(async move {
             let Ok(permit) = permit else {
-                metrics::counter!("trailwatch_firehose_connections_refused_total").increment(1);
+                metrics::counter!(crate::metric::FIREHOSE_CONNECTIONS_REFUSED_TOTAL).increment(1);
                 tracing::warn!(
                     max_connections = limits.max_connections,
                     "too many open connections: a new one is closed"
@@ -99,7 +99,7 @@ where
                 reader: std::sync::Mutex::new(None),
             });
             let (stream, service) = inner.accept(stream, service).await?;
-            metrics::gauge!("trailwatch_firehose_connections_open").increment(1.0);
+            metrics::gauge!(crate::metric::FIREHOSE_CONNECTIONS_OPEN).increment(1.0);
             Ok((
                 Timed {
                     inner: stream,
@@ -128,7 +128,7 @@ pub struct Timed<T> {
 
 impl<T> Drop for Timed<T> {
     fn drop(&mut self) {
-        metrics::gauge!("trailwatch_firehose_connections_open").decrement(1.0);
+        metrics::gauge!(crate::metric::FIREHOSE_CONNECTIONS_OPEN).decrement(1.0);
     }
 }
 
@@ -195,7 +195,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for Timed<T> {
                     timer.as_mut().reset(when);
                 }
                 if timer.as_mut().poll(cx).is_ready() {
-                    metrics::counter!("trailwatch_firehose_connections_timed_out_total", "timeout" => which)
+                    metrics::counter!(crate::metric::FIREHOSE_CONNECTIONS_TIMED_OUT_TOTAL, "timeout" => which)
                         .increment(1);
                     tracing::info!(
                         timeout = which,

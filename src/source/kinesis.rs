@@ -1,10 +1,11 @@
 //! The Kinesis consumer (shared-throughput GetRecords): shard discovery, one reader task per
 //! shard, parents read to SHARD_END before their children, backoff on throttling, recovery
-//! from expired iterators. Readers hand [`Batch`]es to one processing task and wait for the
-//! ack: a shard's checkpoint moves only past records whose alerts were delivered.
+//! from expired iterators. Readers hand [`Batch`]es to one processing task and wait before
+//! reading on: each batch carries its [`Ack`], what acknowledging it means, and the road
+//! applies it once every alert from those records is accepted.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_sdk_kinesis::types::ShardIteratorType;
@@ -13,27 +14,33 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+pub use crate::state::positions::{Ack, Positions};
 use crate::state::ShardCheckpoint;
 
 pub use crate::config::{KinesisSettings as Settings, Start};
 
-/// Records read from one shard, and the channel to acknowledge them once processed.
+/// Records read from one shard: what acknowledging them means, and the reader waiting to
+/// read on.
 pub struct Batch {
-    pub shard: String,
     /// (sequence number, data)
     pub records: Vec<(String, Vec<u8>)>,
-    /// The shard ended with these records: mark it finished once they are acknowledged.
-    pub shard_end: bool,
+    /// The shard, its last record, and whether the shard ended with these records.
+    pub ack: Ack,
     /// MillisBehindLatest from GetRecords.
     pub millis_behind: Option<i64>,
     /// The shard resumed inside a KPL aggregate: in the record with this sequence number,
     /// sub-records up to this index were done before and are skipped.
     pub skip: Option<(String, u64)>,
-    pub ack: oneshot::Sender<()>,
+    /// Sent `true` once the batch is acknowledged: the reader reads on; `false` (or dropped):
+    /// the reader stops (the lease is someone else's, or the road stopped).
+    pub resume: oneshot::Sender<bool>,
 }
 
-/// Checkpoints the readers start from (shared with the processing side, which moves them).
-pub type Positions = Arc<Mutex<BTreeMap<String, ShardCheckpoint>>>;
+impl Batch {
+    pub fn shard(&self) -> &str {
+        &self.ack.shard
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum KinesisError {
@@ -153,10 +160,7 @@ async fn read_shard(
             return Ok(shard.id);
         }
         if it.is_none() {
-            let cp = positions
-                .lock()
-                .ok()
-                .and_then(|p| p.get(&shard.id).cloned());
+            let cp = positions.get(&shard.id);
             match iterator(&client, &s, &shard, cp.as_ref()).await {
                 Ok(Some(i)) => {
                     it = Some(i);
@@ -165,7 +169,7 @@ async fn read_shard(
                 Ok(None) => return Ok(shard.id),
                 Err(e) => {
                     attempt += 1;
-                    metrics::counter!("trailwatch_kinesis_iterator_errors_total").increment(1);
+                    metrics::counter!(crate::metric::KINESIS_ITERATOR_ERRORS_TOTAL).increment(1);
                     let saved = cp.as_ref().and_then(|c| c.sequence_number.clone());
                     match saved {
                         // Refused again and again at a saved position: say what to do.
@@ -201,7 +205,7 @@ async fn read_shard(
                     .and_then(|e| e.meta().code())
                     .unwrap_or("transport")
                     .to_string();
-                metrics::counter!("trailwatch_getrecords_errors_total", "kind" => kind)
+                metrics::counter!(crate::metric::GETRECORDS_ERRORS_TOTAL, "kind" => kind)
                     .increment(1);
                 if svc.is_some_and(|e| e.is_expired_iterator_exception()) {
                     tracing::info!(shard = %shard.id, "iterator expired; resuming from the checkpoint");
@@ -231,22 +235,27 @@ async fn read_shard(
             .collect();
         let shard_end = resp.next_shard_iterator().is_none();
         if let Some(ms) = resp.millis_behind_latest() {
-            metrics::gauge!("trailwatch_millis_behind_latest", "shard" => shard.id.clone())
+            metrics::gauge!(crate::metric::MILLIS_BEHIND_LATEST, "shard" => shard.id.clone())
                 .set(ms as f64);
         }
         let empty = records.is_empty();
         if !records.is_empty() || shard_end {
-            let (ack, done) = oneshot::channel();
-            let batch = Batch {
+            let (resume, resumed) = oneshot::channel();
+            let ack = Ack {
                 shard: shard.id.clone(),
-                records,
+                sequence_number: records.last().map(|(seq, _)| seq.clone()),
+                sub_sequence: None,
                 shard_end,
+            };
+            let batch = Batch {
+                records,
+                ack,
                 millis_behind: resp.millis_behind_latest(),
                 skip: skip.take(),
-                ack,
+                resume,
             };
-            if tx.send(batch).await.is_err() || done.await.is_err() {
-                return Ok(shard.id); // the processor stopped
+            if tx.send(batch).await.is_err() || !resumed.await.unwrap_or(false) {
+                return Ok(shard.id); // the road stopped, or the lease is gone
             }
         }
         if shard_end {
@@ -374,7 +383,7 @@ pub async fn consume(
                     stop,
                 ));
             }
-            metrics::gauge!("trailwatch_shards_owned").set(stops.len() as f64);
+            metrics::gauge!(crate::metric::SHARDS_OWNED).set(stops.len() as f64);
         }
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -388,7 +397,7 @@ pub async fn consume(
                                 c.hand_over(&id, &to).await;
                             }
                         }
-                        metrics::gauge!("trailwatch_shards_owned").set(stops.len() as f64);
+                        metrics::gauge!(crate::metric::SHARDS_OWNED).set(stops.len() as f64);
                     }
                     Ok(Err(e)) => tracing::error!(error = %e, "shard reader failed"),
                     Err(e) => tracing::error!(error = %e, "shard reader panicked"),
@@ -410,15 +419,7 @@ pub async fn consume(
 
 /// Shards whose parents are finished (or gone) and that are not finished themselves.
 fn readable(known: &HashMap<String, ShardInfo>, positions: &Positions) -> HashSet<String> {
-    let finished: HashSet<String> = positions
-        .lock()
-        .map(|p| {
-            p.iter()
-                .filter(|(_, c)| c.finished)
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default();
+    let finished = positions.finished();
     known
         .values()
         .filter(|sh| !finished.contains(&sh.id))

@@ -5,6 +5,5 @@
 pub mod connections;
 pub mod firehose;
 pub mod kinesis;
-pub mod lambda;
 pub mod leases;
 pub mod replay;

@@ -6,6 +6,7 @@
 //! keys it by stream; `serve` keeps only the engine's part.
 
 pub mod id_log;
+pub mod positions;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -163,7 +164,7 @@ impl StateFile {
                     ids_expected = at.entries,
                     "the state's id log is damaged: the ids before the damage are kept; events of the rest may alert again"
                 );
-                metrics::counter!("trailwatch_state_ids_damaged_total").increment(1);
+                metrics::counter!(crate::metric::STATE_IDS_DAMAGED_TOTAL).increment(1);
             }
             let (events, alerts) = latest_first_seen(read.entries);
             let p = state

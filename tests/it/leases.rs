@@ -252,3 +252,58 @@ fn a_worker_that_lost_its_lease_cannot_move_the_new_owners_checkpoint() {
         ));
     });
 }
+
+/// Issue 29: the Kinesis road's checkpointer on a lease table (moto's DynamoDB): a taken
+/// lease brings its checkpoint into the positions, a commit moves the position and writes it
+/// to the lease, and once another worker owns the lease a commit says so (the reader stops)
+/// and the new owner's checkpoint stays.
+#[test]
+fn the_lease_checkpointer_writes_the_acknowledged_position_only_while_it_owns_the_lease() {
+    use std::collections::HashMap;
+    use trailwatch::road::kinesis::{Checkpointer, Committed};
+    use trailwatch::source::leases::{Coordinator, LeaseTable};
+    use trailwatch::state::positions::{Ack, Positions};
+    use trailwatch::state::ShardCheckpoint;
+    let m = start_moto();
+    let rt = rt();
+    rt.block_on(async {
+        let table = LeaseTable::new(dynamodb(m.port), "leases", "org", "a");
+        let mut a = Coordinator::new(table, "a", Duration::from_secs(60));
+        a.ensure_table().await.unwrap();
+        let positions = Positions::default();
+        let shards = HashMap::from([("s0".to_string(), Vec::new())]);
+        // The lease is created and taken; its (empty) checkpoint is where a starts.
+        let tick = a.tick(&shards, &positions).await.unwrap();
+        assert!(tick.read.contains("s0"), "{tick:?}");
+        let checkpointer = Checkpointer::leased(positions.clone(), a.writer());
+        let ack = |seq: &str, end: bool| Ack {
+            shard: "s0".into(),
+            sequence_number: Some(seq.into()),
+            sub_sequence: None,
+            shard_end: end,
+        };
+        let moved = checkpointer.commit(&ack("100", false)).await;
+        let want = ShardCheckpoint {
+            sequence_number: Some("100".into()),
+            sub_sequence: None,
+            finished: false,
+        };
+        assert_eq!(moved, Committed::Moved(want.clone()));
+        assert!(moved.reads_on());
+        let observer = LeaseTable::new(dynamodb(m.port), "leases", "org", "b");
+        let lease = observer.scan().await.unwrap().remove(0);
+        assert_eq!(lease.checkpoint, want, "the lease holds the position");
+        // b takes the lease over (a stopped renewing, as far as b can tell).
+        assert!(observer.take("s0", lease.counter).await.unwrap());
+        assert!(observer.checkpoint("s0", &want).await.unwrap());
+        let lost = checkpointer.commit(&ack("150", true)).await;
+        assert_eq!(lost, Committed::LeaseLost);
+        assert!(!lost.reads_on(), "a reads on a shard it does not own");
+        let lease = observer.scan().await.unwrap().remove(0);
+        assert_eq!(lease.owner.as_deref(), Some("b"));
+        assert_eq!(
+            lease.checkpoint, want,
+            "a's late commit landed in b's lease"
+        );
+    });
+}

@@ -454,7 +454,7 @@ pub(super) fn aggregation(
 fn problem(
     r: &Rule,
     c: &Correlation,
-    code: &'static str,
+    code: super::Code,
     message: String,
 ) -> (String, super::Problem) {
     let p = super::Problem {

@@ -7,13 +7,13 @@ use std::fmt;
 
 use marked_yaml::Node;
 
-use super::{line, load_docs, raw, Doc, Problem, SKIPPED};
+use super::{line, load_docs, raw, Code, Doc, Problem, SKIPPED};
 use crate::cloudtrail_fields::{lookup, Kind, Lookup};
 use crate::filter::lint::Level;
 
-pub const UNKNOWN_FIELD: &str = "SG001-unknown-field";
-pub const MODIFIER_TYPE: &str = "SG002-modifier-type";
-pub const UNUSED_SELECTION: &str = "SG006-unused-selection";
+pub const UNKNOWN_FIELD: Code = Code::UnknownField;
+pub const MODIFIER_TYPE: Code = Code::ModifierType;
+pub const UNUSED_SELECTION: Code = Code::UnusedSelection;
 
 /// One finding.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,7 +23,7 @@ pub struct Finding {
     /// The rule (`sigma:<stem>`, `#N` in a multi-document file).
     pub rule: String,
     pub level: Level,
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
     pub fix: String,
 }
@@ -222,7 +222,7 @@ fn correlation_fields(d: &Doc, file: &str, node: &Node, r: &super::Rule, out: &m
     }
 }
 
-type Check = (Level, &'static str, String, String);
+type Check = (Level, Code, String, String);
 
 /// What is wrong with one field test, if anything.
 fn check(field: &str, mods: &[&str], values: &[Option<&str>]) -> Option<Check> {

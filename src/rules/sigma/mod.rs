@@ -6,6 +6,7 @@
 //! reason. A broken rule is an error with the file, the line and what was expected; it never
 //! stops the others.
 
+pub mod code;
 pub mod condition;
 pub mod correlation;
 pub mod lint;
@@ -75,18 +76,19 @@ pub struct Problem {
     pub line: Option<usize>,
     /// Which kind of problem (what `lint --sigma` prints): [`BROKEN`], [`NO_SELECTION`],
     /// [`UNSUPPORTED`], or [`SKIPPED`].
-    pub code: &'static str,
+    pub code: Code,
     pub message: String,
 }
 
+pub use code::Code;
 /// Not Sigma as the specification writes it (YAML, a missing key, an unknown modifier…).
-pub const BROKEN: &str = "SG000-broken";
+pub const BROKEN: Code = Code::Broken;
 /// A condition names a selection the detection does not have.
-pub const NO_SELECTION: &str = "SG003-no-selection";
+pub const NO_SELECTION: Code = Code::NoSelection;
 /// Sigma that trailwatch does not evaluate.
-pub const UNSUPPORTED: &str = "SG004-unsupported";
+pub const UNSUPPORTED: Code = Code::Unsupported;
 /// Not a CloudTrail rule.
-pub const SKIPPED: &str = "SG005-not-cloudtrail";
+pub const SKIPPED: Code = Code::NotCloudTrail;
 
 impl std::fmt::Display for Problem {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -101,7 +103,7 @@ fn line(span: &Span) -> Option<usize> {
     span.start().map(|m| m.line())
 }
 
-struct Bad(Option<usize>, String, &'static str);
+struct Bad(Option<usize>, String, Code);
 
 fn at(node: &Node, message: impl Into<String>) -> Bad {
     Bad(line(node.span()), message.into(), BROKEN)

@@ -15,13 +15,13 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::lint::{each_field, Finding};
-use super::{line, load_docs, Rule};
+use super::{line, load_docs, Code, Rule};
 use crate::filter::lint::Level;
 
-pub const NOT_IN_SAMPLE: &str = "SG007-not-in-sample";
-pub const SHAPE_IN_SAMPLE: &str = "SG008-shape-in-sample";
-pub const JSON_STRING: &str = "SG009-json-string";
-pub const NO_MATCH_IN_SAMPLE: &str = "SG010-no-match-in-sample";
+pub const NOT_IN_SAMPLE: Code = Code::NotInSample;
+pub const SHAPE_IN_SAMPLE: Code = Code::ShapeInSample;
+pub const JSON_STRING: Code = Code::JsonString;
+pub const NO_MATCH_IN_SAMPLE: Code = Code::NoMatchInSample;
 
 /// Bits of what a path held in the sample.
 const TEXT: u8 = 1;

@@ -1,7 +1,7 @@
 //! Shared leases in DynamoDB, so several workers split a stream's shards: each tick a worker
 //! reads the lease table, creates leases for new shards, renews its own, and takes, asks for
 //! or hands over leases as [`plan`] decides. Checkpoints go to the lease item with a
-//! condition on the owner ([`Checkpointer`]), so a worker that lost a lease cannot move it.
+//! condition on the owner ([`LeaseWriter`]), so a worker that lost a lease cannot move it.
 
 pub mod plan;
 pub mod table;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 pub use plan::{Lease, Planner};
 pub use table::{LeaseError, LeaseTable};
 
-use super::kinesis::Positions;
+use crate::state::positions::Positions;
 use crate::state::ShardCheckpoint;
 
 /// Shards this worker owns, shared between the coordinator and the checkpoint writers.
@@ -40,12 +40,12 @@ pub struct Tick {
 
 /// Writes checkpoints to the lease table.
 #[derive(Clone)]
-pub struct Checkpointer {
+pub struct LeaseWriter {
     table: Arc<LeaseTable>,
     owned: Owned,
 }
 
-impl Checkpointer {
+impl LeaseWriter {
     /// Ok(true) when written; Ok(false) when the lease is no longer this worker's (the shard
     /// stops being read).
     pub async fn write(&self, shard: &str, cp: &ShardCheckpoint) -> Result<bool, LeaseError> {
@@ -58,7 +58,7 @@ impl Checkpointer {
                 shard,
                 "lease lost: another worker owns it now; stopping this shard"
             );
-            metrics::counter!("trailwatch_leases_lost_total").increment(1);
+            metrics::counter!(crate::metric::LEASES_LOST_TOTAL).increment(1);
         }
         Ok(ours)
     }
@@ -75,8 +75,8 @@ impl Coordinator {
         }
     }
 
-    pub fn checkpointer(&self) -> Checkpointer {
-        Checkpointer {
+    pub fn writer(&self) -> LeaseWriter {
+        LeaseWriter {
             table: self.table.clone(),
             owned: self.owned.clone(),
         }
@@ -97,7 +97,7 @@ impl Coordinator {
             } else {
                 o.remove(shard);
             }
-            metrics::gauge!("trailwatch_leases_owned").set(o.len() as f64);
+            metrics::gauge!(crate::metric::LEASES_OWNED).set(o.len() as f64);
         }
     }
 
@@ -149,7 +149,7 @@ impl Coordinator {
                 owned.insert(l.shard.clone());
             } else if !mine_in_table && owned.contains(&l.shard) {
                 tracing::warn!(shard = %l.shard, owner = ?l.owner, "lease lost");
-                metrics::counter!("trailwatch_leases_lost_total").increment(1);
+                metrics::counter!(crate::metric::LEASES_LOST_TOTAL).increment(1);
                 self.set_owned(&l.shard, false);
                 owned.remove(&l.shard);
             }
@@ -164,7 +164,7 @@ impl Coordinator {
             if self.table.take(shard, *counter).await? {
                 if let Some(l) = leases.iter().find(|l| l.shard == *shard) {
                     tracing::info!(shard, previous_owner = ?l.owner, "took lease");
-                    metrics::counter!("trailwatch_leases_taken_total").increment(1);
+                    metrics::counter!(crate::metric::LEASES_TAKEN_TOTAL).increment(1);
                     self.adopt(l, positions);
                     owned.insert(shard.clone());
                 }
@@ -192,9 +192,7 @@ impl Coordinator {
     }
 
     fn adopt(&self, l: &Lease, positions: &Positions) {
-        if let Ok(mut p) = positions.lock() {
-            p.insert(l.shard.clone(), l.checkpoint.clone());
-        }
+        positions.adopt(&l.shard, l.checkpoint.clone());
         self.set_owned(&l.shard, true);
     }
 

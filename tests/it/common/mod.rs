@@ -194,7 +194,7 @@ impl Summary {
 pub fn lambda_handler(
     cfg: &Path,
     drop_non_matching: bool,
-) -> (tokio::runtime::Runtime, trailwatch::source::lambda::Lambda) {
+) -> (tokio::runtime::Runtime, trailwatch::road::lambda::Lambda) {
     use trailwatch::build::{engine, Options, OutputChoice};
     let config = trailwatch::config::load(cfg, 0).unwrap().config;
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -205,7 +205,7 @@ pub fn lambda_handler(
     let output = OutputChoice::configured(&config, None);
     let options = Options::live(output, trailwatch::clock::now_secs());
     let e = rt.block_on(engine(&config, options)).unwrap();
-    let l = trailwatch::source::lambda::Lambda::new(e, drop_non_matching);
+    let l = trailwatch::road::lambda::Lambda::new(e, drop_non_matching);
     (rt, l)
 }
 

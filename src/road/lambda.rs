@@ -1,4 +1,5 @@
-//! Lambda mode: one handler for the two events Lambda brings.
+//! The Lambda road (`trailwatch lambda`): one handler for the two events Lambda brings, run
+//! under the AWS Lambda runtime ([`run`]).
 //!
 //! - **Kinesis event source mapping**: every record is decoded and evaluated and its alerts
 //!   delivered in order; the first record whose alerts cannot be accepted (delivered or
@@ -25,6 +26,36 @@ use serde_json::Value;
 use crate::clock::now_secs;
 use crate::decode::{Position, Step};
 use crate::engine::{Data, Engine, Pending, Record};
+
+/// Serves Lambda invocations (the runtime API named by `AWS_LAMBDA_RUNTIME_API`) until the
+/// runtime stops.
+pub async fn run(config: &crate::config::Config) -> Result<(), super::RoadError> {
+    use lambda_runtime::{service_fn, LambdaEvent};
+    let output = crate::build::OutputChoice::configured(config, None);
+    let engine = crate::build::engine(config, crate::build::Options::live(output, now_secs()))
+        .await
+        .map_err(|source| super::RoadError::Build {
+            file: "the Lambda configuration".into(),
+            source,
+        })?;
+    let lambda = std::sync::Arc::new(tokio::sync::Mutex::new(Lambda::new(
+        engine,
+        config.lambda.drop_non_matching,
+    )));
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<Value>| {
+        let lambda = lambda.clone();
+        async move {
+            lambda
+                .lock()
+                .await
+                .handle(event.payload)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))
+        }
+    }))
+    .await
+    .map_err(|e| super::RoadError::Runtime(e.to_string()))
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum LambdaError {

@@ -1,14 +1,14 @@
-//! `backtest`'s sources: what each SOURCE argument names (an S3 prefix, a local directory in
+//! The backtest road's sources: what each SOURCE argument names (an S3 prefix, a local directory in
 //! the archive's layout, or any file `replay` reads), listed into one plan, and the fetch
 //! stage that reads S3 objects ahead of the workers, in plan order, within a memory bound.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::archive::{self, local::Local, s3::S3, Plan, Scope};
+use crate::backtest::report::Failed;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
-use trailwatch::archive::{self, local::Local, s3::S3, Plan, Scope};
-use trailwatch::backtest::report::Failed;
 
 /// One object to read, in read order.
 pub struct Planned {

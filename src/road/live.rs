@@ -1,4 +1,4 @@
-//! What the live roads (`run`, `serve`) share besides the engine: following the organization
+//! What the live roads ([`super::kinesis`], [`super::firehose`]) share besides the engine: following the organization
 //! (a read at start-up, a watch that reads it again, drift alerts) and SIGHUP (the config file
 //! read again, validated, and its rules, policy, shaping and `[organization]` swapped into the
 //! running engine between batches; a bad file keeps the running config).
@@ -7,13 +7,13 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use trailwatch::build;
-use trailwatch::clock::now_secs;
-use trailwatch::config::{self, Config};
-use trailwatch::engine::{Engine, Pending};
-use trailwatch::org::watch::{Nudge, Update, Watch};
-use trailwatch::org::{self, drift};
-use trailwatch::state::SavedOrganization;
+use crate::build;
+use crate::clock::now_secs;
+use crate::config::{self, Config};
+use crate::engine::{Engine, Pending};
+use crate::org::watch::{Nudge, Update, Watch};
+use crate::org::{self, drift};
+use crate::state::SavedOrganization;
 
 /// What the start-up read of the organization came to.
 pub enum FirstRead {
@@ -67,11 +67,8 @@ pub async fn first_read(
                 }
                 Err(e) => e,
             };
-            let wait = trailwatch::backoff::delay(
-                Duration::from_secs(1),
-                Duration::from_secs(30),
-                attempt,
-            );
+            let wait =
+                crate::backoff::delay(Duration::from_secs(1), Duration::from_secs(30), attempt);
             if saved.is_some() || tokio::time::Instant::now() + wait >= deadline {
                 tracing::error!(error = %e, attempts = attempt, "cannot read the organization");
                 return None;
@@ -90,15 +87,77 @@ pub async fn first_read(
     match (got, saved) {
         (Some(s), _) => FirstRead::Read(s),
         (None, Some(s)) => {
-            tracing::error!(saved_at = %trailwatch::event::format_utc_secs(s.read_at), "cannot read the organization: starting from the tree saved with the checkpoint");
+            tracing::error!(saved_at = %crate::event::format_utc_secs(s.read_at), "cannot read the organization: starting from the tree saved with the checkpoint");
             FirstRead::Failed
         }
         (None, None) => {
             tracing::error!(timeout_secs = cfg.first_read_timeout.as_secs(), "cannot read the organization within organization.first_read_timeout, and no tree is saved: judging on the config policy until it is read, then judging those events again on it");
-            metrics::counter!("trailwatch_org_first_read_fallbacks_total").increment(1);
+            metrics::counter!(crate::metric::ORG_FIRST_READ_FALLBACKS_TOTAL).increment(1);
             FirstRead::Failed
         }
     }
+}
+
+/// A live road's engine, started: the state file's snapshot restored, the organization read
+/// (or its saved tree), SIGHUP and the watch listening.
+pub struct Started {
+    pub engine: Engine,
+    pub live: Live,
+    /// The drift alerts of the start-up read, against the tree saved with the checkpoint.
+    pub drift: Option<Pending>,
+}
+
+/// Starts a live road's engine from its state file (whose snapshot is moved into it).
+/// `None` when a stop signal came while the organization was being read.
+pub async fn start(
+    file: &std::path::Path,
+    config: &Config,
+    state: &mut crate::state::StateFile,
+    output: build::OutputChoice,
+    dead_letter: Option<PathBuf>,
+    stop: &tokio_util::sync::CancellationToken,
+) -> Result<Option<Started>, super::RoadError> {
+    let saved = state.state.engine.organization.clone();
+    let first = first_read(config, saved.as_ref(), stop).await;
+    if matches!(first, FirstRead::Stopped) {
+        return Ok(None);
+    }
+    let organization = first.read().or(saved.as_ref()).map(|s| s.tree.clone());
+    let engine = build::engine(
+        config,
+        build::Options {
+            dead_letter,
+            organization,
+            // Moved, not copied: the next save overwrites it.
+            restore: Some(std::mem::take(&mut state.state.engine)),
+            ..build::Options::live(output, now_secs())
+        },
+    )
+    .await
+    .map_err(|source| super::RoadError::Build {
+        file: file.to_path_buf(),
+        source,
+    })?;
+    if first.failed() && saved.is_none() {
+        engine.judge_provisionally();
+    }
+    let live = Live::start(file.to_path_buf(), config.clone(), first.failed());
+    let drift = match first {
+        FirstRead::Read(f) => Some(live.apply(
+            &engine,
+            Update {
+                tree: f.tree,
+                read_at: f.read_at,
+                trigger: None,
+            },
+        )),
+        _ => None,
+    };
+    Ok(Some(Started {
+        engine,
+        live,
+        drift,
+    }))
 }
 
 pub struct Live {
@@ -248,7 +307,8 @@ impl Live {
                 tracing::error!(file = %file, problem = %p, "reload refused");
             }
             tracing::error!(file = %file, problems = problems.len(), "the reloaded configuration is refused: the running configuration stays");
-            metrics::counter!("trailwatch_config_reloads_total", "result" => "error").increment(1);
+            metrics::counter!(crate::metric::CONFIG_RELOADS_TOTAL, "result" => "error")
+                .increment(1);
         };
         let loaded = match config::load(&self.path, now_secs()) {
             Ok(l) => l,
@@ -280,7 +340,7 @@ impl Live {
         }
         self.config = new;
         tracing::warn!(file = %file, changes = %changes, "configuration reloaded");
-        metrics::counter!("trailwatch_config_reloads_total", "result" => "ok").increment(1);
+        metrics::counter!(crate::metric::CONFIG_RELOADS_TOTAL, "result" => "ok").increment(1);
     }
 }
 

@@ -1,0 +1,129 @@
+//! One config's side of a backtest: its engine (on event time, its output the caller) and
+//! its event-time shaping; and how a chunk's alerts are marked against the baseline's.
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::io::{self, BufWriter, Write};
+use std::path::PathBuf;
+
+use crate::alert::Alert;
+use crate::backtest::{Mark, Report, Timeline};
+use crate::build::OutputChoice;
+use crate::config::Config;
+use crate::engine::parallel::Judged;
+use crate::engine::{Counts, Engine, Pending};
+use crate::item::Item;
+use crate::shaping::{NotifyItem, Shaper};
+
+use super::super::RoadError;
+
+/// One config's engine and its event-time shaping.
+pub(super) struct Side {
+    pub engine: Engine,
+    pub timeline: Timeline,
+    pub counts: Counts,
+}
+
+impl Side {
+    pub fn new(
+        rt: &tokio::runtime::Runtime,
+        config: &Config,
+        dead_letter: Option<PathBuf>,
+    ) -> Result<Side, RoadError> {
+        let engine =
+            super::super::offline_engine(config, OutputChoice::Caller, false, dead_letter, rt)?;
+        Ok(Side {
+            engine,
+            timeline: Timeline::new(Shaper::for_rules(&config.shaping, &config.rules)),
+            counts: Counts::default(),
+        })
+    }
+
+    /// Takes a chunk with judge `which`'s alerts; returns the alerts admitted.
+    pub fn take(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        judged: &mut Judged,
+        which: usize,
+        wall: i64,
+    ) -> Vec<Alert> {
+        let evaluated = {
+            let mut feed = self.engine.feed(wall);
+            feed.take(judged, which);
+            feed.finish()
+        };
+        self.counts += evaluated.counts;
+        if let Some(e) = evaluated.dead_letter_error {
+            tracing::error!(error = %e, "cannot write the dead-letter file");
+        }
+        alerts_of(rt, &self.engine, evaluated.pending)
+    }
+}
+
+/// The siem alerts of a submission (the engine's output is the caller here).
+fn alerts_of(rt: &tokio::runtime::Runtime, engine: &Engine, p: Pending) -> Vec<Alert> {
+    let alerts = p
+        .items()
+        .iter()
+        .filter_map(|i| match &**i {
+            Item::Siem(a) => Some(a.clone()),
+            Item::Notify(_) => None,
+        })
+        .collect();
+    // Accepted at once (Output::Caller): settles the engine's books.
+    let _ = rt.block_on(async { engine.submit(p).await.wait().await });
+    alerts
+}
+
+/// Marks a chunk's alerts against the baseline's (by alert id), counts them, writes them,
+/// and hands them to each side's timeline.
+pub(super) fn compare(
+    report: &mut Report,
+    sides: &mut [Side],
+    new: Vec<Alert>,
+    base: Option<Vec<Alert>>,
+    mut lines: Option<&mut BufWriter<File>>,
+) -> io::Result<()> {
+    let base_ids: HashSet<&str> = base.iter().flatten().map(|a| a.alert_id.as_str()).collect();
+    let new_ids: HashSet<&str> = new.iter().map(|a| a.alert_id.as_str()).collect();
+    let mut write = |mark: Mark, a: &Alert| -> io::Result<()> {
+        if let Some(w) = lines.as_mut() {
+            let mark = serde_json::to_string(&mark)?;
+            let alert = serde_json::to_string(&Item::Siem(a.clone()).native())?;
+            writeln!(w, "{{\"diff\":{mark},\"alert\":{alert}}}")?;
+        }
+        Ok(())
+    };
+    for a in &new {
+        let mark = match base_ids.contains(a.alert_id.as_str()) {
+            true => Mark::Same,
+            false => Mark::Added,
+        };
+        report.alert(a, false, Some(mark));
+        write(mark, a)?;
+    }
+    for b in base.iter().flatten() {
+        let removed = !new_ids.contains(b.alert_id.as_str());
+        report.alert(b, true, removed.then_some(Mark::Removed));
+        if removed {
+            write(Mark::Removed, b)?;
+        }
+    }
+    drop(new_ids);
+    drop(base_ids);
+    for a in new {
+        sides[0].timeline.push(a);
+    }
+    if let (Some(base), Some(side)) = (base, sides.get_mut(1)) {
+        for b in base {
+            side.timeline.push(b);
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn tally_notify(report: &mut Report, items: &mut Vec<NotifyItem>, baseline: bool) {
+    for n in items.drain(..) {
+        report.notify(&n.alert, baseline);
+    }
+}
