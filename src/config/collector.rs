@@ -8,7 +8,8 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use toml::Value;
 
-use super::key_path::{full_key, neutral, quoted_after, table_at, value_at, Segment};
+use super::key_path::{full_key, neutral, table_at, value_at, Segment};
+use super::value_de::{ReadError, ValueDe};
 use super::{Level, Problem};
 use crate::regions::{check_region, RegionCheck};
 
@@ -92,46 +93,42 @@ impl Collector<'_> {
     pub(super) fn read<T: DeserializeOwned>(&mut self, key: &str, mut value: Value) -> Option<T> {
         let mut removed: BTreeSet<String> = BTreeSet::new();
         for _ in 0..256 {
-            let e = match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+            let e = match serde_path_to_error::deserialize::<_, T>(ValueDe(&value)) {
                 Ok(v) => return Some(v),
                 Err(e) => e,
             };
             let segments: Vec<Segment> = e.path().iter().map(Segment::from).collect();
             let here = full_key(key, &segments);
-            let msg = e.inner().message().trim().to_string();
-            if let Some(field) = quoted_after(&msg, "unknown field `") {
-                let mut msg = msg.clone();
-                if TOP_LEVEL.contains(&field.as_str()) {
-                    msg.push_str(&format!(
-                        "; `{field}` is a top-level key: in TOML every key after a [table] header belongs to that table, so write `{field}` above the first table"
-                    ));
-                }
-                self.error(&here, &msg);
-                let mut at = segments.as_slice();
-                if let Some((Segment::Key(last), parent)) = at.split_last() {
-                    if *last == field {
-                        at = parent;
+            let (expected, msg) = match e.into_inner() {
+                ReadError::UnknownField { field, message, .. } => {
+                    let mut msg = message;
+                    if TOP_LEVEL.contains(&field.as_str()) {
+                        msg.push_str(&format!(
+                            "; `{field}` is a top-level key: in TOML every key after a [table] header belongs to that table, so write `{field}` above the first table"
+                        ));
                     }
-                }
-                if table_at(&mut value, at).is_some_and(|t| t.remove(&field).is_some()) {
-                    continue;
-                }
-                return None;
-            }
-            if let Some(field) = quoted_after(&msg, "missing field `") {
-                let child = full_key(&here, &[Segment::Key(field)]);
-                if !removed.contains(&child) {
                     self.error(&here, &msg);
+                    let mut at = segments.as_slice();
+                    if let Some((Segment::Key(last), parent)) = at.split_last() {
+                        if *last == field {
+                            at = parent;
+                        }
+                    }
+                    if table_at(&mut value, at).is_some_and(|t| t.remove(&field).is_some()) {
+                        continue;
+                    }
+                    return None;
                 }
-                return None;
-            }
-            let expected = msg
-                .split("expected ")
-                .nth(1)
-                .map(|e| e.split(", found").next().unwrap_or(e))
-                .map(|e| if e == "string only" { "a string" } else { e })
-                .unwrap_or("")
-                .to_string();
+                ReadError::MissingField { field, message } => {
+                    let child = full_key(&here, &[Segment::Key(field.to_string())]);
+                    if !removed.contains(&child) {
+                        self.error(&here, &message);
+                    }
+                    return None;
+                }
+                ReadError::Invalid { expected, message } => (expected, message),
+                ReadError::Other(message) => (String::new(), message),
+            };
             let shown = match value_at(&value, &segments) {
                 Some(v) if !expected.is_empty() => {
                     format!("expected {expected}, found {} {v}", v.type_str())

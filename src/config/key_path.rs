@@ -37,10 +37,6 @@ pub(super) fn full_key(base: &str, path: &[Segment]) -> String {
     out
 }
 
-pub(super) fn quoted_after(msg: &str, prefix: &str) -> Option<String> {
-    Some(msg.strip_prefix(prefix)?.split('`').next()?.to_string())
-}
-
 /// The value at `path` inside `value`.
 pub(super) fn value_at<'v>(value: &'v Value, path: &[Segment]) -> Option<&'v Value> {
     let mut v = value;

@@ -23,6 +23,7 @@ mod source;
 pub use shaping::{KeyField, ShapingSettings};
 pub use source::{Checkpoint, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start};
 mod validate;
+mod value_de;
 
 pub use rules::{Rule, RuleTest, TestInput, BYPASS_RULE, DRIFT_RULE, REGION_RULE};
 pub use sequences::{Expected, Sequence, SequenceStep};
