@@ -100,7 +100,15 @@ impl Collector<'_> {
             let segments: Vec<Segment> = e.path().iter().map(Segment::from).collect();
             let here = full_key(key, &segments);
             let (expected, msg) = match e.into_inner() {
-                ReadError::UnknownField { field, message, .. } => {
+                ReadError::UnknownField {
+                    field,
+                    message,
+                    expected,
+                } => {
+                    #[cfg(test)]
+                    probe::seen(&here, &field, Ok(expected));
+                    #[cfg(not(test))]
+                    let _ = expected;
                     let mut msg = message;
                     if TOP_LEVEL.contains(&field.as_str()) {
                         msg.push_str(&format!(
@@ -126,7 +134,11 @@ impl Collector<'_> {
                     }
                     return None;
                 }
-                ReadError::Invalid { expected, message } => (expected, message),
+                ReadError::Invalid { expected, message } => {
+                    #[cfg(test)]
+                    probe::seen(&here, "", Err(expected.clone()));
+                    (expected, message)
+                }
                 ReadError::Other(message) => (String::new(), message),
             };
             let shown = match value_at(&value, &segments) {
@@ -238,3 +250,30 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "sinks",
     "routes",
 ];
+
+/// For the reference test: what the config's types answered to a probe key, by key path.
+#[cfg(test)]
+pub(super) mod probe {
+    use std::cell::RefCell;
+
+    /// The key a probe puts into a table: no type has it.
+    pub const KEY: &str = "__probe__";
+
+    /// An answer: the keys of a table that refused [`KEY`], or what a value was expected to be.
+    pub type Answer = Result<&'static [&'static str], String>;
+
+    thread_local! {
+        static SEEN: RefCell<Vec<(String, Answer)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    pub(in crate::config) fn seen(at: &str, field: &str, answer: Answer) {
+        if answer.is_err() || field == KEY {
+            SEEN.with(|s| s.borrow_mut().push((at.to_string(), answer)));
+        }
+    }
+
+    /// What was answered since the last call.
+    pub fn take() -> Vec<(String, Answer)> {
+        SEEN.with(|s| std::mem::take(&mut *s.borrow_mut()))
+    }
+}

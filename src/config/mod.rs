@@ -493,6 +493,251 @@ mod reference_tests {
         None
     }
 
+    /// A place in a probe document: a key, or the first element of an array of tables.
+    #[derive(Clone, Debug)]
+    enum Seg {
+        Key(String),
+        Elem,
+    }
+
+    fn render(path: &[Seg]) -> String {
+        let mut out = String::new();
+        for s in path {
+            match s {
+                Seg::Key(k) if out.is_empty() => out.push_str(k),
+                Seg::Key(k) => {
+                    out.push('.');
+                    out.push_str(k);
+                }
+                Seg::Elem => out.push_str("[0]"),
+            }
+        }
+        out
+    }
+
+    /// The key as the reference writes it: `*` for any map key, `[]` for any element.
+    fn name(path: &[Seg]) -> String {
+        render(path)
+            .replace(super::collector::probe::KEY, "*")
+            .replace("[0]", "[]")
+    }
+
+    /// `base` with `leaf` at `path` (tables and arrays made on the way, what was there
+    /// replaced).
+    fn with(base: &toml::Table, path: &[Seg], leaf: toml::Value) -> toml::Table {
+        fn put(v: &mut toml::Value, path: &[Seg], leaf: toml::Value) {
+            let Some((first, rest)) = path.split_first() else {
+                *v = leaf;
+                return;
+            };
+            match first {
+                Seg::Key(k) => {
+                    if !v.is_table() {
+                        *v = toml::Value::Table(toml::Table::new());
+                    }
+                    if let Some(t) = v.as_table_mut() {
+                        let slot = t
+                            .entry(k.clone())
+                            .or_insert(toml::Value::Table(toml::Table::new()));
+                        put(slot, rest, leaf);
+                    }
+                }
+                Seg::Elem => {
+                    let mut first = match v.as_array().and_then(|a| a.first()) {
+                        Some(e) => e.clone(),
+                        None => toml::Value::Table(toml::Table::new()),
+                    };
+                    put(&mut first, rest, leaf);
+                    *v = toml::Value::Array(vec![first]);
+                }
+            }
+        }
+        let mut v = toml::Value::Table(base.clone());
+        put(&mut v, path, leaf);
+        match v {
+            toml::Value::Table(t) => t,
+            _ => toml::Table::new(),
+        }
+    }
+
+    /// The keys of the table the config's types expect at `at` (a table that refused the
+    /// probe key there), when one did.
+    fn keys_at(doc: toml::Table, at: &str) -> Option<&'static [&'static str]> {
+        use super::collector::probe;
+        probe::take();
+        let _ = super::load_str(&doc.to_string(), "probe.toml", 0);
+        let inner = format!("{at}.{}", probe::KEY);
+        // A rule's key path names its id: `rules[0] (probe).tests[0]`.
+        let plain = |here: &str| match here.split_once(" (") {
+            Some((a, b)) => format!("{a}{}", b.split_once(')').map_or("", |(_, r)| r)),
+            None => here.to_string(),
+        };
+        probe::take()
+            .into_iter()
+            .find(|(here, a)| a.is_ok() && (plain(here) == at || plain(here) == inner))
+            .and_then(|(_, a)| a.ok())
+    }
+
+    /// Every key the config's types take under `path`, by asking them: a table given the key
+    /// `__probe__` answers, through serde, with the keys it takes; a value that is not a
+    /// table is tried as an array of tables, then as a map of tables.
+    fn explore(base: &toml::Table, path: Vec<Seg>, out: &mut std::collections::BTreeSet<String>) {
+        use super::collector::probe::KEY;
+        if path.len() > 8 {
+            return;
+        }
+        let probe = || toml::Value::Table(toml::Table::from_iter([(KEY.to_string(), 0.into())]));
+        let mut elem = path.clone();
+        elem.push(Seg::Elem);
+        let mut entry = path.clone();
+        entry.push(Seg::Key(KEY.into()));
+        let found = keys_at(with(base, &path, probe()), &render(&path))
+            .map(|k| (path.clone(), k))
+            .or_else(|| {
+                let doc = with(base, &path, toml::Value::Array(vec![probe()]));
+                keys_at(doc, &render(&elem)).map(|k| (elem.clone(), k))
+            })
+            .or_else(|| {
+                let doc = with(base, &entry, probe());
+                keys_at(doc, &render(&entry)).map(|k| (entry.clone(), k))
+            });
+        let Some((at, keys)) = found else { return };
+        for k in keys {
+            let mut child = at.clone();
+            child.push(Seg::Key(k.to_string()));
+            out.insert(name(&child));
+            explore(base, child, out);
+        }
+    }
+
+    /// Every key of the config's types, found by probing them on the example file; the
+    /// tables the config splits by hand before its types read them are the starting points.
+    fn struct_keys() -> std::collections::BTreeSet<String> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let text = std::fs::read_to_string(root.join("examples/trailwatch.toml")).unwrap();
+        let mut base: toml::Table = toml::from_str(&text).unwrap();
+        // A rule whose own keys read, so that what is read by hand inside it is reached.
+        let rule = "id = \"probe\"\nfilter = '{ $.eventName = \"X\" }'\n";
+        let rule: toml::Table = toml::from_str(rule).unwrap();
+        base.insert("rules".into(), toml::Value::Array(vec![rule.into()]));
+        let mut out = std::collections::BTreeSet::new();
+        let split_by_hand = [
+            "policy.global_services",
+            "policy.ous",
+            "policy.accounts",
+            "policy.exempt",
+            "source.kinesis",
+            "source.firehose",
+            "source.lambda",
+            "rules[].tests",
+            "rules[].shaping",
+        ];
+        let tops = super::collector::TOP_LEVEL
+            .iter()
+            .filter(|t| **t != "source");
+        for start in tops.chain(split_by_hand.iter()) {
+            let mut path = Vec::new();
+            for k in start.split('.') {
+                match k.strip_suffix("[]") {
+                    Some(k) => path.extend([Seg::Key(k.into()), Seg::Elem]),
+                    None => path.push(Seg::Key(k.into())),
+                }
+            }
+            explore(&base, path, &mut out);
+        }
+        out
+    }
+
+    /// Whether a text names `leaf` as a key: `` `leaf` ``, `leaf =`, or `` `[[….leaf]]` ``.
+    fn names(text: &str, leaf: &str) -> bool {
+        text.contains(&format!("`{leaf}`"))
+            || text.contains(&format!("{leaf} ="))
+            || text.contains(&format!(".{leaf}]]`"))
+    }
+
+    /// Whether a reference row documents `key` (`a.b.c`, `a.*.c`, `a[].c`): a row for the
+    /// key itself, or a row for one of its tables (or one of theirs) that names it. A rule's
+    /// `shaping` takes the keys of `[shaping]`.
+    fn documented(rows: &[String], key: &str) -> bool {
+        if let Some(rest) = key.strip_prefix("rules[].shaping.") {
+            return documented(rows, &format!("shaping.{rest}"));
+        }
+        let leaf = key.rsplit('.').next().unwrap_or(key);
+        let first_path = |row: &str| -> String {
+            let cell = row.split(" | ").next().unwrap_or("");
+            let inner = cell.split('`').nth(1).unwrap_or("");
+            let path = inner.trim_start_matches("[[").trim_end_matches("]]");
+            let path = match inner.starts_with("[[") {
+                true => format!("{path}[]"),
+                false => path.to_string(),
+            };
+            // `policy.ous."ou-…"`: any key of the map.
+            match path.split_once(".\"") {
+                Some((map, _)) => format!("{map}.*"),
+                None => path,
+            }
+        };
+        let mut tables = Vec::new();
+        let mut at = key;
+        while let Some((parent, _)) = at.rsplit_once('.') {
+            tables.push(parent);
+            at = parent;
+        }
+        rows.iter().any(|row| {
+            let p = first_path(row);
+            // `delivery.backoff_initial` / `backoff_max`: a row of several keys of one table.
+            let sibling = p.rsplit_once('.').map(|(pp, _)| pp) == tables.first().copied();
+            p == key || ((tables.contains(&p.as_str()) || sibling) && names(row, leaf))
+        })
+    }
+
+    /// docs/CONFIG.md names every key the config's types take (found by asking the types,
+    /// not the example file); `[[sinks]]` and `[[routes]]` keys are in
+    /// docs/shaping-and-delivery.md, each sink type's from the list its reader checks.
+    #[test]
+    fn the_config_reference_names_every_key_of_the_config_types() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let doc = std::fs::read_to_string(root.join("docs/CONFIG.md")).unwrap();
+        let delivery = std::fs::read_to_string(root.join("docs/shaping-and-delivery.md")).unwrap();
+        let rows: Vec<String> = doc
+            .lines()
+            .filter(|l| l.starts_with("| `"))
+            .map(str::to_string)
+            .collect();
+        let keys = struct_keys();
+        assert!(keys.len() > 100, "{keys:?}");
+        for must in [
+            "source.kinesis.poll_interval",
+            "policy.ous.*.parent",
+            "rules[].tests[].expect",
+        ] {
+            assert!(keys.contains(must), "{must} not found: {keys:?}");
+        }
+        let mut missing: Vec<String> = keys
+            .iter()
+            .filter(
+                |k| match k.starts_with("sinks") || k.starts_with("routes") {
+                    true => !names(&delivery, k.rsplit('.').next().unwrap_or(k)),
+                    false => !documented(&rows, k),
+                },
+            )
+            .cloned()
+            .collect();
+        for kind in ["stdout", "file", "splunk_hec", "webhook", "slack", "sns"] {
+            let own = super::sinks::keys_for(kind).unwrap_or_default();
+            for k in own.iter().chain(super::sinks::COMMON) {
+                if !names(&delivery, k) {
+                    missing.push(format!("sinks[] ({kind}).{k}"));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "keys of the config types that docs/CONFIG.md (or shaping-and-delivery.md) does not name:\n{}",
+            missing.join("\n")
+        );
+    }
+
     /// docs/CONFIG.md has a row for every key the example file shows, and its default cell
     /// says the example's value (which another test holds equal to the code's default).
     #[test]

@@ -10,7 +10,7 @@ use super::delivery::Format;
 use super::delivery::{DeliverySettings, SecretRef, SecretSource, SinkKind, SinkSpec, UrlRef};
 
 /// The keys each sink type takes, besides `name`, `type` and the per-sink overrides.
-fn keys_for(kind: &str) -> Option<&'static [&'static str]> {
+pub(super) fn keys_for(kind: &str) -> Option<&'static [&'static str]> {
     Some(match kind {
         "stdout" => &["format", "include_event"],
         "file" => &[
@@ -49,7 +49,7 @@ fn keys_for(kind: &str) -> Option<&'static [&'static str]> {
     })
 }
 
-const COMMON: &[&str] = &["name", "type", "timeout", "max_attempts", "queue"];
+pub(super) const COMMON: &[&str] = &["name", "type", "timeout", "max_attempts", "queue"];
 
 /// Keys that would put a secret in the config text.
 const SECRET_KEYS: &[(&str, &str)] = &[
