@@ -40,6 +40,7 @@ fn snapshot(
             delta,
             held,
             correlation: Default::default(),
+            sessions: Vec::new(),
         }),
         ..EngineSnapshot::default()
     }

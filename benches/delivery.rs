@@ -50,6 +50,7 @@ fn item() -> Item {
         silent_for_seconds: None,
         lag: None,
         sigma: None,
+        identity: None,
         event: raw,
     })
 }

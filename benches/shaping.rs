@@ -41,6 +41,7 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         silent_for_seconds: None,
         lag: None,
         sigma: None,
+        identity: None,
         event: None,
     }
 }

@@ -76,6 +76,7 @@ fn main() {
             silent_for_seconds: None,
             lag: None,
             sigma: None,
+            identity: None,
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

@@ -64,6 +64,10 @@ pub struct Alert {
     /// Sigma rules (`rule` = `sigma:<file stem>`): the rule's `id`, and what it says of itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma: Option<Box<SigmaInfo>>,
+    /// Who is behind the event: the principal at the start of its chain of role sessions
+    /// ([`crate::identity`]). On every alert raised for an event.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<Box<crate::identity::Identity>>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,
@@ -113,6 +117,7 @@ impl Alert {
             silent_for_seconds: None,
             lag: None,
             sigma: None,
+            identity: None,
             event: None,
         }
     }

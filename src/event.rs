@@ -68,9 +68,22 @@ pub struct UserIdentity<'a> {
     pub principal_id: Option<Cow<'a, str>>,
     pub user_name: Option<Cow<'a, str>>,
     pub invoked_by: Option<Cow<'a, str>>,
+    /// The key the call was signed with: a role session's names the `AssumeRole*` call that
+    /// issued it ([`crate::identity`]).
+    pub access_key_id: Option<Cow<'a, str>>,
     pub session_context: Option<SessionContext<'a>>,
+    /// `onBehalfOf.userId`: the Identity Center user a service acted for.
+    pub on_behalf_of: Option<Cow<'a, str>>,
     /// Some field above had a type CloudTrail never writes there.
     pub odd: bool,
+}
+
+/// `userIdentity.onBehalfOf` (of which the user id is kept).
+#[derive(Debug, Default, Clone, PartialEq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct OnBehalfOf<'a> {
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
+    user_id: Option<Cow<'a, str>>,
 }
 
 impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
@@ -94,6 +107,13 @@ impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
                         "principalId" => &mut u.principal_id,
                         "userName" => &mut u.user_name,
                         "invokedBy" => &mut u.invoked_by,
+                        "accessKeyId" => &mut u.access_key_id,
+                        "onBehalfOf" => {
+                            let o = map.next_value::<OrOdd<OnBehalfOf<'de>>>()?;
+                            u.on_behalf_of = o.0.and_then(|o| o.user_id);
+                            u.odd |= o.1;
+                            continue;
+                        }
                         "sessionContext" => {
                             let c = map.next_value::<OrOdd<SessionContext<'de>>>()?;
                             u.session_context = c.0;
@@ -121,6 +141,9 @@ impl<'de: 'a, 'a> Deserialize<'de> for UserIdentity<'a> {
 pub struct SessionContext<'a> {
     #[serde(borrow, default, deserialize_with = "or_odd")]
     pub session_issuer: Option<SessionIssuer<'a>>,
+    /// `sourceIdentity`: set by whoever assumed the role, and kept along a chain.
+    #[serde(borrow, default, deserialize_with = "lenient_str")]
+    pub source_identity: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Default, Clone, PartialEq, Deserialize)]
@@ -560,6 +583,7 @@ mod tests {
                             session_issuer: Some(SessionIssuer {
                                 arn: Some(i.into()),
                             }),
+                            ..Default::default()
                         }),
                         ..Default::default()
                     }),

@@ -29,7 +29,7 @@
 //!   runtime module. [`build`] is the one place that turns a whole `Config` into an engine.
 //!
 //! Layers, each importing only from those before it: vocabulary ([`alert`], [`event`],
-//! [`filter`], [`glob`], [`regions`], [`clock`]) → [`config`] → runtime (decode, rules,
+//! [`identity`], [`filter`], [`glob`], [`regions`], [`clock`]) → [`config`] → runtime (decode, rules,
 //! pipeline, shaping, item, render, sink, source, state, engine) → [`build`] → the binary.
 
 pub mod alert;
@@ -49,6 +49,7 @@ pub mod event;
 pub mod filter;
 pub mod glob;
 pub mod health;
+pub mod identity;
 pub mod item;
 pub mod kleene;
 pub mod metric;

@@ -78,9 +78,21 @@ pub const EVENT_LAG_SECONDS: &str = "trailwatch_event_lag_seconds";
 pub const FEED_SILENT: &str = "trailwatch_feed_silent";
 pub const FEED_SILENT_ACCOUNTS: &str = "trailwatch_feed_silent_accounts";
 pub const FEED_UNTRACKED_TOTAL: &str = "trailwatch_feed_untracked_total";
+pub const IDENTITY_SESSIONS: &str = "trailwatch_identity_sessions";
+pub const IDENTITY_SESSIONS_EVICTED_TOTAL: &str = "trailwatch_identity_sessions_evicted_total";
 
 /// Every metric: (name, kind, HELP).
 pub const ALL: &[(&str, Kind, &str)] = &[
+    (
+        IDENTITY_SESSIONS,
+        Kind::Gauge,
+        "Access keys issued in the stream and held to say who is behind a session (identity.max_sessions)",
+    ),
+    (
+        IDENTITY_SESSIONS_EVICTED_TOTAL,
+        Kind::Counter,
+        "Issued access keys dropped before their credentials expired to stay within identity.max_sessions (a session using one then has no origin)",
+    ),
     (
         RECORDS_TOTAL,
         Kind::Counter,

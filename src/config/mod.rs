@@ -142,6 +142,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn identity_bounds_out_of_range_are_errors_with_their_keys() {
+        let text = "[policy]\napproved_regions = [\"us-east-1\"]\n\
+                    [identity]\nmax_sessions = 0\nmax_session_duration = \"1m\"\n";
+        let e = load_str(text, "t.toml", 0).unwrap_err();
+        let all: Vec<String> = e.problems.iter().map(|p| p.to_string()).collect();
+        let all = all.join("\n");
+        assert!(
+            all.contains("identity.max_sessions: must be at least 1"),
+            "{all}"
+        );
+        assert!(
+            all.contains("identity.max_session_duration: \"1m\" is out of range; expected a duration from 15m"),
+            "{all}"
+        );
+        let ok = "[policy]\napproved_regions = [\"us-east-1\"]\n[identity]\nmax_sessions = 5\n";
+        let c = load_str(ok, "t.toml", 0).unwrap().config;
+        assert_eq!(c.dedup.identity.max_sessions, 5);
+        assert_eq!(c.dedup.identity.max_session_duration_secs, 12 * 3600);
+    }
+
+    #[test]
     fn routes_know_the_organization_rules_only_with_the_organization() {
         let base = "[policy]\napproved_regions = [\"us-east-1\"]\n\n[[sinks]]\nname = \"out\"\ntype = \"file\"\npath = \"a.jsonl\"\n\n[[routes]]\nstream = \"siem\"\nsinks = [\"out\"]\n\n[[routes]]\nstream = \"notify\"\nsinks = [\"out\"]\nrules = [\"scp-bypass\", \"org-policy-drift\"]\n";
         let unknown = |text: &str| -> Vec<String> {

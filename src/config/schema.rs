@@ -206,7 +206,7 @@ pub struct DedupRaw {
     pub max_clock_skew: String,
 }
 
-/// `[dedup]`, parsed.
+/// `[dedup]`, parsed (with `[identity]`: what the pipeline remembers of the stream).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Dedup {
     pub event_ttl_secs: i64,
@@ -215,6 +215,7 @@ pub struct Dedup {
     /// times are clamped for the health watch and correlation windows), of the event clock in
     /// `replay` and `backtest` (a longer jump waits for a second event).
     pub max_clock_skew_secs: i64,
+    pub identity: IdentitySettings,
 }
 
 impl Default for Dedup {
@@ -223,6 +224,44 @@ impl Default for Dedup {
             event_ttl_secs: 2 * 3600,
             max_event_ids: default_max_ids(),
             max_clock_skew_secs: 15 * 60,
+            identity: IdentitySettings::default(),
+        }
+    }
+}
+
+/// `[identity]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdentityRaw {
+    #[serde(default = "default_max_sessions")]
+    pub max_sessions: usize,
+    #[serde(default = "default_max_session_duration")]
+    pub max_session_duration: String,
+}
+
+fn default_max_sessions() -> usize {
+    100_000
+}
+
+fn default_max_session_duration() -> String {
+    "12h".into()
+}
+
+/// `[identity]`: the access keys issued in the stream, remembered to say who is behind a
+/// role session ([`crate::identity`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdentitySettings {
+    /// Issued keys held at most (the one expiring first makes room).
+    pub max_sessions: usize,
+    /// The longest an issued key is held: the longest a session can last.
+    pub max_session_duration_secs: i64,
+}
+
+impl Default for IdentitySettings {
+    fn default() -> Self {
+        IdentitySettings {
+            max_sessions: default_max_sessions(),
+            max_session_duration_secs: 12 * 3600,
         }
     }
 }

@@ -69,6 +69,7 @@ pub(super) fn parse(
     let mut ok = true;
     let mut policy_t = take_table(&mut c, &mut root, "policy", "policy");
     let dedup_t = take_table(&mut c, &mut root, "dedup", "dedup");
+    let identity_t = take_table(&mut c, &mut root, "identity", "identity");
     let source_t = take_table(&mut c, &mut root, "source", "source");
     let super::source::Sources {
         kinesis,
@@ -108,7 +109,7 @@ pub(super) fn parse(
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -188,9 +189,13 @@ pub(super) fn parse(
         global_services: global.unwrap_or_default(),
     };
     check_policy(&mut c, &policy, now_secs);
-    let dedup = dedup_raw
+    let mut dedup = dedup_raw
         .map(|d| check_dedup(&mut c, &d))
         .unwrap_or_default();
+    let identity_raw: Option<IdentityRaw> = c.read("identity", Value::Table(identity_t));
+    if let Some(raw) = identity_raw {
+        dedup.identity = check_identity(&mut c, &raw);
+    }
     let decode = decode.unwrap_or_default();
     check_decode(&mut c, &decode);
     let mut severities: BTreeMap<String, BTreeSet<super::Severity>> = BTreeMap::new();
@@ -399,18 +404,60 @@ fn check_dedup(c: &mut Collector, raw: &DedupRaw) -> Dedup {
     if raw.max_event_ids == 0 {
         c.error("dedup.max_event_ids", "must be at least 1");
     }
-    match parse_duration(&raw.max_clock_skew) {
-        Ok(secs) if (60..=7 * 86_400).contains(&secs) => d.max_clock_skew_secs = secs,
-        Ok(_) => c.error(
-            "dedup.max_clock_skew",
-            format!(
-                "{:?} is out of range; expected a duration from 1m to 7d",
-                raw.max_clock_skew
-            ),
-        ),
-        Err(why) => c.error("dedup.max_clock_skew", why),
+    if let Some(secs) = duration_within(
+        c,
+        "dedup.max_clock_skew",
+        &raw.max_clock_skew,
+        (60, 7 * 86_400),
+        "1m to 7d",
+    ) {
+        d.max_clock_skew_secs = secs;
     }
     d
+}
+
+/// A duration in `[low, high]` seconds, or an error naming the range (`words`).
+fn duration_within(
+    c: &mut Collector,
+    key: &str,
+    text: &str,
+    (low, high): (i64, i64),
+    words: &str,
+) -> Option<i64> {
+    match parse_duration(text) {
+        Ok(secs) if (low..=high).contains(&secs) => Some(secs),
+        Ok(_) => {
+            c.error(
+                key,
+                format!("{text:?} is out of range; expected a duration from {words}"),
+            );
+            None
+        }
+        Err(why) => {
+            c.error(key, why);
+            None
+        }
+    }
+}
+
+fn check_identity(c: &mut Collector, raw: &IdentityRaw) -> IdentitySettings {
+    let mut s = IdentitySettings {
+        max_sessions: raw.max_sessions,
+        ..IdentitySettings::default()
+    };
+    if raw.max_sessions == 0 {
+        c.error("identity.max_sessions", "must be at least 1");
+    }
+    if let Some(secs) = duration_within(
+        c,
+        "identity.max_session_duration",
+        &raw.max_session_duration,
+        (900, 7 * 86_400),
+        "15m (the shortest session) to 7d",
+    ) {
+        s.max_session_duration_secs = secs;
+    }
+    s
 }
 
 fn check_decode(c: &mut Collector, d: &Decode) {

@@ -130,6 +130,8 @@ impl<'e, 'c> Feed<'e, 'c> {
                 Entry::Event(e) => {
                     let alerts = take_judges(&mut e.alerts, which);
                     let hits = take_judges(&mut e.hits, which);
+                    // Every judge's pipeline keeps its own issued keys (backtest's baseline).
+                    let clue = e.clue.clone();
                     let key = e.key;
                     let origin = e
                         .origin
@@ -142,7 +144,7 @@ impl<'e, 'c> Feed<'e, 'c> {
                         || e.org_change.clone(),
                         origin,
                         None,
-                        |p, at, out| p.admit(key, alerts, hits, at, out),
+                        |p, at, out| p.admit(key, alerts, hits, clue, at, out),
                     );
                 }
                 Entry::DeadLetter(dead) if which == 0 => self.dead_letter(dead.clone()),

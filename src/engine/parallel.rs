@@ -49,6 +49,9 @@ pub struct JudgedEvent {
     pub alerts: Vec<(usize, Alert)>,
     /// What it feeds the Sigma correlations, each with its judge's index.
     pub hits: Vec<(usize, crate::pipeline::correlate::Hit)>,
+    /// Who is behind it, for an event that alerted or issued credentials
+    /// ([`crate::identity::clue`]).
+    pub clue: Option<Box<crate::identity::Clue>>,
     /// The event changed the organization (see [`crate::org::change`]).
     pub org_change: Option<String>,
     /// Its account and region, for the feed-health watch (kept only when it watches).
@@ -171,6 +174,7 @@ impl Visit for Recorder<'_, '_> {
         let e = JudgedEvent {
             key: ev.event_id().map(dedup::key),
             time: ev.time_secs(),
+            clue: crate::identity::clue(&ev, !alerts.is_empty()),
             alerts,
             hits,
             org_change: crate::org::change(&ev),

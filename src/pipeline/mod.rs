@@ -17,6 +17,8 @@ pub use judge::{Judge, Scratch};
 const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
 const ALERT_ID_CAPACITY: usize = 200_000;
 
+use crate::identity::{self, Clue, Sessions};
+
 /// The pipeline's state in serializable form.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineSnapshot {
@@ -39,6 +41,9 @@ pub struct PipelineSnapshot {
     /// The Sigma correlations' windows.
     #[serde(default, skip_serializing_if = "correlate::Snapshot::is_empty")]
     pub correlation: correlate::Snapshot,
+    /// The access keys issued and to whom ([`crate::identity::Sessions`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<(String, crate::identity::Issued)>,
 }
 
 /// When an event is admitted: the pipeline's clock `now` (arrival, or the event clock), and
@@ -72,6 +77,8 @@ pub struct Pipeline {
     alerted: Dedup,
     /// The Sigma correlations' windows, fed in input order after dedup.
     correlator: correlate::Correlator,
+    /// The access keys issued so far, to say who is behind a role session.
+    sessions: Sessions,
 }
 
 impl Pipeline {
@@ -83,6 +90,7 @@ impl Pipeline {
         policy: RegionPolicy,
         include_event: bool,
     ) -> Self {
+        let identity = &dedup.identity;
         Pipeline {
             judge: Judge::new(policy, custom, include_event),
             scratch: Scratch::default(),
@@ -93,7 +101,13 @@ impl Pipeline {
                 ALERT_ID_CAPACITY,
             ),
             correlator: correlate::Correlator::default(),
+            sessions: Sessions::new(identity.max_sessions, identity.max_session_duration_secs),
         }
+    }
+
+    /// How many issued keys are held, and how many were dropped to make room.
+    pub fn identity_stats(&self) -> (usize, u64) {
+        (self.sessions.len(), self.sessions.evicted)
     }
 
     /// Sigma rules (`sigma_rules`), judged after the region rule and the custom rules.
@@ -181,6 +195,7 @@ impl Pipeline {
             delta: marks.is_some(),
             held: (self.dedup.len(), self.alerted.len()),
             correlation: self.correlator.snapshot(),
+            sessions: self.sessions.snapshot(),
         }
     }
 
@@ -196,6 +211,7 @@ impl Pipeline {
             .restoring(&snap.alert_ids);
         self.correlator = correlate::Correlator::new(self.judge.sigma());
         self.correlator.restore(&snap.correlation);
+        self.sessions.restore(&snap.sessions);
     }
 
     /// Records that an alert was already delivered (read back from the output after a crash),
@@ -237,7 +253,8 @@ impl Pipeline {
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         let hits = std::mem::take(&mut self.scratch.hits);
-        self.judged(judged, hits, at, out)
+        let clue = identity::clue(ev, !judged.is_empty());
+        self.judged(judged, hits, clue, at, out)
     }
 
     /// An event's id not seen before (or no id: never a duplicate), remembered from now on.
@@ -245,17 +262,37 @@ impl Pipeline {
         key.is_none_or(|k| self.dedup.first_seen_key_at(k, at.now, at.stamp))
     }
 
-    /// What an event that is not a duplicate raised: its hits feed the correlation windows,
-    /// then its alerts (and theirs) go through the alert-id dedup.
+    /// What an event that is not a duplicate raised: its alerts say who is behind it (and
+    /// the credentials it issued are remembered), its hits feed the correlation windows, then
+    /// its alerts (and theirs) go through the alert-id dedup.
     fn judged(
         &mut self,
         mut judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
+        clue: Option<Box<Clue>>,
         at: At,
         out: &mut Vec<Alert>,
     ) -> Disposition {
+        self.identify(clue.as_deref(), &mut judged, at.now, true);
         self.correlate(hits, at.now, &mut judged);
         self.admit_alerts(judged, at.now, at.stamp, out)
+    }
+
+    /// Puts who is behind the event on each of its alerts; with `issue`, remembers the
+    /// credentials it handed out.
+    fn identify(&mut self, clue: Option<&Clue>, judged: &mut [Alert], now: i64, issue: bool) {
+        let Some(clue) = clue else { return };
+        let who = identity::resolve(&clue.facts, &self.sessions, now);
+        for a in judged.iter_mut() {
+            a.identity = Some(Box::new(who.clone()));
+        }
+        if let (true, Some(iss)) = (issue, &clue.issuance) {
+            let evicted = self.sessions.evicted;
+            self.sessions.issue(&who, iss, now);
+            metrics::gauge!(crate::metric::IDENTITY_SESSIONS).set(self.sessions.len() as f64);
+            metrics::counter!(crate::metric::IDENTITY_SESSIONS_EVICTED_TOTAL)
+                .increment(self.sessions.evicted - evicted);
+        }
     }
 
     /// Judges an event again (its ids are remembered already) on the rules as they stand now,
@@ -266,6 +303,9 @@ impl Pipeline {
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         self.scratch.hits.clear();
+        // Its credentials were remembered when it was first admitted.
+        let clue = identity::clue(ev, !judged.is_empty());
+        self.identify(clue.as_deref(), &mut judged, now, false);
         self.admit_alerts(judged, now, now, out);
     }
 
@@ -286,19 +326,21 @@ impl Pipeline {
 
     /// [`Self::process`] for an event judged already (on another thread): `key` is its
     /// eventID's fingerprint ([`dedup::key`]), `judged` what the rules raised for it, `hits`
-    /// what it feeds the correlations ([`Scratch::hits`]).
+    /// what it feeds the correlations ([`Scratch::hits`]), `clue` who is behind it
+    /// ([`identity::clue`]).
     pub fn admit(
         &mut self,
         key: Option<dedup::Key>,
         judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
+        clue: Option<Box<Clue>>,
         at: At,
         out: &mut Vec<Alert>,
     ) -> Disposition {
         if !self.first_time(key, at) {
             return Disposition::Duplicate;
         }
-        self.judged(judged, hits, at, out)
+        self.judged(judged, hits, clue, at, out)
     }
 
     /// Keeps the alerts not raised before; an event whose every alert was raised before is
@@ -346,6 +388,47 @@ mod tests {
     }
 
     const EV: &str = r#"{"eventID":"e1","eventName":"CreateUser","eventSource":"ec2.amazonaws.com","awsRegion":"eu-west-1","readOnly":false,"recipientAccountId":"111122223333"}"#;
+
+    /// A pipeline that alerts on every event (so every event's alert carries its identity).
+    fn alerting_on_everything() -> Pipeline {
+        let text = "[policy]\napproved_regions = [\"us-east-1\"]\n\
+                    [[rules]]\nid = \"every\"\nfilter = '{ $.eventID = * }'\n";
+        let c = crate::config::load_str(text, "t.toml", 0).unwrap().config;
+        Pipeline::new(
+            &c.dedup,
+            RuleSet::from_rules(&c.rules),
+            RegionPolicy::build(&c.policy),
+            false,
+        )
+    }
+
+    #[test]
+    fn the_keys_issued_before_a_restart_still_name_the_user_after_it() {
+        let lines: Vec<&str> = include_str!("../../tests/fixtures/stratus_identity.jsonl")
+            .lines()
+            .collect();
+        let acting = lines
+            .iter()
+            .position(|l| l.contains("\"type\":\"AssumedRole\""))
+            .unwrap();
+        let mut before = alerting_on_everything();
+        let mut out = Vec::new();
+        for l in &lines[..acting] {
+            let ev = object::parse(l).unwrap().event;
+            before.process(&ev, ev.time_secs().unwrap(), &mut out);
+        }
+        assert!(before.identity_stats().0 > 0);
+        // What the state file keeps: the snapshot as JSON.
+        let saved = serde_json::to_string(&before.snapshot()).unwrap();
+        let mut after = alerting_on_everything();
+        after.restore(&serde_json::from_str(&saved).unwrap());
+        let ev = object::parse(lines[acting]).unwrap().event;
+        let mut out = Vec::new();
+        after.process(&ev, ev.time_secs().unwrap(), &mut out);
+        let who = out[0].identity.as_deref().unwrap();
+        assert!(who.origin.as_deref().unwrap().ends_with(":user/christophe"));
+        assert_eq!(who.via, Some(crate::identity::Via::AssumeRole));
+    }
 
     #[test]
     fn snapshot_round_trip_keeps_duplicates_out() {

@@ -71,6 +71,7 @@ pub fn build_alert(
         silent_for_seconds: None,
         lag: None,
         sigma: None,
+        identity: None,
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

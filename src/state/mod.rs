@@ -177,6 +177,7 @@ impl StateFile {
                     delta: false,
                     held: (0, 0),
                     correlation: Default::default(),
+                    sessions: Vec::new(),
                 });
             p.event_ids = events;
             p.alert_ids = alerts;
@@ -337,6 +338,7 @@ mod tests {
                 delta,
                 held: (held, 1),
                 correlation: Default::default(),
+                sessions: Vec::new(),
             }),
             ..EngineSnapshot::default()
         }

@@ -14,6 +14,7 @@ mod deploy;
 mod faults;
 mod filter_cli;
 mod health;
+mod identity;
 mod kinesis;
 mod lambda;
 mod leases;
