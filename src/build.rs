@@ -103,6 +103,7 @@ pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::t
         sigma_rules(config),
         region_policy(config, tree),
         Some(Shaper::for_rules(&config.shaping, &config.rules)),
+        config.runbooks.clone(),
     );
 }
 
@@ -194,6 +195,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
             n => n,
         },
         health: config.health.clone(),
+        runbooks: config.runbooks.clone(),
     };
     let engine = Engine::new(parts, output, o.restore, o.now)?;
     if let Some(tree) = &o.organization {

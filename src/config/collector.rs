@@ -236,6 +236,7 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "policy",
     "organization",
     "health",
+    "runbooks",
     "dedup",
     "identity",
     "decode",

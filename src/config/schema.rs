@@ -56,6 +56,8 @@ pub struct Config {
     pub shaping: super::shaping::ShapingSettings,
     /// `[delivery]`, `[[sinks]]`, `[[routes]]`.
     pub delivery: super::delivery::Delivery,
+    /// `[runbooks]`: where to look next, by built-in or Sigma rule (`sigma:<file stem>`).
+    pub runbooks: std::collections::BTreeMap<String, String>,
 }
 
 /// `[policy]`: the `unapproved-region` rule.

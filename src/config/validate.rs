@@ -102,6 +102,8 @@ pub(super) fn parse(
     let organization_t = optional_table(&mut c, &mut root, "organization");
     let organization = super::organization::read(&mut c, organization_t);
     let health_t = optional_table(&mut c, &mut root, "health");
+    let runbooks_t = take_table(&mut c, &mut root, "runbooks", "runbooks");
+    let runbooks = read_runbooks(&mut c, runbooks_t);
     let health = super::health::read(&mut c, health_t, organization.is_some());
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
@@ -109,7 +111,7 @@ pub(super) fn parse(
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -247,8 +249,40 @@ pub(super) fn parse(
         lambda,
         checkpoint,
         shaping,
+        runbooks,
     };
     (complete.then_some((config, tables)), c.problems)
+}
+
+/// `[runbooks]`: rule → where to look next, for the built-in rules and the Sigma rules
+/// (custom rules have their own `runbook`).
+fn read_runbooks(c: &mut Collector, t: Table) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for (rule, v) in t {
+        let key = format!("runbooks.{}", k(&rule));
+        let built_in = super::rules::BUILT_IN_RULES.contains(&rule.as_str());
+        if !built_in && !rule.starts_with("sigma:") {
+            c.error(
+                &key,
+                format!(
+                    "not a rule that takes a runbook here; expected one of {} or sigma:<file stem> (a custom rule has its own `runbook`)",
+                    super::rules::BUILT_IN_RULES.join(", ")
+                ),
+            );
+            continue;
+        }
+        match v {
+            Value::String(s) if !s.trim().is_empty() => {
+                out.insert(rule, s);
+            }
+            other => c.type_error(
+                &key,
+                "a non-empty string (a link or a line of text)",
+                &other,
+            ),
+        }
+    }
+    out
 }
 
 fn is_account_id(s: &str) -> bool {

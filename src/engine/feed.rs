@@ -316,13 +316,7 @@ impl Feed<'_, '_> {
                         .record((now - t).max(0) as f64);
                 }
             }
-            super::raise_one(
-                core.shaper.as_mut(),
-                alert,
-                now,
-                &mut self.items,
-                &mut self.notify,
-            );
+            super::raise_one(core, alert, now, &mut self.items, &mut self.notify);
         }
         // On event time the clock moves with each event: what fell due goes out in order.
         if !arrival {

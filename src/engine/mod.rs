@@ -63,6 +63,8 @@ pub struct Parts {
     pub jobs: usize,
     /// `[health]`: watch the feed itself.
     pub health: Option<crate::config::health::Health>,
+    /// `[runbooks]`: where to look next, by rule, for alerts whose rule gives none.
+    pub runbooks: std::collections::BTreeMap<String, String>,
 }
 
 /// One transport record and where it sits.
@@ -132,6 +134,7 @@ struct Core {
     health: Option<crate::health::Watch>,
     /// Events judged on the config policy until the organization is first read.
     provisional: Option<provisional::Provisional>,
+    runbooks: std::collections::BTreeMap<String, String>,
 }
 
 impl Core {
@@ -213,6 +216,7 @@ impl Engine {
             dead_letters,
             jobs,
             health,
+            runbooks,
         } = parts;
         let restore = restore.unwrap_or_default();
         if let Some(snap) = &restore.pipeline {
@@ -249,6 +253,7 @@ impl Engine {
             organization,
             health,
             provisional: None,
+            runbooks,
         };
         core.expect_organization();
         Ok(Engine {
@@ -488,8 +493,10 @@ impl Engine {
         sigma: Vec<crate::rules::sigma::Rule>,
         policy: crate::rules::RegionPolicy,
         shaper: Option<Shaper>,
+        runbooks: std::collections::BTreeMap<String, String>,
     ) {
         let mut core = self.core();
+        core.runbooks = runbooks;
         core.pipeline.set_rules(rules);
         core.pipeline.set_sigma(sigma);
         core.pipeline.set_policy(policy);
@@ -538,27 +545,40 @@ fn raise(
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
     for alert in alerts {
-        raise_one(core.shaper.as_mut(), alert, now, items, notify);
+        raise_one(core, alert, now, items, notify);
     }
 }
 
-/// One alert out, on every path (an event's alerts, the health watch's, drift): counted by
-/// rule, an item of the siem stream, and given to shaping, whose notify items go to `notify`.
+/// One alert out, on every path (an event's alerts, the health watch's, drift): given its
+/// runbook when its rule gave none, counted by rule, an item of the siem stream, and given to
+/// shaping, whose notify items go to `notify`.
 fn raise_one(
-    shaper: Option<&mut Shaper>,
-    alert: Alert,
+    core: &mut Core,
+    mut alert: Alert,
     now: i64,
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
+    if alert.runbook.is_none() {
+        alert.runbook = runbook(&core.runbooks, &alert);
+    }
     metrics::counter!(crate::metric::ALERTS_TOTAL, "rule" => alert.rule.clone()).increment(1);
-    match shaper {
+    match core.shaper.as_mut() {
         Some(s) => {
             items.push(Arc::new(Item::Siem(alert.clone())));
             s.push(alert, now, notify);
         }
         None => items.push(Arc::new(Item::Siem(alert))),
     }
+}
+
+/// Where to look next for an alert whose rule gave no runbook: `[runbooks]` by rule, else a
+/// Sigma rule's first reference.
+fn runbook(runbooks: &std::collections::BTreeMap<String, String>, a: &Alert) -> Option<String> {
+    runbooks
+        .get(&a.rule)
+        .cloned()
+        .or_else(|| a.sigma.as_ref()?.references.first().cloned())
 }
 
 /// Items raised and not yet accepted. Dropping one that holds items, unaccepted, counts them

@@ -391,6 +391,7 @@ fn what_changed(old: &Config, new: &Config) -> String {
         organization => "[organization]",
         health => "[health]",
         sequences => "[[sequences]]",
+        runbooks => "[runbooks]",
     );
     let counts = |c: &Config| {
         format!(

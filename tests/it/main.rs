@@ -21,6 +21,7 @@ mod leases;
 mod org;
 mod prometheus;
 mod roads;
+mod runbooks;
 mod serve;
 mod shaping_cli;
 mod sigma;
