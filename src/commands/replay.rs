@@ -35,6 +35,10 @@ pub struct Args {
     /// or down) before exiting; what is left stays spooled for the next start.
     #[arg(long, default_value = "60s", value_parser = humantime::parse_duration, requires = "deliver")]
     drain_timeout: std::time::Duration,
+    /// `json`: one JSON object per line, as raised; `text`: every alert on one line, grouped
+    /// by rule (the headline rule first, then by severity), for a person.
+    #[arg(long, value_enum, default_value_t = Format::Json, conflicts_with_all = ["stream", "deliver"])]
+    format: Format,
     /// Exit 0 even when the run is incomplete (records not evaluated, inputs unread, items
     /// left spooled): it is still reported in the summary.
     #[arg(long)]
@@ -42,6 +46,12 @@ pub struct Args {
     /// Files, directories (recursively) or `-` for stdin; plain or gzip'd.
     #[arg(required = true, value_name = "INPUT")]
     inputs: Vec<String>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Json,
+    Text,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,6 +88,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         deliver: args.deliver,
         drain_timeout: args.drain_timeout,
         progress: true,
+        text: args.format == Format::Text,
     };
     let mut summary = match replay::run(&config, &args.inputs, options, &rt) {
         Ok(s) => s,
@@ -93,6 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     for problem in &summary.unread {
         eprintln!("trailwatch: {problem}");
     }
+    print!("{}", trailwatch::render::report::text(&summary.alerts));
     for line in summary.lines() {
         eprintln!("{line}");
     }

@@ -3,6 +3,7 @@
 //! Finding. Pure functions of the item: golden-file tested.
 
 pub mod ocsf;
+pub mod report;
 pub mod slack;
 pub mod text;
 
@@ -26,7 +27,24 @@ pub fn event_history_url(a: &Alert) -> Option<String> {
     ))
 }
 
-/// `CreateUser` by `alice` in `111122223333/ap-south-1`: the one-line summary.
+/// Who is behind an alert's session, for people: `user/christophe (via assume-role)`; `None`
+/// when the principal acted as itself or nobody is known.
+pub fn behind(a: &crate::alert::Alert) -> Option<String> {
+    let id = a.identity.as_deref()?;
+    let origin = id.origin.as_deref()?;
+    if id.via == Some(crate::identity::Via::Itself) {
+        return None;
+    }
+    let how = id
+        .via
+        .and_then(|v| serde_json::to_value(v).ok())
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(format!("{} (via {how})", short_principal(origin)))
+}
+
+/// `unapproved-region: CreateUser` by `alice` in `111122223333/ap-south-1`: the one-line
+/// summary, naming the rule (a phone's preview shows only this).
 pub fn summary(item: &Item) -> String {
     let a = item.alert();
     let who = a
@@ -43,8 +61,9 @@ pub fn summary(item: &Item) -> String {
         ),
     };
     format!(
-        "[{}] {prefix}{} by {} in {}/{}",
+        "[{}] {}: {prefix}{} by {} in {}/{}",
         a.severity.as_str().to_uppercase(),
+        a.rule,
         a.event_name.as_deref().unwrap_or("?"),
         who,
         a.account.as_deref().unwrap_or("?"),

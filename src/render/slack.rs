@@ -51,11 +51,14 @@ pub fn message(item: &Item) -> Value {
     if let Some(n) = &a.account_name {
         where_.push_str(&format!(" ({n})"));
     }
-    let who = match (&a.principal, &a.principal_type) {
+    let mut who = match (&a.principal, &a.principal_type) {
         (Some(p), Some(t)) => format!("{} ({t})", short_principal(p)),
         (Some(p), None) => short_principal(p).to_string(),
         _ => "unknown".to_string(),
     };
+    if let Some(b) = super::behind(a) {
+        who.push_str(&format!("\nbehind it: {b}"));
+    }
     let mut fields = vec![
         field("What", &what),
         field("Where", &where_),

@@ -102,8 +102,20 @@ pub(crate) fn items() -> Vec<(&'static str, Item)> {
         .find(|i| i.kind == Kind::Digest)
         .cloned()
         .unwrap();
+    // A role session's alert, with who is behind it.
+    let mut session = alert.clone();
+    session.principal =
+        Some("arn:aws:sts::946986569305:assumed-role/deploy/aws-go-sdk-1722375070115152000".into());
+    session.principal_type = Some("AssumedRole".into());
+    session.identity = Some(Box::new(crate::identity::Identity {
+        origin: Some("arn:aws:iam::946986569305:user/christophe".into()),
+        chain: vec![session.principal.clone().unwrap_or_default()],
+        via: Some(crate::identity::Via::AssumeRole),
+        issued_by_event: Some("d769ddfd-2cda-4cfa-b33f-05d3b886921d".into()),
+    }));
     vec![
         ("alert", Item::Siem(alert)),
+        ("session", Item::Siem(session)),
         ("update", Item::Notify(update)),
         ("digest", Item::Notify(digest)),
     ]

@@ -43,6 +43,9 @@ pub fn body(item: &Item) -> String {
         let _ = write!(who, " from {ip}");
     }
     let _ = writeln!(t, "Who:    {who}");
+    if let Some(b) = super::behind(a) {
+        let _ = writeln!(t, "Behind: {b}");
+    }
     let _ = writeln!(
         t,
         "When:   {}",

@@ -34,6 +34,8 @@ pub struct Options {
     pub drain_timeout: std::time::Duration,
     /// A progress bar on stderr.
     pub progress: bool,
+    /// Keep the siem alerts for a text report ([`Summary::alerts`]) instead of writing them.
+    pub text: bool,
 }
 
 /// What a replay read, raised and left undone.
@@ -57,6 +59,8 @@ pub struct Summary {
     /// Writing the output (or a dead letter) failed, and the replay stopped there; a closed
     /// stdout (a reader that had enough) is not an error.
     pub output_error: Option<io::Error>,
+    /// With [`Options::text`]: every siem alert, in the order raised.
+    pub alerts: Vec<crate::alert::Alert>,
 }
 
 /// Items handed to the engine's output as they are raised, in chunks; at most
@@ -70,6 +74,8 @@ struct Submitter<'e> {
     refused: u64,
     /// The first output error (a closed stdout stops the replay quietly).
     failed: Option<io::Error>,
+    /// With `text`: the siem alerts, kept for the report (the engine's output is the caller).
+    kept: Option<Vec<crate::alert::Alert>>,
 }
 
 const CHUNK: usize = 500;
@@ -87,6 +93,12 @@ impl Submitter<'_> {
             return;
         }
         let n = pending.items().len() as u64;
+        if let Some(kept) = self.kept.as_mut() {
+            kept.extend(pending.items().iter().filter_map(|i| match &**i {
+                crate::item::Item::Siem(a) => Some(a.clone()),
+                crate::item::Item::Notify(_) => None,
+            }));
+        }
         let accepted = self.rt.block_on(self.engine.submit(pending));
         self.waiting.push_back((accepted, n));
         while self.waiting.len() > MAX_OUTSTANDING
@@ -146,9 +158,10 @@ pub fn run(
         .map(|(name, e)| format!("cannot read {name}: {e}"))
         .collect();
     let wall = now_secs();
-    let output = match o.deliver {
-        true => OutputChoice::Sinks,
-        false => OutputChoice::Stdout(o.streams),
+    let output = match (o.deliver, o.text) {
+        (true, _) => OutputChoice::Sinks,
+        (false, true) => OutputChoice::Caller,
+        (false, false) => OutputChoice::Stdout(o.streams),
     };
     let engine = super::offline_engine(config, output, o.include_event, o.dead_letter.clone(), rt)?;
     let reader = Reader {
@@ -161,6 +174,7 @@ pub fn run(
         waiting: VecDeque::new(),
         refused: 0,
         failed: None,
+        kept: o.text.then(Vec::new),
     };
     let mut c = Counts::default();
     let mut records = 0u64;
@@ -231,6 +245,7 @@ pub fn run(
     out.push(last);
     out.finish();
     let (refused, failed) = (out.refused, out.failed.take());
+    let alerts = out.kept.take().unwrap_or_default();
     drop(out);
     let left = match o.deliver {
         true => Some(drain(config, o.drain_timeout)),
@@ -255,6 +270,7 @@ pub fn run(
         refused,
         evicted_early,
         output_error: failed.filter(|e| e.kind() != io::ErrorKind::BrokenPipe),
+        alerts,
     })
 }
 

@@ -43,3 +43,77 @@ fn replay_names_the_user_behind_every_role_session_alert() {
         assert_eq!(a["identity"]["origin"], a["principal"], "{a}");
     }
 }
+
+/// `replay --format text`: one line per alert, grouped by rule, the headline rule first, then
+/// by severity; a role session's line says who is behind it.
+#[test]
+fn the_text_report_groups_by_rule_headline_first_and_names_who_is_behind_a_session() {
+    let t = Tmp::new();
+    let cfg = t.config(
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\n\
+         [[rules]]\nid = \"every-event\"\nfilter = '{ $.eventID = * }'\nseverity = \"low\"\n\n\
+         [[rules]]\nid = \"leave-org\"\nfilter = '{ $.eventName = \"LeaveOrganization\" }'\nseverity = \"critical\"\n",
+    );
+    let input = fixture_path("stratus_identity.jsonl");
+    let json = replay(&cfg, &[&input]);
+    let out = run([
+        "replay",
+        "--config",
+        &s(&cfg),
+        "--format",
+        "text",
+        &s(&input),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let groups: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| !l.starts_with("  "))
+        .collect();
+    let rules: Vec<&str> = groups
+        .iter()
+        .map(|g| g.split(':').next().unwrap())
+        .collect();
+    assert_eq!(
+        rules,
+        ["unapproved-region", "leave-org", "every-event"],
+        "{}",
+        out.show()
+    );
+    // Every alert of the JSON feed is one line, under its rule's heading.
+    assert_eq!(
+        lines.len() - groups.len(),
+        json.alerts().len(),
+        "{}",
+        out.show()
+    );
+    for g in &groups {
+        let n: usize = g
+            .split(": ")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!(n > 0, "{g}");
+    }
+    let behind = lines
+        .iter()
+        .filter(|l| l.contains(", behind it christophe (via assume-role) — "))
+        .count();
+    let sessions = json
+        .alerts()
+        .iter()
+        .filter(|a| a["principal_type"] == "AssumedRole")
+        .count();
+    assert!(sessions >= 47);
+    assert_eq!(
+        behind,
+        sessions,
+        "every session line names the user:\n{}",
+        out.show()
+    );
+}
