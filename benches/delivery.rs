@@ -51,6 +51,7 @@ fn item() -> Item {
         lag: None,
         sigma: None,
         identity: None,
+        also: Vec::new(),
         event: raw,
     })
 }

@@ -42,6 +42,7 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         lag: None,
         sigma: None,
         identity: None,
+        also: Vec::new(),
         event: None,
     }
 }

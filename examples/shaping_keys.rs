@@ -77,6 +77,7 @@ fn main() {
             lag: None,
             sigma: None,
             identity: None,
+            also: Vec::new(),
             event: None,
         };
         shaper.push(alert, start + (i / 1000) as i64, &mut out);

@@ -68,6 +68,10 @@ pub struct Alert {
     /// ([`crate::identity`]). On every alert raised for an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Box<crate::identity::Identity>>,
+    /// The notify stream: the other rules that raised on the same event, folded into this
+    /// one message (the most severe); the SIEM stream has one alert per rule and none here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     /// The original CloudTrail record (`--include-event`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub event: Option<Box<RawValue>>,
@@ -118,6 +122,7 @@ impl Alert {
             lag: None,
             sigma: None,
             identity: None,
+            also: Vec::new(),
             event: None,
         }
     }

@@ -175,6 +175,8 @@ pub struct RouteSpec {
     /// Account ids, and OUs (that OU and the OUs under it), as `accounts` names them.
     pub accounts: Vec<AccountRef>,
     pub regions: Vec<String>,
+    /// Globs on who is behind the event (`identity.origin`): `arn:aws:iam::*:user/contractor-*`.
+    pub origins: Vec<String>,
 }
 
 /// One entry of a route's `accounts`: a 12-digit account id, or `"ou:<ou id>"`.

@@ -37,6 +37,8 @@ struct RouteRaw {
     accounts: Vec<String>,
     #[serde(default)]
     regions: Vec<String>,
+    #[serde(default)]
+    origins: Vec<String>,
 }
 
 fn array(c: &mut Collector, key: &str, v: Option<Value>) -> Vec<Value> {
@@ -194,6 +196,7 @@ pub(super) fn read(
             rules: r.rules,
             accounts,
             regions: r.regions,
+            origins: r.origins,
         });
     }
     for (name, i) in &names {

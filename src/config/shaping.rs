@@ -16,6 +16,9 @@ pub enum KeyField {
     EventSource,
     EventName,
     Severity,
+    /// Who is behind the event (`identity.origin`), else the principal.
+    #[serde(alias = "identity.origin")]
+    Origin,
 }
 
 /// Shaping settings (one set per rule; `[shaping]` is the default).

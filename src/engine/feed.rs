@@ -308,7 +308,7 @@ impl Feed<'_, '_> {
         }
         let core = &mut *self.core;
         let arrival = core.clock == ClockMode::Arrival;
-        for alert in self.alerts.drain(..) {
+        for alert in &self.alerts {
             self.counts.alerts += 1;
             if arrival {
                 if let Some(t) = alert.event_time.as_deref().and_then(parse_utc_secs) {
@@ -316,8 +316,9 @@ impl Feed<'_, '_> {
                         .record((now - t).max(0) as f64);
                 }
             }
-            super::raise_one(core, alert, now, &mut self.items, &mut self.notify);
         }
+        let alerts = std::mem::take(&mut self.alerts);
+        super::raise_event(core, alerts, now, &mut self.items, &mut self.notify);
         // On event time the clock moves with each event: what fell due goes out in order.
         if !arrival {
             if let Some(s) = core.shaper.as_mut() {

@@ -26,6 +26,7 @@ mod provisional;
 #[cfg(test)]
 pub(crate) mod tests;
 
+use std::collections::HashMap;
 use std::io;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -554,7 +555,61 @@ fn raise(
 /// shaping, whose notify items go to `notify`.
 fn raise_one(
     core: &mut Core,
+    alert: Alert,
+    now: i64,
+    items: &mut Vec<Arc<Item>>,
+    notify: &mut Vec<crate::shaping::NotifyItem>,
+) {
+    raise_shaped(core, alert, Some(Vec::new()), now, items, notify);
+}
+
+/// An event's alerts out (with what the health watch raised beside them): each to the siem
+/// stream; to shaping, one per event, the most severe (the first of equals) naming the other
+/// rules in `also`, so that several rules on one event are one message.
+fn raise_event(
+    core: &mut Core,
+    alerts: Vec<Alert>,
+    now: i64,
+    items: &mut Vec<Arc<Item>>,
+    notify: &mut Vec<crate::shaping::NotifyItem>,
+) {
+    let mut lead: HashMap<&str, usize> = HashMap::new();
+    for (i, a) in alerts.iter().enumerate() {
+        let Some(e) = a.event_id.as_deref() else {
+            continue;
+        };
+        let best = lead.entry(e).or_insert(i);
+        if a.severity > alerts[*best].severity {
+            *best = i;
+        }
+    }
+    let mut also: HashMap<usize, Vec<String>> = HashMap::new();
+    for (i, a) in alerts.iter().enumerate() {
+        let Some(&l) = a.event_id.as_deref().and_then(|e| lead.get(e)) else {
+            continue;
+        };
+        if l != i && !also.get(&l).is_some_and(|v| v.contains(&a.rule)) && a.rule != alerts[l].rule
+        {
+            also.entry(l).or_default().push(a.rule.clone());
+        }
+    }
+    let leads: Vec<usize> = lead.values().copied().collect();
+    for (i, alert) in alerts.into_iter().enumerate() {
+        let shaped = match alert.event_id {
+            Some(_) => leads
+                .contains(&i)
+                .then(|| also.remove(&i).unwrap_or_default()),
+            None => Some(Vec::new()),
+        };
+        raise_shaped(core, alert, shaped, now, items, notify);
+    }
+}
+
+/// [`raise_one`], shaped only with `Some(also)` (the other rules of its event).
+fn raise_shaped(
+    core: &mut Core,
     mut alert: Alert,
+    shaped: Option<Vec<String>>,
     now: i64,
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
@@ -563,12 +618,13 @@ fn raise_one(
         alert.runbook = runbook(&core.runbooks, &alert);
     }
     metrics::counter!(crate::metric::ALERTS_TOTAL, "rule" => alert.rule.clone()).increment(1);
-    match core.shaper.as_mut() {
-        Some(s) => {
+    match (core.shaper.as_mut(), shaped) {
+        (Some(s), Some(also)) => {
             items.push(Arc::new(Item::Siem(alert.clone())));
+            alert.also = also;
             s.push(alert, now, notify);
         }
-        None => items.push(Arc::new(Item::Siem(alert))),
+        _ => items.push(Arc::new(Item::Siem(alert))),
     }
 }
 

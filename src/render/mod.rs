@@ -27,6 +27,38 @@ pub fn event_history_url(a: &Alert) -> Option<String> {
     ))
 }
 
+/// The alert's rule, and the other rules of its event folded into it: `unapproved-region
+/// (+ sigma:aws_cloudtrail_disable_logging)`.
+pub fn rules(a: &crate::alert::Alert) -> String {
+    match a.also.is_empty() {
+        true => a.rule.clone(),
+        false => format!("{} (+ {})", a.rule, a.also.join(", ")),
+    }
+}
+
+/// What a Sigma rule says of itself, for people: its description, its false positives and
+/// its ATT&CK tags, each a line; `None` for other rules.
+pub fn sigma_context(a: &crate::alert::Alert) -> Option<Vec<(&'static str, String)>> {
+    let s = a.sigma.as_deref()?;
+    let mut out = Vec::new();
+    if let Some(d) = s.description.as_deref().filter(|d| !d.trim().is_empty()) {
+        out.push(("Sigma", d.trim().to_string()));
+    }
+    if !s.falsepositives.is_empty() {
+        out.push(("False positives", s.falsepositives.join("; ")));
+    }
+    let attack: Vec<&str> = s
+        .tags
+        .iter()
+        .filter(|t| t.starts_with("attack."))
+        .map(String::as_str)
+        .collect();
+    if !attack.is_empty() {
+        out.push(("ATT&CK", attack.join(", ")));
+    }
+    Some(out)
+}
+
 /// Who is behind an alert's session, for people: `user/christophe (via assume-role)`; `None`
 /// when the principal acted as itself or nobody is known.
 pub fn behind(a: &crate::alert::Alert) -> Option<String> {
@@ -63,7 +95,7 @@ pub fn summary(item: &Item) -> String {
     format!(
         "[{}] {}: {prefix}{} by {} in {}/{}",
         a.severity.as_str().to_uppercase(),
-        a.rule,
+        rules(a),
         a.event_name.as_deref().unwrap_or("?"),
         who,
         a.account.as_deref().unwrap_or("?"),

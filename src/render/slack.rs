@@ -64,7 +64,7 @@ pub fn message(item: &Item) -> Value {
         field("Where", &where_),
         field("Who", &who),
         field("When", a.event_time.as_deref().unwrap_or("?")),
-        field("Rule", &a.rule),
+        field("Rule", &super::rules(a)),
     ];
     if let Some(ip) = &a.source_ip {
         fields.push(field("Source IP", ip));
@@ -74,6 +74,12 @@ pub fn message(item: &Item) -> Value {
         json!({"type": "section", "fields": fields}),
         json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&a.reason, 2900)}}),
     ];
+    if let Some(lines) = super::sigma_context(a).filter(|l| !l.is_empty()) {
+        let text: Vec<String> = lines.iter().map(|(k, v)| format!("*{k}*: {v}")).collect();
+        blocks.push(
+            json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text.join("\n"), 2900)}}),
+        );
+    }
     if let Some(n) = item.notify() {
         let counts = match n.kind {
             Kind::Alert => None,

@@ -102,8 +102,10 @@ pub(crate) fn items() -> Vec<(&'static str, Item)> {
         .find(|i| i.kind == Kind::Digest)
         .cloned()
         .unwrap();
-    // A role session's alert, with who is behind it.
+    // A role session's alert, with who is behind it, into which a second rule on the same
+    // event was folded.
     let mut session = alert.clone();
+    session.also = vec!["sigma:aws_iam_backdoor_users_keys".into()];
     session.principal =
         Some("arn:aws:sts::946986569305:assumed-role/deploy/aws-go-sdk-1722375070115152000".into());
     session.principal_type = Some("AssumedRole".into());
@@ -113,9 +115,21 @@ pub(crate) fn items() -> Vec<(&'static str, Item)> {
         via: Some(crate::identity::Via::AssumeRole),
         issued_by_event: Some("d769ddfd-2cda-4cfa-b33f-05d3b886921d".into()),
     }));
+    // A Sigma rule's alert: what the rule says of itself.
+    let mut sigma = alert.clone();
+    sigma.rule = "sigma:aws_iam_backdoor_users_keys".into();
+    sigma.sigma = Some(Box::new(crate::alert::SigmaInfo {
+        sigma_id: Some("0a5177f4-6ca9-44c2-aacf-d3f3d8b6e4d2".into()),
+        description: Some("Detects AWS API key creation for a user by another user.".into()),
+        references: vec!["https://github.com/RhinoSecurityLabs/pacu".into()],
+        tags: vec!["attack.persistence".into(), "attack.t1098".into()],
+        falsepositives: vec!["Adding user keys to their own accounts".into()],
+        correlation: None,
+    }));
     vec![
         ("alert", Item::Siem(alert)),
         ("session", Item::Siem(session)),
+        ("sigma", Item::Siem(sigma)),
         ("update", Item::Notify(update)),
         ("digest", Item::Notify(digest)),
     ]

@@ -52,6 +52,9 @@ pub fn body(item: &Item) -> String {
         a.event_time.as_deref().unwrap_or("unknown")
     );
     let _ = writeln!(t, "Why:    {}", a.reason);
+    for (k, v) in super::sigma_context(a).unwrap_or_default() {
+        let _ = writeln!(t, "{k}: {v}");
+    }
     if let Some(n) = item.notify() {
         match n.kind {
             Kind::Alert => {}
@@ -78,7 +81,7 @@ pub fn body(item: &Item) -> String {
             }
         }
     }
-    let _ = writeln!(t, "Rule:   {}", a.rule);
+    let _ = writeln!(t, "Rule:   {}", super::rules(a));
     if let Some(url) = event_history_url(a) {
         let _ = writeln!(t, "Event:  {url}");
     }

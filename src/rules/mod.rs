@@ -72,6 +72,7 @@ pub fn build_alert(
         lag: None,
         sigma: None,
         identity: None,
+        also: Vec::new(),
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()
         } else {

@@ -38,6 +38,11 @@ fn field(a: &Alert, f: KeyField) -> &str {
         KeyField::EventSource => o(&a.event_source),
         KeyField::EventName => o(&a.event_name),
         KeyField::Severity => a.severity.as_str(),
+        KeyField::Origin => a
+            .identity
+            .as_deref()
+            .and_then(|i| i.origin.as_deref())
+            .unwrap_or_else(|| o(&a.principal)),
     }
 }
 

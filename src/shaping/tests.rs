@@ -38,6 +38,7 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         lag: None,
         sigma: None,
         identity: None,
+        also: Vec::new(),
         event: None,
     }
 }
@@ -151,6 +152,38 @@ fn keys_group_by_the_configured_fields() {
         ],
     );
     assert_eq!(kinds(&items), [(Kind::Alert, 1), (Kind::Update, 1)]);
+}
+
+#[test]
+fn grouping_by_origin_puts_two_sessions_of_one_user_in_one_window() {
+    let by_origin = Settings {
+        group_by: vec![KeyField::Rule, KeyField::Origin],
+        ..settings()
+    };
+    let session = |principal: &str, origin: Option<&str>, id: &str| {
+        let mut a = alert("r", "1", "x", principal, "X", id);
+        a.identity = origin.map(|o| {
+            Box::new(crate::identity::Identity {
+                origin: Some(o.into()),
+                ..Default::default()
+            })
+        });
+        a
+    };
+    let user = Some("arn:aws:iam::1:user/alice");
+    let items = run(
+        by_origin,
+        &[
+            (0, session("assumed-role/deploy/s1", user, "a")),
+            (1, session("assumed-role/deploy/s2", user, "b")),
+            // Nobody known behind it: its own principal is its key.
+            (2, session("assumed-role/deploy/s3", None, "c")),
+        ],
+    );
+    assert_eq!(
+        kinds(&items),
+        [(Kind::Alert, 1), (Kind::Alert, 1), (Kind::Update, 1)]
+    );
 }
 
 #[test]

@@ -19,6 +19,7 @@ struct Route {
     accounts: HashSet<String>,
     ous: Vec<String>,
     regions: HashSet<String>,
+    origins: Vec<Glob>,
 }
 
 pub struct Router {
@@ -77,6 +78,12 @@ impl Router {
             if !r.regions.is_empty() && !a.region.as_ref().is_some_and(|x| r.regions.contains(x)) {
                 continue;
             }
+            if !r.origins.is_empty() {
+                let origin = a.identity.as_deref().and_then(|i| i.origin.as_deref());
+                if !origin.is_some_and(|o| r.origins.iter().any(|g| g.matches(o))) {
+                    continue;
+                }
+            }
             for s in &r.sinks {
                 if !out.contains(s) {
                     out.push(*s);
@@ -103,6 +110,7 @@ fn compile(r: &RouteSpec) -> Route {
         accounts: accounts.into_iter().collect(),
         ous: ous.into_iter().collect(),
         regions: r.regions.iter().cloned().collect(),
+        origins: r.origins.iter().map(|g| Glob::new(g)).collect(),
     }
 }
 
@@ -235,5 +243,70 @@ regions = ["eu-west-1"]
             "unapproved-region",
         );
         assert_eq!(t(notify(eu)), vec![3]);
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::alert::Alert;
+    use crate::config::load_str;
+    use crate::identity::{Identity, Via};
+
+    #[test]
+    fn a_route_with_origins_takes_only_alerts_whose_identity_matches() {
+        let cfg = load_str(
+            r#"
+[policy]
+approved_regions = ["us-east-1"]
+[[sinks]]
+name = "all"
+type = "stdout"
+[[sinks]]
+name = "contractors"
+type = "stdout"
+[[routes]]
+stream = "siem"
+sinks = ["all"]
+[[routes]]
+stream = "siem"
+sinks = ["contractors"]
+origins = ["arn:aws:iam::*:user/contractor-*", "identitycenter:*@contractors.example"]
+"#,
+            "r.toml",
+            0,
+        )
+        .unwrap()
+        .config;
+        let router = Router::new(&cfg.delivery.routes, &cfg.policy.ous);
+        let with = |origin: Option<&str>| {
+            let mut a: Alert = serde_json::from_value(serde_json::json!({
+                "alert_id": "x", "rule": "r", "title": "t", "severity": "high", "event_id": null,
+                "event_time": null, "account": "111122223333", "account_name": null, "ou": null,
+                "region": "eu-west-1", "principal": null, "principal_type": null,
+                "event_source": null, "event_name": null, "event_type": null, "read_only": null,
+                "source_ip": null, "user_agent": null, "error_code": null, "reason": "r",
+                "runbook": null, "approved_regions": [], "policy_level": "organization"
+            }))
+            .unwrap();
+            a.identity = origin.map(|o| {
+                Box::new(Identity {
+                    origin: Some(o.to_string()),
+                    via: Some(Via::AssumeRole),
+                    ..Identity::default()
+                })
+            });
+            let mut out = Vec::new();
+            router.targets(&Item::Siem(a), &mut out);
+            out.sort();
+            out
+        };
+        assert_eq!(
+            with(Some("arn:aws:iam::111122223333:user/contractor-bob")),
+            [0, 1]
+        );
+        assert_eq!(with(Some("identitycenter:eve@contractors.example")), [0, 1]);
+        assert_eq!(with(Some("arn:aws:iam::111122223333:user/alice")), [0]);
+        assert_eq!(with(None), [0], "no origin known: not a contractor's");
     }
 }

@@ -18,6 +18,7 @@ mod identity;
 mod kinesis;
 mod lambda;
 mod leases;
+mod one_message;
 mod org;
 mod prometheus;
 mod roads;

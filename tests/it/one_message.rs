@@ -1,0 +1,75 @@
+//! Issue 30: one event, one message. When several rules raise on one event (a DeleteTrail in
+//! an unapproved region is a region alert and a Sigma alert), the notify stream carries one
+//! item, the most severe, naming the other rules in `also`; the SIEM stream keeps one alert per
+//! rule.
+
+use std::collections::BTreeMap;
+
+use crate::common::*;
+use serde_json::Value;
+
+#[test]
+fn an_event_that_two_rules_raise_on_is_one_notify_item_naming_both() {
+    let t = Tmp::new();
+    let sigma = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("rules/sigma/sigmahq/aws_cloudtrail_disable_logging.yml");
+    let cfg = t.config(&format!(
+        "sigma_rules = [\"{}\"]\n\n[policy]\napproved_regions = [\"us-east-1\"]\n",
+        s(&sigma)
+    ));
+    let input = fixture_path("stratus_sample.jsonl");
+    let out = run([
+        "replay",
+        "--config",
+        &s(&cfg),
+        "--stream",
+        "both",
+        &s(&input),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let lines: Vec<Value> = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let mut siem: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut notify: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
+    for l in &lines {
+        let id = l["event_id"].as_str().unwrap_or_default().to_string();
+        let rule = l["rule"].as_str().unwrap().to_string();
+        match l["stream"].as_str() {
+            Some("siem") => siem.entry(id).or_default().push(rule),
+            Some("notify") => {
+                let also: Vec<String> = l["also"]
+                    .as_array()
+                    .map(|a| a.iter().map(|r| r.as_str().unwrap().to_string()).collect())
+                    .unwrap_or_default();
+                notify.entry(id).or_default().push((rule, also));
+            }
+            _ => panic!("{l}"),
+        }
+    }
+    let both: Vec<&String> = siem
+        .iter()
+        .filter(|(_, rules)| rules.len() > 1)
+        .map(|(id, _)| id)
+        .collect();
+    assert!(
+        !both.is_empty(),
+        "no event raised two rules:\n{}",
+        out.show()
+    );
+    for id in both {
+        let rules = &siem[id];
+        let items = &notify[id];
+        assert_eq!(items.len(), 1, "{id}: one message, not {items:?}");
+        let (lead, also) = &items[0];
+        let mut named: Vec<&String> = std::iter::once(lead).chain(also).collect();
+        named.sort();
+        let mut want: Vec<&String> = rules.iter().collect();
+        want.sort();
+        assert_eq!(named, want, "{id}: the message names every rule");
+    }
+    // The SIEM stream keeps one alert per rule: an event with two rules has two alerts.
+    assert!(siem.values().any(|r| r.len() == 2), "{}", out.show());
+}
