@@ -518,6 +518,11 @@ impl Engine {
         self.core().pipeline.dedup().evicted_early
     }
 
+    /// Issued keys forgotten before their credentials expired (`identity.max_sessions`).
+    pub fn identity_evicted(&self) -> u64 {
+        self.core().pipeline.identity_stats().1
+    }
+
     /// What delivery has done with the items, when the output is the sinks (read it after
     /// [`Engine::shutdown`] for the final counts).
     pub fn delivery_tally(&self) -> Option<std::sync::Arc<crate::sink::tally::Tally>> {
@@ -593,7 +598,7 @@ fn raise_event(
             also.entry(l).or_default().push(a.rule.clone());
         }
     }
-    let leads: Vec<usize> = lead.values().copied().collect();
+    let leads: std::collections::HashSet<usize> = lead.values().copied().collect();
     for (i, alert) in alerts.into_iter().enumerate() {
         let shaped = match alert.event_id {
             Some(_) => leads

@@ -42,6 +42,19 @@ pub enum Via {
     AssumeRole,
 }
 
+impl Via {
+    /// As the alert's JSON writes it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Via::Itself => "self",
+            Via::IdentityCenterSession => "identity-center-session",
+            Via::SourceIdentity => "source-identity",
+            Via::OnBehalfOf => "on-behalf-of",
+            Via::AssumeRole => "assume-role",
+        }
+    }
+}
+
 /// Who is behind an event.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Identity {

@@ -290,8 +290,14 @@ impl Pipeline {
             let evicted = self.sessions.evicted;
             self.sessions.issue(&who, iss, now);
             metrics::gauge!(crate::metric::IDENTITY_SESSIONS).set(self.sessions.len() as f64);
-            metrics::counter!(crate::metric::IDENTITY_SESSIONS_EVICTED_TOTAL)
-                .increment(self.sessions.evicted - evicted);
+            if self.sessions.evicted > evicted {
+                metrics::counter!(crate::metric::IDENTITY_SESSIONS_EVICTED_TOTAL).increment(1);
+                // Said at the first eviction and every power of ten after: not per event.
+                let n = self.sessions.evicted;
+                if power_of_ten(n) {
+                    tracing::warn!(evicted = n, held = self.sessions.len(), "identity.max_sessions reached: issued keys forgotten before their credentials expire; sessions using them get no identity.origin");
+                }
+            }
         }
     }
 
@@ -367,6 +373,14 @@ impl Pipeline {
         }
         Disposition::Evaluated { alerts: admitted }
     }
+}
+
+/// 1, 10, 100, …: when a growing count is worth a log line.
+fn power_of_ten(mut n: u64) -> bool {
+    while n >= 10 && n % 10 == 0 {
+        n /= 10;
+    }
+    n == 1
 }
 
 #[cfg(test)]

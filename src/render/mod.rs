@@ -67,11 +67,7 @@ pub fn behind(a: &crate::alert::Alert) -> Option<String> {
     if id.via == Some(crate::identity::Via::Itself) {
         return None;
     }
-    let how = id
-        .via
-        .and_then(|v| serde_json::to_value(v).ok())
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let how = id.via.map_or("", crate::identity::Via::as_str);
     Some(format!("{} (via {how})", short_principal(origin)))
 }
 

@@ -56,6 +56,9 @@ pub struct Summary {
     /// Items neither delivered nor spooled.
     pub refused: u64,
     pub evicted_early: u64,
+    /// Issued keys forgotten before their credentials expired: some sessions' alerts have no
+    /// `identity.origin`.
+    pub identity_evicted: u64,
     /// Writing the output (or a dead letter) failed, and the replay stopped there; a closed
     /// stdout (a reader that had enough) is not an error.
     pub output_error: Option<io::Error>,
@@ -253,6 +256,7 @@ pub fn run(
     };
     let shaping = engine.shaping_stats();
     let evicted_early = engine.dedup_evicted_early();
+    let identity_evicted = engine.identity_evicted();
     let tally = engine.delivery_tally();
     rt.block_on(engine.shutdown());
     // Read after the workers stopped: every item is in one outcome.
@@ -269,6 +273,7 @@ pub fn run(
         left_spooled: left,
         refused,
         evicted_early,
+        identity_evicted,
         output_error: failed.filter(|e| e.kind() != io::ErrorKind::BrokenPipe),
         alerts,
     })
@@ -350,6 +355,14 @@ impl Summary {
                         self.refused
                     )
                 }
+            ));
+        }
+        if self.identity_evicted > 0 {
+            out.push(format!(
+                "trailwatch: warning: {} issued access keys were forgotten before their credentials \
+                 expired because identity.max_sessions was reached: alerts of sessions using them \
+                 have no identity.origin",
+                self.identity_evicted
             ));
         }
         if self.evicted_early > 0 {

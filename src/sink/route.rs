@@ -244,17 +244,10 @@ regions = ["eu-west-1"]
         );
         assert_eq!(t(notify(eu)), vec![3]);
     }
-}
-
-#[cfg(test)]
-mod origin_tests {
-    use super::*;
-    use crate::alert::Alert;
-    use crate::config::load_str;
-    use crate::identity::{Identity, Via};
 
     #[test]
     fn a_route_with_origins_takes_only_alerts_whose_identity_matches() {
+        use crate::identity::{Identity, Via};
         let cfg = load_str(
             r#"
 [policy]
@@ -280,15 +273,7 @@ origins = ["arn:aws:iam::*:user/contractor-*", "identitycenter:*@contractors.exa
         .config;
         let router = Router::new(&cfg.delivery.routes, &cfg.policy.ous);
         let with = |origin: Option<&str>| {
-            let mut a: Alert = serde_json::from_value(serde_json::json!({
-                "alert_id": "x", "rule": "r", "title": "t", "severity": "high", "event_id": null,
-                "event_time": null, "account": "111122223333", "account_name": null, "ou": null,
-                "region": "eu-west-1", "principal": null, "principal_type": null,
-                "event_source": null, "event_name": null, "event_type": null, "read_only": null,
-                "source_ip": null, "user_agent": null, "error_code": null, "reason": "r",
-                "runbook": null, "approved_regions": [], "policy_level": "organization"
-            }))
-            .unwrap();
+            let mut a = alert("111122223333", None, "eu-west-1", Severity::High, "r");
             a.identity = origin.map(|o| {
                 Box::new(Identity {
                     origin: Some(o.to_string()),

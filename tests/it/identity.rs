@@ -117,3 +117,36 @@ fn the_text_report_groups_by_rule_headline_first_and_names_who_is_behind_a_sessi
         out.show()
     );
 }
+
+/// The bound said: with `identity.max_sessions = 1`, keys are forgotten and the summary says
+/// how many.
+#[test]
+fn a_full_identity_table_is_said_in_the_summary() {
+    let t = Tmp::new();
+    let cfg = t.config(
+        "[policy]\napproved_regions = [\"us-east-1\"]\n\n[identity]\nmax_sessions = 1\n\n\
+         [[rules]]\nid = \"every-event\"\nfilter = '{ $.eventID = * }'\nseverity = \"low\"\n",
+    );
+    let out = replay(&cfg, &[fixture_path("stratus_identity.jsonl")]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    assert!(
+        out.stderr
+            .contains("issued access keys were forgotten before their credentials expired because identity.max_sessions was reached"),
+        "{}",
+        out.show()
+    );
+    // Each pair of AssumeRole calls issues two keys at once: the second makes the first go.
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.contains("issued access keys were forgotten"))
+        .unwrap();
+    let n: u64 = line
+        .trim_start_matches("trailwatch: warning: ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n >= 1, "{line}");
+}
