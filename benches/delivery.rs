@@ -51,6 +51,8 @@ fn item() -> Item {
         lag: None,
         sigma: None,
         identity: None,
+        console_url: None,
+        origin_exemptions: Vec::new(),
         also: Vec::new(),
         event: raw,
     })
@@ -71,6 +73,18 @@ fn bench(c: &mut Criterion) {
     });
     g.bench_function("sns_text", |b| {
         b.iter(|| (render::text::subject(&it), render::text::body(&it)))
+    });
+    g.bench_function("teams", |b| {
+        b.iter(|| serde_json::to_vec(&render::teams::message(&it)))
+    });
+    g.bench_function("pagerduty", |b| {
+        b.iter(|| serde_json::to_vec(&render::pagerduty::event(&it)))
+    });
+    g.bench_function("opsgenie", |b| {
+        b.iter(|| serde_json::to_vec(&render::opsgenie::alert(&it)))
+    });
+    g.bench_function("asff", |b| {
+        b.iter(|| render::asff::finding(&it, "999988887777", "us-east-1", "999988887777"))
     });
     g.finish();
 

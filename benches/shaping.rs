@@ -42,6 +42,8 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         lag: None,
         sigma: None,
         identity: None,
+        console_url: None,
+        origin_exemptions: Vec::new(),
         also: Vec::new(),
         event: None,
     }

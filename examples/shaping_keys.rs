@@ -77,6 +77,8 @@ fn main() {
             lag: None,
             sigma: None,
             identity: None,
+            console_url: None,
+            origin_exemptions: Vec::new(),
             also: Vec::new(),
             event: None,
         };

@@ -68,6 +68,14 @@ pub struct Alert {
     /// ([`crate::identity`]). On every alert raised for an event.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<Box<crate::identity::Identity>>,
+    /// The event in the console, as `[console]` makes it reachable from the security account
+    /// (unset without `[console]`: renderings link the event's own console URL).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub console_url: Option<String>,
+    /// `unapproved-region`: the `[[policy.exempt]]` entries (by index) with `origin` whose
+    /// other keys match; the pipeline drops the alert if the origin matches one. Internal.
+    #[serde(skip)]
+    pub origin_exemptions: Vec<usize>,
     /// The notify stream: the other rules that raised on the same event, folded into this
     /// one message (the most severe); the SIEM stream has one alert per rule and none here.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -122,6 +130,8 @@ impl Alert {
             lag: None,
             sigma: None,
             identity: None,
+            console_url: None,
+            origin_exemptions: Vec::new(),
             also: Vec::new(),
             event: None,
         }

@@ -103,7 +103,7 @@ pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::t
         sigma_rules(config),
         region_policy(config, tree),
         Some(Shaper::for_rules(&config.shaping, &config.rules)),
-        config.runbooks.clone(),
+        crate::engine::Guidance::of(config),
     );
 }
 
@@ -195,7 +195,7 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
             n => n,
         },
         health: config.health.clone(),
-        runbooks: config.runbooks.clone(),
+        guidance: crate::engine::Guidance::of(config),
     };
     let engine = Engine::new(parts, output, o.restore, o.now)?;
     if let Some(tree) = &o.organization {

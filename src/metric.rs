@@ -80,6 +80,7 @@ pub const FEED_SILENT_ACCOUNTS: &str = "trailwatch_feed_silent_accounts";
 pub const FEED_UNTRACKED_TOTAL: &str = "trailwatch_feed_untracked_total";
 pub const IDENTITY_SESSIONS: &str = "trailwatch_identity_sessions";
 pub const IDENTITY_SESSIONS_EVICTED_TOTAL: &str = "trailwatch_identity_sessions_evicted_total";
+pub const IDENTITY_EXEMPTED_TOTAL: &str = "trailwatch_identity_exempted_total";
 
 /// Every metric: (name, kind, HELP).
 pub const ALL: &[(&str, Kind, &str)] = &[
@@ -92,6 +93,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         IDENTITY_SESSIONS_EVICTED_TOTAL,
         Kind::Counter,
         "Issued access keys dropped before their credentials expired to stay within identity.max_sessions (a session using one then has no origin)",
+    ),
+    (
+        IDENTITY_EXEMPTED_TOTAL,
+        Kind::Counter,
+        "unapproved-region alerts not raised because a [[policy.exempt]] entry's origin matched who is behind the event",
     ),
     (
         RECORDS_TOTAL,

@@ -34,6 +34,9 @@ pub struct Shortfall {
     pub left_spooled: u64,
     /// Items that could be neither delivered nor spooled.
     pub not_accepted: u64,
+    /// Items a destination refused for good (kept in the sink's rejected file).
+    #[serde(default)]
+    pub rejected: u64,
 }
 
 impl std::ops::AddAssign for Shortfall {
@@ -44,12 +47,13 @@ impl std::ops::AddAssign for Shortfall {
         self.dedup_forgotten += o.dedup_forgotten;
         self.left_spooled += o.left_spooled;
         self.not_accepted += o.not_accepted;
+        self.rejected += o.rejected;
     }
 }
 
 impl Shortfall {
     /// Each kind with its count and what it means, in the order the summary says them.
-    fn parts(&self) -> [(&'static str, u64, &'static str); 6] {
+    fn parts(&self) -> [(&'static str, u64, &'static str); 7] {
         [
             (
                 "dead_letters",
@@ -76,6 +80,11 @@ impl Shortfall {
                 "not_accepted",
                 self.not_accepted,
                 "items neither delivered nor spooled",
+            ),
+            (
+                "rejected",
+                self.rejected,
+                "items a destination refused (in the sink's rejected file)",
             ),
         ]
     }

@@ -5,8 +5,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use trailwatch::backtest::report::ScopeInfo;
-use trailwatch::backtest::Report;
+use trailwatch::backtest::{report::ScopeInfo, Report};
 use trailwatch::road::backtest::{self, Options};
 
 use super::{exit, load_config};
@@ -79,6 +78,9 @@ struct RunArgs {
     /// Write every alert as a JSON line `{"diff": "added"|"removed"|"same", "alert": …}`.
     #[arg(long, value_name = "FILE")]
     alerts: Option<PathBuf>,
+    /// `--alerts` as `json` lines, or one `text` report grouped by rule, marked with a baseline.
+    #[arg(long, value_enum, default_value_t = super::replay::Format::Json, requires = "alerts")]
+    alerts_format: super::replay::Format,
     /// Read a deterministic 1/N of the archive (whole account-regions): `I/N`, or `auto/N`
     /// with the index from `AWS_BATCH_JOB_ARRAY_INDEX`.
     #[arg(long, value_name = "I/N", value_parser = backtest::parse_partition)]
@@ -176,6 +178,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
             .max(1),
         dead_letter: a.dead_letter,
         alerts: a.alerts,
+        alerts_text: a.alerts_format == super::replay::Format::Text,
         fetch_concurrency: a.fetch_concurrency,
         max_in_flight_bytes: a.max_in_flight_bytes,
         gunzip_only: a.gunzip_only,

@@ -237,6 +237,7 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "organization",
     "health",
     "runbooks",
+    "console",
     "dedup",
     "identity",
     "decode",

@@ -145,6 +145,39 @@ pub enum SinkKind {
         region: Option<String>,
         json_structure: bool,
     },
+    /// PagerDuty Events API v2.
+    PagerDuty {
+        url: String,
+        routing_key: SecretRef,
+    },
+    /// Opsgenie's Alert API.
+    Opsgenie {
+        url: String,
+        api_key: SecretRef,
+    },
+    /// A Microsoft Teams Workflows webhook posting an Adaptive Card.
+    Teams {
+        webhook_url: SecretRef,
+        min_interval: Duration,
+    },
+    /// AWS Security Hub: ASFF findings through BatchImportFindings.
+    SecurityHub {
+        /// The account trailwatch imports as (the default product ARN's account).
+        account_id: String,
+        region: Option<String>,
+        finding_account: FindingAccount,
+    },
+}
+
+/// Which account a Security Hub finding names as `AwsAccountId`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FindingAccount {
+    /// The account that imports it (`account_id`), the one AWS accepts for the default
+    /// product ARN; the alert's account is a resource of the finding.
+    Caller,
+    /// The alert's account: what a member account's own Security Hub shows, accepted only
+    /// when trailwatch imports as that account.
+    Alert,
 }
 
 /// A URL given in the config, or (when it embeds a secret) by reference.
@@ -232,7 +265,11 @@ pub fn secrets_of(s: &SinkSpec) -> Vec<&SecretRef> {
             }
             v
         }
-        SinkKind::Slack { webhook_url, .. } => vec![webhook_url],
+        SinkKind::Slack { webhook_url, .. } | SinkKind::Teams { webhook_url, .. } => {
+            vec![webhook_url]
+        }
+        SinkKind::PagerDuty { routing_key, .. } => vec![routing_key],
+        SinkKind::Opsgenie { api_key, .. } => vec![api_key],
         _ => Vec::new(),
     }
 }

@@ -106,7 +106,7 @@ pub(super) fn read(
                 d.accept_within,
             ),
         ] {
-            *slot = super::sinks::duration(c, k, v.map(Value::String).as_ref(), def);
+            *slot = super::sink_values::duration(c, k, v.map(Value::String).as_ref(), def);
         }
         if let Some(n) = raw.max_attempts {
             if n == 0 {

@@ -6,6 +6,7 @@
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
 mod collector;
+pub mod console;
 pub mod delivery;
 mod delivery_read;
 pub mod health;
@@ -17,7 +18,9 @@ mod schema;
 mod sequences;
 mod shaping;
 pub mod sigma;
+mod sink_values;
 mod sinks;
+mod sinks_incident;
 mod source;
 
 pub use shaping::{KeyField, ShapingSettings};
@@ -214,7 +217,7 @@ mod tests {
             c.policy.accounts["111122223333"].ou.as_deref(),
             Some("ou-ab12-prodeu")
         );
-        assert_eq!(c.policy.exempt.len(), 2);
+        assert_eq!(c.policy.exempt.len(), 3);
     }
 
     #[test]
@@ -359,6 +362,73 @@ max_clock_skew = "2s"
         ] {
             assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
         }
+    }
+
+    /// Issue 30: the incident tools' sinks and `[console]`, every problem at once by key.
+    #[test]
+    fn incident_sinks_and_the_console_link_report_every_problem_by_key() {
+        let text = r#"
+[policy]
+approved_regions = ["us-east-1"]
+
+[console]
+link = "identity-center"
+start_url = "http://portal.example.com/start"
+
+[[sinks]]
+name = "pd"
+type = "pagerduty"
+routing_key = "R0UT1NGKEY"
+
+[[sinks]]
+name = "og"
+type = "opsgenie"
+url = "api.opsgenie.com"
+
+[[sinks]]
+name = "hub"
+type = "securityhub"
+account_id = "1234"
+finding_account = "mine"
+
+[[sinks]]
+name = "teams"
+type = "teams"
+webhook_url_env = "TW_TEAMS"
+min_interval = "0s"
+colour = "red"
+"#;
+        let err = load_str(text, "bad.toml", 0).unwrap_err();
+        let msg = err.to_string();
+        for want in [
+            "console.start_url: \"http://portal.example.com/start\": expected an https:// URL",
+            "console.role: expected the permission set to sign in with",
+            "sinks[0].routing_key: secrets are not read from the config; use routing_key_env or routing_key_file",
+            "sinks[0].routing_key_env: expected routing_key_env (an environment variable name) or routing_key_file",
+            "sinks[1].url: \"api.opsgenie.com\": expected an http:// or https:// URL",
+            "sinks[1].api_key_env: expected api_key_env",
+            "sinks[2].account_id: \"1234\": expected a 12-digit account id",
+            "sinks[2].finding_account: \"mine\": expected \"caller\" or \"alert\"",
+            "sinks[3].min_interval: must be longer than 0s",
+            "sinks[3].colour: unknown key for a teams sink; expected one of webhook_url_env, webhook_url_file, min_interval",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+        assert!(
+            !msg.contains("R0UT1NGKEY"),
+            "a secret is never echoed: {msg}"
+        );
+        let ok = load_str(
+            "[console]\nlink = \"direct\"\nrole = \"SecurityAudit\"\n",
+            "c.toml",
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            ok.contains("console.role: used only with link = \"identity-center\""),
+            "{ok}"
+        );
     }
 
     #[test]

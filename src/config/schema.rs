@@ -58,6 +58,8 @@ pub struct Config {
     pub delivery: super::delivery::Delivery,
     /// `[runbooks]`: where to look next, by built-in or Sigma rule (`sigma:<file stem>`).
     pub runbooks: std::collections::BTreeMap<String, String>,
+    /// `[console]`: how the console link opens the member account from the security account.
+    pub console: super::console::Console,
 }
 
 /// `[policy]`: the `unapproved-region` rule.
@@ -166,6 +168,9 @@ pub struct Exempt {
     pub event_name: Option<OneOrMany>,
     pub account: Option<OneOrMany>,
     pub region: Option<OneOrMany>,
+    /// Who is behind the event (`identity.origin`, known once the stream showed how its
+    /// session began): `arn:aws:iam::*:user/deploy-bot`, `identitycenter:alice@corp.example`.
+    pub origin: Option<OneOrMany>,
     /// Why: shown in `explain` and required.
     #[serde(default)]
     pub reason: String,

@@ -8,6 +8,7 @@ use toml::Value;
 use super::collector::Collector;
 use super::delivery::Format;
 use super::delivery::{DeliverySettings, SecretRef, SecretSource, SinkKind, SinkSpec, UrlRef};
+use super::sink_values::{boolean, check_url, duration, integer, secret, string};
 
 /// The keys each sink type takes, besides `name`, `type` and the per-sink overrides.
 pub(super) fn keys_for(kind: &str) -> Option<&'static [&'static str]> {
@@ -45,6 +46,10 @@ pub(super) fn keys_for(kind: &str) -> Option<&'static [&'static str]> {
         ],
         "slack" => &["webhook_url_env", "webhook_url_file", "min_interval"],
         "sns" => &["topic_arn", "region", "message_structure"],
+        "pagerduty" => &["url", "routing_key_env", "routing_key_file"],
+        "opsgenie" => &["url", "api_key_env", "api_key_file"],
+        "teams" => &["webhook_url_env", "webhook_url_file", "min_interval"],
+        "securityhub" => &["account_id", "region", "finding_account"],
         _ => return None,
     })
 }
@@ -56,120 +61,13 @@ const SECRET_KEYS: &[(&str, &str)] = &[
     ("token", "token_env or token_file"),
     ("hmac_key", "hmac_key_env or hmac_key_file"),
     ("webhook_url", "webhook_url_env or webhook_url_file"),
+    ("routing_key", "routing_key_env or routing_key_file"),
+    ("api_key", "api_key_env or api_key_file"),
 ];
 
-pub(super) fn duration(
-    c: &mut Collector,
-    key: &str,
-    v: Option<&Value>,
-    default: Duration,
-) -> Duration {
-    match v {
-        None => default,
-        Some(Value::String(s)) => match humantime::parse_duration(s) {
-            Ok(d) if d > Duration::ZERO => d,
-            Ok(_) => {
-                c.error(key, "must be longer than 0s");
-                default
-            }
-            Err(e) => {
-                c.error(
-                    key,
-                    format!("{s:?} is not a duration ({e}); expected e.g. \"10s\""),
-                );
-                default
-            }
-        },
-        Some(other) => {
-            c.type_error(key, "a duration string like \"10s\"", other);
-            default
-        }
-    }
-}
-
-fn string(c: &mut Collector, key: &str, v: Option<&Value>) -> Option<String> {
-    match v {
-        None => None,
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.clone()),
-        Some(Value::String(_)) => {
-            c.error(key, "must not be empty");
-            None
-        }
-        Some(other) => {
-            c.type_error(key, "a string", other);
-            None
-        }
-    }
-}
-
-fn integer(c: &mut Collector, key: &str, v: Option<&Value>, min: i64) -> Option<i64> {
-    match v {
-        None => None,
-        Some(Value::Integer(n)) if *n >= min => Some(*n),
-        Some(Value::Integer(_)) => {
-            c.error(key, format!("must be at least {min}"));
-            None
-        }
-        Some(other) => {
-            c.type_error(key, "an integer", other);
-            None
-        }
-    }
-}
-
-fn boolean(c: &mut Collector, key: &str, v: Option<&Value>) -> Option<bool> {
-    match v {
-        None => None,
-        Some(Value::Boolean(b)) => Some(*b),
-        Some(other) => {
-            c.error(
-                key,
-                format!("expected true or false, found {}", other.type_str()),
-            );
-            None
-        }
-    }
-}
-
-/// `<name>_env` or `<name>_file` (exactly one).
-fn secret(
-    c: &mut Collector,
-    base: &str,
-    t: &toml::Table,
-    name: &str,
-    required: bool,
-) -> Option<SecretRef> {
-    let env_key = format!("{name}_env");
-    let file_key = format!("{name}_file");
-    let env = string(c, &format!("{base}.{env_key}"), t.get(&env_key));
-    let file = string(c, &format!("{base}.{file_key}"), t.get(&file_key));
-    match (env, file) {
-        (Some(e), None) => Some(SecretRef {
-            key: format!("{base}.{env_key}"),
-            source: SecretSource::Env(e),
-        }),
-        (None, Some(f)) => Some(SecretRef {
-            key: format!("{base}.{file_key}"),
-            source: SecretSource::File(f.into()),
-        }),
-        (Some(_), Some(_)) => {
-            c.error(
-                format!("{base}.{env_key}"),
-                format!("give {env_key} or {file_key}, not both"),
-            );
-            None
-        }
-        (None, None) => {
-            if required {
-                c.error(
-                    format!("{base}.{env_key}"),
-                    format!("expected {env_key} (an environment variable name) or {file_key} (a file path)"),
-                );
-            }
-            None
-        }
-    }
-}
+/// The types, as errors list them.
+const TYPES: &str =
+    "stdout, file, splunk_hec, webhook, slack, sns, pagerduty, opsgenie, teams, securityhub";
 
 pub(super) fn read_sink(
     c: &mut Collector,
@@ -192,17 +90,14 @@ pub(super) fn read_sink(
     let kind = string(c, &format!("{base}.type"), t.get("type"));
     let Some(kind) = kind else {
         if !t.contains_key("type") {
-            c.error(
-                format!("{base}.type"),
-                "expected one of stdout, file, splunk_hec, webhook, slack, sns",
-            );
+            c.error(format!("{base}.type"), format!("expected one of {TYPES}"));
         }
         return None;
     };
     let Some(allowed) = keys_for(&kind) else {
         c.error(
             format!("{base}.type"),
-            format!("{kind:?}: expected one of stdout, file, splunk_hec, webhook, slack, sns"),
+            format!("{kind:?}: expected one of {TYPES}"),
         );
         return None;
     };
@@ -385,15 +280,8 @@ pub(super) fn read_sink(
                 json_structure,
             }
         }
-        _ => return None,
+        other => super::sinks_incident::read(c, &base, other, &t)?,
     };
-    if format == Format::Ocsf && matches!(sink_kind, SinkKind::Slack { .. } | SinkKind::Sns { .. })
-    {
-        c.error(
-            key("format"),
-            "only SIEM sinks (stdout, file, splunk_hec, webhook) take a format",
-        );
-    }
     Some(SinkSpec {
         name: name.unwrap_or_default(),
         kind: sink_kind,
@@ -404,10 +292,4 @@ pub(super) fn read_sink(
             .map_or(defaults.max_attempts, |n| n.min(100) as u32),
         queue: integer(c, &key("queue"), t.get("queue"), 1).map_or(defaults.queue, |n| n as usize),
     })
-}
-
-fn check_url(c: &mut Collector, key: &str, u: &str) {
-    if !(u.starts_with("https://") || u.starts_with("http://")) {
-        c.error(key, format!("{u:?}: expected an http:// or https:// URL"));
-    }
 }

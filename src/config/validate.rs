@@ -104,6 +104,11 @@ pub(super) fn parse(
     let health_t = optional_table(&mut c, &mut root, "health");
     let runbooks_t = take_table(&mut c, &mut root, "runbooks", "runbooks");
     let runbooks = read_runbooks(&mut c, runbooks_t);
+    let console_t = take_table(&mut c, &mut root, "console", "console");
+    let console: super::console::Console = c
+        .read("console", Value::Table(console_t))
+        .unwrap_or_default();
+    super::console::check(&mut c, &console);
     let health = super::health::read(&mut c, health_t, organization.is_some());
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
@@ -111,7 +116,7 @@ pub(super) fn parse(
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `console`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -250,6 +255,7 @@ pub(super) fn parse(
         checkpoint,
         shaping,
         runbooks,
+        console,
     };
     (complete.then_some((config, tables)), c.problems)
 }
@@ -389,8 +395,9 @@ fn check_policy(c: &mut Collector, p: &Policy, now_secs: i64) {
             && e.event_name.is_none()
             && e.account.is_none()
             && e.region.is_none()
+            && e.origin.is_none()
         {
-            c.error(&key, "matches nothing: give at least one of principal, event_source, event_name, account, region");
+            c.error(&key, "matches nothing: give at least one of principal, event_source, event_name, account, region, origin");
         }
         match &e.principal {
             Some(OneOrMany::One(p)) => {

@@ -64,8 +64,35 @@ pub struct Parts {
     pub jobs: usize,
     /// `[health]`: watch the feed itself.
     pub health: Option<crate::config::health::Health>,
-    /// `[runbooks]`: where to look next, by rule, for alerts whose rule gives none.
+    /// `[runbooks]` and `[console]`: where a person looks next.
+    pub guidance: Guidance,
+}
+
+/// What an alert is given for the person who reads it: a runbook by rule (`[runbooks]`) for
+/// alerts whose rule gives none, and the console link `[console]` makes.
+#[derive(Debug, Clone, Default)]
+pub struct Guidance {
     pub runbooks: std::collections::BTreeMap<String, String>,
+    pub console: crate::config::console::Console,
+}
+
+impl Guidance {
+    pub fn of(config: &crate::config::Config) -> Guidance {
+        Guidance {
+            runbooks: config.runbooks.clone(),
+            console: config.console.clone(),
+        }
+    }
+
+    /// Gives `alert` its runbook (when its rule gave none) and its console link.
+    fn apply(&self, alert: &mut Alert) {
+        if alert.runbook.is_none() {
+            alert.runbook = runbook(&self.runbooks, alert);
+        }
+        if alert.console_url.is_none() {
+            alert.console_url = crate::render::console_link(&self.console, alert);
+        }
+    }
 }
 
 /// One transport record and where it sits.
@@ -135,7 +162,7 @@ struct Core {
     health: Option<crate::health::Watch>,
     /// Events judged on the config policy until the organization is first read.
     provisional: Option<provisional::Provisional>,
-    runbooks: std::collections::BTreeMap<String, String>,
+    guidance: Guidance,
 }
 
 impl Core {
@@ -217,7 +244,7 @@ impl Engine {
             dead_letters,
             jobs,
             health,
-            runbooks,
+            guidance,
         } = parts;
         let restore = restore.unwrap_or_default();
         if let Some(snap) = &restore.pipeline {
@@ -254,7 +281,7 @@ impl Engine {
             organization,
             health,
             provisional: None,
-            runbooks,
+            guidance,
         };
         core.expect_organization();
         Ok(Engine {
@@ -494,10 +521,10 @@ impl Engine {
         sigma: Vec<crate::rules::sigma::Rule>,
         policy: crate::rules::RegionPolicy,
         shaper: Option<Shaper>,
-        runbooks: std::collections::BTreeMap<String, String>,
+        guidance: Guidance,
     ) {
         let mut core = self.core();
-        core.runbooks = runbooks;
+        core.guidance = guidance;
         core.pipeline.set_rules(rules);
         core.pipeline.set_sigma(sigma);
         core.pipeline.set_policy(policy);
@@ -619,9 +646,7 @@ fn raise_shaped(
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
-    if alert.runbook.is_none() {
-        alert.runbook = runbook(&core.runbooks, &alert);
-    }
+    core.guidance.apply(&mut alert);
     metrics::counter!(crate::metric::ALERTS_TOTAL, "rule" => alert.rule.clone()).increment(1);
     match (core.shaper.as_mut(), shaped) {
         (Some(s), Some(also)) => {

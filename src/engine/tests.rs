@@ -44,7 +44,7 @@ fn parts(c: &Config, clock: ClockMode) -> Parts {
         dead_letters: None,
         jobs: 1,
         health: c.health.clone(),
-        runbooks: c.runbooks.clone(),
+        guidance: crate::engine::Guidance::of(c),
     }
 }
 

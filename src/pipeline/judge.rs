@@ -94,7 +94,11 @@ impl Judge {
         let at = self.time_of(ev, now);
         match region::evaluate(&self.policy, ev, at) {
             region::Verdict::Alert(acct, severity, mark) => {
-                out.push(region::alert(ev, acct, severity, mark, self.include_event))
+                let mut a = region::alert(ev, acct, severity, mark, self.include_event);
+                if self.policy.has_origin_exemptions {
+                    a.origin_exemptions = region::origin_exemptions(&self.policy, ev, at);
+                }
+                out.push(a)
             }
             region::Verdict::ScpBypass(acct) => {
                 out.push(region::bypass_alert(ev, acct, self.include_event))

@@ -280,11 +280,27 @@ impl Pipeline {
 
     /// Puts who is behind the event on each of its alerts; with `issue`, remembers the
     /// credentials it handed out.
-    fn identify(&mut self, clue: Option<&Clue>, judged: &mut [Alert], now: i64, issue: bool) {
+    /// Then drops the `unapproved-region` alert an `origin` exemption covers.
+    fn identify(&mut self, clue: Option<&Clue>, judged: &mut Vec<Alert>, now: i64, issue: bool) {
         let Some(clue) = clue else { return };
         let who = identity::resolve(&clue.facts, &self.sessions, now);
         for a in judged.iter_mut() {
             a.identity = Some(Box::new(who.clone()));
+        }
+        if judged.iter().any(|a| !a.origin_exemptions.is_empty()) {
+            let exemptions = &self.judge.policy().exemptions;
+            let origin = who.origin.as_deref();
+            judged.retain(|a| {
+                let exempt = a.origin_exemptions.iter().any(|&i| {
+                    exemptions
+                        .get(i)
+                        .is_some_and(|e| e.index == i && e.covers_origin(origin))
+                });
+                if exempt {
+                    metrics::counter!(crate::metric::IDENTITY_EXEMPTED_TOTAL).increment(1);
+                }
+                !exempt
+            });
         }
         if let (true, Some(iss)) = (issue, &clue.issuance) {
             let evicted = self.sessions.evicted;

@@ -5,7 +5,7 @@
 
 use serde_json::{json, Value};
 
-use super::{clip, event_history_url, severity_title, short_principal, summary};
+use super::{clip, console_url, severity_title, summary};
 use crate::alert::Severity;
 use crate::item::Item;
 use crate::shaping::Kind;
@@ -43,19 +43,8 @@ pub fn message(item: &Item) -> Value {
     if let Some(e) = &a.error_code {
         what.push_str(&format!(" (failed: {e})"));
     }
-    let mut where_ = format!(
-        "{} / {}",
-        a.account.as_deref().unwrap_or("?"),
-        a.region.as_deref().unwrap_or("?")
-    );
-    if let Some(n) = &a.account_name {
-        where_.push_str(&format!(" ({n})"));
-    }
-    let mut who = match (&a.principal, &a.principal_type) {
-        (Some(p), Some(t)) => format!("{} ({t})", short_principal(p)),
-        (Some(p), None) => short_principal(p).to_string(),
-        _ => "unknown".to_string(),
-    };
+    let where_ = super::place(a);
+    let mut who = super::actor(a);
     if let Some(b) = super::behind(a) {
         who.push_str(&format!("\nbehind it: {b}"));
     }
@@ -80,33 +69,11 @@ pub fn message(item: &Item) -> Value {
             json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&text.join("\n"), 2900)}}),
         );
     }
-    if let Some(n) = item.notify() {
-        let counts = match n.kind {
-            Kind::Alert => None,
-            Kind::Update => Some(format!(
-                "*{} more* from {} to {}: {}",
-                n.events,
-                n.first_seen,
-                n.last_seen,
-                n.event_names.join(", ")
-            )),
-            Kind::Digest => Some(format!(
-                "*{} suppressed* by the rate limit from {} to {}: {}\nAccounts: {}",
-                n.events,
-                n.first_seen,
-                n.last_seen,
-                n.event_names.join(", "),
-                n.accounts.join(", ")
-            )),
-        };
-        if let Some(c) = counts {
-            blocks.push(
-                json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&c, 2900)}}),
-            );
-        }
+    if let Some(c) = super::counts(item, "*") {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": clip(&c, 2900)}}));
     }
     let mut buttons = Vec::new();
-    if let Some(url) = event_history_url(a) {
+    if let Some(url) = console_url(a) {
         buttons.push(json!({"type": "button", "text": {"type": "plain_text", "text": "CloudTrail event"}, "url": url}));
     }
     if let Some(r) = a

@@ -135,7 +135,7 @@ pub(crate) fn items() -> Vec<(&'static str, Item)> {
     ]
 }
 
-fn golden(name: &str, actual: &str) {
+pub(crate) fn golden(name: &str, actual: &str) {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("tests/golden")
         .join(name);
@@ -152,7 +152,7 @@ fn golden(name: &str, actual: &str) {
     assert_eq!(actual, want, "{} differs", path.display());
 }
 
-fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap() + "\n"
 }
 

@@ -3,7 +3,7 @@
 
 use std::fmt::Write as _;
 
-use super::{clip, event_history_url, summary};
+use super::{clip, console_url, summary};
 use crate::item::Item;
 use crate::shaping::Kind;
 
@@ -82,7 +82,7 @@ pub fn body(item: &Item) -> String {
         }
     }
     let _ = writeln!(t, "Rule:   {}", super::rules(a));
-    if let Some(url) = event_history_url(a) {
+    if let Some(url) = console_url(a) {
         let _ = writeln!(t, "Event:  {url}");
     }
     if let Some(r) = &a.runbook {

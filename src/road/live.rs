@@ -392,6 +392,7 @@ fn what_changed(old: &Config, new: &Config) -> String {
         health => "[health]",
         sequences => "[[sequences]]",
         runbooks => "[runbooks]",
+        console => "[console]",
     );
     let counts = |c: &Config| {
         format!(

@@ -55,6 +55,8 @@ pub struct Summary {
     pub left_spooled: Option<usize>,
     /// Items neither delivered nor spooled.
     pub refused: u64,
+    /// Items a destination refused for good (in the sinks' rejected files).
+    pub rejected: u64,
     pub evicted_early: u64,
     /// Issued keys forgotten before their credentials expired: some sessions' alerts have no
     /// `identity.origin`.
@@ -260,7 +262,14 @@ pub fn run(
     let tally = engine.delivery_tally();
     rt.block_on(engine.shutdown());
     // Read after the workers stopped: every item is in one outcome.
-    let delivered = tally.map(|t| t.read().to_string());
+    let counts = tally.map(|t| t.read());
+    let delivered = counts.as_ref().map(ToString::to_string);
+    let rejected = counts.map_or(0, |c| {
+        c.sinks
+            .iter()
+            .map(|(_, s)| s.rejected + s.drain_rejected)
+            .sum()
+    });
     Ok(Summary {
         counts: c,
         inputs_read,
@@ -272,6 +281,7 @@ pub fn run(
         delivered,
         left_spooled: left,
         refused,
+        rejected,
         evicted_early,
         identity_evicted,
         output_error: failed.filter(|e| e.kind() != io::ErrorKind::BrokenPipe),
@@ -295,6 +305,7 @@ impl Summary {
             dedup_forgotten: self.evicted_early,
             left_spooled: self.left_spooled.unwrap_or(0) as u64,
             not_accepted: self.refused,
+            rejected: self.rejected,
             ..Shortfall::default()
         }
     }

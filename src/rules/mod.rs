@@ -72,6 +72,8 @@ pub fn build_alert(
         lag: None,
         sigma: None,
         identity: None,
+        console_url: None,
+        origin_exemptions: Vec::new(),
         also: Vec::new(),
         event: if include_event {
             RawValue::from_string(ev.raw.to_string()).ok()

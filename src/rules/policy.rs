@@ -106,6 +106,9 @@ pub struct Exemption {
     pub event_name: Vec<Glob>,
     pub account: Vec<Glob>,
     pub region: Vec<Glob>,
+    /// Globs on `identity.origin`: decided after the pipeline knows who is behind the event
+    /// ([`Exemption::covers_origin`]); the judge checks the other keys.
+    pub origin: Vec<Glob>,
     pub reason: String,
     /// Seconds since the epoch after which it no longer applies.
     pub expires: Option<i64>,
@@ -147,8 +150,15 @@ impl Exemption {
         self.expires.is_none_or(|t| now <= t)
     }
 
+    /// Whether every key but `origin` matches `ev` (`origin` is known only later).
     pub fn matches(&self, ev: &crate::event::Event<'_>) -> bool {
         self.check(ev).is_ok()
+    }
+
+    /// Whether its `origin` globs take who is behind the event (an unknown origin matches
+    /// none; an exemption without `origin` takes any).
+    pub fn covers_origin(&self, origin: Option<&str>) -> bool {
+        any(&self.origin, origin)
     }
 
     /// Whether every key given matches `ev`; else the first that does not.
@@ -207,6 +217,8 @@ pub struct RegionPolicy {
     pub global_sources: HashSet<String>,
     pub global_regions: Vec<String>,
     pub exemptions: Vec<Exemption>,
+    /// Some exemption has `origin` (the judge then notes which may apply).
+    pub has_origin_exemptions: bool,
     pub severity: Severity,
     pub failed_call_severity: Severity,
     pub alert_on_failed_calls: bool,
@@ -326,6 +338,7 @@ impl RegionPolicy {
                     event_name: globs(&e.event_name),
                     account: globs(&e.account),
                     region: globs(&e.region),
+                    origin: globs(&e.origin),
                     reason: e.reason.clone(),
                     expires: e
                         .expires
@@ -334,6 +347,7 @@ impl RegionPolicy {
                     expires_text: e.expires.clone(),
                 })
                 .collect(),
+            has_origin_exemptions: p.exempt.iter().any(|e| e.origin.is_some()),
             severity: p.top.severity,
             failed_call_severity: p.top.failed_call_severity,
             alert_on_failed_calls: p.top.alert_on_failed_calls,

@@ -127,7 +127,7 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
     if let Some(ex) = policy
         .exemptions
         .iter()
-        .find(|e| e.is_active(now) && e.matches(ev))
+        .find(|e| e.origin.is_empty() && e.is_active(now) && e.matches(ev))
     {
         return Verdict::Exempt(acct, ex);
     }
@@ -142,6 +142,18 @@ pub fn evaluate<'p>(policy: &'p RegionPolicy, ev: &Event<'_>, now: i64) -> Verdi
         return Verdict::Alert(acct, policy.failed_call_severity, mark);
     }
     Verdict::Alert(acct, policy.severity, mark)
+}
+
+/// The exemptions with `origin` whose other keys match `ev` at `now` (by index): the alert
+/// the rule raised is dropped if who is behind the event turns out to match one of them
+/// (the pipeline decides, once it knows).
+pub fn origin_exemptions(policy: &RegionPolicy, ev: &Event<'_>, now: i64) -> Vec<usize> {
+    policy
+        .exemptions
+        .iter()
+        .filter(|e| !e.origin.is_empty() && e.is_active(now) && e.matches(ev))
+        .map(|e| e.index)
+        .collect()
 }
 
 /// The alert's one-sentence reason.

@@ -38,6 +38,8 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         lag: None,
         sigma: None,
         identity: None,
+        console_url: None,
+        origin_exemptions: Vec::new(),
         also: Vec::new(),
         event: None,
     }

@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use crate::config::delivery::{Delivery, SinkKind, SinkSpec, UrlRef};
 use crate::config::Ou;
 use crate::sink::deliver::{Dispatcher, SinkParts, WorkerSettings};
+use crate::sink::destination::incident::{Incident, Protocol};
+use crate::sink::destination::securityhub::SecurityHub;
 use crate::sink::destination::{
     file::FileSink, hec::Hec, http_client, slack::Slack, sns::Sns, webhook::Webhook, Destination,
 };
@@ -112,6 +114,57 @@ async fn target(spec: &SinkSpec) -> Result<Destination, BuildError> {
             }
             let client = aws_sdk_sns::Client::new(&loader.load().await);
             Destination::Sns(Sns::new(client, topic_arn.clone(), *json_structure))
+        }
+        SinkKind::PagerDuty { url, routing_key } => Destination::Incident(Incident::new(
+            http_client(spec.timeout),
+            url.clone(),
+            Protocol::PagerDuty {
+                routing_key: secret(routing_key)?,
+            },
+            None,
+        )),
+        SinkKind::Opsgenie { url, api_key } => Destination::Incident(Incident::new(
+            http_client(spec.timeout),
+            url.clone(),
+            Protocol::Opsgenie {
+                api_key: secret(api_key)?,
+            },
+            None,
+        )),
+        SinkKind::Teams {
+            webhook_url,
+            min_interval,
+        } => Destination::Incident(Incident::new(
+            http_client(spec.timeout),
+            secret_url(webhook_url)?,
+            Protocol::Teams,
+            Some(*min_interval),
+        )),
+        SinkKind::SecurityHub {
+            account_id,
+            region,
+            finding_account,
+        } => {
+            let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+            if let Some(r) = region {
+                loader = loader.region(aws_config::Region::new(r.clone()));
+            }
+            let conf = loader.load().await;
+            let Some(hub_region) = region
+                .clone()
+                .or_else(|| conf.region().map(|r| r.to_string()))
+            else {
+                return Err(BuildError::Secret(format!(
+                    "sinks.{}: Security Hub's region is not known: set region in the sink or AWS_REGION",
+                    spec.name
+                )));
+            };
+            Destination::SecurityHub(SecurityHub::new(
+                aws_sdk_securityhub::Client::new(&conf),
+                account_id.clone(),
+                hub_region,
+                *finding_account,
+            ))
         }
     })
 }

@@ -92,6 +92,8 @@ pub fn aws(code: Option<&str>, message: &str) -> SendError {
             if c.contains("Throttl")
                 || c == "InternalError"
                 || c == "InternalFailure"
+                || c == "InternalException"
+                || c == "LimitExceededException"
                 || c == "ServiceUnavailable"
                 || c == "KMSThrottling"
                 || c == "RequestTimeout" =>
@@ -111,7 +113,9 @@ pub fn aws(code: Option<&str>, message: &str) -> SendError {
             | "KMSAccessDenied"
             | "KMSNotFound"
             | "KMSInvalidState"
-            | "EndpointDisabled",
+            | "EndpointDisabled"
+            // Security Hub is not enabled in the account and region.
+            | "InvalidAccessException",
         ) => Class::Broken,
         Some(_) => Class::Rejected,
     };

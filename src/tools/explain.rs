@@ -135,6 +135,9 @@ impl Explainer<'_> {
         );
         for ex in &p.exemptions {
             let state = match (ex.check(ev), ex.is_active(now)) {
+                (Ok(()), true) if !ex.origin.is_empty() => {
+                    "applies if who is behind the event (identity.origin, known only from the stream) matches its origin".to_string()
+                }
                 (Ok(()), true) => "applies".to_string(),
                 (Ok(()), false) => format!(
                     "does not apply: would match but expired on {}",

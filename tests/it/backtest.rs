@@ -305,6 +305,33 @@ fn a_policy_change_adds_and_removes_exactly_the_expected_alerts() {
     assert_eq!(r["totals"]["baseline_alerts"], all.len() as u64);
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.contains("changes by rule and account"), "{table}");
+    // The same as a text report for a person: grouped by rule, each line marked.
+    run(tw(None)
+        .arg("--config")
+        .arg(&new)
+        .arg("--baseline")
+        .arg(&old)
+        .args(["--alerts-format", "text", "--alerts"])
+        .arg(t.path("diff.txt"))
+        .arg(t.path("archive")));
+    let text = std::fs::read_to_string(t.path("diff.txt")).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].starts_with("unapproved-region: "), "{text}");
+    let count = |mark: &str| {
+        lines
+            .iter()
+            .filter(|l| l.starts_with(&format!("  {mark:<7} [")))
+            .count()
+    };
+    assert_eq!(count("removed"), expect_removed.len(), "{text}");
+    assert_eq!(count("same"), same.len(), "{text}");
+    assert_eq!(count("added"), 0, "{text}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains(" by ") && l.contains(" — ")),
+        "{text}"
+    );
     // The other way round the change adds them: a CI gate fails.
     let back = tw(None)
         .arg("--config")
@@ -447,7 +474,7 @@ fn corrupt_objects_wrong_keys_failing_gets_and_a_missing_bucket_are_reported_and
     assert_eq!(
         r["shortfall"],
         serde_json::json!({"dead_letters": 1, "unread_inputs": 1, "unlisted": 1,
-            "dedup_forgotten": 0, "left_spooled": 0, "not_accepted": 0})
+            "dedup_forgotten": 0, "left_spooled": 0, "not_accepted": 0, "rejected": 0})
     );
     let failed = r["input"]["failed"].as_array().unwrap();
     assert_eq!(failed.len(), 1, "{failed:?}");

@@ -383,7 +383,7 @@ fn a_sink_that_is_down_then_back_gets_everything_once() {
 }
 
 #[test]
-fn a_rejected_item_goes_to_the_rejected_file_and_the_rest_are_delivered() {
+fn a_rejected_item_goes_to_the_rejected_file_the_rest_are_delivered_and_the_run_says_so() {
     let t = Tmp::new();
     let server = Server::start();
     // The first batch is refused as a whole (400), then one item of it on its own.
@@ -400,7 +400,13 @@ fn a_rejected_item_goes_to_the_rejected_file_and_the_rest_are_delivered() {
         ),
     );
     let want = expected(&cfg, "siem");
-    deliver(&cfg, &[], &[]);
+    // A refused item is a run that did less than asked: exit 3 unless accepted.
+    let out = deliver(&cfg, &[], &["--allow-incomplete"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("INCOMPLETE: 1 items a destination refused (in the sink's rejected file)"),
+        "{stderr}"
+    );
     let rejected = std::fs::read_to_string(t.path("state/rejected/hook.jsonl")).unwrap();
     let lines: Vec<Value> = rejected
         .lines()

@@ -150,3 +150,59 @@ fn a_full_identity_table_is_said_in_the_summary() {
         .unwrap();
     assert!(n >= 1, "{line}");
 }
+
+/// `[[policy.exempt]]` by `origin`: the user behind a role session, which the session's own
+/// ARN (all a `principal` pattern sees) does not name. Only the sessions traced to the origin
+/// are exempt; another user's pattern, or one account's, exempts only what it names.
+#[test]
+fn an_exemption_by_origin_covers_the_sessions_a_user_started_and_nothing_else() {
+    let t = Tmp::new();
+    let region_alerts = |exempt: &str| -> Vec<serde_json::Value> {
+        let cfg = t.config(&format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n{exempt}"
+        ));
+        let out = replay(&cfg, &[fixture_path("stratus_identity.jsonl")]);
+        assert_eq!(out.code, 0, "{}", out.show());
+        out.alerts()
+            .into_iter()
+            .filter(|a| a["rule"] == "unapproved-region")
+            .collect()
+    };
+    let all = region_alerts("");
+    assert_eq!(all.len(), 2, "two sessions act outside us-east-1");
+    for a in &all {
+        assert_eq!(a["principal_type"], "AssumedRole");
+        assert!(a["identity"]["origin"]
+            .as_str()
+            .unwrap()
+            .ends_with(":user/christophe"));
+    }
+    let exempt = |keys: &str| format!("[[policy.exempt]]\n{keys}\nreason = \"red team\"\n");
+    // The session's ARN does not name the user: a principal pattern cannot exempt it.
+    assert_eq!(
+        region_alerts(&exempt("principal = \"arn:aws:iam::*:user/christophe\"")).len(),
+        2
+    );
+    assert!(region_alerts(&exempt("origin = \"arn:aws:iam::*:user/christophe\"")).is_empty());
+    assert_eq!(
+        region_alerts(&exempt("origin = \"arn:aws:iam::*:user/someone-else\"")).len(),
+        2
+    );
+    let one = all[0]["account"].as_str().unwrap();
+    let left = region_alerts(&exempt(&format!(
+        "origin = \"arn:aws:iam::*:user/christophe\"\naccount = \"{one}\""
+    )));
+    assert_eq!(left.len(), 1);
+    assert_ne!(
+        left[0]["account"], one,
+        "only the named account's session is exempt"
+    );
+    // Expired: it no longer applies.
+    assert_eq!(
+        region_alerts(&exempt(
+            "origin = \"arn:aws:iam::*:user/christophe\"\nexpires = \"2020-01-01\""
+        ))
+        .len(),
+        2
+    );
+}

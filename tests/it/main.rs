@@ -15,6 +15,7 @@ mod faults;
 mod filter_cli;
 mod health;
 mod identity;
+mod incident;
 mod kinesis;
 mod lambda;
 mod leases;

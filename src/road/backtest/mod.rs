@@ -9,7 +9,6 @@ mod side;
 mod sources;
 
 use std::fs::File;
-use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -39,6 +38,8 @@ pub struct Options {
     pub dead_letter: Option<PathBuf>,
     /// Every alert as a JSON line `{"diff": …, "alert": …}` in this file.
     pub alerts: Option<PathBuf>,
+    /// `--alerts` as one text report grouped by rule (held in memory until the end).
+    pub alerts_text: bool,
     /// S3 objects fetched at once, and the most bytes of them held.
     pub fetch_concurrency: usize,
     pub max_in_flight_bytes: u64,
@@ -114,12 +115,14 @@ pub fn run(
         max_document_bytes: config.decode.max_document_bytes,
     };
     let mut alerts_out = match &o.alerts {
-        Some(p) => Some(BufWriter::new(File::create(p).map_err(|source| {
-            RoadError::Io {
+        Some(p) => Some(side::AlertsOut::new(
+            File::create(p).map_err(|source| RoadError::Io {
                 what: format!("cannot write {}", p.display()),
                 source,
-            }
-        })?)),
+            })?,
+            o.alerts_text,
+            baseline.is_some(),
+        )),
         None => None,
     };
     let total_bytes: u64 = listed.objects.iter().map(|p| p.size).sum();
@@ -209,7 +212,7 @@ pub fn run(
         rt.block_on(side.engine.shutdown());
     }
     if let Some(w) = alerts_out.as_mut() {
-        if let Err(e) = w.flush() {
+        if let Err(e) = w.finish() {
             out_error.get_or_insert(e);
         }
     }

@@ -17,6 +17,53 @@ use crate::shaping::{NotifyItem, Shaper};
 
 use super::super::RoadError;
 
+/// Where `--alerts` goes: a JSON line per alert as it comes, or (`--alerts-format text`) the
+/// alerts kept for one report, grouped by rule, written at the end.
+pub(super) struct AlertsOut {
+    w: BufWriter<File>,
+    /// Text: the alerts so far, and their marks (shown with a baseline only).
+    text: Option<Vec<(Alert, Mark)>>,
+    baseline: bool,
+}
+
+impl AlertsOut {
+    pub fn new(file: File, text: bool, baseline: bool) -> AlertsOut {
+        AlertsOut {
+            w: BufWriter::new(file),
+            text: text.then(Vec::new),
+            baseline,
+        }
+    }
+
+    fn put(&mut self, mark: Mark, a: &Alert) -> io::Result<()> {
+        if let Some(kept) = self.text.as_mut() {
+            kept.push((a.clone(), mark));
+            return Ok(());
+        }
+        let mark = serde_json::to_string(&mark)?;
+        let alert = serde_json::to_string(&Item::Siem(a.clone()).native())?;
+        writeln!(self.w, "{{\"diff\":{mark},\"alert\":{alert}}}")
+    }
+
+    /// Writes the text report (if text) and flushes.
+    pub fn finish(&mut self) -> io::Result<()> {
+        if let Some(kept) = self.text.take() {
+            let label = |m: Mark| match m {
+                Mark::Added => "added",
+                Mark::Removed => "removed",
+                Mark::Same => "same",
+            };
+            let marked: Vec<(&Alert, Option<&str>)> = kept
+                .iter()
+                .map(|(a, m)| (a, self.baseline.then(|| label(*m))))
+                .collect();
+            self.w
+                .write_all(crate::render::report::text_marked(&marked).as_bytes())?;
+        }
+        self.w.flush()
+    }
+}
+
 /// One config's engine and its event-time shaping.
 pub(super) struct Side {
     pub engine: Engine,
@@ -82,17 +129,15 @@ pub(super) fn compare(
     sides: &mut [Side],
     new: Vec<Alert>,
     base: Option<Vec<Alert>>,
-    mut lines: Option<&mut BufWriter<File>>,
+    mut lines: Option<&mut AlertsOut>,
 ) -> io::Result<()> {
     let base_ids: HashSet<&str> = base.iter().flatten().map(|a| a.alert_id.as_str()).collect();
     let new_ids: HashSet<&str> = new.iter().map(|a| a.alert_id.as_str()).collect();
     let mut write = |mark: Mark, a: &Alert| -> io::Result<()> {
-        if let Some(w) = lines.as_mut() {
-            let mark = serde_json::to_string(&mark)?;
-            let alert = serde_json::to_string(&Item::Siem(a.clone()).native())?;
-            writeln!(w, "{{\"diff\":{mark},\"alert\":{alert}}}")?;
+        match lines.as_mut() {
+            Some(out) => out.put(mark, a),
+            None => Ok(()),
         }
-        Ok(())
     };
     for a in &new {
         let mark = match base_ids.contains(a.alert_id.as_str()) {

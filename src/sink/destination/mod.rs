@@ -1,11 +1,14 @@
 //! The destinations: each turns a batch of items into one request of its protocol and says
-//! how it went. Batching, retries, pacing and the spool are the delivery worker's job
+//! how it went: files, Splunk HEC, webhooks, Slack, SNS, the incident tools (PagerDuty,
+//! Opsgenie, Teams) and Security Hub. Batching, retries, pacing and the spool are the delivery worker's job
 //! ([`crate::sink::deliver`]); errors are classified in [`crate::sink::error`].
 
 pub mod file;
 pub mod hec;
+pub mod incident;
 #[cfg(test)]
 pub mod memory;
+pub mod securityhub;
 pub mod slack;
 pub mod sns;
 pub mod webhook;
@@ -66,6 +69,8 @@ pub enum Destination {
     Webhook(webhook::Webhook),
     Slack(slack::Slack),
     Sns(sns::Sns),
+    Incident(incident::Incident),
+    SecurityHub(securityhub::SecurityHub),
     #[cfg(test)]
     Memory(memory::Memory),
 }
@@ -79,6 +84,8 @@ impl Destination {
             Destination::Webhook(_) => "webhook",
             Destination::Slack(_) => "slack",
             Destination::Sns(_) => "sns",
+            Destination::Incident(i) => i.kind(),
+            Destination::SecurityHub(_) => "securityhub",
             #[cfg(test)]
             Destination::Memory(_) => "memory",
         }
@@ -92,6 +99,8 @@ impl Destination {
             Destination::Webhook(w) => w.max_batch,
             Destination::Slack(_) => 1,
             Destination::Sns(_) => 10,
+            Destination::Incident(_) => 1,
+            Destination::SecurityHub(_) => securityhub::MAX_BATCH,
             #[cfg(test)]
             Destination::Memory(_) => 100,
         }
@@ -101,6 +110,7 @@ impl Destination {
     pub fn min_interval(&self) -> Option<Duration> {
         match self {
             Destination::Slack(s) => Some(s.min_interval),
+            Destination::Incident(i) => i.min_interval,
             _ => None,
         }
     }
@@ -115,13 +125,15 @@ impl Destination {
             Destination::Webhook(w) => w.send(items).await,
             Destination::Slack(s) => s.send(items).await,
             Destination::Sns(s) => s.send(items).await,
+            Destination::Incident(i) => i.send(items).await,
+            Destination::SecurityHub(s) => s.send(items).await,
             #[cfg(test)]
             Destination::Memory(m) => m.send(items).await,
         }
     }
 }
 
-/// The HTTP client for Slack, HEC and webhooks: rustls, a request timeout, no redirects
+/// The HTTP client for Slack, HEC, webhooks and the incident tools: rustls, a request timeout, no redirects
 /// (a webhook that redirects is misconfigured, and the body must not follow it elsewhere).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
