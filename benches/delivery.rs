@@ -49,6 +49,7 @@ fn item() -> Item {
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        gap: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -40,6 +40,7 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        gap: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -75,6 +75,7 @@ fn main() {
             silent_for: None,
             silent_for_seconds: None,
             lag: None,
+            gap: None,
             sigma: None,
             identity: None,
             console_url: None,

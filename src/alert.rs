@@ -61,6 +61,9 @@ pub struct Alert {
     /// `feed-lagging` and `feed-caught-up`: the delivery lag over the last 10 minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lag: Option<LagInfo>,
+    /// `feed-gap`: the stream, shard and window that cannot be read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gap: Option<Box<Gap>>,
     /// Sigma rules (`rule` = `sigma:<file stem>`): the rule's `id`, and what it says of itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma: Option<Box<SigmaInfo>>,
@@ -128,6 +131,7 @@ impl Alert {
             silent_for: None,
             silent_for_seconds: None,
             lag: None,
+            gap: None,
             sigma: None,
             identity: None,
             console_url: None,
@@ -190,6 +194,44 @@ pub struct LagInfo {
     /// Of those, the share that arrived later than the threshold (above 0.05: p95 is over it).
     pub share_late: f64,
     pub max_seconds: u64,
+}
+
+/// Why the records are gone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GapCause {
+    /// The position is older than the stream itself (`at_timestamp` before its creation).
+    BeforeCreation,
+    /// The position is older than the stream's retention (trailwatch was down, or started
+    /// from a time the stream no longer holds).
+    PastRetention,
+    /// A shard in the checkpoint, not finished, is no longer in the stream (trimmed with
+    /// records trailwatch never read).
+    ShardGone,
+}
+
+impl GapCause {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GapCause::BeforeCreation => "before-creation",
+            GapCause::PastRetention => "past-retention",
+            GapCause::ShardGone => "shard-gone",
+        }
+    }
+}
+
+/// `feed-gap`: a window of the stream that cannot be read ([`crate::health::gap`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Gap {
+    pub stream: String,
+    pub shard: String,
+    /// From (the position asked for) to (where the stream's records begin), seconds.
+    pub from: i64,
+    pub to: i64,
+    pub cause: GapCause,
+    /// Records the window likely held, from the rate of the first records read after it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_records: Option<u64>,
 }
 
 /// `alert_id` for a rule and an event: the 128-bit xxh3 of both, as 32 hex digits.

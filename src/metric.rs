@@ -16,6 +16,9 @@ pub const ALERTS_TOTAL: &str = "trailwatch_alerts_total";
 pub const ALERTS_LOST_TOTAL: &str = "trailwatch_alerts_lost_total";
 pub const DEAD_LETTERS_TOTAL: &str = "trailwatch_dead_letters_total";
 pub const KINESIS_ITERATOR_ERRORS_TOTAL: &str = "trailwatch_kinesis_iterator_errors_total";
+pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
+pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
+pub const FEED_GAP_SECONDS_TOTAL: &str = "trailwatch_feed_gap_seconds_total";
 pub const SINK_SPOOL_RELINKED_TOTAL: &str = "trailwatch_sink_spool_relinked_total";
 pub const SINK_SPOOL_LOST_TOTAL: &str = "trailwatch_sink_spool_lost_total";
 pub const SINK_BROKEN: &str = "trailwatch_sink_broken";
@@ -123,6 +126,21 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         DEAD_LETTERS_TOTAL,
         Kind::Counter,
         "Records that could not be read (written to the dead-letter file with position and reason)",
+    ),
+    (
+        FEED_GAP_CHECKS_TOTAL,
+        Kind::Counter,
+        "Shard readings (re)started and checked for a gap, by result: gap, none, or unknown (a checkpoint without its arrival time)",
+    ),
+    (
+        FEED_GAPS_TOTAL,
+        Kind::Counter,
+        "feed-gap: windows of the stream that could not be read, by cause (before-creation, past-retention, shard-gone)",
+    ),
+    (
+        FEED_GAP_SECONDS_TOTAL,
+        Kind::Counter,
+        "Seconds of stream that could not be read (the sum of the feed-gap windows)",
     ),
     (
         KINESIS_ITERATOR_ERRORS_TOTAL,

@@ -14,6 +14,8 @@ pub const RESUMED: &str = "feed-resumed";
 pub const MISSING: &str = "feed-missing";
 pub const LAGGING: &str = "feed-lagging";
 pub const CAUGHT_UP: &str = "feed-caught-up";
+/// Records the Kinesis stream no longer holds (`crate::health::gap`).
+pub const GAP: &str = "feed-gap";
 /// The rule ids the feed-health watch raises (routes select them like any rule's).
 pub const RULES: [&str; 5] = [SILENT, RESUMED, MISSING, LAGGING, CAUGHT_UP];
 

@@ -26,6 +26,7 @@ pub const BUILT_IN_RULES: &[&str] = &[
     super::health::MISSING,
     super::health::LAGGING,
     super::health::CAUGHT_UP,
+    super::health::GAP,
 ];
 
 /// A custom rule, validated: its filter is parsed.

@@ -506,6 +506,18 @@ impl Engine {
         Pending::new(items, &self.books)
     }
 
+    /// Alerts a road found outside the events (`feed-gap`): raised like an event's, each
+    /// once by its id (a restart that finds the same window raises nothing new).
+    pub fn raise_found(&self, alerts: Vec<crate::alert::Alert>, now: i64) -> Pending {
+        let mut core = self.core();
+        let alerts = core.pipeline.first_alerts(alerts, now);
+        let mut items = Vec::new();
+        let mut notify = Vec::new();
+        raise(&mut core, alerts, now, &mut items, &mut notify);
+        items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
+        Pending::new(items, &self.books)
+    }
+
     /// The organization could not be read at start and no tree is saved: from now until
     /// [`Self::apply_organization`], events are judged on the config policy and kept (within
     /// bounds) to be judged again on the tree.

@@ -20,6 +20,7 @@
 //! All of it is in [`Snapshot`], saved with the checkpoint: a restart neither forgets an
 //! ongoing silence nor raises it again.
 
+pub mod gap;
 pub mod lag;
 pub mod rhythm;
 

@@ -70,6 +70,7 @@ pub fn build_alert(
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        gap: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -36,6 +36,7 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         silent_for: None,
         silent_for_seconds: None,
         lag: None,
+        gap: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -14,6 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::gap::{self, Gap, StreamFacts};
 pub use crate::state::positions::{Ack, Positions};
 use crate::state::ShardCheckpoint;
 
@@ -34,6 +35,9 @@ pub struct Batch {
     /// Sent `true` once the batch is acknowledged: the reader reads on; `false` (or dropped):
     /// the reader stops (the lease is someone else's, or the road stopped).
     pub resume: oneshot::Sender<bool>,
+    /// The stream could not give what this shard's reading asked for (`feed-gap`): found
+    /// when reading started or resumed, told with the first batch after it.
+    pub gap: Option<Gap>,
 }
 
 impl Batch {
@@ -96,6 +100,98 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, Ki
     Ok(out)
 }
 
+/// The stream's retention and creation time (DescribeStreamSummary), for gap detection.
+async fn stream_facts(client: &Client, stream: &str) -> Result<StreamFacts, KinesisError> {
+    let req = client.describe_stream_summary();
+    let req = match stream.starts_with("arn:") {
+        true => req.stream_arn(stream),
+        false => req.stream_name(stream),
+    };
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| api("DescribeStreamSummary", e))?;
+    let d = resp.stream_description_summary();
+    Ok(StreamFacts {
+        retention_secs: d.map_or(24, |d| d.retention_period_hours()) as i64 * 3_600,
+        created: d.map(|d| d.stream_creation_timestamp().secs()),
+    })
+}
+
+/// What the stream can give, shared by the readers: `None` until (or while it cannot be)
+/// read; then gaps cannot be told, and that is counted.
+type Facts = Arc<std::sync::Mutex<Option<StreamFacts>>>;
+
+/// Reads the stream's facts into `facts`; says once when they cannot be read.
+async fn refresh_facts(client: &Client, stream: &str, facts: &Facts) {
+    match stream_facts(client, stream).await {
+        Ok(f) => {
+            *facts
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read the stream's retention and creation time: a gap before a shard's position cannot be told until it is read")
+        }
+    }
+}
+
+/// The time a shard's reading asks to start from, for gap detection: the checkpointed
+/// record's arrival, or `at_timestamp` for a shard read from `start`; `None` when there is
+/// nothing to compare (`trim_horizon`, `latest`, a child of a reshard, a checkpoint saved
+/// without its time: counted as unknown).
+fn asked_from(s: &Settings, shard: &ShardInfo, cp: Option<&ShardCheckpoint>) -> Option<i64> {
+    match cp {
+        Some(c) if c.sequence_number.is_some() => {
+            if c.arrived.is_none() {
+                metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => "unknown")
+                    .increment(1);
+            }
+            c.arrived
+        }
+        _ if !shard.parents.is_empty() => None,
+        _ => match s.start {
+            Start::AtTimestamp(t) => Some(t),
+            _ => None,
+        },
+    }
+}
+
+/// The gap before a shard's first records, once they (or the shard's present) are known.
+fn check_gap(
+    s: &Settings,
+    shard: &str,
+    asked: i64,
+    facts: &Facts,
+    arrivals: &[i64],
+    caught_up: bool,
+) -> Option<Option<Gap>> {
+    let f = (*facts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner))?;
+    if arrivals.is_empty() && !caught_up {
+        return None; // not yet known: look again at the next response
+    }
+    let now = crate::clock::now_secs();
+    let found = gap::detect(Some(asked), &f, now, arrivals.first().copied());
+    let result = if found.is_some() { "gap" } else { "none" };
+    metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => result).increment(1);
+    Some(found.map(|(from, to, cause)| {
+        let span = match (arrivals.first(), arrivals.last()) {
+            (Some(a), Some(b)) => b - a,
+            _ => 0,
+        };
+        Gap {
+            stream: s.stream.clone(),
+            shard: shard.to_string(),
+            from,
+            to,
+            cause,
+            estimated_records: gap::estimate(arrivals.len(), span, to - from),
+        }
+    }))
+}
+
 /// Exponential backoff with full jitter, from 200 ms to 10 s.
 fn backoff(attempt: u32) -> Duration {
     crate::backoff::delay(
@@ -149,12 +245,15 @@ async fn read_shard(
     s: Settings,
     shard: ShardInfo,
     positions: Positions,
+    facts: Facts,
     tx: mpsc::Sender<Batch>,
     shutdown: CancellationToken,
 ) -> Result<String, KinesisError> {
     let mut it: Option<String> = None;
     let mut attempt = 0u32;
     let mut skip: Option<(String, u64)> = None;
+    // The position reading (re)started from, until the gap before it is checked.
+    let mut unchecked: Option<i64> = None;
     loop {
         if shutdown.is_cancelled() {
             return Ok(shard.id);
@@ -164,6 +263,7 @@ async fn read_shard(
             match iterator(&client, &s, &shard, cp.as_ref()).await {
                 Ok(Some(i)) => {
                     it = Some(i);
+                    unchecked = asked_from(&s, &shard, cp.as_ref());
                     skip = cp.and_then(|c| Some((c.sequence_number?, c.sub_sequence?)));
                 }
                 Ok(None) => return Ok(shard.id),
@@ -233,19 +333,33 @@ async fn read_shard(
             .iter()
             .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
             .collect();
+        let arrivals: Vec<i64> = resp
+            .records()
+            .iter()
+            .filter_map(|r| r.approximate_arrival_timestamp().map(|t| t.secs()))
+            .collect();
         let shard_end = resp.next_shard_iterator().is_none();
+        let mut found = None;
+        if let Some(asked) = unchecked {
+            let caught_up = shard_end || resp.millis_behind_latest() == Some(0);
+            if let Some(g) = check_gap(&s, &shard.id, asked, &facts, &arrivals, caught_up) {
+                unchecked = None;
+                found = g;
+            }
+        }
         if let Some(ms) = resp.millis_behind_latest() {
             metrics::gauge!(crate::metric::MILLIS_BEHIND_LATEST, "shard" => shard.id.clone())
                 .set(ms as f64);
         }
         let empty = records.is_empty();
-        if !records.is_empty() || shard_end {
+        if !records.is_empty() || shard_end || found.is_some() {
             let (resume, resumed) = oneshot::channel();
             let ack = Ack {
                 shard: shard.id.clone(),
                 sequence_number: records.last().map(|(seq, _)| seq.clone()),
                 sub_sequence: None,
                 shard_end,
+                arrived: arrivals.last().copied(),
             };
             let batch = Batch {
                 records,
@@ -253,6 +367,7 @@ async fn read_shard(
                 millis_behind: resp.millis_behind_latest(),
                 skip: skip.take(),
                 resume,
+                gap: found,
             };
             if tx.send(batch).await.is_err() || !resumed.await.unwrap_or(false) {
                 return Ok(shard.id); // the road stopped, or the lease is gone
@@ -306,6 +421,17 @@ pub async fn consume(
     let mut known: HashMap<String, ShardInfo> = HashMap::new();
     let mut first = true;
     let mut discover_at = tokio::time::Instant::now();
+    let facts: Facts = Arc::default();
+    // Zero from the start, so that the first gap is an increase an alerting rule sees.
+    for cause in [
+        gap::Cause::BeforeCreation,
+        gap::Cause::PastRetention,
+        gap::Cause::ShardGone,
+    ] {
+        metrics::counter!(crate::metric::FEED_GAPS_TOTAL, "cause" => cause.as_str()).increment(0);
+    }
+    // Shards told gone (`feed-gap`), until their acknowledgement marks them finished.
+    let mut told_gone: HashSet<String> = HashSet::new();
     let period = match &ownership {
         Ownership::All => s.discovery_interval,
         Ownership::Leases(c) => c.renew_every.min(s.discovery_interval),
@@ -315,6 +441,10 @@ pub async fn consume(
             match list_shards(&client, &s.stream).await {
                 Ok(shards) => {
                     known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
+                    refresh_facts(&client, &s.stream, &facts).await;
+                    if matches!(ownership, Ownership::All) {
+                        tell_gone(&s, &known, &positions, &facts, &tx, &mut told_gone);
+                    }
                 }
                 Err(e) if first => return Err(e),
                 Err(e) => {
@@ -379,6 +509,7 @@ pub async fn consume(
                     s.clone(),
                     sh.clone(),
                     positions.clone(),
+                    facts.clone(),
                     tx.clone(),
                     stop,
                 ));
@@ -415,6 +546,60 @@ pub async fn consume(
         c.release_all().await;
     }
     Ok(())
+}
+
+/// Shards of the checkpoint that are no longer in the stream and were never read to their
+/// end: what they held after the checkpoint is gone. Each is told once (`feed-gap`, a batch
+/// with no records whose acknowledgement marks the shard finished).
+fn tell_gone(
+    s: &Settings,
+    known: &HashMap<String, ShardInfo>,
+    positions: &Positions,
+    facts: &Facts,
+    tx: &mpsc::Sender<Batch>,
+    told: &mut HashSet<String>,
+) {
+    let Some(f) = *facts
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    else {
+        return;
+    };
+    let now = crate::clock::now_secs();
+    for (id, cp) in positions.all() {
+        if cp.finished || known.contains_key(&id) || !told.insert(id.clone()) {
+            continue;
+        }
+        let to = f.edge(now);
+        let from = cp.arrived.unwrap_or(to).min(to);
+        metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => "gap").increment(1);
+        let (resume, _resumed) = oneshot::channel();
+        let batch = Batch {
+            records: Vec::new(),
+            ack: Ack {
+                shard: id.clone(),
+                sequence_number: None,
+                sub_sequence: None,
+                shard_end: true,
+                arrived: None,
+            },
+            millis_behind: None,
+            skip: None,
+            resume,
+            gap: Some(Gap {
+                stream: s.stream.clone(),
+                shard: id,
+                from,
+                to,
+                cause: gap::Cause::ShardGone,
+                estimated_records: None,
+            }),
+        };
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let _ = tx.send(batch).await;
+        });
+    }
 }
 
 /// Shards whose parents are finished (or gone) and that are not finished themselves.

@@ -26,6 +26,10 @@ pub struct ShardCheckpoint {
     pub sub_sequence: Option<u64>,
     /// The shard was read to its end (SHARD_END): its children may start.
     pub finished: bool,
+    /// When the last record arrived in the stream (`ApproximateArrivalTimestamp`, seconds):
+    /// a restart compares it with what the stream still holds (`feed-gap`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub arrived: Option<i64>,
 }
 
 /// What the engine saves and restores: taken only when every alert of everything evaluated
@@ -307,6 +311,7 @@ mod tests {
                 sequence_number: Some("4959".into()),
                 sub_sequence: None,
                 finished: true,
+                arrived: None,
             },
         );
         cp.save().unwrap();

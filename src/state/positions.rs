@@ -18,6 +18,8 @@ pub struct Ack {
     /// `None` when the whole record is done.
     pub sub_sequence: Option<u64>,
     pub shard_end: bool,
+    /// When the last record arrived in the stream, seconds.
+    pub arrived: Option<i64>,
 }
 
 /// Positions by shard id, shared by the readers, the lease coordinator and the checkpointer.
@@ -68,10 +70,12 @@ impl Positions {
             sequence_number: None,
             sub_sequence: None,
             finished: false,
+            arrived: None,
         });
         if ack.sequence_number.is_some() {
             entry.sequence_number = ack.sequence_number.clone();
             entry.sub_sequence = ack.sub_sequence;
+            entry.arrived = ack.arrived.or(entry.arrived);
         }
         entry.finished |= ack.shard_end;
         entry.clone()
@@ -88,6 +92,7 @@ mod tests {
             sequence_number: seq.map(str::to_string),
             sub_sequence: None,
             shard_end: end,
+            arrived: None,
         }
     }
 
@@ -114,6 +119,7 @@ mod tests {
                 sequence_number: Some("5".into()),
                 sub_sequence: Some(3),
                 finished: false,
+                arrived: None,
             },
         )]));
         let moved = p.apply(&ack("a", Some("9"), false));

@@ -216,6 +216,7 @@ fn a_worker_that_lost_its_lease_cannot_move_the_new_owners_checkpoint() {
             sequence_number: Some(seq.into()),
             sub_sequence: Some(2),
             finished: false,
+            arrived: None,
         };
         assert!(a.checkpoint("s0", &cp("100")).await.unwrap());
         assert!(!b.checkpoint("s0", &cp("999")).await.unwrap(), "not b's");
@@ -281,12 +282,15 @@ fn the_lease_checkpointer_writes_the_acknowledged_position_only_while_it_owns_th
             sequence_number: Some(seq.into()),
             sub_sequence: None,
             shard_end: end,
+            arrived: Some(1_800_000_000),
         };
         let moved = checkpointer.commit(&ack("100", false)).await;
+        // The record's arrival time rides with the position (for `feed-gap` after a restart).
         let want = ShardCheckpoint {
             sequence_number: Some("100".into()),
             sub_sequence: None,
             finished: false,
+            arrived: Some(1_800_000_000),
         };
         assert_eq!(moved, Committed::Moved(want.clone()));
         assert!(moved.reads_on());

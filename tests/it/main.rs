@@ -13,6 +13,7 @@ mod delivery;
 mod deploy;
 mod faults;
 mod filter_cli;
+mod gap;
 mod health;
 mod identity;
 mod incident;

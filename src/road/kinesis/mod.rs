@@ -209,6 +209,15 @@ pub async fn acknowledge(
     // Live: dedup, shaping and exemptions run on arrival time.
     let now = now_secs();
     let shard = batch.shard();
+    // A gap before these records: said before them, and acknowledged with them.
+    let gap = match &batch.gap {
+        Some(g) => Some(
+            engine
+                .submit(engine.raise_found(vec![gap_alert(g)], now))
+                .await,
+        ),
+        None => None,
+    };
     let records = batch.records.iter().map(|(seq, data)| {
         let mut position = Position::new(shard.to_string());
         position.sequence_number = Some(seq.clone());
@@ -240,11 +249,28 @@ pub async fn acknowledge(
     let checkpointer = checkpointer.clone();
     let (ack, resume) = (batch.ack, batch.resume);
     async move {
+        if let Some(g) = gap {
+            g.wait().await?;
+        }
         accepted.wait().await?;
         let committed = checkpointer.commit(&ack).await;
         let _ = resume.send(committed.reads_on());
         Ok(())
     }
+}
+
+/// The `feed-gap` alert for a gap a reader found, said in the log and the metrics.
+fn gap_alert(g: &crate::health::gap::Gap) -> crate::alert::Alert {
+    tracing::error!(
+        stream = %g.stream, shard = %g.shard, cause = g.cause.as_str(),
+        from = %crate::event::format_utc_secs(g.from), to = %crate::event::format_utc_secs(g.to),
+        estimated_records = g.estimated_records,
+        "feed-gap: the stream no longer holds records this shard's reading asked for; they were not evaluated"
+    );
+    metrics::counter!(crate::metric::FEED_GAPS_TOTAL, "cause" => g.cause.as_str()).increment(1);
+    metrics::counter!(crate::metric::FEED_GAP_SECONDS_TOTAL)
+        .increment((g.to - g.from).max(0) as u64);
+    crate::health::gap::alert(g, crate::alert::Severity::High)
 }
 
 /// Writes the state file once every acceptance in flight has resolved.

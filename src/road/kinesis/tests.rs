@@ -24,6 +24,7 @@ fn batch(shard: &str, lines: &[&str], shard_end: bool) -> (Batch, oneshot::Recei
         sequence_number: records.last().map(|(s, _)| s.clone()),
         sub_sequence: None,
         shard_end,
+        arrived: None,
     };
     let b = Batch {
         records,
@@ -31,6 +32,7 @@ fn batch(shard: &str, lines: &[&str], shard_end: bool) -> (Batch, oneshot::Recei
         millis_behind: Some(0),
         skip: None,
         resume,
+        gap: None,
     };
     (b, resumed)
 }

@@ -207,6 +207,7 @@ mod tests {
                 sequence_number: None,
                 sub_sequence: None,
                 finished: false,
+                arrived: None,
             },
             parents: Vec::new(),
             wanted_by: None,

@@ -3,7 +3,8 @@
 //!
 //! Item: `leaseKey` (S, the shard id, hash key), `stream` (S), `leaseOwner` (S, absent when
 //! free), `leaseCounter` (N), `checkpoint` (S, absent before the first), `subSequence` (N),
-//! `finished` (BOOL), `parentShardIds` (L of S), `wantedBy` (S).
+//! `finished` (BOOL), `parentShardIds` (L of S), `wantedBy` (S), `arrived` (N, seconds: when
+//! the checkpointed record arrived in the stream).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -69,6 +70,7 @@ fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
                 .and_then(|v| v.as_bool().ok())
                 .copied()
                 .unwrap_or(false),
+            arrived: get_n("arrived"),
         },
         parents: item
             .get("parentShardIds")
@@ -324,6 +326,10 @@ impl LeaseTable {
                 values.push((":sub", n(sub as i64)));
             }
             None => remove.push("subSequence"),
+        }
+        if let Some(t) = cp.arrived {
+            set.push("arrived = :arrived");
+            values.push((":arrived", n(t)));
         }
         let mut expr = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
