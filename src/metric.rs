@@ -16,6 +16,8 @@ pub const ALERTS_TOTAL: &str = "trailwatch_alerts_total";
 pub const ALERTS_LOST_TOTAL: &str = "trailwatch_alerts_lost_total";
 pub const DEAD_LETTERS_TOTAL: &str = "trailwatch_dead_letters_total";
 pub const KINESIS_ITERATOR_ERRORS_TOTAL: &str = "trailwatch_kinesis_iterator_errors_total";
+pub const KINESIS_SUBSCRIPTIONS_TOTAL: &str = "trailwatch_kinesis_subscriptions_total";
+pub const KINESIS_SUBSCRIBE_ERRORS_TOTAL: &str = "trailwatch_kinesis_subscribe_errors_total";
 pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
 pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
 pub const FEED_GAP_SECONDS_TOTAL: &str = "trailwatch_feed_gap_seconds_total";
@@ -126,6 +128,16 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         DEAD_LETTERS_TOTAL,
         Kind::Counter,
         "Records that could not be read (written to the dead-letter file with position and reason)",
+    ),
+    (
+        KINESIS_SUBSCRIPTIONS_TOTAL,
+        Kind::Counter,
+        "Enhanced fan-out: SubscribeToShard subscriptions opened (one per shard every 5 minutes, and after each failure)",
+    ),
+    (
+        KINESIS_SUBSCRIBE_ERRORS_TOTAL,
+        Kind::Counter,
+        "Enhanced fan-out: SubscribeToShard calls refused or subscriptions failed, by kind (the service's error code, transport, event_stream)",
     ),
     (
         FEED_GAP_CHECKS_TOTAL,

@@ -24,7 +24,9 @@ mod sinks_incident;
 mod source;
 
 pub use shaping::{KeyField, ShapingSettings};
-pub use source::{Checkpoint, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start};
+pub use source::{
+    Checkpoint, Consumer, FirehoseSource, KinesisSettings, KinesisSource, LambdaSource, Start,
+};
 mod validate;
 mod value_de;
 

@@ -28,6 +28,17 @@ pub struct KinesisSettings {
     pub max_records: i32,
     /// How often to list shards (new children after a reshard are found sooner: when a shard ends).
     pub discovery_interval: Duration,
+    /// How shards are read: shared-throughput GetRecords, or enhanced fan-out.
+    pub consumer: Consumer,
+}
+
+/// `source.kinesis.consumer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Consumer {
+    /// GetRecords: 2 MB/s and 5 reads a second per shard shared with every other reader.
+    Polling,
+    /// SubscribeToShard as this registered consumer: its own 2 MB/s per shard, pushed.
+    Efo { name: String },
 }
 
 /// `[source.kinesis]`, validated.
@@ -160,6 +171,9 @@ struct KinesisRaw {
     max_records: i32,
     #[serde(default = "minute")]
     discovery_interval: String,
+    #[serde(default = "polling")]
+    consumer: String,
+    consumer_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -180,6 +194,9 @@ fn trim_horizon() -> String {
 }
 fn one_second() -> String {
     "1s".into()
+}
+fn polling() -> String {
+    "polling".into()
 }
 fn max_records() -> i32 {
     10_000
@@ -299,6 +316,13 @@ pub(super) struct Sources {
     pub lambda: LambdaSource,
 }
 
+/// Kinesis's rule for a consumer name: `[a-zA-Z0-9_.-]+`, at most 128.
+fn valid_consumer_name(n: &str) -> bool {
+    (1..=128).contains(&n.len())
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+}
+
 pub(super) fn read_source(c: &mut Collector, mut t: Table) -> Sources {
     let k = t.remove("kinesis");
     let firehose = read_firehose(c, t.remove("firehose"));
@@ -343,7 +367,40 @@ fn read_kinesis(c: &mut Collector, k: toml::Value) -> Option<KinesisSource> {
     if raw.stream.trim().is_empty() {
         c.error("source.kinesis.stream", "expected a stream name or ARN");
     }
+    let consumer = match (raw.consumer.as_str(), raw.consumer_name) {
+        ("polling", None) => Consumer::Polling,
+        ("polling", Some(_)) => {
+            c.error(
+                "source.kinesis.consumer_name",
+                "used only with consumer = \"efo\"",
+            );
+            Consumer::Polling
+        }
+        ("efo", Some(n)) if valid_consumer_name(&n) => Consumer::Efo { name: n },
+        ("efo", Some(n)) => {
+            c.error(
+                "source.kinesis.consumer_name",
+                format!("{n:?}: expected 1 to 128 letters, digits, `_`, `.` or `-`"),
+            );
+            Consumer::Polling
+        }
+        ("efo", None) => {
+            c.error(
+                "source.kinesis.consumer_name",
+                "expected the name to register the enhanced fan-out consumer under, e.g. \"trailwatch\"",
+            );
+            Consumer::Polling
+        }
+        (other, _) => {
+            c.error(
+                "source.kinesis.consumer",
+                format!("{other:?}: expected \"polling\" or \"efo\""),
+            );
+            Consumer::Polling
+        }
+    };
     let settings = KinesisSettings {
+        consumer,
         stream: raw.stream,
         start,
         poll_interval: dur(c, "source.kinesis.poll_interval", &raw.poll_interval),
@@ -416,6 +473,50 @@ pub(super) fn read_checkpoint(c: &mut Collector, t: Table) -> Checkpoint {
 mod tests {
     use super::*;
     use crate::config::load_str;
+
+    #[test]
+    fn the_efo_consumer_needs_a_valid_name_and_polling_takes_none() {
+        let read = |extra: &str| {
+            crate::config::load_str(
+                &format!("[source.kinesis]\nstream = \"org\"\n{extra}"),
+                "k.toml",
+                0,
+            )
+        };
+        let ok = read("consumer = \"efo\"\nconsumer_name = \"trail-watch_1.0\"\n").unwrap();
+        assert_eq!(
+            ok.config.kinesis.unwrap().settings.consumer,
+            Consumer::Efo {
+                name: "trail-watch_1.0".into()
+            }
+        );
+        let default = read("").unwrap();
+        assert_eq!(
+            default.config.kinesis.unwrap().settings.consumer,
+            Consumer::Polling
+        );
+        for (extra, want) in [
+            (
+                "consumer = \"efo\"\n",
+                "source.kinesis.consumer_name: expected the name",
+            ),
+            (
+                "consumer = \"efo\"\nconsumer_name = \"a b\"\n",
+                "source.kinesis.consumer_name: \"a b\": expected 1 to 128",
+            ),
+            (
+                "consumer_name = \"x\"\n",
+                "source.kinesis.consumer_name: used only with consumer = \"efo\"",
+            ),
+            (
+                "consumer = \"push\"\n",
+                "source.kinesis.consumer: \"push\": expected \"polling\" or \"efo\"",
+            ),
+        ] {
+            let err = read(extra).unwrap_err().to_string();
+            assert!(err.contains(want), "{extra}: {err}");
+        }
+    }
 
     #[test]
     fn kinesis_and_file_checkpoint_defaults() {

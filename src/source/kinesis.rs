@@ -1,6 +1,6 @@
-//! The Kinesis consumer (shared-throughput GetRecords): shard discovery, one reader task per
-//! shard, parents read to SHARD_END before their children, backoff on throttling, recovery
-//! from expired iterators. Readers hand [`Batch`]es to one processing task and wait before
+//! The Kinesis consumer: shard discovery, one reader task per shard (shared-throughput
+//! GetRecords here, or enhanced fan-out in [`super::efo`]), parents read to SHARD_END before
+//! their children, backoff on throttling, recovery from expired iterators. Readers hand [`Batch`]es to one processing task and wait before
 //! reading on: each batch carries its [`Ack`], what acknowledging it means, and the road
 //! applies it once every alert from those records is accepted.
 
@@ -14,60 +14,13 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::health::gap::{self, Gap, StreamFacts};
+use super::shard::{api, asked_from, backoff, check_gap, pause, refresh_facts, Facts, ShardInfo};
+pub use super::shard::{Batch, KinesisError};
+use crate::health::gap::{self, Gap};
 pub use crate::state::positions::{Ack, Positions};
 use crate::state::ShardCheckpoint;
 
 pub use crate::config::{KinesisSettings as Settings, Start};
-
-/// Records read from one shard: what acknowledging them means, and the reader waiting to
-/// read on.
-pub struct Batch {
-    /// (sequence number, data)
-    pub records: Vec<(String, Vec<u8>)>,
-    /// The shard, its last record, and whether the shard ended with these records.
-    pub ack: Ack,
-    /// MillisBehindLatest from GetRecords.
-    pub millis_behind: Option<i64>,
-    /// The shard resumed inside a KPL aggregate: in the record with this sequence number,
-    /// sub-records up to this index were done before and are skipped.
-    pub skip: Option<(String, u64)>,
-    /// Sent `true` once the batch is acknowledged: the reader reads on; `false` (or dropped):
-    /// the reader stops (the lease is someone else's, or the road stopped).
-    pub resume: oneshot::Sender<bool>,
-    /// The stream could not give what this shard's reading asked for (`feed-gap`): found
-    /// when reading started or resumed, told with the first batch after it.
-    pub gap: Option<Gap>,
-}
-
-impl Batch {
-    pub fn shard(&self) -> &str {
-        &self.ack.shard
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum KinesisError {
-    #[error("Kinesis {op}: {message}")]
-    Api { op: &'static str, message: String },
-}
-
-fn api<E, R>(op: &'static str, e: aws_sdk_kinesis::error::SdkError<E, R>) -> KinesisError
-where
-    E: aws_sdk_kinesis::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    KinesisError::Api {
-        op,
-        message: crate::aws::describe(&e),
-    }
-}
-
-#[derive(Debug, Clone)]
-struct ShardInfo {
-    id: String,
-    parents: Vec<String>,
-}
 
 async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, KinesisError> {
     let mut out = Vec::new();
@@ -98,107 +51,6 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, Ki
         }
     }
     Ok(out)
-}
-
-/// The stream's retention and creation time (DescribeStreamSummary), for gap detection.
-async fn stream_facts(client: &Client, stream: &str) -> Result<StreamFacts, KinesisError> {
-    let req = client.describe_stream_summary();
-    let req = match stream.starts_with("arn:") {
-        true => req.stream_arn(stream),
-        false => req.stream_name(stream),
-    };
-    let resp = req
-        .send()
-        .await
-        .map_err(|e| api("DescribeStreamSummary", e))?;
-    let d = resp.stream_description_summary();
-    Ok(StreamFacts {
-        retention_secs: d.map_or(24, |d| d.retention_period_hours()) as i64 * 3_600,
-        created: d.map(|d| d.stream_creation_timestamp().secs()),
-    })
-}
-
-/// What the stream can give, shared by the readers: `None` until (or while it cannot be)
-/// read; then gaps cannot be told, and that is counted.
-type Facts = Arc<std::sync::Mutex<Option<StreamFacts>>>;
-
-/// Reads the stream's facts into `facts`; says once when they cannot be read.
-async fn refresh_facts(client: &Client, stream: &str, facts: &Facts) {
-    match stream_facts(client, stream).await {
-        Ok(f) => {
-            *facts
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot read the stream's retention and creation time: a gap before a shard's position cannot be told until it is read")
-        }
-    }
-}
-
-/// The time a shard's reading asks to start from, for gap detection: the checkpointed
-/// record's arrival, or `at_timestamp` for a shard read from `start`; `None` when there is
-/// nothing to compare (`trim_horizon`, `latest`, a child of a reshard, a checkpoint saved
-/// without its time: counted as unknown).
-fn asked_from(s: &Settings, shard: &ShardInfo, cp: Option<&ShardCheckpoint>) -> Option<i64> {
-    match cp {
-        Some(c) if c.sequence_number.is_some() => {
-            if c.arrived.is_none() {
-                metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => "unknown")
-                    .increment(1);
-            }
-            c.arrived
-        }
-        _ if !shard.parents.is_empty() => None,
-        _ => match s.start {
-            Start::AtTimestamp(t) => Some(t),
-            _ => None,
-        },
-    }
-}
-
-/// The gap before a shard's first records, once they (or the shard's present) are known.
-fn check_gap(
-    s: &Settings,
-    shard: &str,
-    asked: i64,
-    facts: &Facts,
-    arrivals: &[i64],
-    caught_up: bool,
-) -> Option<Option<Gap>> {
-    let f = (*facts
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner))?;
-    if arrivals.is_empty() && !caught_up {
-        return None; // not yet known: look again at the next response
-    }
-    let now = crate::clock::now_secs();
-    let found = gap::detect(Some(asked), &f, now, arrivals.first().copied());
-    let result = if found.is_some() { "gap" } else { "none" };
-    metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => result).increment(1);
-    Some(found.map(|(from, to, cause)| {
-        let span = match (arrivals.first(), arrivals.last()) {
-            (Some(a), Some(b)) => b - a,
-            _ => 0,
-        };
-        Gap {
-            stream: s.stream.clone(),
-            shard: shard.to_string(),
-            from,
-            to,
-            cause,
-            estimated_records: gap::estimate(arrivals.len(), span, to - from),
-        }
-    }))
-}
-
-/// Exponential backoff with full jitter, from 200 ms to 10 s.
-fn backoff(attempt: u32) -> Duration {
-    crate::backoff::delay(
-        Duration::from_millis(200),
-        Duration::from_secs(10),
-        attempt + 1,
-    )
 }
 
 /// Failed GetShardIterator calls at a saved position before that is an ERROR (and every
@@ -387,13 +239,6 @@ async fn read_shard(
     }
 }
 
-async fn pause(d: Duration, shutdown: &CancellationToken) {
-    tokio::select! {
-        _ = tokio::time::sleep(d) => {}
-        _ = shutdown.cancelled() => {}
-    }
-}
-
 /// Who decides which shards this worker reads.
 pub enum Ownership {
     /// This worker reads every shard (file checkpoints).
@@ -422,6 +267,13 @@ pub async fn consume(
     let mut first = true;
     let mut discover_at = tokio::time::Instant::now();
     let facts: Facts = Arc::default();
+    // Enhanced fan-out: the consumer, registered (or found) once.
+    let consumer = match &s.consumer {
+        crate::config::Consumer::Polling => None,
+        crate::config::Consumer::Efo { name } => {
+            Some(super::efo::register(&client, &s.stream, name).await?)
+        }
+    };
     // Zero from the start, so that the first gap is an increase an alerting rule sees.
     for cause in [
         gap::Cause::BeforeCreation,
@@ -504,15 +356,27 @@ pub async fn consume(
                 tracing::info!(shard = %id, "reading shard");
                 let stop = shutdown.child_token();
                 stops.insert(id.clone(), stop.clone());
-                readers.spawn(read_shard(
-                    client.clone(),
-                    s.clone(),
-                    sh.clone(),
-                    positions.clone(),
-                    facts.clone(),
-                    tx.clone(),
-                    stop,
-                ));
+                match &consumer {
+                    None => readers.spawn(read_shard(
+                        client.clone(),
+                        s.clone(),
+                        sh.clone(),
+                        positions.clone(),
+                        facts.clone(),
+                        tx.clone(),
+                        stop,
+                    )),
+                    Some(arn) => readers.spawn(super::efo::read_shard(
+                        client.clone(),
+                        s.clone(),
+                        sh.clone(),
+                        positions.clone(),
+                        facts.clone(),
+                        arn.clone(),
+                        tx.clone(),
+                        stop,
+                    )),
+                };
             }
             metrics::gauge!(crate::metric::SHARDS_OWNED).set(stops.len() as f64);
         }

@@ -3,7 +3,9 @@
 //! them is delivered or spooled.
 
 pub mod connections;
+pub mod efo;
 pub mod firehose;
 pub mod kinesis;
 pub mod leases;
 pub mod replay;
+mod shard;

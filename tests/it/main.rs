@@ -11,6 +11,7 @@ mod backtest;
 mod cli;
 mod delivery;
 mod deploy;
+mod efo;
 mod faults;
 mod filter_cli;
 mod gap;

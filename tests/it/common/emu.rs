@@ -364,6 +364,39 @@ pub fn start_moto() -> Emulator {
     })
 }
 
+/// ministack (PyPI), the local Kinesis that serves SubscribeToShard, on loopback only, with
+/// subscriptions that end after `subscription_secs` (AWS: 300) so that resubscribing is
+/// tested in seconds.
+pub fn start_ministack(subscription_secs: f64) -> Emulator {
+    let python = installed("TRAILWATCH_MINISTACK_PYTHON", ".emu/ministack/bin/python");
+    assert!(
+        python.exists(),
+        "{} not found: run scripts/test (it installs ministack), or set TRAILWATCH_MINISTACK_PYTHON",
+        python.display()
+    );
+    let port = free_port();
+    let child = Command::new(&python)
+        .args([
+            "-c",
+            "import sys; import ministack.services.kinesis as k; k.SUBSCRIPTION_SECONDS = float(sys.argv[1]); from ministack.app import main; sys.argv = sys.argv[:1]; main()",
+            &subscription_secs.to_string(),
+        ])
+        .env("GATEWAY_PORT", port.to_string())
+        .env("BIND_HOST", "127.0.0.1")
+        .env("LOG_LEVEL", "WARNING")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start ministack");
+    let emulator = Emulator { child, port };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "ministack did not start");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    emulator
+}
+
 /// A DynamoDB client for moto.
 pub fn dynamodb(port: u16) -> aws_sdk_dynamodb::Client {
     let conf = aws_sdk_dynamodb::Config::builder()

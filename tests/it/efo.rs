@@ -1,0 +1,193 @@
+//! Issue 31: enhanced fan-out (`consumer = "efo"`) against ministack (PyPI), the one local
+//! Kinesis that serves SubscribeToShard to the Rust SDK; its subscriptions are made to end
+//! after 3 seconds (AWS: 5 minutes) so that resubscribing is exercised. The consumer is the
+//! binary itself.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::common::emu::*;
+use crate::common::*;
+
+fn config(t: &Tmp, stream: &str, leases: Option<&str>) -> PathBuf {
+    let checkpoint = match leases {
+        None => format!(
+            "[checkpoint]\npath = \"{}\"\ninterval = \"300ms\"\n",
+            t.path("state/checkpoints.json").display()
+        ),
+        Some(table) => format!(
+            "[checkpoint]\nkind = \"dynamodb\"\ntable = \"{table}\"\nlease_duration = \"3s\"\npath = \"{}\"\ninterval = \"300ms\"\n",
+            t.path("state/worker.json").display()
+        ),
+    };
+    t.write(
+        "efo.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"{stream}\"\nstart = \"trim_horizon\"\nconsumer = \"efo\"\nconsumer_name = \"trailwatch\"\ndiscovery_interval = \"1s\"\n\n{checkpoint}"
+        ),
+    )
+}
+
+fn metrics_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn metric(body: &str, name: &str) -> f64 {
+    body.lines()
+        .filter(|l| l.starts_with(name))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[test]
+fn efo_reads_every_alert_once_resubscribes_and_restarts_from_the_checkpoint() {
+    let m = start_ministack(3.0);
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(m.port);
+    rt.block_on(create_stream(&c, "org", 2));
+    let recs = stratus();
+    let (first, rest) = recs.split_at(8);
+    let (second, third) = rest.split_at(6);
+    rt.block_on(put(&c, "org", first, 0));
+    let cfg = config(&t, "org", None);
+    let want_first = expected(&cfg, &t, first);
+    let mport = metrics_port();
+    let maddr = format!("127.0.0.1:{mport}");
+    let run = Consumer::start_with(&cfg, m.port, &["--metrics-addr", &maddr]);
+    let mut got = run.collect(want_first.len(), Duration::from_secs(30));
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want_first);
+    // Past the subscriptions' end: records put now arrive on new subscriptions.
+    std::thread::sleep(Duration::from_secs(4));
+    rt.block_on(put(&c, "org", second, 100));
+    let want_second = expected(&cfg, &t, second);
+    got.extend(run.collect(want_second.len(), Duration::from_secs(30)));
+    let (_, body) = http_get(mport, "/metrics");
+    assert!(
+        metric(&body, "trailwatch_kinesis_subscriptions_total") >= 4.0,
+        "two shards, each subscribed again after 3 s:\n{body}"
+    );
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    got.extend(extra);
+    let want: BTreeSet<String> = want_first.union(&want_second).cloned().collect();
+    assert_eq!(got.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(got.len(), want.len(), "each alert exactly once");
+    // Restart: it subscribes from the checkpoint; only the new records alert.
+    rt.block_on(put(&c, "org", third, 200));
+    let want_third = expected(&cfg, &t, third);
+    let run = Consumer::start(&cfg, m.port);
+    let again = run.collect(want_third.len(), Duration::from_secs(30));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, extra) = run.stop();
+    assert_eq!(code, 0);
+    let again: Vec<String> = again.into_iter().chain(extra).collect();
+    assert_eq!(again.iter().cloned().collect::<BTreeSet<_>>(), want_third);
+    assert_eq!(
+        again.len(),
+        want_third.len(),
+        "nothing read twice across the restart"
+    );
+}
+
+/// Shared leases with enhanced fan-out (ministack serves DynamoDB too): two workers split four
+/// shards, each subscribing only to its own; after `kill -9` of one, the other takes its
+/// leases over and subscribes from their checkpoints. Every alert once.
+#[test]
+fn two_efo_workers_share_the_shards_and_one_takes_over_from_a_dead_one() {
+    let m = start_ministack(300.0);
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(m.port);
+    rt.block_on(create_stream(&c, "org", 4));
+    let recs = stratus();
+    let (before, after) = recs.split_at(recs.len() / 2);
+    let cfg = config(&t, "org", Some("efo-leases"));
+    let (out_a, out_b) = (t.path("a.jsonl"), t.path("b.jsonl"));
+    let files = [out_a.as_path(), out_b.as_path()];
+    let spawn = |who: &str, out: &std::path::Path| {
+        Consumer::spawn(
+            &cfg,
+            m.port,
+            Some(m.port),
+            &["--worker-id", who, "--output", &out.display().to_string()],
+        )
+    };
+    let a = spawn("a", &out_a);
+    let mut b = spawn("b", &out_b);
+    let db = dynamodb(m.port);
+    let owners = || -> Vec<String> {
+        rt.block_on(async {
+            db.scan()
+                .table_name("efo-leases")
+                .consistent_read(true)
+                .send()
+                .await
+                .map(|r| {
+                    r.items()
+                        .iter()
+                        .filter_map(|i| i.get("leaseOwner")?.as_s().ok().cloned())
+                        .collect()
+                })
+                .unwrap_or_default()
+        })
+    };
+    let wait = |what: &str, ok: &dyn Fn(&[String]) -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(40);
+        loop {
+            let o = owners();
+            if ok(&o) {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "{what}: {o:?}");
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    };
+    let count = |o: &[String], who: &str| o.iter().filter(|x| *x == who).count();
+    wait("two shards each", &|o| {
+        count(o, "a") == 2 && count(o, "b") == 2
+    });
+    rt.block_on(put_round_robin(&c, "org", before, 4));
+    let want_before = expected(&cfg, &t, before);
+    let all = |fs: &[&std::path::Path]| -> Vec<String> {
+        fs.iter().flat_map(|f| ids_in(f, false)).collect()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while all(&files).len() < want_before.len() {
+        assert!(std::time::Instant::now() < deadline, "{:?}", all(&files));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!ids_in(&out_a, false).is_empty() && !ids_in(&out_b, false).is_empty());
+    std::thread::sleep(Duration::from_millis(1500)); // the last checkpoints
+    b.child.kill().unwrap();
+    b.child.wait().unwrap();
+    rt.block_on(put_round_robin(&c, "org", after, 4));
+    wait("a took b's leases", &|o| count(o, "a") == 4);
+    let want = expected(&cfg, &t, &recs);
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while all(&files).len() < want.len() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{} of {}",
+            all(&files).len(),
+            want.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    let (code, _) = a.stop();
+    assert_eq!(code, 0);
+    let ids = all(&files);
+    assert_eq!(
+        ids.iter().cloned().collect::<BTreeSet<_>>(),
+        want,
+        "no alert lost"
+    );
+    assert_eq!(ids.len(), want.len(), "no alert twice");
+}
