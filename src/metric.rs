@@ -18,6 +18,10 @@ pub const DEAD_LETTERS_TOTAL: &str = "trailwatch_dead_letters_total";
 pub const KINESIS_ITERATOR_ERRORS_TOTAL: &str = "trailwatch_kinesis_iterator_errors_total";
 pub const KINESIS_SUBSCRIPTIONS_TOTAL: &str = "trailwatch_kinesis_subscriptions_total";
 pub const KINESIS_SUBSCRIBE_ERRORS_TOTAL: &str = "trailwatch_kinesis_subscribe_errors_total";
+pub const BACKFILL_OBJECTS_TOTAL: &str = "trailwatch_backfill_objects_total";
+pub const BACKFILL_EVENTS_TOTAL: &str = "trailwatch_backfill_events_total";
+pub const BACKFILL_UNREAD_TOTAL: &str = "trailwatch_backfill_unread_total";
+pub const BACKFILL_JOBS: &str = "trailwatch_backfill_jobs";
 pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
 pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
 pub const FEED_GAP_SECONDS_TOTAL: &str = "trailwatch_feed_gap_seconds_total";
@@ -138,6 +142,26 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         KINESIS_SUBSCRIBE_ERRORS_TOTAL,
         Kind::Counter,
         "Enhanced fan-out: SubscribeToShard calls refused or subscriptions failed, by kind (the service's error code, transport, event_stream)",
+    ),
+    (
+        BACKFILL_OBJECTS_TOTAL,
+        Kind::Counter,
+        "Backfill: archive objects read into the live engine (their alerts accepted)",
+    ),
+    (
+        BACKFILL_EVENTS_TOTAL,
+        Kind::Counter,
+        "Backfill: events of feed-gap windows read from the archive",
+    ),
+    (
+        BACKFILL_UNREAD_TOTAL,
+        Kind::Counter,
+        "Backfill: archive objects or prefixes that could not be listed or read (the window is not whole)",
+    ),
+    (
+        BACKFILL_JOBS,
+        Kind::Gauge,
+        "Backfill: feed-gap windows still to be read from the archive",
     ),
     (
         FEED_GAP_CHECKS_TOTAL,

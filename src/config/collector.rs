@@ -238,6 +238,7 @@ pub(super) const TOP_LEVEL: &[&str] = &[
     "health",
     "runbooks",
     "console",
+    "backfill",
     "dedup",
     "identity",
     "decode",

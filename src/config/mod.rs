@@ -5,6 +5,7 @@
 //! an exemption) is read on its own, so one typo does not hide the next; then
 //! [`validate`] checks meaning (regions, references, dates) and collects every finding.
 
+pub mod backfill;
 mod collector;
 pub mod console;
 pub mod delivery;
@@ -364,6 +365,38 @@ max_clock_skew = "2s"
         ] {
             assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
         }
+    }
+
+    /// Issue 31: `[backfill]`, every problem by key; defaults when only the source is given.
+    #[test]
+    fn backfill_needs_an_archive_and_bounded_durations() {
+        let ok = load_str(
+            "[backfill]\nsource = \"s3://trail/AWSLogs/\"\n",
+            "b.toml",
+            0,
+        )
+        .unwrap();
+        let b = ok.config.backfill.unwrap();
+        assert_eq!(b.delivery_delay, std::time::Duration::from_secs(900));
+        assert_eq!(b.max_window, std::time::Duration::from_secs(7 * 86_400));
+        let msg = load_str(
+            "[backfill]\nsource = \"https://bucket/\"\ndelivery_delay = \"2d\"\nmax_window = \"soon\"\n",
+            "b.toml",
+            0,
+        )
+        .unwrap_err()
+        .to_string();
+        for want in [
+            "backfill.source: \"https://bucket/\": expected s3://bucket/prefix/ or a local directory",
+            "backfill.delivery_delay: \"2d\" is out of range",
+            "backfill.max_window: \"soon\" is not a duration",
+        ] {
+            assert!(msg.contains(want), "missing {want:?} in:\n{msg}");
+        }
+        let msg = load_str("[backfill]\nsource = \"s3:///x\"\n", "b.toml", 0)
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("expected s3://bucket/prefix/"), "{msg}");
     }
 
     /// Issue 30: the incident tools' sinks and `[console]`, every problem at once by key.

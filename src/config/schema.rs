@@ -60,6 +60,8 @@ pub struct Config {
     pub runbooks: std::collections::BTreeMap<String, String>,
     /// `[console]`: how the console link opens the member account from the security account.
     pub console: super::console::Console,
+    /// `[backfill]`: where `run` reads a `feed-gap`'s window from.
+    pub backfill: Option<super::backfill::Backfill>,
 }
 
 /// `[policy]`: the `unapproved-region` rule.

@@ -109,6 +109,9 @@ pub(super) fn parse(
         .read("console", Value::Table(console_t))
         .unwrap_or_default();
     super::console::check(&mut c, &console);
+    let backfill = optional_table(&mut c, &mut root, "backfill")
+        .and_then(|t| c.read::<super::backfill::BackfillRaw>("backfill", Value::Table(t)))
+        .map(|raw| super::backfill::read(&mut c, raw));
     let health = super::health::read(&mut c, health_t, organization.is_some());
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
@@ -116,7 +119,7 @@ pub(super) fn parse(
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `console`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `console`, `backfill`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -256,6 +259,7 @@ pub(super) fn parse(
         shaping,
         runbooks,
         console,
+        backfill,
     };
     (complete.then_some((config, tables)), c.problems)
 }

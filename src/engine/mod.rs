@@ -370,6 +370,31 @@ impl Engine {
         feed.finish()
     }
 
+    /// The events of one archive object (`[backfill]`) whose event time is in
+    /// `[since, until)`, run through dedup, the rules and shaping at `now` like the stream's;
+    /// the others are counted as outside. The feed-health watch does not see them: it judges
+    /// the live feed, and these are late by construction.
+    pub fn evaluate_archive(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        since: i64,
+        until: i64,
+        now: i64,
+    ) -> Evaluated {
+        let judges = [self.judge()];
+        let keep = move |ev: &crate::event::Event<'_>| {
+            ev.time_secs().is_some_and(|t| t >= since && t < until)
+        };
+        let mut rec = parallel::Recorder::new(&judges, now).keeping(&keep);
+        let mut position = Position::new(name.to_string());
+        Data::Bytes(bytes).decode(&self.decoder, &mut position, &mut rec);
+        let mut judged = rec.finish();
+        let mut feed = self.feed(now);
+        feed.take(&mut judged, 0);
+        feed.finish()
+    }
+
     /// Hands the items to the output. Returns once they are queued (waiting only for queue
     /// room: the one back-pressure on the source); the acceptance resolves once every item
     /// is delivered, spooled or rejected, or written and flushed by the default writer.

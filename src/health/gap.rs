@@ -100,18 +100,58 @@ pub fn alert(g: &Gap, severity: Severity) -> Alert {
     // The shard is not in the key: shards that lost the same window (a start before the
     // stream existed) make one alert, the first shard that found it named.
     let key = format!("{}|{}|{}|{}", g.stream, g.cause.as_str(), g.from, g.to);
+    about(
+        g,
+        &key,
+        "Feed gap: records the stream no longer holds",
+        severity,
+        reason,
+    )
+}
+
+/// A `feed-gap` alert about `g`, dated at the window's end.
+fn about(g: &Gap, key: &str, title: &str, severity: Severity, reason: String) -> Alert {
     Alert {
         event_time: Some(format_utc_secs(g.to)),
         gap: Some(Box::new(g.clone())),
-        ..Alert::outside_events(
-            RULE,
-            &key,
-            "Feed gap: records the stream no longer holds",
-            severity,
-            "health",
-            reason,
-        )
+        ..Alert::outside_events(RULE, key, title, severity, "health", reason)
     }
+}
+
+/// The second `feed-gap` alert of a window: backfill read it from the archive. `unread`:
+/// objects or prefixes that could not be read; `not_read_secs`: the part older than
+/// `backfill.max_window`, not read.
+pub fn filled_alert(g: &Gap, events: u64, alerts: u64, unread: usize, not_read_secs: i64) -> Alert {
+    let mut reason = format!(
+        "Stream {}: the window from {} to {} was read from the archive: {events} events, {alerts} alerts.",
+        g.stream,
+        format_utc_secs(g.from),
+        format_utc_secs(g.to),
+    );
+    let complete = unread == 0 && not_read_secs <= 0;
+    if unread > 0 {
+        reason.push_str(&format!(
+            " {unread} objects or prefixes could not be read (see the log): the window is not whole."
+        ));
+    }
+    if not_read_secs > 0 {
+        reason.push_str(&format!(
+            " Its first {} were not read (older than backfill.max_window).",
+            spoken(not_read_secs)
+        ));
+    }
+    let key = format!(
+        "filled|{}|{}|{}|{}",
+        g.stream,
+        g.cause.as_str(),
+        g.from,
+        g.to
+    );
+    let (title, severity) = match complete {
+        true => ("Feed gap filled from the archive", Severity::Info),
+        false => ("Feed gap partly filled from the archive", Severity::High),
+    };
+    about(g, &key, title, severity, reason)
 }
 
 #[cfg(test)]

@@ -159,14 +159,18 @@ pub(super) async fn read_shard(
                 .and_then(|c| Some((c.sequence_number.clone()?, c.sub_sequence?)));
         }
         let start = starting_position(&s, &shard, cp.as_ref(), continuation.as_deref())?;
-        let out = match client
+        let call = client
             .subscribe_to_shard()
             .consumer_arn(&consumer)
             .shard_id(&shard.id)
             .starting_position(start)
-            .send()
-            .await
-        {
+            .send();
+        // Shutdown does not wait for a subscription that is slow to open.
+        let answer = tokio::select! {
+            _ = shutdown.cancelled() => return Ok(shard.id),
+            a = call => a,
+        };
+        let out = match answer {
             Ok(o) => o,
             Err(e) => {
                 attempt += 1;

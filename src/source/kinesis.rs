@@ -53,6 +53,25 @@ async fn list_shards(client: &Client, stream: &str) -> Result<Vec<ShardInfo>, Ki
     Ok(out)
 }
 
+/// The longest a GetShardIterator or GetRecords call may take: a connection the other end
+/// stopped answering must not stall the shard (or shutdown) for ever.
+const CALL_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// `call` within [`CALL_TIMEOUT`]: `None` on shutdown (nothing was acknowledged, so nothing
+/// is lost by dropping it), `Some(Err)` when it took too long.
+async fn bounded<T>(
+    call: impl std::future::Future<Output = T>,
+    shutdown: &CancellationToken,
+) -> Option<Result<T, KinesisError>> {
+    tokio::select! {
+        _ = shutdown.cancelled() => None,
+        r = tokio::time::timeout(CALL_TIMEOUT, call) => Some(r.map_err(|_| KinesisError::Api {
+            op: "Kinesis",
+            message: format!("no answer within {}s", CALL_TIMEOUT.as_secs()),
+        })),
+    }
+}
+
 /// Failed GetShardIterator calls at a saved position before that is an ERROR (and every
 /// this many after).
 const ITERATOR_TRIES: u32 = 5;
@@ -112,7 +131,11 @@ async fn read_shard(
         }
         if it.is_none() {
             let cp = positions.get(&shard.id);
-            match iterator(&client, &s, &shard, cp.as_ref()).await {
+            let call = iterator(&client, &s, &shard, cp.as_ref());
+            let Some(answer) = bounded(call, &shutdown).await else {
+                return Ok(shard.id);
+            };
+            match answer.and_then(|r| r) {
                 Ok(Some(i)) => {
                     it = Some(i);
                     unchecked = asked_from(&s, &shard, cp.as_ref());
@@ -140,13 +163,27 @@ async fn read_shard(
             }
         }
         let Some(current) = it.clone() else { continue };
-        let resp = match client
+        let call = client
             .get_records()
             .shard_iterator(current)
             .limit(s.max_records)
-            .send()
-            .await
-        {
+            .send();
+        let Some(answer) = bounded(call, &shutdown).await else {
+            return Ok(shard.id);
+        };
+        let answer = match answer {
+            Ok(a) => a,
+            Err(late) => {
+                attempt += 1;
+                metrics::counter!(crate::metric::GETRECORDS_ERRORS_TOTAL, "kind" => "timeout")
+                    .increment(1);
+                tracing::warn!(shard = %shard.id, error = %late, "GetRecords did not answer; retrying");
+                it = None;
+                pause(backoff(attempt), &shutdown).await;
+                continue;
+            }
+        };
+        let resp = match answer {
             Ok(r) => {
                 attempt = 0;
                 r

@@ -5,6 +5,7 @@
 //! log ([`id_log`]) that each checkpoint extends by the ids added since the last one. `run`
 //! keys it by stream; `serve` keeps only the engine's part.
 
+pub mod backfill;
 pub mod id_log;
 pub mod positions;
 
@@ -72,6 +73,9 @@ pub struct State {
     /// Where the dedup ids are ([`id_log`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ids: Option<id_log::LogRef>,
+    /// `feed-gap` windows still to be read from the archive, and what each has read.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backfill: Vec<backfill::Job>,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -11,19 +11,24 @@ use std::time::Duration;
 use crate::common::emu::*;
 use crate::common::*;
 
-fn config(t: &Tmp, stream: &str, leases: Option<&str>) -> PathBuf {
+/// With `leases`, the lease table and this worker's own state file.
+fn config(t: &Tmp, stream: &str, leases: Option<(&str, &str)>) -> PathBuf {
     let checkpoint = match leases {
         None => format!(
             "[checkpoint]\npath = \"{}\"\ninterval = \"300ms\"\n",
             t.path("state/checkpoints.json").display()
         ),
-        Some(table) => format!(
+        Some((table, worker)) => format!(
             "[checkpoint]\nkind = \"dynamodb\"\ntable = \"{table}\"\nlease_duration = \"3s\"\npath = \"{}\"\ninterval = \"300ms\"\n",
-            t.path("state/worker.json").display()
+            t.path(&format!("state-{worker}/worker.json")).display()
         ),
     };
+    let name = match leases {
+        Some((_, worker)) => format!("efo-{worker}.toml"),
+        None => "efo.toml".into(),
+    };
     t.write(
-        "efo.toml",
+        &name,
         format!(
             "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"{stream}\"\nstart = \"trim_horizon\"\nconsumer = \"efo\"\nconsumer_name = \"trailwatch\"\ndiscovery_interval = \"1s\"\n\n{checkpoint}"
         ),
@@ -108,12 +113,16 @@ fn two_efo_workers_share_the_shards_and_one_takes_over_from_a_dead_one() {
     rt.block_on(create_stream(&c, "org", 4));
     let recs = stratus();
     let (before, after) = recs.split_at(recs.len() / 2);
-    let cfg = config(&t, "org", Some("efo-leases"));
+    let (cfg_a, cfg_b) = (
+        config(&t, "org", Some(("efo-leases", "a"))),
+        config(&t, "org", Some(("efo-leases", "b"))),
+    );
+    let cfg = cfg_a.clone();
     let (out_a, out_b) = (t.path("a.jsonl"), t.path("b.jsonl"));
     let files = [out_a.as_path(), out_b.as_path()];
     let spawn = |who: &str, out: &std::path::Path| {
         Consumer::spawn(
-            &cfg,
+            if who == "a" { &cfg_a } else { &cfg_b },
             m.port,
             Some(m.port),
             &["--worker-id", who, "--output", &out.display().to_string()],

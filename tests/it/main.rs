@@ -7,6 +7,7 @@
 
 mod common;
 
+mod backfill;
 mod backtest;
 mod cli;
 mod delivery;

@@ -202,7 +202,7 @@ fn prometheus_scrapes_a_running_trailwatch_and_loads_the_rules() {
         .iter()
         .map(|g| g["rules"].as_array().unwrap().len())
         .sum();
-    assert_eq!(loaded, 9, "{body}");
+    assert_eq!(loaded, 10, "{body}");
     assert!(query(pport, "ALERTS{alertstate=\"firing\"}").is_empty());
     run.stop();
 }

@@ -6,7 +6,7 @@
 
 mod read;
 mod side;
-mod sources;
+pub(super) mod sources;
 
 use std::fs::File;
 use std::path::PathBuf;

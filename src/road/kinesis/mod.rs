@@ -6,6 +6,7 @@
 //! written together, atomically, every `checkpoint.interval` and at shutdown (stop polling,
 //! drain, flush, checkpoint).
 
+mod backfill;
 mod checkpoint;
 #[cfg(test)]
 mod tests;
@@ -110,10 +111,11 @@ pub async fn run(
         inflight.spawn(engine.submit(drift).await.wait());
     }
     // With leases, positions come from the lease table as leases are taken.
-    let (ownership, checkpointer) = match &config.checkpoint.leases {
+    let (ownership, checkpointer, claims) = match &config.checkpoint.leases {
         None => (
             kinesis::Ownership::All,
             Checkpointer::file(Positions::new(state.state.shards.clone())),
+            None,
         ),
         Some(l) => {
             let me = o
@@ -133,11 +135,42 @@ pub async fn run(
             state.state.shards.clear();
             (
                 kinesis::Ownership::Leases(coordinator),
-                Checkpointer::leased(Positions::default(), writer),
+                Checkpointer::leased(Positions::default(), writer.clone()),
+                Some(writer),
             )
         }
     };
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Batch>(16);
+    // Backfill: feed-gap windows read from the archive, one object at a time, behind the
+    // stream's batches.
+    let saved_jobs = std::mem::take(&mut state.state.backfill);
+    let backfill = match config.backfill.clone() {
+        Some(b) => Some(Backfilling {
+            jobs: backfill::Jobs::new(saved_jobs),
+            wake: Arc::new(tokio::sync::Notify::new()),
+            config: b,
+            claims: claims.clone(),
+        }),
+        None => {
+            if !saved_jobs.is_empty() {
+                tracing::error!(jobs = saved_jobs.len(), "the state file holds feed-gap windows to backfill, but the config has no [backfill]: they are dropped, and their events stay unread");
+            }
+            None
+        }
+    };
+    let (ptx, mut prx) = tokio::sync::mpsc::channel::<backfill::Piece>(1);
+    let mut pieces_open = backfill.is_some();
+    if let Some(b) = &backfill {
+        tokio::spawn(backfill::reader(
+            b.config.clone(),
+            b.jobs.clone(),
+            b.wake.clone(),
+            ptx,
+            stop.clone(),
+        ));
+    } else {
+        drop(ptx);
+    }
     let mut consumer = tokio::spawn(kinesis::consume(
         client,
         source.settings.clone(),
@@ -154,13 +187,14 @@ pub async fn run(
     let mut saver = Saver {
         state,
         checkpointer: checkpointer.clone(),
+        jobs: backfill.as_ref().map(|b| b.jobs.clone()),
     };
     loop {
         tokio::select! {
             batch = rx.recv() => {
                 let Some(batch) = batch else { break };
                 let shard_end = batch.ack.shard_end;
-                inflight.spawn(acknowledge(&engine, batch, &checkpointer, &nudge).await);
+                inflight.spawn(acknowledge(&engine, batch, &checkpointer, &nudge, backfill.as_ref()).await);
                 if shard_end {
                     saver.save(&engine, &mut inflight).await?;
                 }
@@ -188,6 +222,13 @@ pub async fn run(
                     }
                 }
             }
+            // The archive only while no stream batch waits: the stream goes first.
+            piece = prx.recv(), if pieces_open && rx.is_empty() => match (piece, &backfill) {
+                (Some(piece), Some(b)) => {
+                    inflight.spawn(take_piece(&engine, b, piece).await);
+                }
+                _ => pieces_open = false,
+            },
         }
     }
     tokio::time::timeout(o.shutdown_deadline, saver.save(&engine, &mut inflight))
@@ -205,17 +246,22 @@ pub async fn acknowledge(
     batch: Batch,
     checkpointer: &Checkpointer,
     nudge: &Nudge,
+    backfill: Option<&Backfilling>,
 ) -> impl Future<Output = Result<(), Refused>> {
     // Live: dedup, shaping and exemptions run on arrival time.
     let now = now_secs();
     let shard = batch.shard();
-    // A gap before these records: said before them, and acknowledged with them.
+    // A gap before these records: said before them, and acknowledged with them; with
+    // `[backfill]`, its window is read from the archive (the job is saved with the checkpoint
+    // that moves past the gap).
     let gap = match &batch.gap {
-        Some(g) => Some(
-            engine
-                .submit(engine.raise_found(vec![gap_alert(g)], now))
-                .await,
-        ),
+        Some(g) => {
+            let alert = gap_alert(g);
+            if let Some(b) = backfill {
+                b.take(&alert.alert_id, g).await;
+            }
+            Some(engine.submit(engine.raise_found(vec![alert], now)).await)
+        }
         None => None,
     };
     let records = batch.records.iter().map(|(seq, data)| {
@@ -273,10 +319,104 @@ fn gap_alert(g: &crate::health::gap::Gap) -> crate::alert::Alert {
     crate::health::gap::alert(g, crate::alert::Severity::High)
 }
 
+/// `[backfill]` on this road: its settings, the jobs, and the reader's wake-up.
+pub struct Backfilling {
+    pub config: crate::config::backfill::Backfill,
+    pub jobs: backfill::Jobs,
+    pub wake: Arc<tokio::sync::Notify>,
+    /// With leases: the table where one worker claims a window (the others leave it).
+    pub claims: Option<leases::LeaseWriter>,
+}
+
+impl Backfilling {
+    /// Takes a gap's window as a job, unless another worker claimed it in the lease table;
+    /// a claim that cannot be written is taken (a window read twice costs reads, not alerts:
+    /// dedup and the alert ids hold within each worker).
+    async fn take(&self, alert_id: &str, g: &crate::health::gap::Gap) {
+        if let Some(c) = &self.claims {
+            match c.claim_backfill(alert_id).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::info!(
+                        gap = alert_id,
+                        "backfill: another worker claimed this window"
+                    );
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(gap = alert_id, error = %e, "backfill: cannot claim the window in the lease table; reading it anyway")
+                }
+            }
+        }
+        let job = backfill::Job::new(alert_id.to_string(), g.clone(), &self.config);
+        if self.jobs.add(job) {
+            self.wake.notify_one();
+        }
+    }
+}
+
+type Accepting = std::pin::Pin<Box<dyn Future<Output = Result<(), Refused>> + Send>>;
+
+/// One piece from the archive reader: an object's events through the engine (counted for
+/// its job once accepted), or a finished job's `filled` alert (the job dropped once accepted).
+async fn take_piece(engine: &Engine, b: &Backfilling, piece: backfill::Piece) -> Accepting {
+    let now = now_secs();
+    let jobs = b.jobs.clone();
+    match piece {
+        backfill::Piece::Object {
+            gap_alert,
+            name,
+            bytes,
+            since,
+            until,
+            done,
+        } => {
+            let ev = engine.evaluate_archive(&name, &bytes, since, until, now);
+            let (events, alerts) = (ev.counts.events, ev.counts.alerts);
+            let accepted = engine.submit(ev.pending).await;
+            Box::pin(async move {
+                let r = accepted.wait().await;
+                if r.is_ok() {
+                    jobs.read(&gap_alert, &name, events, alerts);
+                    metrics::counter!(crate::metric::BACKFILL_OBJECTS_TOTAL).increment(1);
+                    metrics::counter!(crate::metric::BACKFILL_EVENTS_TOTAL).increment(events);
+                }
+                let _ = done.send(r.is_ok());
+                r
+            })
+        }
+        backfill::Piece::Finished { gap_alert, done } => {
+            let Some(job) = jobs.get(&gap_alert) else {
+                let _ = done.send(true);
+                return Box::pin(async { Ok(()) });
+            };
+            let alert = crate::health::gap::filled_alert(
+                &job.gap,
+                job.events,
+                job.alerts,
+                job.unread.len(),
+                job.not_read_secs,
+            );
+            tracing::warn!(gap = %gap_alert, events = job.events, alerts = job.alerts, unread = job.unread.len(), "backfill: the gap's window was read from the archive");
+            let accepted = engine.submit(engine.raise_found(vec![alert], now)).await;
+            Box::pin(async move {
+                let r = accepted.wait().await;
+                if r.is_ok() {
+                    jobs.finish(&gap_alert);
+                }
+                let _ = done.send(r.is_ok());
+                r
+            })
+        }
+    }
+}
+
 /// Writes the state file once every acceptance in flight has resolved.
 struct Saver {
     state: StateFile,
     checkpointer: Checkpointer,
+    /// With `[backfill]`: the jobs, saved with the positions.
+    jobs: Option<backfill::Jobs>,
 }
 
 impl Saver {
@@ -284,6 +424,11 @@ impl Saver {
         // The snapshot may only cover events whose alerts were accepted.
         while let Some(res) = inflight.join_next().await {
             res?.map_err(refused)?;
+        }
+        if let Some(j) = &self.jobs {
+            self.state.state.backfill = j.all();
+            metrics::gauge!(crate::metric::BACKFILL_JOBS)
+                .set(self.state.state.backfill.len() as f64);
         }
         self.checkpointer.save(&mut self.state, engine)?;
         Ok(())

@@ -51,7 +51,7 @@ async fn a_batch_moves_its_shard_only_once_the_sink_has_its_alerts() {
     let lines = lines();
     let (b, mut resumed) = batch("shardId-000000000001", &lines, false);
     let last = b.ack.sequence_number.clone();
-    let accepted = tokio::spawn(acknowledge(&engine, b, &checkpointer, &nudge).await);
+    let accepted = tokio::spawn(acknowledge(&engine, b, &checkpointer, &nudge, None).await);
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(!accepted.is_finished(), "accepted while the sink fails");
     assert_eq!(seq(checkpointer.positions(), "shardId-000000000001"), None);
@@ -74,7 +74,9 @@ async fn a_batch_whose_alerts_are_refused_moves_nothing_and_stops_its_reader() {
     let checkpointer = Checkpointer::file(Positions::default());
     let nudge = Nudge::default();
     let (b, resumed) = batch("s", &lines(), true);
-    let refused = acknowledge(&engine, b, &checkpointer, &nudge).await.await;
+    let refused = acknowledge(&engine, b, &checkpointer, &nudge, None)
+        .await
+        .await;
     assert!(refused.is_err(), "the alerts were accepted");
     assert_eq!(checkpointer.positions().get("s"), None, "the shard moved");
     assert!(resumed.await.is_err(), "the reader was told to read on");
@@ -99,11 +101,11 @@ async fn the_file_checkpointer_saves_the_acknowledged_positions_and_a_finished_s
     let lines = lines();
     let (a, _ra) = batch("a", &lines[..5], false);
     let (b, _rb) = batch("b", &lines[5..], true);
-    acknowledge(&engine, a, &checkpointer, &nudge)
+    acknowledge(&engine, a, &checkpointer, &nudge, None)
         .await
         .await
         .unwrap();
-    acknowledge(&engine, b, &checkpointer, &nudge)
+    acknowledge(&engine, b, &checkpointer, &nudge, None)
         .await
         .await
         .unwrap();

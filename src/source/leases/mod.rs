@@ -46,6 +46,11 @@ pub struct LeaseWriter {
 }
 
 impl LeaseWriter {
+    /// Claims a `feed-gap` window's backfill ([`LeaseTable::claim_backfill`]).
+    pub async fn claim_backfill(&self, gap_alert: &str) -> Result<bool, LeaseError> {
+        self.table.claim_backfill(gap_alert).await
+    }
+
     /// Ok(true) when written; Ok(false) when the lease is no longer this worker's (the shard
     /// stops being read).
     pub async fn write(&self, shard: &str, cp: &ShardCheckpoint) -> Result<bool, LeaseError> {

@@ -51,7 +51,17 @@ fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
+/// The key prefix of the items that record a `feed-gap` window's backfill (not leases).
+pub const BACKFILL_PREFIX: &str = "backfill#";
+
 fn parse(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    if item
+        .get("leaseKey")
+        .and_then(|v| v.as_s().ok())
+        .is_some_and(|k| k.starts_with(BACKFILL_PREFIX))
+    {
+        return None;
+    }
     let get_s = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
     let get_n = |k: &str| {
         item.get(k)
@@ -219,6 +229,32 @@ impl LeaseTable {
     }
 
     /// Adds a free lease for a newly seen shard (nothing if it exists).
+    /// Claims the backfill of a `feed-gap` window for this worker: Ok(true) for the first
+    /// worker to ask, Ok(false) when another worker has it (every worker that reads a shard
+    /// of the window finds the same gap; one reads the archive).
+    pub async fn claim_backfill(&self, gap_alert: &str) -> Result<bool, LeaseError> {
+        let res = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("leaseKey", s(format!("{BACKFILL_PREFIX}{gap_alert}")))
+            .item("stream", s(&self.stream))
+            .item("claimedBy", s(&self.me))
+            .condition_expression("attribute_not_exists(leaseKey)")
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.api("PutItem", e)),
+        }
+    }
+
     pub async fn create(&self, shard: &str, parents: &[String]) -> Result<(), LeaseError> {
         let r = self
             .client

@@ -214,9 +214,6 @@ impl Consumer {
         env: &[(&str, String)],
     ) -> Consumer {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_trailwatch"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
         if let Some(port) = dynamodb {
             cmd.env(
                 "AWS_ENDPOINT_URL_DYNAMODB",
@@ -236,6 +233,7 @@ impl Consumer {
             // One attempt: the consumer's own retry paths do the recovering.
             .env("AWS_MAX_ATTEMPTS", "1")
             .env("TRAILWATCH_LOG", "warn")
+            .envs(env.iter().map(|(k, v)| (k, v.as_str())))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
