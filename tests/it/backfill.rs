@@ -44,7 +44,8 @@ fn redated(start: i64, copies: usize) -> Vec<Value> {
 }
 
 /// One log file per record, keyed as CloudTrail keys them (delivered 5 minutes after).
-fn write_archive(dir: &Path, records: &[Value]) {
+fn archive_files(records: &[Value]) -> Vec<(String, Vec<u8>)> {
+    let mut out = Vec::new();
     for (i, r) in records.iter().enumerate() {
         let t = time::OffsetDateTime::parse(
             r["eventTime"].as_str().unwrap(),
@@ -57,21 +58,32 @@ fn write_archive(dir: &Path, records: &[Value]) {
             "AWSLogs/o-exampleorgid/{ACCOUNT}/CloudTrail/{region}/{:04}/{:02}/{:02}/{ACCOUNT}_CloudTrail_{region}_{:04}{:02}{:02}T{:02}{:02}Z_f{i:04}.json.gz",
             t.year(), t.month() as u8, t.day(), t.year(), t.month() as u8, t.day(), t.hour(), t.minute()
         );
+        let body = serde_json::json!({ "Records": [r] }).to_string();
+        out.push((key, gz(body.as_bytes())));
+    }
+    out
+}
+
+fn write_archive(dir: &Path, records: &[Value]) {
+    for (key, data) in archive_files(records) {
         let path = dir.join(key);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let body = serde_json::json!({ "Records": [r] }).to_string();
-        std::fs::write(path, gz(body.as_bytes())).unwrap();
+        std::fs::write(path, data).unwrap();
     }
 }
 
 fn config(t: &Tmp, start: i64, archive: &Path) -> PathBuf {
+    config_source(t, start, &archive.display().to_string())
+}
+
+fn config_source(t: &Tmp, start: i64, source: &str) -> PathBuf {
     t.write(
         "run.toml",
         format!(
             "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"org\"\nstart = \"at_timestamp:{}\"\npoll_interval = \"100ms\"\ndiscovery_interval = \"1s\"\n\n[checkpoint]\npath = \"{}\"\ninterval = \"200ms\"\n\n[backfill]\nsource = \"{}\"\n",
             rfc3339(start),
             t.path("state/cp.json").display(),
-            archive.display()
+            source
         ),
     )
 }
@@ -304,4 +316,59 @@ fn with_two_workers_a_window_is_filled_once() {
         "the archive read once: no alert twice"
     );
     assert_eq!(filled(&got).len(), 1, "one worker filled the window");
+}
+
+/// The same against moto's server for both Kinesis and S3 (the archive in a bucket, read with
+/// the real S3 client through `AWS_ENDPOINT_URL_S3`).
+#[test]
+fn a_gap_is_filled_from_an_s3_archive_on_moto() {
+    let m = start_moto();
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(m.port);
+    rt.block_on(create_stream(&c, "org", 2));
+    let created = now();
+    let archived = redated(created - 2 * 86_400, 1);
+    rt.block_on(crate::common::archive::upload(
+        &crate::common::archive::s3(m.port),
+        "trail",
+        "",
+        &archive_files(&archived),
+    ));
+    rt.block_on(put(&c, "org", &stratus(), 0));
+    let cfg = config_source(
+        &t,
+        created - 3 * 86_400,
+        "s3://trail/AWSLogs/o-exampleorgid/",
+    );
+    let union: Vec<String> = archived
+        .iter()
+        .map(Value::to_string)
+        .chain(stratus())
+        .collect();
+    let want = expected(&cfg, &t, &union);
+    let out = t.path("siem.jsonl");
+    let run = Consumer::spawn_env(
+        &cfg,
+        m.port,
+        None,
+        &["--output", &out.display().to_string()],
+        &[(
+            "AWS_ENDPOINT_URL_S3",
+            format!("http://127.0.0.1:{}", m.port),
+        )],
+    );
+    wait_until(&out, "the window filled", |a| !filled(a).is_empty());
+    std::thread::sleep(Duration::from_millis(1000));
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+    let got = lines_of_file(&out);
+    let ids = event_alert_ids(&got);
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), want);
+    assert_eq!(ids.len(), want.len());
+    let reason = filled(&got)[0]["reason"].as_str().unwrap().to_string();
+    assert!(
+        reason.contains(&format!(": {} events,", archived.len())),
+        "{reason}"
+    );
 }
