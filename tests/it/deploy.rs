@@ -118,6 +118,16 @@ fn the_organization_role_allows_only_the_reads_trailwatch_makes() {
     assert!(ecs.contains(
         "Action: sts:AssumeRole\n                  Resource: !Ref OrganizationReadRoleArn"
     ));
+    // [backfill] (issue 31): the archive read only when its bucket is given, logs only; and
+    // enhanced fan-out's calls on the stream and its consumers.
+    for want in [
+        "Action: s3:ListBucket\n                  Resource: !Ref ArchiveBucketArn",
+        "Action: s3:GetObject\n                  Resource: !Sub ${ArchiveBucketArn}/AWSLogs/*",
+        "Action: kinesis:SubscribeToShard\n                Resource: !Sub ${StreamArn}/consumer/*",
+        "- kinesis:RegisterStreamConsumer",
+    ] {
+        assert!(ecs.contains(want), "{want}");
+    }
 }
 
 /// The backtest batch job reads the archive and writes only its reports: its role's S3
