@@ -524,9 +524,14 @@ impl Engine {
         if let Some(p) = core.provisional.take() {
             alerts.extend(rejudge(&mut core.pipeline, p, now));
         }
+        self.raised(&mut core, alerts, now)
+    }
+
+    /// `alerts` out (each to the siem stream and shaping), as one pending set.
+    fn raised(&self, core: &mut Core, alerts: Vec<crate::alert::Alert>, now: i64) -> Pending {
         let mut items = Vec::new();
         let mut notify = Vec::new();
-        raise(&mut core, alerts, now, &mut items, &mut notify);
+        raise(core, alerts, now, &mut items, &mut notify);
         items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
         Pending::new(items, &self.books)
     }
@@ -536,11 +541,7 @@ impl Engine {
     pub fn raise_found(&self, alerts: Vec<crate::alert::Alert>, now: i64) -> Pending {
         let mut core = self.core();
         let alerts = core.pipeline.first_alerts(alerts, now);
-        let mut items = Vec::new();
-        let mut notify = Vec::new();
-        raise(&mut core, alerts, now, &mut items, &mut notify);
-        items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
-        Pending::new(items, &self.books)
+        self.raised(&mut core, alerts, now)
     }
 
     /// The organization could not be read at start and no tree is saved: from now until

@@ -162,6 +162,20 @@ pub fn summary(item: &Item) -> String {
     )
 }
 
+/// What was called, for people: `CreateUser iam.amazonaws.com (failed: AccessDenied)`, the
+/// event name between `quote`s (Slack's code span).
+pub fn call(a: &Alert, quote: &str) -> String {
+    let mut s = format!(
+        "{quote}{}{quote} {}",
+        a.event_name.as_deref().unwrap_or("?"),
+        a.event_source.as_deref().unwrap_or("?")
+    );
+    if let Some(e) = &a.error_code {
+        s.push_str(&format!(" (failed: {e})"));
+    }
+    s
+}
+
 /// Where the event happened, for people: `111122223333 / eu-west-1 (prod)`.
 pub fn place(a: &Alert) -> String {
     let mut s = format!(

@@ -35,14 +35,7 @@ pub fn message(item: &Item) -> Value {
         &format!("{}{kind}: {}", severity_title(a.severity), a.title),
         150,
     );
-    let mut what = format!(
-        "`{}` {}",
-        a.event_name.as_deref().unwrap_or("?"),
-        a.event_source.as_deref().unwrap_or("?")
-    );
-    if let Some(e) = &a.error_code {
-        what.push_str(&format!(" (failed: {e})"));
-    }
+    let what = super::call(a, "`");
     let where_ = super::place(a);
     let mut who = super::actor(a);
     if let Some(b) = super::behind(a) {

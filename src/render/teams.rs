@@ -36,15 +36,7 @@ pub fn message(item: &Item) -> Value {
     let mut fact = |title: &str, value: String| {
         facts.push(json!({"title": title, "value": clip(&value, 1000)}));
     };
-    let mut what = format!(
-        "{} {}",
-        a.event_name.as_deref().unwrap_or("?"),
-        a.event_source.as_deref().unwrap_or("?")
-    );
-    if let Some(e) = &a.error_code {
-        what.push_str(&format!(" (failed: {e})"));
-    }
-    fact("What", what);
+    fact("What", super::call(a, ""));
     fact("Where", super::place(a));
     fact("Who", super::actor(a));
     if let Some(b) = super::behind(a) {

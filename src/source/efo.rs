@@ -14,7 +14,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::shard::{
-    api, asked_from, backoff, check_gap, pause, Batch, Facts, KinesisError, ShardInfo,
+    api, asked_from, backoff, check_gap, pause, records_of, Batch, Facts, KinesisError, ShardInfo,
 };
 use crate::config::{KinesisSettings as Settings, Start};
 use crate::state::positions::{Ack, Positions};
@@ -205,16 +205,7 @@ pub(super) async fn read_shard(
                     break Ended::Again;
                 }
             };
-            let records: Vec<(String, Vec<u8>)> = ev
-                .records()
-                .iter()
-                .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
-                .collect();
-            let arrivals: Vec<i64> = ev
-                .records()
-                .iter()
-                .filter_map(|r| r.approximate_arrival_timestamp().map(|t| t.secs()))
-                .collect();
+            let (records, arrivals) = records_of(ev.records());
             // At the shard's end the event has no continuation and names the child shards.
             let shard_end =
                 ev.continuation_sequence_number().is_empty() || !ev.child_shards().is_empty();

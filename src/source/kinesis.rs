@@ -14,7 +14,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use super::shard::{api, asked_from, backoff, check_gap, pause, refresh_facts, Facts, ShardInfo};
+use super::shard::{
+    api, asked_from, backoff, check_gap, pause, records_of, refresh_facts, Facts, ShardInfo,
+};
 pub use super::shard::{Batch, KinesisError};
 use crate::health::gap::{self, Gap};
 pub use crate::state::positions::{Ack, Positions};
@@ -217,16 +219,7 @@ async fn read_shard(
                 continue;
             }
         };
-        let records: Vec<(String, Vec<u8>)> = resp
-            .records()
-            .iter()
-            .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
-            .collect();
-        let arrivals: Vec<i64> = resp
-            .records()
-            .iter()
-            .filter_map(|r| r.approximate_arrival_timestamp().map(|t| t.secs()))
-            .collect();
+        let (records, arrivals) = records_of(resp.records());
         let shard_end = resp.next_shard_iterator().is_none();
         let mut found = None;
         if let Some(asked) = unchecked {

@@ -42,6 +42,22 @@ impl Batch {
     }
 }
 
+/// A response's records as a batch takes them ((sequence number, data), in order) and when
+/// each arrived in the stream (seconds), for the gap check and the checkpoint.
+pub(super) fn records_of(
+    records: &[aws_sdk_kinesis::types::Record],
+) -> (Vec<(String, Vec<u8>)>, Vec<i64>) {
+    let data = records
+        .iter()
+        .map(|r| (r.sequence_number().to_string(), r.data().as_ref().to_vec()))
+        .collect();
+    let arrivals = records
+        .iter()
+        .filter_map(|r| r.approximate_arrival_timestamp().map(|t| t.secs()))
+        .collect();
+    (data, arrivals)
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum KinesisError {
     #[error("Kinesis {op}: {message}")]

@@ -72,6 +72,11 @@ fn write_archive(dir: &Path, records: &[Value]) {
     }
 }
 
+/// What the run reads in all, as JSON lines: the archive's records, then the stream's.
+fn union(archived: &[Value], live: Vec<String>) -> Vec<String> {
+    archived.iter().map(Value::to_string).chain(live).collect()
+}
+
 fn config(t: &Tmp, start: i64, archive: &Path) -> PathBuf {
     config_source(t, start, &archive.display().to_string())
 }
@@ -143,7 +148,7 @@ fn a_gap_is_filled_from_the_archive_and_events_in_both_alert_once() {
     let live: Vec<String> = stratus();
     rt.block_on(put(&c, "org", &[overlap.clone(), live.clone()].concat(), 0));
     let cfg = config(&t, created - 3 * 86_400, &t.path("archive"));
-    let union: Vec<String> = archived.iter().map(Value::to_string).chain(live).collect();
+    let union = union(&archived, live);
     let want = expected(&cfg, &t, &union);
     assert!(!want.is_empty());
     let out = t.path("siem.jsonl");
@@ -191,11 +196,7 @@ fn kill_9_during_backfill_then_restart_writes_every_alert_once() {
     write_archive(&t.path("archive"), &archived);
     rt.block_on(put(&c, "org", &stratus(), 0));
     let cfg = config(&t, created - 3 * 86_400, &t.path("archive"));
-    let union: Vec<String> = archived
-        .iter()
-        .map(Value::to_string)
-        .chain(stratus())
-        .collect();
+    let union = union(&archived, stratus());
     let want = expected(&cfg, &t, &union);
     let out = t.path("siem.jsonl");
     let out_arg = out.display().to_string();
@@ -269,11 +270,7 @@ fn with_two_workers_a_window_is_filled_once() {
         )
     };
     let (cfg_a, cfg_b) = (cfg("a"), cfg("b"));
-    let union: Vec<String> = archived
-        .iter()
-        .map(Value::to_string)
-        .chain(stratus())
-        .collect();
+    let union = union(&archived, stratus());
     let want = expected(&cfg_a, &t, &union);
     let (out_a, out_b) = (t.path("a.jsonl"), t.path("b.jsonl"));
     let a = Consumer::spawn(
@@ -341,11 +338,7 @@ fn a_gap_is_filled_from_an_s3_archive_on_moto() {
         created - 3 * 86_400,
         "s3://trail/AWSLogs/o-exampleorgid/",
     );
-    let union: Vec<String> = archived
-        .iter()
-        .map(Value::to_string)
-        .chain(stratus())
-        .collect();
+    let union = union(&archived, stratus());
     let want = expected(&cfg, &t, &union);
     let out = t.path("siem.jsonl");
     let run = Consumer::spawn_env(

@@ -8,6 +8,26 @@ use std::collections::BTreeMap;
 use crate::common::*;
 use serde_json::Value;
 
+/// `replay --stream both` of the Stratus sample with `cfg`: every line, each with its stream
+/// (and the run's output, for messages).
+fn both_streams(cfg: &std::path::Path) -> (Vec<Value>, Out) {
+    let out = run([
+        "replay",
+        "--config",
+        &s(cfg),
+        "--stream",
+        "both",
+        &s(&fixture_path("stratus_sample.jsonl")),
+    ]);
+    assert_eq!(out.code, 0, "{}", out.show());
+    let lines = out
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    (lines, out)
+}
+
 #[test]
 fn an_event_that_two_rules_raise_on_is_one_notify_item_naming_both() {
     let t = Tmp::new();
@@ -17,21 +37,7 @@ fn an_event_that_two_rules_raise_on_is_one_notify_item_naming_both() {
         "sigma_rules = [\"{}\"]\n\n[policy]\napproved_regions = [\"us-east-1\"]\n",
         s(&sigma)
     ));
-    let input = fixture_path("stratus_sample.jsonl");
-    let out = run([
-        "replay",
-        "--config",
-        &s(&cfg),
-        "--stream",
-        "both",
-        &s(&input),
-    ]);
-    assert_eq!(out.code, 0, "{}", out.show());
-    let lines: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, out) = both_streams(&cfg);
     let mut siem: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut notify: BTreeMap<String, Vec<(String, Vec<String>)>> = BTreeMap::new();
     for l in &lines {
@@ -88,20 +94,7 @@ fn stoplogging_and_leaveorganization_are_one_message_each() {
         s(&root.join("rules/sigma/sigmahq/aws_cloudtrail_disable_logging.yml")),
         s(&root.join("examples/rules/cis.toml")),
     ));
-    let out = run([
-        "replay",
-        "--config",
-        &s(&cfg),
-        "--stream",
-        "both",
-        &s(&fixture_path("stratus_sample.jsonl")),
-    ]);
-    assert_eq!(out.code, 0, "{}", out.show());
-    let lines: Vec<Value> = out
-        .stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let (lines, _) = both_streams(&cfg);
     for (name, want) in [
         (
             "StopLogging",
