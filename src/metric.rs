@@ -166,7 +166,7 @@ pub const ALL: &[(&str, Kind, &str)] = &[
     (
         FEED_GAP_CHECKS_TOTAL,
         Kind::Counter,
-        "Shard readings (re)started and checked for a gap, by result: gap, none, or unknown (a checkpoint without its arrival time)",
+        "Shard readings (re)started and checked for a gap, by result: gap, none, or unknown (a checkpoint without its arrival time, or the stream's retention and creation time unreadable)",
     ),
     (
         FEED_GAPS_TOTAL,

@@ -115,6 +115,8 @@ pub(super) async fn refresh_facts(client: &Client, stream: &str, facts: &Facts) 
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(f);
         }
         Err(e) => {
+            metrics::counter!(crate::metric::FEED_GAP_CHECKS_TOTAL, "result" => "unknown")
+                .increment(1);
             tracing::warn!(error = %e, "cannot read the stream's retention and creation time: a gap before a shard's position cannot be told until it is read")
         }
     }
