@@ -22,6 +22,7 @@ pub const BACKFILL_OBJECTS_TOTAL: &str = "trailwatch_backfill_objects_total";
 pub const BACKFILL_EVENTS_TOTAL: &str = "trailwatch_backfill_events_total";
 pub const BACKFILL_UNREAD_TOTAL: &str = "trailwatch_backfill_unread_total";
 pub const BACKFILL_JOBS: &str = "trailwatch_backfill_jobs";
+pub const BACKFILL_TAKEN_OVER_TOTAL: &str = "trailwatch_backfill_taken_over_total";
 pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
 pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
 pub const FEED_GAP_SECONDS_TOTAL: &str = "trailwatch_feed_gap_seconds_total";
@@ -157,6 +158,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         BACKFILL_UNREAD_TOTAL,
         Kind::Counter,
         "Backfill: archive objects or prefixes that could not be listed or read (the window is not whole)",
+    ),
+    (
+        BACKFILL_TAKEN_OVER_TOTAL,
+        Kind::Counter,
+        "Backfill: windows taken over from a worker that stopped renewing its claim (read again from their start)",
     ),
     (
         BACKFILL_JOBS,

@@ -6,7 +6,7 @@ use std::io;
 use std::sync::{Arc, MutexGuard};
 
 use super::parallel::{Entry, Judged};
-use super::{dead_letter, Books, ClockMode, Core, Pending};
+use super::{dead_letter, Books, ClockMode, Core, Pending, Shaping};
 use crate::alert::Alert;
 use crate::decode::{DeadLetter, Position, Skip, Visit};
 use crate::event::{parse_utc_secs, Event};
@@ -83,6 +83,8 @@ pub struct Feed<'e, 'c> {
     dead_letter_error: Option<io::Error>,
     chunk: Option<(usize, ChunkHandler<'c>)>,
     org_change: Option<String>,
+    /// Archive events (backfill): shaped and watched on their own event time ([`super::past`]).
+    past: bool,
 }
 
 impl<'e, 'c> Feed<'e, 'c> {
@@ -100,7 +102,15 @@ impl<'e, 'c> Feed<'e, 'c> {
             dead_letter_error: None,
             chunk: None,
             org_change: None,
+            past: false,
         }
+    }
+
+    /// Events from the archive: through the same dedup and rules, but shaped and watched by
+    /// the backfill's own shaper and watch, on their event time. The engine has the lane.
+    pub(super) fn past(mut self) -> Self {
+        self.past = true;
+        self
     }
 
     /// A restart inside a KPL aggregate: in the record with this sequence number, the
@@ -188,11 +198,20 @@ impl<'e, 'c> Feed<'e, 'c> {
                 None => p.drop_one(),
             }
         }
+        let shaping = match self.past {
+            true => Shaping::Past(
+                self.core
+                    .past
+                    .as_mut()
+                    .map_or(now, |p| p.observe(time, now)),
+            ),
+            false => Shaping::Live(now),
+        };
         let trusted = self.trusted(time);
         if let (Disposition::Evaluated { .. }, Some((account, region))) = (&d, origin) {
-            self.watch(account, region, trusted, now);
+            self.watch(account, region, trusted, shaping);
         }
-        self.raised(d, now);
+        self.raised(d, shaping);
     }
 
     /// The pipeline's time for an event: the batch's on arrival time, else the latest event
@@ -285,11 +304,22 @@ impl<'e, 'c> Feed<'e, 'c> {
 }
 
 impl Feed<'_, '_> {
-    /// A new event for the feed-health watch; on event time, the watch's checks as the clock
-    /// moves. What it raises goes out with the event's alerts.
-    fn watch(&mut self, account: Option<&str>, region: Option<&str>, time: Option<i64>, now: i64) {
-        let arrival = self.core.clock == ClockMode::Arrival;
-        let found = self.core.watch(now, |w, names, out| {
+    /// A new event for the feed-health watch (the backfill's, on [`Shaping::Past`]); on event
+    /// time, the watch's checks as the clock moves. What it raises goes out with the event's
+    /// alerts.
+    fn watch(
+        &mut self,
+        account: Option<&str>,
+        region: Option<&str>,
+        time: Option<i64>,
+        shaping: Shaping,
+    ) {
+        let (now, past) = match shaping {
+            Shaping::Live(now) => (now, false),
+            Shaping::Past(now) => (now, true),
+        };
+        let arrival = self.core.clock == ClockMode::Arrival && !past;
+        let found = self.core.watch(now, past, |w, names, out| {
             w.observe(account, region, time, now, arrival, names, out);
             if !arrival && w.due(now) {
                 w.check(now, false, names, out);
@@ -300,7 +330,7 @@ impl Feed<'_, '_> {
 
     /// After an event: counts its disposition, hands its alerts to the siem stream and the
     /// shaper, and what shaping emits to the notify stream.
-    fn raised(&mut self, d: Disposition, now: i64) {
+    fn raised(&mut self, d: Disposition, shaping: Shaping) {
         match d {
             Disposition::Duplicate => self.counts.duplicates += 1,
             Disposition::Repeated => self.counts.repeated += 1,
@@ -308,9 +338,12 @@ impl Feed<'_, '_> {
         }
         let core = &mut *self.core;
         let arrival = core.clock == ClockMode::Arrival;
+        let now = match shaping {
+            Shaping::Live(now) | Shaping::Past(now) => now,
+        };
         for alert in &self.alerts {
             self.counts.alerts += 1;
-            if arrival {
+            if arrival && !self.past {
                 if let Some(t) = alert.event_time.as_deref().and_then(parse_utc_secs) {
                     metrics::histogram!(crate::metric::EVENT_TO_ALERT_SECONDS)
                         .record((now - t).max(0) as f64);
@@ -318,12 +351,15 @@ impl Feed<'_, '_> {
             }
         }
         let alerts = std::mem::take(&mut self.alerts);
-        super::raise_event(core, alerts, now, &mut self.items, &mut self.notify);
+        super::raise_event(core, alerts, shaping, &mut self.items, &mut self.notify);
         // On event time the clock moves with each event: what fell due goes out in order.
-        if !arrival {
-            if let Some(s) = core.shaper.as_mut() {
-                s.advance(now, &mut self.notify);
-            }
+        let shaper = match shaping {
+            Shaping::Past(_) => core.past.as_mut().and_then(|p| p.shaper.as_mut()),
+            Shaping::Live(_) if !arrival => core.shaper.as_mut(),
+            Shaping::Live(_) => None,
+        };
+        if let Some(s) = shaper {
+            s.advance(now, &mut self.notify);
         }
         self.take_notify();
         if self

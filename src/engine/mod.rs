@@ -22,6 +22,7 @@ mod dead_letter;
 mod feed;
 mod output;
 pub mod parallel;
+mod past;
 mod provisional;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -163,6 +164,8 @@ struct Core {
     /// Events judged on the config policy until the organization is first read.
     provisional: Option<provisional::Provisional>,
     guidance: Guidance,
+    /// Archive events read for a gap, on their own event time ([`past`]).
+    past: Option<past::Past>,
 }
 
 impl Core {
@@ -171,9 +174,14 @@ impl Core {
     fn watch(
         &mut self,
         now: i64,
+        past: bool,
         f: impl FnOnce(&mut crate::health::Watch, crate::health::Names<'_>, &mut Vec<Alert>),
     ) -> Vec<Alert> {
-        let Some(w) = self.health.as_mut() else {
+        let w = match past {
+            true => self.past.as_mut().and_then(|p| p.health.as_mut()),
+            false => self.health.as_mut(),
+        };
+        let Some(w) = w else {
             return Vec::new();
         };
         let policy = self.pipeline.policy();
@@ -282,7 +290,15 @@ impl Engine {
             health,
             provisional: None,
             guidance,
+            past: None,
         };
+        if let Some(snap) = restore.past {
+            core.past = Some(past::Past::new(
+                core.shaper.as_ref(),
+                core.health.as_ref(),
+                Some(snap),
+            ));
+        }
         core.expect_organization();
         Ok(Engine {
             core: Mutex::new(core),
@@ -386,13 +402,48 @@ impl Engine {
         let keep = move |ev: &crate::event::Event<'_>| {
             ev.time_secs().is_some_and(|t| t >= since && t < until)
         };
-        let mut rec = parallel::Recorder::new(&judges, now).keeping(&keep);
+        let watching = self.watches_health();
+        let mut rec = parallel::Recorder::new(&judges, now)
+            .keeping(&keep)
+            .with_origins(watching);
         let mut position = Position::new(name.to_string());
         Data::Bytes(bytes).decode(&self.decoder, &mut position, &mut rec);
         let mut judged = rec.finish();
-        let mut feed = self.feed(now);
+        let mut core = self.core();
+        if core.past.is_none() {
+            core.past = Some(past::Past::new(
+                core.shaper.as_ref(),
+                core.health.as_ref(),
+                None,
+            ));
+        }
+        let mut feed = Feed::new(core, &self.books, now).past();
         feed.take(&mut judged, 0);
         feed.finish()
+    }
+
+    /// A gap's window is filled: the backfill's shaper is flushed (every window closed,
+    /// every digest out), its counts join the live shaper's, its watch is dropped, and
+    /// `alerts` (the `filled` alert) are raised like [`Self::raise_found`]'s.
+    pub fn finish_past(&self, alerts: Vec<crate::alert::Alert>, now: i64) -> Pending {
+        let mut core = self.core();
+        let mut notify = Vec::new();
+        if let Some(mut p) = core.past.take() {
+            if let Some(mut s) = p.shaper.take() {
+                s.flush(&mut notify);
+                if let Some(live) = core.shaper.as_mut() {
+                    live.stats += s.stats;
+                }
+            }
+        }
+        let mut items: Vec<Arc<Item>> = notify
+            .drain(..)
+            .map(|n| Arc::new(Item::Notify(n)))
+            .collect();
+        let alerts = core.pipeline.first_alerts(alerts, now);
+        raise(&mut core, alerts, now, &mut items, &mut notify);
+        items.extend(notify.into_iter().map(|n| Arc::new(Item::Notify(n))));
+        Pending::new(items, &self.books)
     }
 
     /// Hands the items to the output. Returns once they are queued (waiting only for queue
@@ -420,7 +471,7 @@ impl Engine {
         let mut core = self.core();
         let arrival = core.clock == ClockMode::Arrival;
         let health = match arrival {
-            true => core.watch(now, |w, names, out| w.check(now, true, names, out)),
+            true => core.watch(now, false, |w, names, out| w.check(now, true, names, out)),
             false => Vec::new(),
         };
         let mut items = Vec::new();
@@ -498,6 +549,7 @@ impl Engine {
             output_len,
             organization: core.organization.clone(),
             health: core.health.as_ref().map(crate::health::Watch::snapshot),
+            past: core.past.as_ref().map(past::Past::snapshot),
         })
     }
 
@@ -630,7 +682,14 @@ fn raise_one(
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
-    raise_shaped(core, alert, Some(Vec::new()), now, items, notify);
+    raise_shaped(
+        core,
+        alert,
+        Some(Vec::new()),
+        Shaping::Live(now),
+        items,
+        notify,
+    );
 }
 
 /// An event's alerts out (with what the health watch raised beside them): each to the siem
@@ -639,7 +698,7 @@ fn raise_one(
 fn raise_event(
     core: &mut Core,
     alerts: Vec<Alert>,
-    now: i64,
+    shaping: Shaping,
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
@@ -671,8 +730,16 @@ fn raise_event(
                 .then(|| also.remove(&i).unwrap_or_default()),
             None => Some(Vec::new()),
         };
-        raise_shaped(core, alert, shaped, now, items, notify);
+        raise_shaped(core, alert, shaped, shaping, items, notify);
     }
+}
+
+/// Which shaper takes an alert, at which time: the live one, or the backfill's on the
+/// archive's event time ([`past`]).
+#[derive(Debug, Clone, Copy)]
+enum Shaping {
+    Live(i64),
+    Past(i64),
 }
 
 /// [`raise_one`], shaped only with `Some(also)` (the other rules of its event).
@@ -680,13 +747,17 @@ fn raise_shaped(
     core: &mut Core,
     mut alert: Alert,
     shaped: Option<Vec<String>>,
-    now: i64,
+    shaping: Shaping,
     items: &mut Vec<Arc<Item>>,
     notify: &mut Vec<crate::shaping::NotifyItem>,
 ) {
     core.guidance.apply(&mut alert);
     metrics::counter!(crate::metric::ALERTS_TOTAL, "rule" => alert.rule.clone()).increment(1);
-    match (core.shaper.as_mut(), shaped) {
+    let (shaper, now) = match shaping {
+        Shaping::Live(now) => (core.shaper.as_mut(), now),
+        Shaping::Past(now) => (core.past.as_mut().and_then(|p| p.shaper.as_mut()), now),
+    };
+    match (shaper, shaped) {
         (Some(s), Some(also)) => {
             items.push(Arc::new(Item::Siem(alert.clone())));
             alert.also = also;

@@ -448,11 +448,23 @@ fn a_large_batch_judged_on_several_threads_raises_the_same_items_in_the_same_ord
     }
 }
 
-/// Live (arrival time): one record dated 2099 for an account must not become its last event
-/// for the health watch (its usual gap would be decades and it could never be silent); it is
-/// still judged and alerted on with its own time, and counted as clamped.
-#[test]
-fn a_far_future_event_time_is_clamped_for_the_health_watch_on_arrival_time() {
+/// A CloudTrail record of the fixture's first, as `account` at `time` in eu-west-3
+/// (unapproved: each raises `unapproved-region`).
+fn dated(account: &str, id: &str, time: i64) -> serde_json::Value {
+    let mut v: serde_json::Value = serde_json::from_str(lines()[0]).unwrap();
+    v["recipientAccountId"] = account.into();
+    v["userIdentity"]["accountId"] = account.into();
+    v["eventID"] = id.into();
+    v["eventTime"] = crate::event::format_utc_secs(time).into();
+    v["awsRegion"] = "eu-west-3".into();
+    v["eventName"] = "RunInstances".into();
+    v["readOnly"] = false.into();
+    v
+}
+
+/// An engine on arrival time with the feed-health watch (silent after 30 minutes, learning
+/// from 3 events), starting from `restore`.
+fn health_engine(restore: Option<EngineSnapshot>) -> Engine {
     let c = load_str(
         "[policy]\napproved_regions = [\"us-east-1\"]\n\
          [health]\nsilent_after = \"30m\"\nlearn_events = 3\n",
@@ -461,25 +473,22 @@ fn a_far_future_event_time_is_clamped_for_the_health_watch_on_arrival_time() {
     )
     .unwrap()
     .config;
-    let engine = Engine::new(
+    Engine::new(
         parts(&c, ClockMode::Arrival),
         Output::Writer(Writer::stdout(Streams::SIEM, false)),
-        None,
+        restore,
         NOW,
     )
-    .unwrap();
-    let base: serde_json::Value = serde_json::from_str(lines()[0]).unwrap();
-    let record = |account: &str, id: String, time: i64| {
-        let mut v = base.clone();
-        v["recipientAccountId"] = account.into();
-        v["userIdentity"]["accountId"] = account.into();
-        v["eventID"] = id.into();
-        v["eventTime"] = crate::event::format_utc_secs(time).into();
-        v["awsRegion"] = "eu-west-3".into();
-        v["eventName"] = "RunInstances".into();
-        v["readOnly"] = false.into();
-        v.to_string()
-    };
+    .unwrap()
+}
+
+/// Live (arrival time): one record dated 2099 for an account must not become its last event
+/// for the health watch (its usual gap would be decades and it could never be silent); it is
+/// still judged and alerted on with its own time, and counted as clamped.
+#[test]
+fn a_far_future_event_time_is_clamped_for_the_health_watch_on_arrival_time() {
+    let engine = health_engine(None);
+    let record = |account: &str, id: String, time: i64| dated(account, &id, time).to_string();
     let feed = |lines: Vec<String>, now: i64| {
         let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
         let ev = engine.evaluate(records(&refs), None, now);
@@ -522,5 +531,154 @@ fn a_far_future_event_time_is_clamped_for_the_health_watch_on_arrival_time() {
             Some("111111111111".to_string())
         )],
         "the account's last event is its last real one, not 2099"
+    );
+}
+
+/// An archive object (a CloudTrail log file) of these records.
+fn log_file(records: Vec<serde_json::Value>) -> Vec<u8> {
+    serde_json::json!({ "Records": records })
+        .to_string()
+        .into_bytes()
+}
+
+/// The notify items (kind, events, first_seen) and siem alert rules of a pending set,
+/// settled.
+fn taken(p: Pending) -> (Vec<(crate::shaping::Kind, u64, String)>, Vec<String>) {
+    let mut notify = Vec::new();
+    let mut siem = Vec::new();
+    for i in p.items() {
+        match i.as_ref() {
+            Item::Notify(n) => notify.push((n.kind, n.events, n.first_seen.clone())),
+            Item::Siem(a) => siem.push(a.rule.clone()),
+        }
+    }
+    p.settle();
+    (notify, siem)
+}
+
+/// Backfill: archive events are shaped on their own event time by a shaper of their own,
+/// flushed when the window is filled; the live shaper does not see them.
+#[test]
+fn archive_events_are_shaped_on_their_event_time_apart_from_the_live_ones() {
+    let engine = writer_engine(1);
+    let base = NOW - 2 * 86_400;
+    let acct = "111111111111";
+    // Four events an hour apart, then six within five minutes.
+    let mut recs: Vec<_> = (0..4)
+        .map(|h| dated(acct, &format!("hourly-{h}"), base + h * 3600))
+        .collect();
+    recs.extend((0..6).map(|m| dated(acct, &format!("burst-{m}"), base + 5 * 3600 + m * 50)));
+    let bytes = log_file(recs);
+    let ev = engine.evaluate_archive("AWSLogs/x.json", &bytes, base, base + 86_400, NOW);
+    assert_eq!(ev.counts.alerts, 10);
+    let (notify, siem) = taken(ev.pending);
+    assert_eq!(siem.len(), 10, "every alert goes to the siem stream");
+    let firsts: Vec<_> = notify
+        .iter()
+        .map(|(k, n, first)| (*k, *n, first.clone()))
+        .collect();
+    let at = |t: i64| crate::event::format_utc_secs(t);
+    assert_eq!(
+        firsts,
+        vec![
+            (crate::shaping::Kind::Alert, 1, at(base)),
+            (crate::shaping::Kind::Alert, 1, at(base + 3600)),
+            (crate::shaping::Kind::Alert, 1, at(base + 2 * 3600)),
+            (crate::shaping::Kind::Alert, 1, at(base + 3 * 3600)),
+            (crate::shaping::Kind::Alert, 1, at(base + 5 * 3600)),
+        ],
+        "each hour its own window, on the events' time (at arrival they would be one)"
+    );
+    assert!(
+        engine.snapshot().unwrap().past.is_some(),
+        "the lane is saved"
+    );
+    // A live event of the same key now: the live shaper has no window for it.
+    let live = dated(acct, "live-1", NOW).to_string();
+    let ev = engine.evaluate(records(&[live.as_str()]), None, NOW);
+    let (notify, _) = taken(ev.pending);
+    assert_eq!(notify.len(), 1);
+    assert_eq!(notify[0].0, crate::shaping::Kind::Alert);
+    // Filled: the burst's five others come out as one update, then the filled alert.
+    let gap = crate::alert::Gap {
+        stream: "org-trail".into(),
+        shard: "shardId-000000000000".into(),
+        from: base,
+        to: base + 86_400,
+        cause: crate::alert::GapCause::PastRetention,
+        estimated_records: None,
+    };
+    let filled = crate::health::gap::filled_alert(&gap, 10, 10, 0, 0);
+    let (notify, siem) = taken(engine.finish_past(vec![filled], NOW));
+    assert_eq!(notify[0].0, crate::shaping::Kind::Update);
+    assert_eq!(notify[0].1, 5, "the burst's other five alerts");
+    assert_eq!(siem, vec![crate::config::health::GAP.to_string()]);
+    assert!(
+        engine.snapshot().unwrap().past.is_none(),
+        "the lane is dropped"
+    );
+}
+
+/// Backfill: the feed-health watch of the archive runs on event time (an account silent in
+/// the middle of the window is raised, and its return), survives a restart from the
+/// snapshot, and leaves the live watch alone.
+#[test]
+fn archive_events_are_watched_on_their_event_time_across_a_restart() {
+    let start = health_engine;
+    let base = NOW - 3 * 86_400;
+    let (a, b) = ("111111111111", "222222222222");
+    // Both every 5 minutes for two hours; then `a` stops for two hours; then both again.
+    let mut first = Vec::new();
+    let mut second = Vec::new();
+    let mut t = base;
+    while t < base + 6 * 3600 {
+        let quiet = (base + 2 * 3600..base + 4 * 3600).contains(&t);
+        let half = if t < base + 3 * 3600 {
+            &mut first
+        } else {
+            &mut second
+        };
+        for acct in [a, b] {
+            if !(quiet && acct == a) {
+                half.push(dated(acct, &format!("{acct}-{t}"), t));
+            }
+        }
+        t += 300;
+    }
+    let rules = |engine: &Engine, recs: Vec<serde_json::Value>| {
+        let ev = engine.evaluate_archive("o.json", &log_file(recs), base, base + 86_400, NOW);
+        let p = ev.pending;
+        let mut found = Vec::new();
+        for i in p.items() {
+            if let Item::Siem(al) = i.as_ref() {
+                if al.rule.starts_with("feed-") {
+                    found.push((al.rule.clone(), al.account.clone()));
+                }
+            }
+        }
+        p.settle();
+        found
+    };
+    let engine = start(None);
+    let mut found = rules(&engine, first);
+    let snap = engine.snapshot().unwrap();
+    assert!(snap.health.as_ref().is_some(), "the live watch is there");
+    assert_eq!(
+        serde_json::to_value(snap.health.as_ref().unwrap()).unwrap()["accounts"],
+        serde_json::json!({}),
+        "the live watch saw none of the archive's events"
+    );
+    drop(engine);
+    let engine = start(Some(snap));
+    found.extend(rules(&engine, second));
+    let silent = crate::config::health::SILENT.to_string();
+    let resumed = crate::health::RESUMED.to_string();
+    assert_eq!(
+        found,
+        vec![
+            (silent, Some(a.to_string())),
+            (resumed, Some(a.to_string()))
+        ],
+        "one silence of {a} in the window and its end, on event time"
     );
 }

@@ -170,6 +170,15 @@ pub struct Stats {
     pub evicted: u64,
 }
 
+impl std::ops::AddAssign for Stats {
+    fn add_assign(&mut self, s: Stats) {
+        self.alerts_in += s.alerts_in;
+        self.items_out += s.items_out;
+        self.suppressed += s.suppressed;
+        self.evicted += s.evicted;
+    }
+}
+
 /// The shaping state in a serializable form ([`Shaper::snapshot`]): open windows, digest
 /// counters, and each rate-limit key's budget (its GCRA theoretical arrival time).
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -242,6 +251,18 @@ impl Shaper {
             Some(snap) => Shaper::restore(self.default, self.per_rule, snap),
             None => self,
         }
+    }
+
+    /// An empty shaper with the same settings (the backfill's own, on the archive's time),
+    /// continuing from `snap` when given.
+    pub fn sibling(&self, snap: Option<Snapshot>) -> Shaper {
+        let (default, per_rule) = (self.default.clone(), self.per_rule.clone());
+        let mut sh = match snap {
+            Some(snap) => Shaper::restore(default, per_rule, snap),
+            None => Shaper::new(default, per_rule),
+        };
+        sh.aligned_digests = self.aligned_digests;
+        sh
     }
 
     fn settings(&self, rule: &str) -> &Settings {

@@ -325,7 +325,12 @@ pub async fn consume(
                     known = shards.into_iter().map(|sh| (sh.id.clone(), sh)).collect();
                     refresh_facts(&client, &s.stream, &facts).await;
                     if matches!(ownership, Ownership::All) {
-                        tell_gone(&s, &known, &positions, &facts, &tx, &mut told_gone);
+                        let gone = Gone {
+                            known: &known,
+                            reading: &stops,
+                            mine: None,
+                        };
+                        tell_gone(&s, gone, &positions, &facts, &tx, &mut told_gone);
                     }
                 }
                 Err(e) if first => return Err(e),
@@ -345,6 +350,13 @@ pub async fn consume(
                 match c.tick(&parents, &positions).await {
                     Ok(t) => {
                         handing.extend(t.hand_over);
+                        // A leased shard that left the stream unfinished: told by its owner.
+                        let gone = Gone {
+                            known: &known,
+                            reading: &stops,
+                            mine: Some(&t.read),
+                        };
+                        tell_gone(&s, gone, &positions, &facts, &tx, &mut told_gone);
                         Some(t.read)
                     }
                     Err(e) if first => {
@@ -442,12 +454,21 @@ pub async fn consume(
     Ok(())
 }
 
-/// Shards of the checkpoint that are no longer in the stream and were never read to their
-/// end: what they held after the checkpoint is gone. Each is told once (`feed-gap`, a batch
-/// with no records whose acknowledgement marks the shard finished).
+/// Which shards [`tell_gone`] may tell: not in `known` (the stream's), not being read (a
+/// reader ends its own shard), and with leases only this worker's.
+struct Gone<'a> {
+    known: &'a HashMap<String, ShardInfo>,
+    reading: &'a HashMap<String, CancellationToken>,
+    mine: Option<&'a HashSet<String>>,
+}
+
+/// Shards of the checkpoint (or leases this worker holds) that are no longer in the stream
+/// and were never read to their end: what they held after the checkpoint is gone. Each is
+/// told once (`feed-gap`, a batch with no records whose acknowledgement marks the shard
+/// finished; with leases, the finished lease is then deleted and its children are read).
 fn tell_gone(
     s: &Settings,
-    known: &HashMap<String, ShardInfo>,
+    gone: Gone<'_>,
     positions: &Positions,
     facts: &Facts,
     tx: &mpsc::Sender<Batch>,
@@ -461,7 +482,12 @@ fn tell_gone(
     };
     let now = crate::clock::now_secs();
     for (id, cp) in positions.all() {
-        if cp.finished || known.contains_key(&id) || !told.insert(id.clone()) {
+        if cp.finished
+            || gone.known.contains_key(&id)
+            || gone.reading.contains_key(&id)
+            || gone.mine.is_some_and(|m| !m.contains(&id))
+            || !told.insert(id.clone())
+        {
             continue;
         }
         let to = f.edge(now);

@@ -50,6 +50,19 @@ impl Job {
     }
 }
 
+impl Job {
+    /// The same window with nothing read (a worker taking over another's claim).
+    pub fn restarted(self) -> Job {
+        Job {
+            done: BTreeSet::new(),
+            events: 0,
+            alerts: 0,
+            unread: Vec::new(),
+            ..self
+        }
+    }
+}
+
 /// The jobs of this worker, shared by the road (which adds them and counts what objects
 /// gave) and the reader task (which lists and reads); saved with the checkpoint.
 #[derive(Debug, Clone, Default)]

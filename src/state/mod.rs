@@ -53,6 +53,21 @@ pub struct EngineSnapshot {
     /// The feed-health watch (`[health]`): silences in progress, rhythms, lag windows.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub health: Option<crate::health::Snapshot>,
+    /// Archive events being read for a gap (backfill), on their own event time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub past: Option<PastSnapshot>,
+}
+
+/// The backfill's own shaping and health watch, on the archive's event time.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct PastSnapshot {
+    /// The latest event time read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latest: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shaping: Option<crate::shaping::Snapshot>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::health::Snapshot>,
 }
 
 /// The last tree read from AWS Organizations and when.

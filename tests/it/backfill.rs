@@ -365,3 +365,113 @@ fn a_gap_is_filled_from_an_s3_archive_on_moto() {
         "{reason}"
     );
 }
+
+/// A worker that claimed a window and died during backfill (here its archive never answers,
+/// then `kill -9`): once its claim's heartbeat is older than twice the lease duration, another
+/// worker takes the claim over and fills the window, and the claim is marked filled.
+#[test]
+fn a_window_claimed_by_a_worker_that_died_is_taken_over_and_filled() {
+    let k = start_kinesalite();
+    let m = start_moto();
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "org", 1));
+    let created = now();
+    let archived = redated(created - 2 * 86_400, 1);
+    write_archive(&t.path("archive"), &archived);
+    rt.block_on(put(&c, "org", &stratus(), 0));
+    // An S3 endpoint that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let silent_port = silent.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for s in silent.incoming().flatten() {
+            held.push(s);
+        }
+    });
+    let cfg = |who: &str, source: &str| {
+        t.write(
+            &format!("{who}.toml"),
+            format!(
+                "[policy]\napproved_regions = [\"us-east-1\"]\n\n[source.kinesis]\nstream = \"org\"\nstart = \"at_timestamp:{}\"\npoll_interval = \"100ms\"\ndiscovery_interval = \"1s\"\n\n[checkpoint]\nkind = \"dynamodb\"\ntable = \"claims\"\nlease_duration = \"2s\"\npath = \"{}\"\ninterval = \"200ms\"\n\n[backfill]\nsource = \"{source}\"\n",
+                rfc3339(created - 3 * 86_400),
+                t.path(&format!("state-{who}/state.json")).display(),
+            ),
+        )
+    };
+    let cfg_a = cfg("a", "s3://archive/AWSLogs/");
+    let cfg_b = cfg("b", &t.path("archive").display().to_string());
+    let (out_a, out_b) = (t.path("a.jsonl"), t.path("b.jsonl"));
+    let mut a = Consumer::spawn_env(
+        &cfg_a,
+        k.port,
+        Some(m.port),
+        &["--worker-id", "a", "--output", &out_a.display().to_string()],
+        &[(
+            "AWS_ENDPOINT_URL_S3",
+            format!("http://127.0.0.1:{silent_port}"),
+        )],
+    );
+    let db = dynamodb(m.port);
+    let claim = || {
+        rt.block_on(async {
+            let items = db
+                .scan()
+                .table_name("claims")
+                .consistent_read(true)
+                .send()
+                .await
+                .map(|r| r.items().to_vec())
+                .unwrap_or_default();
+            items.into_iter().find(|i| {
+                i.get("leaseKey")
+                    .and_then(|v| v.as_s().ok())
+                    .is_some_and(|k| k.starts_with("backfill#"))
+            })
+        })
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while claim().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "a never claimed the window"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    a.child.kill().unwrap();
+    a.child.wait().unwrap();
+    let union = union(&archived, stratus());
+    let want = expected(&cfg_b, &t, &union);
+    let b = Consumer::spawn(
+        &cfg_b,
+        k.port,
+        Some(m.port),
+        &["--worker-id", "b", "--output", &out_b.display().to_string()],
+    );
+    let got_b = wait_until(&out_b, "b fills the window", |got| !filled(got).is_empty());
+    std::thread::sleep(Duration::from_millis(1000));
+    assert_eq!(b.stop().0, 0);
+    let got = [lines_of_file(&out_a), lines_of_file(&out_b)].concat();
+    assert_eq!(
+        event_alert_ids(&got).into_iter().collect::<BTreeSet<_>>(),
+        want,
+        "every alert of the stream and the archive"
+    );
+    let f = filled(&got_b);
+    assert_eq!(f.len(), 1);
+    assert!(
+        f[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("{} events", archived.len())),
+        "the whole window read by b: {}",
+        f[0]["reason"]
+    );
+    let item = claim().unwrap();
+    assert_eq!(item["claimedBy"].as_s().unwrap(), "b");
+    assert_eq!(
+        item.get("filled").and_then(|v| v.as_bool().ok()),
+        Some(&true)
+    );
+}

@@ -200,3 +200,117 @@ fn two_efo_workers_share_the_shards_and_one_takes_over_from_a_dead_one() {
     );
     assert_eq!(ids.len(), want.len(), "no alert twice");
 }
+
+/// Splits the stream's first shard at the middle of the hash range (ministack removes the
+/// parent from the stream at once: AWS keeps it listed, closed, until its records expire).
+fn split(rt: &tokio::runtime::Runtime, c: &aws_sdk_kinesis::Client, stream: &str) {
+    rt.block_on(async {
+        c.split_shard()
+            .stream_name(stream)
+            .shard_to_split("shardId-000000000000")
+            .new_starting_hash_key("170141183460469231731687303715884105728")
+            .send()
+            .await
+            .unwrap();
+        wait_active(c, stream).await;
+    });
+}
+
+/// A reshard while subscribed: the parent's subscription ends with its child shards, the
+/// parent is marked finished (no `feed-gap`: it was read to its end), and both children are
+/// subscribed to from their start. Every alert once.
+#[test]
+fn efo_reads_a_split_shards_children_after_the_parents_subscription_ends() {
+    let m = start_ministack(300.0);
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(m.port);
+    rt.block_on(create_stream(&c, "split", 1));
+    let recs = stratus();
+    let (before, after) = recs.split_at(10);
+    rt.block_on(put(&c, "split", before, 0));
+    let cfg = config(&t, "split", None);
+    let want_before = expected(&cfg, &t, before);
+    let run = Consumer::start(&cfg, m.port);
+    let mut got = crate::gap::lines(&run, want_before.len());
+    assert_eq!(crate::gap::others(&got), want_before);
+    split(&rt, &c, "split");
+    rt.block_on(put(&c, "split", after, 100));
+    let want_after = expected(&cfg, &t, after);
+    got.extend(crate::gap::lines(&run, want_after.len()));
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+    assert!(crate::gap::gaps(&got).is_empty(), "no gap: {got:?}");
+    let want: BTreeSet<String> = want_before.union(&want_after).cloned().collect();
+    assert_eq!(crate::gap::others(&got), want, "no loss across the split");
+    assert_eq!(got.len(), want.len(), "no alert twice");
+    let cp: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(t.path("state/checkpoints.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        cp["shards"]["shardId-000000000000"]["finished"], true,
+        "{cp}"
+    );
+    let children = cp["shards"].as_object().unwrap().len() - 1;
+    assert_eq!(children, 2, "both children were read: {cp}");
+}
+
+/// With a lease table: the parent was left unfinished (records after its checkpoint) and
+/// left the stream while no worker ran. Its owner tells the gap once (`shard-gone`), marks
+/// the lease finished, the lease is deleted, and the children are read: they do not wait
+/// for a parent that can never finish.
+#[test]
+fn a_leased_shard_that_left_the_stream_unfinished_is_a_gap_and_its_children_are_read() {
+    let m = start_ministack(300.0);
+    let t = Tmp::new();
+    let rt = rt();
+    let c = client(m.port);
+    rt.block_on(create_stream(&c, "org", 1));
+    let recs = stratus();
+    let (first, rest) = recs.split_at(8);
+    let (lost, after) = rest.split_at(4);
+    rt.block_on(put(&c, "org", first, 0));
+    let cfg = config(&t, "org", Some(("gone-leases", "a")));
+    let spawn = || Consumer::spawn(&cfg, m.port, Some(m.port), &["--worker-id", "a"]);
+    let want_first = expected(&cfg, &t, first);
+    let run = spawn();
+    let got = crate::gap::lines(&run, want_first.len());
+    assert_eq!(crate::gap::others(&got), want_first);
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+    // While no worker runs: more records, then the split takes them with the parent.
+    rt.block_on(put(&c, "org", lost, 50));
+    split(&rt, &c, "org");
+    rt.block_on(put(&c, "org", after, 100));
+    let want_after = expected(&cfg, &t, after);
+    let run = spawn();
+    let got = crate::gap::lines(&run, want_after.len() + 1);
+    let (code, _) = run.stop();
+    assert_eq!(code, 0);
+    assert_eq!(
+        crate::gap::others(&got),
+        want_after,
+        "the children are read"
+    );
+    let gaps = crate::gap::gaps(&got);
+    assert_eq!(gaps.len(), 1, "{gaps:?}");
+    assert_eq!(gaps[0]["gap"]["cause"], "shard-gone");
+    assert_eq!(gaps[0]["gap"]["shard"], "shardId-000000000000");
+    let db = dynamodb(m.port);
+    let shards: BTreeSet<String> = rt.block_on(async {
+        db.scan()
+            .table_name("gone-leases")
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap()
+            .items()
+            .iter()
+            .filter_map(|i| i.get("leaseKey")?.as_s().ok().cloned())
+            .collect()
+    });
+    assert!(
+        !shards.contains("shardId-000000000000") && shards.len() == 2,
+        "the finished parent's lease is deleted, the children's remain: {shards:?}"
+    );
+}

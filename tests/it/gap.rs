@@ -22,7 +22,7 @@ fn config(t: &Tmp, stream: &str, start: &str) -> PathBuf {
 }
 
 /// Every line the consumer writes until `n` alerts arrived, then a quiet second.
-fn lines(run: &Consumer, n: usize) -> Vec<Value> {
+pub(crate) fn lines(run: &Consumer, n: usize) -> Vec<Value> {
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     let mut out = Vec::new();
     while out.len() < n {
@@ -38,11 +38,11 @@ fn lines(run: &Consumer, n: usize) -> Vec<Value> {
     out
 }
 
-fn gaps(alerts: &[Value]) -> Vec<&Value> {
+pub(crate) fn gaps(alerts: &[Value]) -> Vec<&Value> {
     alerts.iter().filter(|a| a["rule"] == "feed-gap").collect()
 }
 
-fn others(alerts: &[Value]) -> BTreeSet<String> {
+pub(crate) fn others(alerts: &[Value]) -> BTreeSet<String> {
     alerts
         .iter()
         .filter(|a| a["rule"] != "feed-gap")

@@ -127,3 +127,65 @@ pub async fn reader(
         }
     }
 }
+
+/// With several workers (a lease table): renews this worker's claims while their windows are
+/// read, and takes over the claims of workers that stopped renewing theirs (a worker that
+/// died during backfill, whose progress is in its own state file): the window is read again
+/// here, from its start. Every `every` until `stop`.
+pub async fn keep_claims(
+    table: crate::source::leases::LeaseWriter,
+    jobs: Jobs,
+    wake: Arc<tokio::sync::Notify>,
+    every: Duration,
+    expiry: Duration,
+    stop: CancellationToken,
+) {
+    let claims = table.table();
+    let expiry_secs = i64::try_from(expiry.as_secs()).unwrap_or(i64::MAX);
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+        for job in jobs.all() {
+            match claims.renew_backfill(&job.gap_alert).await {
+                Ok(true) => {}
+                Ok(false) => {
+                    tracing::warn!(gap = %job.gap_alert, "backfill: this worker's claim was taken over (it did not renew it in time); both read the window")
+                }
+                Err(e) => {
+                    tracing::warn!(gap = %job.gap_alert, error = %e, "backfill: cannot renew the claim")
+                }
+            }
+        }
+        let orphans = match claims.orphan_backfills(expiry_secs).await {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(error = %e, "backfill: cannot read the claims in the lease table");
+                continue;
+            }
+        };
+        for o in orphans {
+            let job: Job = match serde_json::from_str(&o.job) {
+                Ok(j) => j,
+                Err(e) => {
+                    tracing::error!(gap = %o.gap_alert, error = %e, "backfill: a claim's window cannot be read; not taken over");
+                    continue;
+                }
+            };
+            match claims.take_backfill(&o).await {
+                Ok(true) => {
+                    tracing::warn!(gap = %o.gap_alert, previous = %o.claimed_by, "backfill: took over a window whose worker stopped renewing its claim; reading it from its start");
+                    metrics::counter!(crate::metric::BACKFILL_TAKEN_OVER_TOTAL).increment(1);
+                    if jobs.add(job.restarted()) {
+                        wake.notify_one();
+                    }
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(gap = %o.gap_alert, error = %e, "backfill: cannot take the claim over")
+                }
+            }
+        }
+    }
+}

@@ -160,6 +160,18 @@ pub async fn run(
     };
     let (ptx, mut prx) = tokio::sync::mpsc::channel::<backfill::Piece>(1);
     let mut pieces_open = backfill.is_some();
+    if let (Some(b), Some(l)) = (&backfill, &config.checkpoint.leases) {
+        if let Some(c) = &b.claims {
+            tokio::spawn(backfill::keep_claims(
+                c.clone(),
+                b.jobs.clone(),
+                b.wake.clone(),
+                l.lease_duration / 3,
+                l.lease_duration * 2,
+                stop.clone(),
+            ));
+        }
+    }
     if let Some(b) = &backfill {
         tokio::spawn(backfill::reader(
             b.config.clone(),
@@ -333,8 +345,10 @@ impl Backfilling {
     /// a claim that cannot be written is taken (a window read twice costs reads, not alerts:
     /// dedup and the alert ids hold within each worker).
     async fn take(&self, alert_id: &str, g: &crate::health::gap::Gap) {
+        let job = backfill::Job::new(alert_id.to_string(), g.clone(), &self.config);
         if let Some(c) = &self.claims {
-            match c.claim_backfill(alert_id).await {
+            let window = serde_json::to_string(&job).unwrap_or_default();
+            match c.table().claim_backfill(alert_id, &window).await {
                 Ok(true) => {}
                 Ok(false) => {
                     tracing::info!(
@@ -348,7 +362,6 @@ impl Backfilling {
                 }
             }
         }
-        let job = backfill::Job::new(alert_id.to_string(), g.clone(), &self.config);
         if self.jobs.add(job) {
             self.wake.notify_one();
         }
@@ -398,11 +411,17 @@ async fn take_piece(engine: &Engine, b: &Backfilling, piece: backfill::Piece) ->
                 job.not_read_secs,
             );
             tracing::warn!(gap = %gap_alert, events = job.events, alerts = job.alerts, unread = job.unread.len(), "backfill: the gap's window was read from the archive");
-            let accepted = engine.submit(engine.raise_found(vec![alert], now)).await;
+            let accepted = engine.submit(engine.finish_past(vec![alert], now)).await;
+            let claims = b.claims.clone();
             Box::pin(async move {
                 let r = accepted.wait().await;
                 if r.is_ok() {
                     jobs.finish(&gap_alert);
+                    if let Some(c) = claims {
+                        if let Err(e) = c.table().fill_backfill(&gap_alert).await {
+                            tracing::warn!(gap = %gap_alert, error = %e, "backfill: cannot mark the claim filled; another worker may read the window again");
+                        }
+                    }
                 }
                 let _ = done.send(r.is_ok());
                 r

@@ -3,6 +3,7 @@
 //! or hands over leases as [`plan`] decides. Checkpoints go to the lease item with a
 //! condition on the owner ([`LeaseWriter`]), so a worker that lost a lease cannot move it.
 
+pub mod claims;
 pub mod plan;
 pub mod table;
 
@@ -46,9 +47,9 @@ pub struct LeaseWriter {
 }
 
 impl LeaseWriter {
-    /// Claims a `feed-gap` window's backfill ([`LeaseTable::claim_backfill`]).
-    pub async fn claim_backfill(&self, gap_alert: &str) -> Result<bool, LeaseError> {
-        self.table.claim_backfill(gap_alert).await
+    /// The table, for backfill claims ([`claims`]).
+    pub fn table(&self) -> &LeaseTable {
+        &self.table
     }
 
     /// Ok(true) when written; Ok(false) when the lease is no longer this worker's (the shard

@@ -38,16 +38,16 @@ pub enum LeaseError {
 }
 
 pub struct LeaseTable {
-    client: Client,
-    table: String,
-    stream: String,
-    me: String,
+    pub(super) client: Client,
+    pub(super) table: String,
+    pub(super) stream: String,
+    pub(super) me: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(super) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: i64) -> AttributeValue {
+pub(super) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 
@@ -114,7 +114,11 @@ impl LeaseTable {
         }
     }
 
-    fn api<E, R>(&self, op: &'static str, e: aws_sdk_dynamodb::error::SdkError<E, R>) -> LeaseError
+    pub(super) fn api<E, R>(
+        &self,
+        op: &'static str,
+        e: aws_sdk_dynamodb::error::SdkError<E, R>,
+    ) -> LeaseError
     where
         E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + 'static,
         R: std::fmt::Debug,
@@ -229,32 +233,6 @@ impl LeaseTable {
     }
 
     /// Adds a free lease for a newly seen shard (nothing if it exists).
-    /// Claims the backfill of a `feed-gap` window for this worker: Ok(true) for the first
-    /// worker to ask, Ok(false) when another worker has it (every worker that reads a shard
-    /// of the window finds the same gap; one reads the archive).
-    pub async fn claim_backfill(&self, gap_alert: &str) -> Result<bool, LeaseError> {
-        let res = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .item("leaseKey", s(format!("{BACKFILL_PREFIX}{gap_alert}")))
-            .item("stream", s(&self.stream))
-            .item("claimedBy", s(&self.me))
-            .condition_expression("attribute_not_exists(leaseKey)")
-            .send()
-            .await;
-        match res {
-            Ok(_) => Ok(true),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(e) => Err(self.api("PutItem", e)),
-        }
-    }
-
     pub async fn create(&self, shard: &str, parents: &[String]) -> Result<(), LeaseError> {
         let r = self
             .client
@@ -275,7 +253,7 @@ impl LeaseTable {
     }
 
     /// Ok(false) when the condition failed (someone else moved first).
-    fn conditional<T, E>(
+    pub(super) fn conditional<T, E>(
         &self,
         op: &'static str,
         r: Result<T, SdkError<E>>,
@@ -294,7 +272,7 @@ impl LeaseTable {
         }
     }
 
-    async fn update(
+    pub(super) async fn update(
         &self,
         shard: &str,
         expr: &str,
