@@ -41,6 +41,7 @@ fn snapshot(
             held,
             correlation: Default::default(),
             sessions: Vec::new(),
+            first_seen: Vec::new(),
         }),
         ..EngineSnapshot::default()
     }

@@ -50,6 +50,7 @@ fn item() -> Item {
         silent_for_seconds: None,
         lag: None,
         gap: None,
+        first_seen: None,
         sigma: None,
         identity: None,
         console_url: None,

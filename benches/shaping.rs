@@ -41,6 +41,7 @@ fn alert(i: usize, principal: &str, account: &str) -> Alert {
         silent_for_seconds: None,
         lag: None,
         gap: None,
+        first_seen: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -76,6 +76,7 @@ fn main() {
             silent_for_seconds: None,
             lag: None,
             gap: None,
+            first_seen: None,
             sigma: None,
             identity: None,
             console_url: None,

@@ -64,6 +64,9 @@ pub struct Alert {
     /// `feed-gap`: the stream, shard and window that cannot be read.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gap: Option<Box<Gap>>,
+    /// `first-seen:<name>`: the key, its new value, and what was usual.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen: Option<Box<FirstSeenInfo>>,
     /// Sigma rules (`rule` = `sigma:<file stem>`): the rule's `id`, and what it says of itself.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sigma: Option<Box<SigmaInfo>>,
@@ -132,6 +135,7 @@ impl Alert {
             silent_for_seconds: None,
             lag: None,
             gap: None,
+            first_seen: None,
             sigma: None,
             identity: None,
             console_url: None,
@@ -218,6 +222,21 @@ impl GapCause {
             GapCause::ShardGone => "shard-gone",
         }
     }
+}
+
+/// `first-seen:<name>` ([`crate::firstseen`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirstSeenInfo {
+    /// The rule's name (without `first-seen:`).
+    pub rule: String,
+    /// The key's fields joined by `|` (a principal's ARN).
+    pub key: String,
+    /// The value never seen for the key before (or forgotten).
+    pub value: String,
+    /// The key's first event (RFC 3339).
+    pub key_known_since: String,
+    /// The key's other values still remembered, most recently seen first (at most 10).
+    pub values_known: Vec<String>,
 }
 
 /// `feed-gap`: a window of the stream that cannot be read ([`crate::health::gap`]).

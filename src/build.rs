@@ -105,6 +105,7 @@ pub fn reconfigure(engine: &Engine, config: &Config, tree: Option<&crate::org::t
         Some(Shaper::for_rules(&config.shaping, &config.rules)),
         crate::engine::Guidance::of(config),
     );
+    engine.reconfigure_first_seen(config.first_seen.clone(), config.baseline.max_pairs);
 }
 
 /// The stateless judge `replay` and the live roads use for `config` (the region rule, the
@@ -122,6 +123,7 @@ pub fn judge(
     )
     .on_event_time(on_event_time)
     .with_sigma(sigma_rules(config))
+    .with_first_seen(config.first_seen.clone())
 }
 
 /// The Sigma rules of `sigma_rules`: a broken rule is logged (with file, line and why) and
@@ -158,7 +160,8 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         include_event,
     )
     .judge_on_event_time(o.clock == ClockMode::EventTime)
-    .with_sigma(sigma_rules(config));
+    .with_sigma(sigma_rules(config))
+    .with_first_seen(config.first_seen.clone(), config.baseline.max_pairs);
     let notify = match &o.output {
         OutputChoice::Sinks => true,
         OutputChoice::Stdout(s) => s.notify,

@@ -418,6 +418,16 @@ impl<'a> Event<'a> {
             .or_else(|| opt(&u.principal_id).filter(|a| !a.is_empty()))
     }
 
+    /// The principal that stays the same across sessions: the role's ARN for its sessions
+    /// (a new session name is not a new principal), else `userIdentity.arn` (an IAM user,
+    /// root), else the AWS service that invoked, else the principal id.
+    pub fn stable_principal(&self) -> Option<&str> {
+        let u = self.user_identity.as_ref()?;
+        self.principal_arn()
+            .or_else(|| opt(&u.invoked_by).filter(|a| !a.is_empty()))
+            .or_else(|| opt(&u.principal_id).filter(|a| !a.is_empty()))
+    }
+
     pub fn principal_type(&self) -> Option<&str> {
         self.user_identity.as_ref().and_then(|u| opt(&u.kind))
     }

@@ -47,6 +47,7 @@ pub mod engine;
 pub mod error_text;
 pub mod event;
 pub mod filter;
+pub mod firstseen;
 pub mod glob;
 pub mod health;
 pub mod identity;

@@ -22,6 +22,8 @@ pub const BACKFILL_OBJECTS_TOTAL: &str = "trailwatch_backfill_objects_total";
 pub const BACKFILL_EVENTS_TOTAL: &str = "trailwatch_backfill_events_total";
 pub const BACKFILL_UNREAD_TOTAL: &str = "trailwatch_backfill_unread_total";
 pub const BACKFILL_JOBS: &str = "trailwatch_backfill_jobs";
+pub const FIRST_SEEN_PAIRS: &str = "trailwatch_first_seen_pairs";
+pub const FIRST_SEEN_EVICTED_TOTAL: &str = "trailwatch_first_seen_evicted_total";
 pub const BACKFILL_TAKEN_OVER_TOTAL: &str = "trailwatch_backfill_taken_over_total";
 pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
 pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
@@ -163,6 +165,16 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         BACKFILL_TAKEN_OVER_TOTAL,
         Kind::Counter,
         "Backfill: windows taken over from a worker that stopped renewing its claim (read again from their start)",
+    ),
+    (
+        FIRST_SEEN_PAIRS,
+        Kind::Gauge,
+        "First-seen: (key, value) pairs held in the baseline ([baseline] max_pairs at most)",
+    ),
+    (
+        FIRST_SEEN_EVICTED_TOTAL,
+        Kind::Counter,
+        "First-seen: pairs dropped to stay within [baseline] max_pairs (their keys were seen least recently; such a key learns again)",
     ),
     (
         BACKFILL_JOBS,

@@ -10,6 +10,7 @@ mod collector;
 pub mod console;
 pub mod delivery;
 mod delivery_read;
+pub mod first_seen;
 pub mod health;
 mod key_path;
 pub mod organization;
@@ -221,6 +222,51 @@ mod tests {
             Some("ou-ab12-prodeu")
         );
         assert_eq!(c.policy.exempt.len(), 3);
+        assert_eq!(c.baseline, first_seen::Baseline::default());
+        let fs: Vec<_> = c.first_seen.iter().map(|r| r.rule.as_str()).collect();
+        assert_eq!(
+            fs,
+            [
+                "first-seen:region-for-principal",
+                "first-seen:region-for-account"
+            ]
+        );
+        // The first rule spells out the defaults the second takes.
+        let (a, b) = (&c.first_seen[0], &c.first_seen[1]);
+        assert_eq!(
+            (a.learn_for, a.forget_after, a.activity_only, a.severity),
+            (b.learn_for, b.forget_after, b.activity_only, b.severity)
+        );
+        assert_eq!((a.learn_for, a.forget_after), (14 * 86_400, 90 * 86_400));
+    }
+
+    /// Issue 32: `[[first_seen]]` and `[baseline]`, every problem at once by its key.
+    #[test]
+    fn first_seen_rules_are_checked_by_key() {
+        let text = "[[first_seen]]\nname = \"Bad Name\"\nkey = [\"principal\", \"regoin\"]\nvalue = [\"region\", \"event_name\"]\nlearn_for = \"2y\"\n\
+                    [[first_seen]]\nname = \"ok\"\nkey = []\nvalue = [\"requestParameters.instanceType\"]\nforget_after = \"soon\"\n\
+                    [[first_seen]]\nname = \"ok\"\nkey = [\"identity.origin\"]\nvalue = [\"region\"]\n\
+                    [baseline]\nmax_pairs = 0\n\
+                    [runbooks]\n\"first-seen:nope\" = \"https://wiki/x\"\n\"first-seen:ok\" = \"https://wiki/ok\"\n";
+        let msg = load_str(text, "f.toml", 0).unwrap_err().to_string();
+        for want in [
+            "first_seen[0].name: \"Bad Name\": expected lowercase letters",
+            "first_seen[0].key[1]: \"regoin\": expected principal, account, region",
+            "first_seen[0].value: expected at most 3 fields",
+            "first_seen[0].learn_for: \"2y\" is out of range",
+            "first_seen[1].key: expected at least one field",
+            "first_seen[1].forget_after:",
+            "first_seen[2].name: \"ok\" is the name of an earlier",
+            "first_seen[2].key[0]: identity.origin is not available",
+            "baseline.max_pairs: 0 is out of range",
+            "runbooks.\"first-seen:nope\": no [[first_seen]] rule is named \"nope\"",
+        ] {
+            assert!(msg.contains(want), "{want}\n{msg}");
+        }
+        assert!(
+            !msg.contains("first-seen:ok"),
+            "a configured rule takes a runbook: {msg}"
+        );
     }
 
     #[test]

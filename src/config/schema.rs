@@ -62,6 +62,10 @@ pub struct Config {
     pub console: super::console::Console,
     /// `[backfill]`: where `run` reads a `feed-gap`'s window from.
     pub backfill: Option<super::backfill::Backfill>,
+    /// `[[first_seen]]`: a known key with a value it never showed.
+    pub first_seen: Vec<super::first_seen::FirstSeenRule>,
+    /// `[baseline]`: the first-seen pairs' bound.
+    pub baseline: super::first_seen::Baseline,
 }
 
 /// `[policy]`: the `unapproved-region` rule.

@@ -113,13 +113,29 @@ pub(super) fn parse(
         .and_then(|t| c.read::<super::backfill::BackfillRaw>("backfill", Value::Table(t)))
         .map(|raw| super::backfill::read(&mut c, raw));
     let health = super::health::read(&mut c, health_t, organization.is_some());
+    let mut first_seen = Vec::new();
+    super::first_seen::read(&mut c, root.remove("first_seen"), &mut first_seen);
+    for rule in runbooks.keys() {
+        if let Some(name) = rule.strip_prefix(super::first_seen::RULE_PREFIX) {
+            if !first_seen.iter().any(|r| r.name == name) {
+                c.error(
+                    format!("runbooks.{}", k(rule)),
+                    format!("no [[first_seen]] rule is named {name:?}"),
+                );
+            }
+        }
+    }
+    let baseline = optional_table(&mut c, &mut root, "baseline")
+        .and_then(|t| c.read::<super::first_seen::BaselineRaw>("baseline", Value::Table(t)))
+        .map(|raw| super::first_seen::read_baseline(&mut c, raw))
+        .unwrap_or_default();
     let delivery_t = take_table(&mut c, &mut root, "delivery", "delivery");
     let sinks_v = root.remove("sinks");
     let routes_v = root.remove("routes");
     for (key, _) in root {
         c.error(
             k(&key),
-            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `console`, `backfill`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
+            "unknown section; expected one of `policy`, `organization`, `health`, `runbooks`, `console`, `backfill`, `first_seen`, `baseline`, `dedup`, `identity`, `decode`, `shaping`, `source`, `checkpoint`, `rules`, `sequences`, `include_rules`, `sigma_rules`, `sigma_placeholders`, `delivery`, `sinks`, `routes`",
         );
         ok = false;
     }
@@ -260,6 +276,8 @@ pub(super) fn parse(
         runbooks,
         console,
         backfill,
+        first_seen,
+        baseline,
     };
     (complete.then_some((config, tables)), c.problems)
 }
@@ -271,11 +289,12 @@ fn read_runbooks(c: &mut Collector, t: Table) -> BTreeMap<String, String> {
     for (rule, v) in t {
         let key = format!("runbooks.{}", k(&rule));
         let built_in = super::rules::BUILT_IN_RULES.contains(&rule.as_str());
-        if !built_in && !rule.starts_with("sigma:") {
+        let first_seen = rule.starts_with(super::first_seen::RULE_PREFIX);
+        if !built_in && !rule.starts_with("sigma:") && !first_seen {
             c.error(
                 &key,
                 format!(
-                    "not a rule that takes a runbook here; expected one of {} or sigma:<file stem> (a custom rule has its own `runbook`)",
+                    "not a rule that takes a runbook here; expected one of {}, sigma:<file stem> or first-seen:<name> (a custom rule has its own `runbook`)",
                     super::rules::BUILT_IN_RULES.join(", ")
                 ),
             );

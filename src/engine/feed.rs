@@ -140,6 +140,11 @@ impl<'e, 'c> Feed<'e, 'c> {
                 Entry::Event(e) => {
                     let alerts = take_judges(&mut e.alerts, which);
                     let hits = take_judges(&mut e.hits, which);
+                    let sighted = crate::pipeline::Sighted {
+                        list: take_judges(&mut e.sightings, which),
+                        event: None,
+                        raw: e.raw.as_deref(),
+                    };
                     // Every judge's pipeline keeps its own issued keys (backtest's baseline).
                     let clue = e.clue.clone();
                     let key = e.key;
@@ -154,7 +159,7 @@ impl<'e, 'c> Feed<'e, 'c> {
                         || e.org_change.clone(),
                         origin,
                         None,
-                        |p, at, out| p.admit(key, alerts, hits, clue, at, out),
+                        |p, at, out| p.admit(key, alerts, hits, sighted, clue, at, out),
                     );
                 }
                 Entry::DeadLetter(dead) if which == 0 => self.dead_letter(dead.clone()),

@@ -603,6 +603,16 @@ impl Engine {
         self.core().provisional = Some(provisional::Provisional::default());
     }
 
+    /// Between batches (a config reload): new first-seen rules; the pairs of rules of the
+    /// same name carry over.
+    pub fn reconfigure_first_seen(
+        &self,
+        rules: Vec<crate::config::first_seen::FirstSeenRule>,
+        max_pairs: usize,
+    ) {
+        self.core().pipeline.set_first_seen(rules, max_pairs);
+    }
+
     /// Between batches (a config reload): new custom and Sigma rules, policy and shaping
     /// settings. The dedup ids, the shaping windows, digests and budgets carry over.
     pub fn reconfigure(

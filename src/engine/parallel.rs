@@ -49,6 +49,10 @@ pub struct JudgedEvent {
     pub alerts: Vec<(usize, Alert)>,
     /// What it feeds the Sigma correlations, each with its judge's index.
     pub hits: Vec<(usize, crate::pipeline::correlate::Hit)>,
+    /// Its first-seen pairs, each with its judge's index, and (when it has some) its
+    /// record's text, to build the alert of a new pair.
+    pub sightings: Vec<(usize, crate::firstseen::Sighting)>,
+    pub raw: Option<Box<str>>,
     /// Who is behind it, for an event that alerted or issued credentials
     /// ([`crate::identity::clue`]).
     pub clue: Option<Box<crate::identity::Clue>>,
@@ -165,11 +169,13 @@ impl Visit for Recorder<'_, '_> {
         }
         let mut alerts = Vec::new();
         let mut hits = Vec::new();
+        let mut sightings = Vec::new();
         let mut raised = Vec::new();
         for (i, j) in self.judges.iter().enumerate() {
             j.judge(&ev, self.now, &mut self.scratch, &mut raised);
             alerts.extend(raised.drain(..).map(|a| (i, a)));
             hits.extend(self.scratch.hits.drain(..).map(|h| (i, h)));
+            sightings.extend(self.scratch.sightings.drain(..).map(|s| (i, s)));
         }
         let e = JudgedEvent {
             key: ev.event_id().map(dedup::key),
@@ -177,6 +183,8 @@ impl Visit for Recorder<'_, '_> {
             clue: crate::identity::clue(&ev, !alerts.is_empty()),
             alerts,
             hits,
+            raw: (!sightings.is_empty()).then(|| ev.raw.into()),
+            sightings,
             org_change: crate::org::change(&ev),
             origin: self.origins.then(|| {
                 Box::new(Origin {

@@ -16,6 +16,7 @@ pub struct Judge {
     policy: Arc<RegionPolicy>,
     custom: Arc<RuleSet>,
     sigma: Arc<Vec<crate::rules::sigma::Rule>>,
+    first_seen: Arc<Vec<crate::config::first_seen::FirstSeenRule>>,
     include_event: bool,
     /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
     on_event_time: bool,
@@ -29,6 +30,8 @@ pub struct Scratch {
     /// What the last [`Judge::judge`] found for the Sigma correlations, for the caller to
     /// hand to [`super::Pipeline::admit`] (cleared by each `judge`).
     pub hits: Vec<super::correlate::Hit>,
+    /// The last event's first-seen pairs (cleared by each `judge`).
+    pub sightings: Vec<crate::firstseen::Sighting>,
 }
 
 impl Judge {
@@ -37,6 +40,7 @@ impl Judge {
             policy: Arc::new(policy),
             custom: Arc::new(custom),
             sigma: Arc::default(),
+            first_seen: Arc::default(),
             include_event,
             on_event_time: false,
         }
@@ -48,6 +52,23 @@ impl Judge {
             sigma: Arc::new(sigma),
             ..self.clone()
         }
+    }
+
+    /// `[[first_seen]]` rules, whose pairs each event gives ([`Scratch::sightings`]).
+    pub fn with_first_seen(&self, rules: Vec<crate::config::first_seen::FirstSeenRule>) -> Self {
+        Judge {
+            first_seen: Arc::new(rules),
+            ..self.clone()
+        }
+    }
+
+    pub fn first_seen(&self) -> &[crate::config::first_seen::FirstSeenRule] {
+        &self.first_seen
+    }
+
+    /// Alerts carry the whole record.
+    pub fn includes_event(&self) -> bool {
+        self.include_event
     }
 
     /// Judged on event time (`replay`, `backtest`), not arrival.
@@ -91,6 +112,7 @@ impl Judge {
     /// first, then the custom rules' in config order, then the Sigma rules' in file order.
     pub fn judge(&self, ev: &Event<'_>, now: i64, scratch: &mut Scratch, out: &mut Vec<Alert>) {
         scratch.hits.clear();
+        scratch.sightings.clear();
         let at = self.time_of(ev, now);
         match region::evaluate(&self.policy, ev, at) {
             region::Verdict::Alert(acct, severity, mark) => {
@@ -123,6 +145,15 @@ impl Judge {
             }
         }
         self.judge_sigma(ev, now, scratch, out);
+        if !self.first_seen.is_empty() {
+            crate::firstseen::sight(
+                &self.first_seen,
+                &self.policy,
+                ev,
+                now,
+                &mut scratch.sightings,
+            );
+        }
     }
 
     /// The Sigma rules: on the hot fields first, the record parsed once for those left open.

@@ -3,6 +3,7 @@
 
 pub mod correlate;
 pub mod dedup;
+mod first_seen;
 pub mod judge;
 
 use crate::alert::Alert;
@@ -12,6 +13,7 @@ use crate::rules::custom::{EvalStats, RuleSet};
 use crate::rules::RegionPolicy;
 
 pub use dedup::Dedup;
+pub use first_seen::Sighted;
 pub use judge::{Judge, Scratch};
 
 const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -44,6 +46,9 @@ pub struct PipelineSnapshot {
     /// The access keys issued and to whom ([`crate::identity::Sessions`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<(String, crate::identity::Issued)>,
+    /// The first-seen baseline ([`crate::firstseen::baseline`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub first_seen: Vec<crate::firstseen::baseline::SavedKey>,
 }
 
 /// When an event is admitted: the pipeline's clock `now` (arrival, or the event clock), and
@@ -79,6 +84,8 @@ pub struct Pipeline {
     correlator: correlate::Correlator,
     /// The access keys issued so far, to say who is behind a role session.
     sessions: Sessions,
+    /// `[[first_seen]]`: the pairs each key has shown ([`first_seen`]).
+    baseline: Option<crate::firstseen::baseline::Baseline>,
 }
 
 impl Pipeline {
@@ -102,6 +109,7 @@ impl Pipeline {
             ),
             correlator: correlate::Correlator::default(),
             sessions: Sessions::new(identity.max_sessions, identity.max_session_duration_secs),
+            baseline: None,
         }
     }
 
@@ -196,6 +204,11 @@ impl Pipeline {
             held: (self.dedup.len(), self.alerted.len()),
             correlation: self.correlator.snapshot(),
             sessions: self.sessions.snapshot(),
+            first_seen: self
+                .baseline
+                .as_ref()
+                .map(|b| b.snapshot())
+                .unwrap_or_default(),
         }
     }
 
@@ -212,6 +225,9 @@ impl Pipeline {
         self.correlator = correlate::Correlator::new(self.judge.sigma());
         self.correlator.restore(&snap.correlation);
         self.sessions.restore(&snap.sessions);
+        if let Some(b) = self.baseline.as_mut() {
+            b.restore(snap.first_seen.clone());
+        }
     }
 
     /// Records that an alert was already delivered (read back from the output after a crash),
@@ -253,8 +269,13 @@ impl Pipeline {
         self.judge
             .judge(ev, judge_now, &mut self.scratch, &mut judged);
         let hits = std::mem::take(&mut self.scratch.hits);
+        let sighted = Sighted {
+            list: std::mem::take(&mut self.scratch.sightings),
+            event: Some(ev),
+            raw: None,
+        };
         let clue = identity::clue(ev, !judged.is_empty());
-        self.judged(judged, hits, clue, at, out)
+        self.judged(judged, hits, sighted, clue, at, out)
     }
 
     /// An event's id not seen before (or no id: never a duplicate), remembered from now on.
@@ -269,11 +290,16 @@ impl Pipeline {
         &mut self,
         mut judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
+        sighted: Sighted<'_>,
         clue: Option<Box<Clue>>,
         at: At,
         out: &mut Vec<Alert>,
     ) -> Disposition {
         self.identify(clue.as_deref(), &mut judged, at.now, true);
+        if !sighted.list.is_empty() {
+            let novel = self.first_seen(sighted, clue.as_deref(), at.now);
+            judged.extend(novel);
+        }
         self.correlate(hits, at.now, &mut judged);
         self.admit_alerts(judged, at.now, at.stamp, out)
     }
@@ -348,13 +374,15 @@ impl Pipeline {
 
     /// [`Self::process`] for an event judged already (on another thread): `key` is its
     /// eventID's fingerprint ([`dedup::key`]), `judged` what the rules raised for it, `hits`
-    /// what it feeds the correlations ([`Scratch::hits`]), `clue` who is behind it
-    /// ([`identity::clue`]).
+    /// what it feeds the correlations ([`Scratch::hits`]), `sighted` its first-seen pairs
+    /// and its record's text, `clue` who is behind it ([`identity::clue`]).
+    #[allow(clippy::too_many_arguments)]
     pub fn admit(
         &mut self,
         key: Option<dedup::Key>,
         judged: Vec<Alert>,
         hits: Vec<correlate::Hit>,
+        sighted: Sighted<'_>,
         clue: Option<Box<Clue>>,
         at: At,
         out: &mut Vec<Alert>,
@@ -362,7 +390,7 @@ impl Pipeline {
         if !self.first_time(key, at) {
             return Disposition::Duplicate;
         }
-        self.judged(judged, hits, clue, at, out)
+        self.judged(judged, hits, sighted, clue, at, out)
     }
 
     /// Keeps the alerts not raised before; an event whose every alert was raised before is

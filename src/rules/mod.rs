@@ -71,6 +71,7 @@ pub fn build_alert(
         silent_for_seconds: None,
         lag: None,
         gap: None,
+        first_seen: None,
         sigma: None,
         identity: None,
         console_url: None,

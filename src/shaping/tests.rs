@@ -37,6 +37,7 @@ fn alert(rule: &str, account: &str, region: &str, principal: &str, name: &str, i
         silent_for_seconds: None,
         lag: None,
         gap: None,
+        first_seen: None,
         sigma: None,
         identity: None,
         console_url: None,

@@ -201,6 +201,7 @@ impl StateFile {
                     held: (0, 0),
                     correlation: Default::default(),
                     sessions: Vec::new(),
+                    first_seen: Vec::new(),
                 });
             p.event_ids = events;
             p.alert_ids = alerts;
@@ -363,6 +364,7 @@ mod tests {
                 held: (held, 1),
                 correlation: Default::default(),
                 sessions: Vec::new(),
+                first_seen: Vec::new(),
             }),
             ..EngineSnapshot::default()
         }

@@ -1513,9 +1513,28 @@ fn bundled_example_replays() {
     assert_eq!(sum.dead_letters, 0, "{}", out.show());
     // The example config includes the CIS rules: their alerts are exactly what each rule's
     // pattern matches among the sample's distinct events.
-    let (region, cis): (Vec<&Value>, Vec<&Value>) = alerts
+    let (region, rest): (Vec<&Value>, Vec<&Value>) = alerts
         .iter()
         .partition(|a| a["rule"] == "unapproved-region");
+    // The example's two first-seen rules: the sample spans years, so a few keys have learnt.
+    let (first_seen, cis): (Vec<&Value>, Vec<&Value>) = rest
+        .into_iter()
+        .partition(|a| a["rule"].as_str().unwrap().starts_with("first-seen:"));
+    assert!(!first_seen.is_empty(), "{}", out.show());
+    for a in &first_seen {
+        let f = &a["first_seen"];
+        let since = trailwatch::event::parse_utc_secs(f["key_known_since"].as_str().unwrap());
+        let at = trailwatch::event::parse_utc_secs(a["event_time"].as_str().unwrap());
+        assert!(
+            at.unwrap() - since.unwrap() >= 14 * 86_400,
+            "learn_for (14d) holds: {a}"
+        );
+        assert_eq!(a["region"], f["value"], "{a}");
+        assert!(
+            !f["values_known"].as_array().unwrap().contains(&f["value"]),
+            "{a}"
+        );
+    }
     let text = {
         let gz = std::fs::read(root.join("examples/org-sample.jsonl.gz")).unwrap();
         let mut s = String::new();

@@ -1,0 +1,300 @@
+//! The first-seen baseline: for each rule, the values each key has shown and when each was
+//! last seen, on event time. A pair not in the baseline is new; it is worth an alert only
+//! once its key has `learn_for` of history. A value unseen for `forget_after` is forgotten
+//! (new again), and a key all of whose values are forgotten is dropped (it learns again).
+//! Bounded by `max_pairs`: the key seen least recently goes first, counted.
+
+use std::collections::{BTreeSet, HashMap};
+
+use serde::{Deserialize, Serialize};
+
+/// A rule's clock settings, seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Learning {
+    pub learn_for: i64,
+    pub forget_after: i64,
+}
+
+/// A new pair of a key with enough history: what was usual.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Novelty {
+    /// The key's first event, seconds.
+    pub key_known_since: i64,
+    /// The key's other values still remembered (most recently seen first), at most
+    /// [`VALUES_SHOWN`].
+    pub values_known: Vec<String>,
+}
+
+/// How many known values an alert lists.
+pub const VALUES_SHOWN: usize = 10;
+
+struct Key {
+    since: i64,
+    last: i64,
+    /// (value, last seen).
+    values: Vec<(Box<str>, i64)>,
+}
+
+/// One key as saved with the snapshot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedKey {
+    pub rule: String,
+    pub key: String,
+    pub since: i64,
+    pub last: i64,
+    pub values: Vec<(String, i64)>,
+}
+
+pub struct Baseline {
+    /// The rules' names and settings, by index.
+    rules: Vec<(String, Learning)>,
+    keys: HashMap<(u16, Box<str>), Key>,
+    /// Keys by when last seen: eviction and expiry take the oldest first.
+    order: BTreeSet<(i64, u16, Box<str>)>,
+    pairs: usize,
+    max_pairs: usize,
+    /// Pairs dropped to stay within `max_pairs` (their keys were the least recently seen).
+    pub evicted_pairs: u64,
+}
+
+impl Baseline {
+    pub fn new(rules: Vec<(String, Learning)>, max_pairs: usize) -> Baseline {
+        Baseline {
+            rules,
+            keys: HashMap::new(),
+            order: BTreeSet::new(),
+            pairs: 0,
+            max_pairs: max_pairs.max(1),
+            evicted_pairs: 0,
+        }
+    }
+
+    pub fn pairs(&self) -> usize {
+        self.pairs
+    }
+
+    pub fn keys(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether `value` is known for `key` of rule `rule` at `time` (not forgotten).
+    pub fn knows(&self, rule: usize, key: &str, value: &str, time: i64) -> bool {
+        let Some((_, l)) = self.rules.get(rule) else {
+            return false;
+        };
+        self.keys
+            .get(&(rule as u16, Box::from(key)))
+            .is_some_and(|k| {
+                k.values
+                    .iter()
+                    .any(|(v, last)| &**v == value && time - last <= l.forget_after)
+            })
+    }
+
+    /// An event's pair at `time`: recorded; `Some` when it is new and its key has learnt.
+    pub fn observe(&mut self, rule: usize, key: &str, value: &str, time: i64) -> Option<Novelty> {
+        let l = self.rules.get(rule)?.1;
+        let id = (rule as u16, Box::<str>::from(key));
+        let k = match self.keys.get_mut(&id) {
+            Some(k) => k,
+            None => {
+                self.order.insert((time, id.0, id.1.clone()));
+                self.keys.entry(id.clone()).or_insert(Key {
+                    since: time,
+                    last: time,
+                    values: Vec::new(),
+                })
+            }
+        };
+        let before = k.values.len();
+        k.values.retain(|(_, last)| time - last <= l.forget_after);
+        self.pairs -= before - k.values.len();
+        k.since = k.since.min(time);
+        let found = match k.values.iter_mut().find(|(v, _)| &**v == value) {
+            Some(v) => {
+                v.1 = v.1.max(time);
+                None
+            }
+            None => {
+                let novelty = (time - k.since >= l.learn_for).then(|| {
+                    let mut known: Vec<_> = k.values.iter().collect();
+                    known.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+                    Novelty {
+                        key_known_since: k.since,
+                        values_known: known
+                            .into_iter()
+                            .take(VALUES_SHOWN)
+                            .map(|(v, _)| v.to_string())
+                            .collect(),
+                    }
+                });
+                k.values.push((value.into(), time));
+                self.pairs += 1;
+                novelty
+            }
+        };
+        if time > k.last {
+            self.order.remove(&(k.last, id.0, id.1.clone()));
+            k.last = time;
+            self.order.insert((time, id.0, id.1.clone()));
+        }
+        while self.pairs > self.max_pairs {
+            let Some(oldest) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(gone) = self.keys.remove(&(oldest.1, oldest.2)) {
+                self.pairs -= gone.values.len();
+                self.evicted_pairs += gone.values.len() as u64;
+            }
+        }
+        found
+    }
+
+    /// Drops keys whose every value is forgotten at `now` (they learn again if they return),
+    /// oldest first, up to the first key still remembered.
+    pub fn expire(&mut self, now: i64) {
+        while let Some((last, rule, _)) = self.order.first() {
+            let forget = self
+                .rules
+                .get(*rule as usize)
+                .map_or(0, |r| r.1.forget_after);
+            if now - last <= forget {
+                break;
+            }
+            let Some((_, rule, key)) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(gone) = self.keys.remove(&(rule, key)) {
+                self.pairs -= gone.values.len();
+            }
+        }
+    }
+
+    /// The baseline as saved with the snapshot (keys by rule name).
+    pub fn snapshot(&self) -> Vec<SavedKey> {
+        let mut out: Vec<SavedKey> = self
+            .keys
+            .iter()
+            .filter_map(|((rule, key), k)| {
+                Some(SavedKey {
+                    rule: self.rules.get(*rule as usize)?.0.clone(),
+                    key: key.to_string(),
+                    since: k.since,
+                    last: k.last,
+                    values: k.values.iter().map(|(v, t)| (v.to_string(), *t)).collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
+        out
+    }
+
+    /// Continues from a snapshot: keys of rules no longer configured are dropped.
+    pub fn restore(&mut self, saved: Vec<SavedKey>) {
+        for s in saved {
+            let Some(rule) = self.rules.iter().position(|(n, _)| *n == s.rule) else {
+                continue;
+            };
+            let id = (rule as u16, Box::<str>::from(s.key.as_str()));
+            self.pairs += s.values.len();
+            self.order.insert((s.last, id.0, id.1.clone()));
+            self.keys.insert(
+                id,
+                Key {
+                    since: s.since,
+                    last: s.last,
+                    values: s.values.into_iter().map(|(v, t)| (v.into(), t)).collect(),
+                },
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: i64 = 86_400;
+
+    fn baseline(max_pairs: usize) -> Baseline {
+        Baseline::new(
+            vec![(
+                "region-for-principal".into(),
+                Learning {
+                    learn_for: 14 * DAY,
+                    forget_after: 90 * DAY,
+                },
+            )],
+            max_pairs,
+        )
+    }
+
+    #[test]
+    fn a_new_value_alerts_only_after_learning_and_once() {
+        let mut b = baseline(100);
+        assert_eq!(b.observe(0, "alice", "us-east-1", 0), None, "first sight");
+        assert_eq!(
+            b.observe(0, "alice", "eu-west-1", DAY),
+            None,
+            "still learning"
+        );
+        let n = b.observe(0, "alice", "ap-southeast-2", 20 * DAY).unwrap();
+        assert_eq!(n.key_known_since, 0);
+        assert_eq!(n.values_known, vec!["eu-west-1", "us-east-1"]);
+        assert_eq!(
+            b.observe(0, "alice", "ap-southeast-2", 21 * DAY),
+            None,
+            "once"
+        );
+        assert_eq!(b.pairs(), 3);
+    }
+
+    #[test]
+    fn a_value_unseen_for_forget_after_is_new_again() {
+        let mut b = baseline(100);
+        b.observe(0, "alice", "us-east-1", 0);
+        b.observe(0, "alice", "sa-east-1", 20 * DAY);
+        b.observe(0, "alice", "us-east-1", 100 * DAY);
+        assert!(b.knows(0, "alice", "sa-east-1", 100 * DAY));
+        assert!(!b.knows(0, "alice", "sa-east-1", 111 * DAY));
+        let again = b.observe(0, "alice", "sa-east-1", 111 * DAY).unwrap();
+        assert_eq!(again.values_known, vec!["us-east-1"]);
+    }
+
+    #[test]
+    fn the_least_recently_seen_key_is_evicted_first_and_counted() {
+        let mut b = baseline(3);
+        b.observe(0, "old", "a", 0);
+        b.observe(0, "old", "b", 1);
+        b.observe(0, "new", "a", 5);
+        b.observe(0, "old", "c", 2); // out of order: "old" is still last seen at 2
+        assert_eq!(b.pairs(), 1, "old's three pairs went for the fourth");
+        assert_eq!(b.evicted_pairs, 3);
+        assert!(b.knows(0, "new", "a", 5));
+        assert!(!b.knows(0, "old", "a", 5));
+        for i in 0..1000 {
+            b.observe(0, &format!("k{i}"), "v", 10 + i);
+        }
+        assert_eq!(b.pairs(), 3, "flat at max_pairs");
+        assert_eq!(b.keys(), 3);
+    }
+
+    #[test]
+    fn forgotten_keys_expire_and_a_snapshot_restores_the_rest() {
+        let mut b = baseline(100);
+        b.observe(0, "gone", "us-east-1", 0);
+        b.observe(0, "kept", "us-east-1", 50 * DAY);
+        b.expire(95 * DAY);
+        assert_eq!(b.keys(), 1);
+        let saved = b.snapshot();
+        let mut again = baseline(100);
+        again.restore(saved.clone());
+        assert_eq!(again.snapshot(), saved);
+        assert!(again.knows(0, "kept", "us-east-1", 60 * DAY));
+        let n = again.observe(0, "kept", "eu-west-1", 70 * DAY).unwrap();
+        assert_eq!(n.key_known_since, 50 * DAY);
+        let mut other = Baseline::new(Vec::new(), 100);
+        other.restore(saved);
+        assert_eq!(other.keys(), 0, "a rule no longer configured is dropped");
+    }
+}

@@ -1,0 +1,295 @@
+//! The pipeline's part of first-seen detection: an event's pairs recorded in the baseline in
+//! input order (after dedup), and an alert for each new pair of a key that has learnt.
+
+use super::Pipeline;
+use crate::alert::Alert;
+use crate::event::Event;
+use crate::firstseen::baseline::Baseline;
+use crate::firstseen::Sighting;
+use crate::identity::{self, Clue};
+
+/// An event's first-seen pairs, and the event to build an alert from: given (judged here),
+/// or its record's text (judged on another thread), parsed again only for a new pair.
+pub struct Sighted<'e> {
+    pub list: Vec<Sighting>,
+    pub event: Option<&'e Event<'e>>,
+    pub raw: Option<&'e str>,
+}
+
+impl Sighted<'_> {
+    pub fn none() -> Sighted<'static> {
+        Sighted {
+            list: Vec::new(),
+            event: None,
+            raw: None,
+        }
+    }
+}
+
+impl Pipeline {
+    /// `[[first_seen]]` rules, with a baseline of at most `max_pairs` pairs.
+    pub fn with_first_seen(
+        mut self,
+        rules: Vec<crate::config::first_seen::FirstSeenRule>,
+        max_pairs: usize,
+    ) -> Self {
+        self.set_first_seen(rules, max_pairs);
+        self
+    }
+
+    /// Swaps the first-seen rules (a config reload): the pairs of rules of the same name stay.
+    pub fn set_first_seen(
+        &mut self,
+        rules: Vec<crate::config::first_seen::FirstSeenRule>,
+        max_pairs: usize,
+    ) {
+        let kept = self.baseline.as_ref().map(Baseline::snapshot);
+        self.baseline = match rules.is_empty() {
+            true => None,
+            false => {
+                let mut b = Baseline::new(crate::firstseen::learning(&rules), max_pairs);
+                b.restore(kept.unwrap_or_default());
+                Some(b)
+            }
+        };
+        self.judge = self.judge.with_first_seen(rules);
+    }
+
+    /// Pairs held and pairs evicted to stay within `max_pairs`.
+    pub fn first_seen_stats(&self) -> (usize, u64) {
+        self.baseline
+            .as_ref()
+            .map_or((0, 0), |b| (b.pairs(), b.evicted_pairs))
+    }
+
+    /// Records the pairs; the alerts of the new ones, with who is behind the event.
+    pub(super) fn first_seen(
+        &mut self,
+        sighted: Sighted<'_>,
+        clue: Option<&Clue>,
+        now: i64,
+    ) -> Vec<Alert> {
+        let Some(b) = self.baseline.as_mut() else {
+            return Vec::new();
+        };
+        // On arrival time, an event dated far ahead counts at `now` (as for correlations).
+        let limit = now.saturating_add(self.settings.max_clock_skew_secs);
+        let on_event_time = self.judge.is_on_event_time();
+        // Keys whose every value is forgotten by now are dropped (they learn again).
+        b.expire(now);
+        let evicted = b.evicted_pairs;
+        let mut found = Vec::new();
+        for mut s in sighted.list {
+            if !on_event_time && s.time > limit {
+                s.time = now;
+            }
+            if let Some(n) = b.observe(s.rule, &s.key, &s.value, s.time) {
+                found.push((s, n));
+            }
+        }
+        metrics::gauge!(crate::metric::FIRST_SEEN_PAIRS).set(b.pairs() as f64);
+        if b.evicted_pairs > evicted {
+            metrics::counter!(crate::metric::FIRST_SEEN_EVICTED_TOTAL)
+                .increment(b.evicted_pairs - evicted);
+        }
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let parsed = match (sighted.event, sighted.raw) {
+            (Some(_), _) => None,
+            (None, Some(raw)) => crate::decode::object::parse(raw).ok(),
+            (None, None) => None,
+        };
+        let Some(ev) = sighted.event.or(parsed.as_ref().map(|o| &o.event)) else {
+            return Vec::new();
+        };
+        let rules = self.judge.first_seen();
+        let acct = self.judge.policy().for_account(ev.account());
+        let include = self.judge.includes_event();
+        let mut alerts: Vec<Alert> = found
+            .into_iter()
+            .filter_map(|(s, n)| {
+                let rule = rules.get(s.rule)?;
+                Some(crate::firstseen::alert(rule, ev, acct, &s, n, include))
+            })
+            .collect();
+        let own;
+        let clue = match clue {
+            Some(c) => Some(c),
+            None => {
+                own = identity::clue(ev, true);
+                own.as_deref()
+            }
+        };
+        self.identify(clue, &mut alerts, now, false);
+        alerts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::object;
+    use crate::rules::custom::RuleSet;
+    use crate::rules::RegionPolicy;
+
+    const DAY: i64 = 86_400;
+    const T0: i64 = 1_722_470_400; // 2024-08-01
+    const ACCOUNT: &str = "111122223333";
+
+    const RULES: &str = "[policy]\napproved_regions = [\"us-east-1\"]\n\
+        [[first_seen]]\nname = \"region-for-principal\"\nkey = [\"principal\"]\nvalue = [\"region\"]\n\
+        [[first_seen]]\nname = \"region-for-account\"\nkey = [\"account\"]\nvalue = [\"region\"]\n";
+
+    fn pipeline() -> Pipeline {
+        let c = crate::config::load_str(RULES, "t.toml", 0).unwrap().config;
+        Pipeline::new(
+            &c.dedup,
+            RuleSet::from_rules(&c.rules),
+            RegionPolicy::build(&c.policy),
+            false,
+        )
+        .with_first_seen(c.first_seen.clone(), c.baseline.max_pairs)
+    }
+
+    /// A real Stratus record (fixture) by `who` — `user` (IAM user christophe) or a session
+    /// name of the role `stratus-red-team-leave-org-role` — re-timed and re-placed.
+    fn record(who: &str, region: &str, day: i64, read_only: bool) -> String {
+        let lines = crate::engine::tests::lines();
+        let kind = if who == "user" {
+            "IAMUser"
+        } else {
+            "AssumedRole"
+        };
+        let mut v: serde_json::Value = lines
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["userIdentity"]["type"] == kind && v["readOnly"] == false)
+            .unwrap();
+        let u = &mut v["userIdentity"];
+        u["accountId"] = ACCOUNT.into();
+        if who == "user" {
+            u["arn"] = format!("arn:aws:iam::{ACCOUNT}:user/christophe").into();
+        } else {
+            let role = "stratus-red-team-leave-org-role";
+            u["arn"] = format!("arn:aws:sts::{ACCOUNT}:assumed-role/{role}/{who}").into();
+            u["sessionContext"]["sessionIssuer"]["arn"] =
+                format!("arn:aws:iam::{ACCOUNT}:role/{role}").into();
+        }
+        v["recipientAccountId"] = ACCOUNT.into();
+        v["awsRegion"] = region.into();
+        v["readOnly"] = read_only.into();
+        v["eventTime"] = crate::event::format_utc_secs(T0 + day * DAY).into();
+        v["eventID"] = format!("{who}-{region}-{day}-{read_only}").into();
+        v.to_string()
+    }
+
+    /// The first-seen alerts of one event: (rule, value).
+    fn run(p: &mut Pipeline, text: &str) -> Vec<(String, String)> {
+        let ev = object::parse(text).unwrap().event;
+        let mut out = Vec::new();
+        p.process(&ev, ev.time_secs().unwrap(), &mut out);
+        out.into_iter()
+            .filter_map(|a| {
+                let f = a.first_seen?;
+                Some((f.rule, f.value))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_timeline_of_real_records_raises_what_is_new_once_and_nothing_while_learning() {
+        let mut p = pipeline();
+        let both = |r: &str| {
+            vec![
+                ("region-for-principal".to_string(), r.to_string()),
+                ("region-for-account".to_string(), r.to_string()),
+            ]
+        };
+        let principal = |r: &str| vec![("region-for-principal".to_string(), r.to_string())];
+        assert!(run(&mut p, &record("user", "us-east-1", 0, false)).is_empty());
+        assert!(run(&mut p, &record("s1", "us-east-1", 0, false)).is_empty());
+        assert!(
+            run(&mut p, &record("user", "eu-west-1", 1, false)).is_empty(),
+            "a new region while learning: nothing"
+        );
+        assert_eq!(
+            run(&mut p, &record("user", "ap-southeast-2", 20, false)),
+            both("ap-southeast-2"),
+            "after learning: one alert per rule"
+        );
+        assert!(
+            run(&mut p, &record("user", "ap-southeast-2", 21, false)).is_empty(),
+            "the same pair again"
+        );
+        assert!(
+            run(&mut p, &record("s2", "us-east-1", 20, false)).is_empty(),
+            "a role's new session name is not a new principal"
+        );
+        assert_eq!(
+            run(&mut p, &record("s3", "eu-west-1", 22, false)),
+            principal("eu-west-1"),
+            "the role's new region (the account knew it)"
+        );
+        assert!(
+            run(&mut p, &record("user", "sa-east-1", 23, true)).is_empty(),
+            "read-only in a new region"
+        );
+        // A restart: the baseline comes back with the snapshot.
+        let snap = p.snapshot();
+        let mut p = pipeline();
+        p.restore(&snap);
+        assert!(run(&mut p, &record("user", "ap-southeast-2", 24, false)).is_empty());
+        assert!(run(&mut p, &record("s1", "eu-west-1", 25, false)).is_empty());
+        assert_eq!(
+            run(&mut p, &record("user", "ca-central-1", 26, false)),
+            both("ca-central-1"),
+            "the history came back too: no new learning period after a restart"
+        );
+        // The user keeps working in us-east-1; ap-southeast-2 unseen for 90 days is new again.
+        for day in (30..150).step_by(30) {
+            assert!(run(&mut p, &record("user", "us-east-1", day, false)).is_empty());
+        }
+        assert_eq!(
+            run(&mut p, &record("user", "ap-southeast-2", 150, false)),
+            both("ap-southeast-2"),
+            "forgotten after forget_after: one again"
+        );
+        let (pairs, evicted) = p.first_seen_stats();
+        assert_eq!(evicted, 0);
+        assert!(pairs > 0);
+    }
+
+    #[test]
+    fn a_new_pair_alert_says_what_was_usual_and_who() {
+        let mut p = pipeline();
+        for (r, d) in [("us-east-1", 0), ("eu-west-1", 5)] {
+            run(&mut p, &record("user", r, d, false));
+        }
+        let text = record("user", "ap-southeast-2", 30, false);
+        let ev = object::parse(&text).unwrap().event;
+        let mut out = Vec::new();
+        p.process(&ev, T0 + 30 * DAY, &mut out);
+        let a = out
+            .iter()
+            .find(|a| a.rule == "first-seen:region-for-principal")
+            .unwrap();
+        let f = a.first_seen.as_ref().unwrap();
+        assert_eq!(f.key, format!("arn:aws:iam::{ACCOUNT}:user/christophe"));
+        assert_eq!(f.value, "ap-southeast-2");
+        assert_eq!(f.key_known_since, "2024-08-01T00:00:00Z");
+        assert_eq!(f.values_known, vec!["eu-west-1", "us-east-1"]);
+        assert!(
+            a.reason.contains("usual region: eu-west-1, us-east-1"),
+            "{}",
+            a.reason
+        );
+        assert_eq!(a.severity, crate::config::Severity::Medium);
+        let who = a.identity.as_ref().unwrap();
+        assert_eq!(
+            who.origin.as_deref(),
+            Some(f.key.as_str()),
+            "an IAM user is its own origin"
+        );
+    }
+}
