@@ -82,6 +82,12 @@ pub enum BuildError {
     },
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error("the first-seen table {table} ([baseline] table): DynamoDB {op}: {message}")]
+    Baseline {
+        table: String,
+        op: &'static str,
+        message: String,
+    },
 }
 
 /// The region policy of `config`, with every account of the organization homed by its real
@@ -200,7 +206,28 @@ pub async fn engine(config: &Config, o: Options) -> Result<Engine, BuildError> {
         health: config.health.clone(),
         guidance: crate::engine::Guidance::of(config),
     };
-    let engine = Engine::new(parts, output, o.restore, o.now)?;
+    let mut engine = Engine::new(parts, output, o.restore, o.now)?;
+    // The live roads share first-seen pairs across workers; replay and backtest keep their
+    // own (they must not write what they read into the live table).
+    if let (Some(table), ClockMode::Arrival, false) = (
+        &config.baseline.table,
+        o.clock,
+        config.first_seen.is_empty(),
+    ) {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&sdk);
+        let store = crate::firstseen::store::Store::open(client, table)
+            .await
+            .map_err(|f| BuildError::Baseline {
+                table: table.clone(),
+                op: f.op,
+                message: f.message,
+            })?;
+        tracing::info!(table, "first-seen pairs are shared through DynamoDB");
+        engine = engine.with_shared_baseline(store);
+    }
     if let Some(tree) = &o.organization {
         engine.expect_accounts_of(tree);
     }

@@ -43,6 +43,7 @@ pub mod clock;
 pub mod cloudtrail_fields;
 pub mod config;
 pub mod decode;
+pub mod dynamo;
 pub mod engine;
 pub mod error_text;
 pub mod event;

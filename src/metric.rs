@@ -24,6 +24,7 @@ pub const BACKFILL_UNREAD_TOTAL: &str = "trailwatch_backfill_unread_total";
 pub const BACKFILL_JOBS: &str = "trailwatch_backfill_jobs";
 pub const FIRST_SEEN_PAIRS: &str = "trailwatch_first_seen_pairs";
 pub const FIRST_SEEN_EVICTED_TOTAL: &str = "trailwatch_first_seen_evicted_total";
+pub const FIRST_SEEN_SHARED_TOTAL: &str = "trailwatch_first_seen_shared_total";
 pub const BACKFILL_TAKEN_OVER_TOTAL: &str = "trailwatch_backfill_taken_over_total";
 pub const FEED_GAP_CHECKS_TOTAL: &str = "trailwatch_feed_gap_checks_total";
 pub const FEED_GAPS_TOTAL: &str = "trailwatch_feed_gaps_total";
@@ -175,6 +176,11 @@ pub const ALL: &[(&str, Kind, &str)] = &[
         FIRST_SEEN_EVICTED_TOTAL,
         Kind::Counter,
         "First-seen: pairs dropped to stay within [baseline] max_pairs (their keys were seen least recently; such a key learns again)",
+    ),
+    (
+        FIRST_SEEN_SHARED_TOTAL,
+        Kind::Counter,
+        "First-seen with [baseline] table: pairs new to this worker settled with the shared table, by result (first: this worker wrote it first; known: another had; error: the table could not be reached and this worker decided alone, or a refresh failed)",
     ),
     (
         BACKFILL_JOBS,

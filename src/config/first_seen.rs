@@ -104,12 +104,16 @@ pub struct FirstSeenRule {
 pub struct Baseline {
     /// Pairs held at most; the least recently seen key goes first.
     pub max_pairs: usize,
+    /// DynamoDB table shared by the workers (`run`, `serve`, `lambda`): "first" holds across
+    /// the fleet.
+    pub table: Option<String>,
 }
 
 impl Default for Baseline {
     fn default() -> Self {
         Baseline {
             max_pairs: 1_000_000,
+            table: None,
         }
     }
 }
@@ -134,6 +138,7 @@ struct RuleRaw {
 #[serde(deny_unknown_fields)]
 pub(super) struct BaselineRaw {
     max_pairs: Option<i64>,
+    table: Option<String>,
 }
 
 fn fourteen_days() -> String {
@@ -247,5 +252,17 @@ pub(super) fn read_baseline(c: &mut Collector, raw: BaselineRaw) -> Baseline {
             Baseline::default().max_pairs
         }
     };
-    Baseline { max_pairs }
+    let table = raw.table.map(|t| t.trim().to_string());
+    if let Some(t) = &table {
+        let ok = (3..=255).contains(&t.len())
+            && t.chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "_.-".contains(ch));
+        if !ok {
+            c.error(
+                "baseline.table",
+                format!("{t:?}: expected a DynamoDB table name (3 to 255 of a-z A-Z 0-9 _ . -)"),
+            );
+        }
+    }
+    Baseline { max_pairs, table }
 }

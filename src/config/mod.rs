@@ -330,6 +330,20 @@ mod tests {
             c.checkpoint.leases.as_ref().map(|l| l.table.as_str()),
             Some("trailwatch-leases")
         );
+        // The table part 3 creates (its BaselineTableName default).
+        let template = std::fs::read_to_string(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("deploy/cloudformation/3-trailwatch-ecs.yaml"),
+        )
+        .unwrap();
+        let table = c.baseline.table.as_deref().unwrap();
+        assert!(
+            template.contains(&format!(
+                "BaselineTableName:\n    Type: String\n    Default: {table}\n"
+            )),
+            "{table}"
+        );
+        assert_eq!(c.first_seen.len(), 2);
         assert_eq!(
             c.kinesis.as_ref().unwrap().settings.stream,
             "org-cloudtrail"

@@ -268,7 +268,8 @@ impl<'e, 'c> Feed<'e, 'c> {
     }
 
     fn take_items(&mut self) -> Pending {
-        Pending::new(std::mem::take(&mut self.items), self.books)
+        let shared = self.core.pipeline.take_shared();
+        Pending::with_shared(std::mem::take(&mut self.items), shared, self.books)
     }
 
     /// Syncs the dead-letter file and gives what was raised since the last chunk.

@@ -24,6 +24,7 @@ mod output;
 pub mod parallel;
 mod past;
 mod provisional;
+mod shared;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -231,6 +232,8 @@ pub struct Engine {
     jobs: usize,
     output: Output,
     books: Arc<Books>,
+    /// `[baseline] table`: the first-seen pairs shared by the fleet ([`shared`]).
+    store: Option<Arc<crate::firstseen::store::Store>>,
 }
 
 impl Engine {
@@ -306,6 +309,7 @@ impl Engine {
             jobs: jobs.max(1),
             output,
             books: Arc::default(),
+            store: None,
         })
     }
 
@@ -449,7 +453,10 @@ impl Engine {
     /// Hands the items to the output. Returns once they are queued (waiting only for queue
     /// room: the one back-pressure on the source); the acceptance resolves once every item
     /// is delivered, spooled or rejected, or written and flushed by the default writer.
-    pub async fn submit(&self, pending: Pending) -> Acceptance {
+    pub async fn submit(&self, mut pending: Pending) -> Acceptance {
+        if !pending.shared.is_empty() {
+            self.settle_shared(&mut pending).await;
+        }
         if pending.items.is_empty() {
             return Acceptance {
                 pending,
@@ -791,6 +798,8 @@ fn runbook(runbooks: &std::collections::BTreeMap<String, String>, a: &Alert) -> 
 pub struct Pending {
     items: Vec<Arc<Item>>,
     ticket: Option<Ticket>,
+    /// First-seen pairs for the shared table, settled by [`Engine::submit`] ([`shared`]).
+    shared: crate::pipeline::Shared,
 }
 
 impl Pending {
@@ -798,11 +807,20 @@ impl Pending {
         Pending {
             items: Vec::new(),
             ticket: None,
+            shared: Default::default(),
         }
     }
 
     fn new(items: Vec<Arc<Item>>, books: &Arc<Books>) -> Pending {
-        if items.is_empty() {
+        Pending::with_shared(items, Default::default(), books)
+    }
+
+    fn with_shared(
+        items: Vec<Arc<Item>>,
+        shared: crate::pipeline::Shared,
+        books: &Arc<Books>,
+    ) -> Pending {
+        if items.is_empty() && shared.is_empty() {
             return Pending::none();
         }
         books.unsettled.fetch_add(1, Ordering::SeqCst);
@@ -813,7 +831,18 @@ impl Pending {
                 settled: false,
             }),
             items,
+            shared,
         }
+    }
+
+    /// Takes `other`'s items into this one (one acceptance for both).
+    fn absorb(&mut self, mut other: Pending) {
+        let n = other.items.len();
+        self.items.append(&mut other.items);
+        if let Some(t) = self.ticket.as_mut() {
+            t.items += n;
+        }
+        other.settle();
     }
 
     pub fn items(&self) -> &[Arc<Item>] {
@@ -821,7 +850,7 @@ impl Pending {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.items.is_empty()
+        self.items.is_empty() && self.shared.is_empty()
     }
 
     fn settle(mut self) {

@@ -15,7 +15,17 @@ pub struct Learning {
     pub forget_after: i64,
 }
 
-/// A new pair of a key with enough history: what was usual.
+/// What recording a pair found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Seen {
+    /// Not in the baseline (or forgotten): what was usual, and whether the key has learnt.
+    New { novelty: Novelty, learnt: bool },
+    /// Known. `touch`: with a shared store, time to refresh the pair's expiry there (it has
+    /// not been written for a third of `forget_after`).
+    Known { touch: bool },
+}
+
+/// A new pair of a key: what was usual.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Novelty {
     /// The key's first event, seconds.
@@ -31,8 +41,14 @@ pub const VALUES_SHOWN: usize = 10;
 struct Key {
     since: i64,
     last: i64,
-    /// (value, last seen).
-    values: Vec<(Box<str>, i64)>,
+    values: Vec<Value>,
+}
+
+struct Value {
+    value: Box<str>,
+    last: i64,
+    /// When the shared store last had it written (its expiry refreshed).
+    synced: i64,
 }
 
 /// One key as saved with the snapshot.
@@ -42,7 +58,15 @@ pub struct SavedKey {
     pub key: String,
     pub since: i64,
     pub last: i64,
-    pub values: Vec<(String, i64)>,
+    pub values: Vec<SavedValue>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedValue {
+    pub value: String,
+    pub last: i64,
+    #[serde(default)]
+    pub synced: i64,
 }
 
 pub struct Baseline {
@@ -55,6 +79,8 @@ pub struct Baseline {
     max_pairs: usize,
     /// Pairs dropped to stay within `max_pairs` (their keys were the least recently seen).
     pub evicted_pairs: u64,
+    /// A shared store keeps the pairs too: known pairs are touched to keep them there.
+    shared: bool,
 }
 
 impl Baseline {
@@ -66,7 +92,14 @@ impl Baseline {
             pairs: 0,
             max_pairs: max_pairs.max(1),
             evicted_pairs: 0,
+            shared: false,
         }
+    }
+
+    /// Known pairs are touched (see [`Seen::Known`]) for a shared store.
+    pub fn shared(mut self, yes: bool) -> Baseline {
+        self.shared = yes;
+        self
     }
 
     pub fn pairs(&self) -> usize {
@@ -87,13 +120,25 @@ impl Baseline {
             .is_some_and(|k| {
                 k.values
                     .iter()
-                    .any(|(v, last)| &**v == value && time - last <= l.forget_after)
+                    .any(|v| &*v.value == value && time - v.last <= l.forget_after)
             })
     }
 
     /// An event's pair at `time`: recorded; `Some` when it is new and its key has learnt.
     pub fn observe(&mut self, rule: usize, key: &str, value: &str, time: i64) -> Option<Novelty> {
+        match self.record(rule, key, value, time)? {
+            Seen::New {
+                novelty,
+                learnt: true,
+            } => Some(novelty),
+            _ => None,
+        }
+    }
+
+    /// An event's pair at `time`, recorded: what was found (`None` for an unknown rule).
+    pub fn record(&mut self, rule: usize, key: &str, value: &str, time: i64) -> Option<Seen> {
         let l = self.rules.get(rule)?.1;
+        let shared = self.shared;
         let id = (rule as u16, Box::<str>::from(key));
         let k = match self.keys.get_mut(&id) {
             Some(k) => k,
@@ -107,30 +152,39 @@ impl Baseline {
             }
         };
         let before = k.values.len();
-        k.values.retain(|(_, last)| time - last <= l.forget_after);
+        k.values.retain(|v| time - v.last <= l.forget_after);
         self.pairs -= before - k.values.len();
         k.since = k.since.min(time);
-        let found = match k.values.iter_mut().find(|(v, _)| &**v == value) {
+        let found = match k.values.iter_mut().find(|v| &*v.value == value) {
             Some(v) => {
-                v.1 = v.1.max(time);
-                None
+                v.last = v.last.max(time);
+                let touch = shared && time - v.synced >= l.forget_after / 3;
+                if touch {
+                    v.synced = time;
+                }
+                Seen::Known { touch }
             }
             None => {
-                let novelty = (time - k.since >= l.learn_for).then(|| {
-                    let mut known: Vec<_> = k.values.iter().collect();
-                    known.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-                    Novelty {
-                        key_known_since: k.since,
-                        values_known: known
-                            .into_iter()
-                            .take(VALUES_SHOWN)
-                            .map(|(v, _)| v.to_string())
-                            .collect(),
-                    }
+                let mut known: Vec<_> = k.values.iter().collect();
+                known.sort_by(|a, b| b.last.cmp(&a.last).then_with(|| a.value.cmp(&b.value)));
+                let novelty = Novelty {
+                    key_known_since: k.since,
+                    values_known: known
+                        .into_iter()
+                        .take(VALUES_SHOWN)
+                        .map(|v| v.value.to_string())
+                        .collect(),
+                };
+                k.values.push(Value {
+                    value: value.into(),
+                    last: time,
+                    synced: time,
                 });
-                k.values.push((value.into(), time));
                 self.pairs += 1;
-                novelty
+                Seen::New {
+                    novelty,
+                    learnt: time - k.since >= l.learn_for,
+                }
             }
         };
         if time > k.last {
@@ -147,7 +201,7 @@ impl Baseline {
                 self.evicted_pairs += gone.values.len() as u64;
             }
         }
-        found
+        Some(found)
     }
 
     /// Drops keys whose every value is forgotten at `now` (they learn again if they return),
@@ -181,7 +235,15 @@ impl Baseline {
                     key: key.to_string(),
                     since: k.since,
                     last: k.last,
-                    values: k.values.iter().map(|(v, t)| (v.to_string(), *t)).collect(),
+                    values: k
+                        .values
+                        .iter()
+                        .map(|v| SavedValue {
+                            value: v.value.to_string(),
+                            last: v.last,
+                            synced: v.synced,
+                        })
+                        .collect(),
                 })
             })
             .collect();
@@ -203,7 +265,15 @@ impl Baseline {
                 Key {
                     since: s.since,
                     last: s.last,
-                    values: s.values.into_iter().map(|(v, t)| (v.into(), t)).collect(),
+                    values: s
+                        .values
+                        .into_iter()
+                        .map(|v| Value {
+                            value: v.value.into(),
+                            last: v.last,
+                            synced: v.synced,
+                        })
+                        .collect(),
                 },
             );
         }
@@ -277,6 +347,31 @@ mod tests {
         }
         assert_eq!(b.pairs(), 3, "flat at max_pairs");
         assert_eq!(b.keys(), 3);
+    }
+
+    #[test]
+    fn with_a_shared_store_known_pairs_are_touched_every_third_of_forget_after() {
+        let mut b = baseline(100).shared(true);
+        let touch = |b: &mut Baseline, day: i64| match b.record(0, "alice", "us-east-1", day * DAY)
+        {
+            Some(Seen::Known { touch }) => touch,
+            other => panic!("{other:?}"),
+        };
+        assert!(matches!(
+            b.record(0, "alice", "us-east-1", 0),
+            Some(Seen::New { learnt: false, .. })
+        ));
+        assert!(!touch(&mut b, 10));
+        assert!(touch(&mut b, 31), "30 days since it was written");
+        assert!(!touch(&mut b, 40));
+        assert!(touch(&mut b, 62));
+        let mut local = baseline(100);
+        local.record(0, "alice", "us-east-1", 0);
+        assert_eq!(
+            local.record(0, "alice", "us-east-1", 80 * DAY),
+            Some(Seen::Known { touch: false }),
+            "no store, no touch"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! an alert for a pair that is new to a key that has learnt ([`alert`]).
 
 pub mod baseline;
+pub mod store;
 
 use crate::alert::{Alert, FirstSeenInfo};
 use crate::config::first_seen::{Field, FirstSeenRule};
@@ -144,4 +145,21 @@ pub fn alert(
         values_known: n.values_known,
     }));
     a
+}
+
+/// The key's history as the fleet knows it (an earlier first event than this worker saw):
+/// the alert says so.
+pub fn restate_since(a: &mut Alert, since: i64) {
+    let Some(f) = a.first_seen.as_mut() else {
+        return;
+    };
+    let new = format_utc_secs(since);
+    if new == f.key_known_since {
+        return;
+    }
+    a.reason = a.reason.replace(
+        &format!("Known since {};", f.key_known_since),
+        &format!("Known since {new};"),
+    );
+    f.key_known_since = new;
 }

@@ -4,7 +4,8 @@
 use super::Pipeline;
 use crate::alert::Alert;
 use crate::event::Event;
-use crate::firstseen::baseline::Baseline;
+use crate::firstseen::baseline::{Baseline, Seen};
+use crate::firstseen::store::{Candidate, Touch};
 use crate::firstseen::Sighting;
 use crate::identity::{self, Clue};
 
@@ -62,7 +63,22 @@ impl Pipeline {
             .map_or((0, 0), |b| (b.pairs(), b.evicted_pairs))
     }
 
-    /// Records the pairs; the alerts of the new ones, with who is behind the event.
+    /// With a shared baseline: new pairs wait for the table ([`Shared`]) instead of alerting.
+    pub fn share_first_seen(&mut self) {
+        if let Some(b) = self.baseline.take() {
+            self.baseline = Some(b.shared(true));
+            self.shared = Some(Shared::default());
+        }
+    }
+
+    /// What waits for the shared table since the last call.
+    pub fn take_shared(&mut self) -> Shared {
+        self.shared.as_mut().map(std::mem::take).unwrap_or_default()
+    }
+
+    /// Records the pairs; the alerts of the new ones, with who is behind the event. With a
+    /// shared baseline, every pair new to this worker becomes a [`Candidate`] instead (the
+    /// table decides), and known pairs due are queued to be touched.
     pub(super) fn first_seen(
         &mut self,
         sighted: Sighted<'_>,
@@ -75,22 +91,42 @@ impl Pipeline {
         // On arrival time, an event dated far ahead counts at `now` (as for correlations).
         let limit = now.saturating_add(self.settings.max_clock_skew_secs);
         let on_event_time = self.judge.is_on_event_time();
-        // Keys whose every value is forgotten by now are dropped (they learn again).
-        b.expire(now);
+        let shared = self.shared.is_some();
         let evicted = b.evicted_pairs;
         let mut found = Vec::new();
+        let mut touches = Vec::new();
         for mut s in sighted.list {
             if !on_event_time && s.time > limit {
                 s.time = now;
             }
-            if let Some(n) = b.observe(s.rule, &s.key, &s.value, s.time) {
-                found.push((s, n));
+            // Keys whose every value is forgotten by this event's time are dropped (they
+            // learn again). On event time, not arrival: a stream can carry old events.
+            b.expire(s.time);
+            match b.record(s.rule, &s.key, &s.value, s.time) {
+                Some(Seen::New { novelty, learnt }) if learnt || shared => {
+                    found.push((s, novelty, learnt))
+                }
+                Some(Seen::Known { touch: true }) => touches.push(s),
+                _ => {}
             }
         }
         metrics::gauge!(crate::metric::FIRST_SEEN_PAIRS).set(b.pairs() as f64);
         if b.evicted_pairs > evicted {
             metrics::counter!(crate::metric::FIRST_SEEN_EVICTED_TOTAL)
                 .increment(b.evicted_pairs - evicted);
+        }
+        let rules = self.judge.first_seen().to_vec();
+        if let Some(q) = self.shared.as_mut() {
+            q.touches.extend(touches.into_iter().filter_map(|s| {
+                let r = rules.get(s.rule)?;
+                Some(Touch {
+                    rule: r.name.clone(),
+                    key: s.key,
+                    value: s.value,
+                    time: s.time,
+                    forget_after: r.forget_after,
+                })
+            }));
         }
         if found.is_empty() {
             return Vec::new();
@@ -103,16 +139,18 @@ impl Pipeline {
         let Some(ev) = sighted.event.or(parsed.as_ref().map(|o| &o.event)) else {
             return Vec::new();
         };
-        let rules = self.judge.first_seen();
         let acct = self.judge.policy().for_account(ev.account());
         let include = self.judge.includes_event();
-        let mut alerts: Vec<Alert> = found
-            .into_iter()
-            .filter_map(|(s, n)| {
-                let rule = rules.get(s.rule)?;
-                Some(crate::firstseen::alert(rule, ev, acct, &s, n, include))
-            })
-            .collect();
+        let mut built = Vec::new();
+        let mut alerts = Vec::new();
+        for (s, n, learnt) in found {
+            let Some(rule) = rules.get(s.rule) else {
+                continue;
+            };
+            let since = n.key_known_since;
+            alerts.push(crate::firstseen::alert(rule, ev, acct, &s, n, include));
+            built.push((s, since, learnt));
+        }
         let own;
         let clue = match clue {
             Some(c) => Some(c),
@@ -122,7 +160,40 @@ impl Pipeline {
             }
         };
         self.identify(clue, &mut alerts, now, false);
-        alerts
+        let Some(q) = self.shared.as_mut() else {
+            return alerts;
+        };
+        for (alert, (s, since, _)) in alerts.into_iter().zip(built) {
+            let Some(rule) = rules.get(s.rule) else {
+                continue;
+            };
+            q.candidates.push(Candidate {
+                alert,
+                rule: rule.name.clone(),
+                key: s.key,
+                value: s.value,
+                time: s.time,
+                local_since: since,
+                learn_for: rule.learn_for,
+                forget_after: rule.forget_after,
+                now,
+            });
+        }
+        Vec::new()
+    }
+}
+
+/// What waits for the shared first-seen table: pairs new to this worker, and known pairs
+/// whose expiry there is due to be moved on.
+#[derive(Debug, Default)]
+pub struct Shared {
+    pub candidates: Vec<Candidate>,
+    pub touches: Vec<Touch>,
+}
+
+impl Shared {
+    pub fn is_empty(&self) -> bool {
+        self.candidates.is_empty() && self.touches.is_empty()
     }
 }
 

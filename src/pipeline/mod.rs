@@ -13,7 +13,7 @@ use crate::rules::custom::{EvalStats, RuleSet};
 use crate::rules::RegionPolicy;
 
 pub use dedup::Dedup;
-pub use first_seen::Sighted;
+pub use first_seen::{Shared, Sighted};
 pub use judge::{Judge, Scratch};
 
 const ALERT_ID_TTL_SECS: i64 = 7 * 24 * 3600;
@@ -86,6 +86,9 @@ pub struct Pipeline {
     sessions: Sessions,
     /// `[[first_seen]]`: the pairs each key has shown ([`first_seen`]).
     baseline: Option<crate::firstseen::baseline::Baseline>,
+    /// With a shared baseline (`[baseline] table`): pairs new to this worker and pairs to
+    /// touch, for the engine to settle with the table ([`first_seen`]).
+    shared: Option<first_seen::Shared>,
 }
 
 impl Pipeline {
@@ -110,6 +113,7 @@ impl Pipeline {
             correlator: correlate::Correlator::default(),
             sessions: Sessions::new(identity.max_sessions, identity.max_session_duration_secs),
             baseline: None,
+            shared: None,
         }
     }
 

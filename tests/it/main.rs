@@ -15,6 +15,7 @@ mod deploy;
 mod efo;
 mod faults;
 mod filter_cli;
+mod first_seen;
 mod gap;
 mod health;
 mod identity;

@@ -7,13 +7,9 @@
 //! the checkpointed record arrived in the stream).
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::error::SdkError;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType, TableStatus,
-};
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_dynamodb::Client;
 
 use super::plan::Lease;
@@ -33,8 +29,6 @@ pub enum LeaseError {
         found: String,
         expected: String,
     },
-    #[error("lease table {table} did not become ACTIVE")]
-    NotActive { table: String },
 }
 
 pub struct LeaseTable {
@@ -105,15 +99,6 @@ impl LeaseTable {
         &self.table
     }
 
-    /// A request that could not even be built.
-    fn build_error(&self, op: &'static str, e: aws_sdk_dynamodb::error::BuildError) -> LeaseError {
-        LeaseError::Api {
-            table: self.table.clone(),
-            op,
-            message: crate::error_text::chain(&e),
-        }
-    }
-
     pub(super) fn api<E, R>(
         &self,
         op: &'static str,
@@ -132,67 +117,13 @@ impl LeaseTable {
 
     /// Creates the table (on-demand capacity) if it does not exist, and waits until ACTIVE.
     pub async fn ensure(&self) -> Result<(), LeaseError> {
-        match self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
+        crate::dynamo::ensure_table(&self.client, &self.table, "leaseKey", None)
             .await
-        {
-            Ok(_) => {}
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
-            {
-                tracing::info!(table = %self.table, "creating the lease table");
-                let created = self
-                    .client
-                    .create_table()
-                    .table_name(&self.table)
-                    .billing_mode(BillingMode::PayPerRequest)
-                    .attribute_definitions(
-                        AttributeDefinition::builder()
-                            .attribute_name("leaseKey")
-                            .attribute_type(ScalarAttributeType::S)
-                            .build()
-                            .map_err(|e| self.build_error("CreateTable", e))?,
-                    )
-                    .key_schema(
-                        KeySchemaElement::builder()
-                            .attribute_name("leaseKey")
-                            .key_type(KeyType::Hash)
-                            .build()
-                            .map_err(|e| self.build_error("CreateTable", e))?,
-                    )
-                    .send()
-                    .await;
-                match created {
-                    Ok(_) => {}
-                    // Another worker created it first.
-                    Err(e)
-                        if e.as_service_error()
-                            .is_some_and(|e| e.is_resource_in_use_exception()) => {}
-                    Err(e) => return Err(self.api("CreateTable", e)),
-                }
-            }
-            Err(e) => return Err(self.api("DescribeTable", e)),
-        }
-        for _ in 0..120 {
-            let d = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .map_err(|e| self.api("DescribeTable", e))?;
-            if d.table().and_then(|t| t.table_status()) == Some(&TableStatus::Active) {
-                return Ok(());
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-        Err(LeaseError::NotActive {
-            table: self.table.clone(),
-        })
+            .map_err(|f| LeaseError::Api {
+                table: self.table.clone(),
+                op: f.op,
+                message: f.message,
+            })
     }
 
     /// Every lease (strongly consistent), after checking they belong to this stream.

@@ -33,6 +33,14 @@ pub struct Emulator {
     pub port: u16,
 }
 
+impl Emulator {
+    /// Stops the emulator now (a dependency that goes away while the consumer runs).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Emulator {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -1,0 +1,161 @@
+//! The first-seen baseline shared by several workers (`[baseline] table`): "first" holds
+//! across the fleet. Each worker's own baseline is a cache in front of it: only a pair new to
+//! the worker costs a request.
+//!
+//! Items (hash key `pk`): the key, `k␟<rule>␟<key>` with `since` (its first event, kept by
+//! `if_not_exists`), and each pair, `p␟<rule>␟<key>␟<value>` with `first`; both with
+//! `expires` (seconds, the table's time to live). A pair is first when its conditional put
+//! succeeds: the item is absent, or expired (unseen for `forget_after`). Known pairs are
+//! touched (their `expires` moved on) every third of `forget_after`, so a pair in use never
+//! expires.
+
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+use aws_sdk_dynamodb::Client;
+
+use crate::alert::Alert;
+use crate::dynamo::{failed, Failed};
+
+const SEP: char = '\u{1f}';
+
+/// A pair new to this worker, waiting for the shared table to say whether it is new to the
+/// fleet; its alert is built already.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub alert: Alert,
+    pub rule: String,
+    pub key: String,
+    pub value: String,
+    /// The event's time, seconds.
+    pub time: i64,
+    /// The key's first event as this worker knows it.
+    pub local_since: i64,
+    pub learn_for: i64,
+    pub forget_after: i64,
+    /// The pipeline's clock when it was seen.
+    pub now: i64,
+}
+
+impl Candidate {
+    /// Whether the key has learnt, given its first event `since`.
+    pub fn learnt(&self, since: i64) -> bool {
+        self.time - since.min(self.local_since) >= self.learn_for
+    }
+}
+
+/// A known pair whose expiry in the table is due to be moved on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Touch {
+    pub rule: String,
+    pub key: String,
+    pub value: String,
+    pub time: i64,
+    pub forget_after: i64,
+}
+
+pub struct Store {
+    client: Client,
+    table: String,
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn key_pk(rule: &str, key: &str) -> String {
+    format!("k{SEP}{rule}{SEP}{key}")
+}
+
+fn pair_pk(rule: &str, key: &str, value: &str) -> String {
+    format!("p{SEP}{rule}{SEP}{key}{SEP}{value}")
+}
+
+impl Store {
+    /// The table (created if missing, with its time to live on `expires`).
+    pub async fn open(client: Client, table: &str) -> Result<Store, Failed> {
+        crate::dynamo::ensure_table(&client, table, "pk", Some("expires")).await?;
+        Ok(Store {
+            client,
+            table: table.to_string(),
+        })
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Records the key's first event (the earliest kept) and returns it as the table has it.
+    async fn key_since(&self, c: &Candidate) -> Result<i64, Failed> {
+        let r = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(key_pk(&c.rule, &c.key)))
+            .update_expression("SET since = if_not_exists(since, :t), expires = :e")
+            .expression_attribute_values(":t", n(c.local_since))
+            .expression_attribute_values(":e", n(c.time + 2 * c.forget_after))
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(|e| failed("UpdateItem", e))?;
+        Ok(r.attributes()
+            .and_then(|a| a.get("since"))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(c.local_since))
+    }
+
+    /// Whether the pair is new to the fleet (this worker wrote it first), and the key's
+    /// first event as the fleet knows it.
+    pub async fn claim(&self, c: &Candidate) -> Result<(bool, i64), Failed> {
+        let since = self.key_since(c).await?;
+        let r = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item("pk", s(pair_pk(&c.rule, &c.key, &c.value)))
+            .item("first", n(c.time))
+            .item("expires", n(c.time + c.forget_after))
+            .condition_expression("attribute_not_exists(pk) OR expires < :t")
+            .expression_attribute_values(":t", n(c.time))
+            .send()
+            .await;
+        match r {
+            Ok(_) => Ok((true, since)),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok((false, since))
+            }
+            Err(e) => Err(failed("PutItem", e)),
+        }
+    }
+
+    /// Moves a known pair's expiry (and its key's) on.
+    pub async fn touch(&self, t: &Touch) -> Result<(), Failed> {
+        for (pk, expires) in [
+            (pair_pk(&t.rule, &t.key, &t.value), t.time + t.forget_after),
+            (key_pk(&t.rule, &t.key), t.time + 2 * t.forget_after),
+        ] {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .key("pk", s(pk))
+                .update_expression("SET expires = :e")
+                .condition_expression("attribute_not_exists(expires) OR expires < :e")
+                .expression_attribute_values(":e", n(expires))
+                .send()
+                .await
+                .map(|_| ())
+                .or_else(|e| match e.as_service_error() {
+                    Some(x) if x.is_conditional_check_failed_exception() => Ok(()),
+                    _ => Err(failed("UpdateItem", e)),
+                })?;
+        }
+        Ok(())
+    }
+}
