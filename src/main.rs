@@ -41,6 +41,8 @@ enum Command {
     /// What a config would have raised over an archive (S3 or local), and with --baseline
     /// what a change adds or removes; `backtest merge` adds up partial reports.
     Backtest(Box<commands::backtest::Args>),
+    /// First-seen baselines: `baseline seed` builds one from the archive.
+    Baseline(commands::baseline::Args),
     /// Check a config file and report every problem at once.
     Validate {
         #[arg(long, short)]
@@ -93,6 +95,7 @@ fn main() -> ExitCode {
         Command::Health(args) => commands::health::run(args),
         Command::Replay(args) => commands::replay::run(args),
         Command::Backtest(args) => commands::backtest::run(*args),
+        Command::Baseline(args) => commands::baseline::run(args),
         Command::Validate { config } => commands::validate::run(&config),
         Command::Explain(args) => commands::explain::run(args),
         Command::Match(args) => commands::match_cmd::run(args),

@@ -1,9 +1,10 @@
 //! The binary's commands: flags parsed, the library called (a road of [`trailwatch::road`]
-//! for `run`, `serve`, `lambda`, `replay`, `backtest`; the tools `validate`, `explain`,
+//! for `run`, `serve`, `lambda`, `replay`, `backtest`, `baseline seed`; the tools `validate`, `explain`,
 //! `lint`, `match`, `test`, `spool`, `health`, `org`), and its result mapped to messages and
 //! an exit code. Commands do not import each other; what they share is in this file.
 
 pub mod backtest;
+pub mod baseline;
 pub mod explain;
 pub mod health;
 pub mod lambda_cmd;

@@ -560,6 +560,11 @@ impl Engine {
         })
     }
 
+    /// The first-seen baseline as it stands (`baseline seed`).
+    pub fn first_seen_snapshot(&self) -> Vec<crate::firstseen::baseline::SavedKey> {
+        self.core().pipeline.first_seen_snapshot()
+    }
+
     /// The organization the engine's policy follows (as restored or last applied).
     pub fn organization(&self) -> Option<crate::state::SavedOrganization> {
         self.core().organization.clone()

@@ -192,15 +192,7 @@ impl Baseline {
             k.last = time;
             self.order.insert((time, id.0, id.1.clone()));
         }
-        while self.pairs > self.max_pairs {
-            let Some(oldest) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(gone) = self.keys.remove(&(oldest.1, oldest.2)) {
-                self.pairs -= gone.values.len();
-                self.evicted_pairs += gone.values.len() as u64;
-            }
-        }
+        self.evict();
         Some(found)
     }
 
@@ -251,31 +243,54 @@ impl Baseline {
         out
     }
 
-    /// Continues from a snapshot: keys of rules no longer configured are dropped.
+    /// Continues from a snapshot, or adds a seeded baseline to what is held: a key held
+    /// already keeps the earlier first event and the later sightings of each value. Keys of
+    /// rules no longer configured are dropped; `max_pairs` holds.
     pub fn restore(&mut self, saved: Vec<SavedKey>) {
         for s in saved {
             let Some(rule) = self.rules.iter().position(|(n, _)| *n == s.rule) else {
                 continue;
             };
             let id = (rule as u16, Box::<str>::from(s.key.as_str()));
-            self.pairs += s.values.len();
-            self.order.insert((s.last, id.0, id.1.clone()));
-            self.keys.insert(
-                id,
-                Key {
-                    since: s.since,
-                    last: s.last,
-                    values: s
-                        .values
-                        .into_iter()
-                        .map(|v| Value {
+            let k = self.keys.entry(id.clone()).or_insert_with(|| Key {
+                since: s.since,
+                last: s.last,
+                values: Vec::new(),
+            });
+            self.order.remove(&(k.last, id.0, id.1.clone()));
+            k.since = k.since.min(s.since);
+            k.last = k.last.max(s.last);
+            self.order.insert((k.last, id.0, id.1));
+            for v in s.values {
+                match k.values.iter_mut().find(|x| *x.value == *v.value) {
+                    Some(x) => {
+                        x.last = x.last.max(v.last);
+                        x.synced = x.synced.max(v.synced);
+                    }
+                    None => {
+                        self.pairs += 1;
+                        k.values.push(Value {
                             value: v.value.into(),
                             last: v.last,
                             synced: v.synced,
-                        })
-                        .collect(),
-                },
-            );
+                        });
+                    }
+                }
+            }
+        }
+        self.evict();
+    }
+
+    /// Drops the keys seen least recently until `max_pairs` holds.
+    fn evict(&mut self) {
+        while self.pairs > self.max_pairs {
+            let Some(oldest) = self.order.pop_first() else {
+                break;
+            };
+            if let Some(gone) = self.keys.remove(&(oldest.1, oldest.2)) {
+                self.pairs -= gone.values.len();
+                self.evicted_pairs += gone.values.len() as u64;
+            }
         }
     }
 }
@@ -347,6 +362,33 @@ mod tests {
         }
         assert_eq!(b.pairs(), 3, "flat at max_pairs");
         assert_eq!(b.keys(), 3);
+    }
+
+    #[test]
+    fn a_seeded_baseline_merges_into_what_is_held() {
+        let mut live = baseline(100);
+        live.observe(0, "alice", "us-east-1", 30 * DAY);
+        let mut seed = baseline(100);
+        seed.observe(0, "alice", "us-east-1", 0);
+        seed.observe(0, "alice", "eu-west-1", 10 * DAY);
+        seed.observe(0, "bob", "us-east-1", 5 * DAY);
+        live.restore(seed.snapshot());
+        assert_eq!((live.keys(), live.pairs()), (2, 3));
+        let n = live.observe(0, "alice", "sa-east-1", 31 * DAY).unwrap();
+        assert_eq!(n.key_known_since, 0, "the earlier first event");
+        assert_eq!(
+            n.values_known,
+            vec!["us-east-1", "eu-west-1"],
+            "the later sighting first"
+        );
+        let mut small = baseline(3);
+        small.restore(live.snapshot());
+        assert_eq!(small.pairs(), 3, "max_pairs holds");
+        assert!(
+            !small.knows(0, "bob", "us-east-1", 31 * DAY),
+            "the key seen least recently went"
+        );
+        assert_eq!(small.evicted_pairs, 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! the worker costs a request.
 //!
 //! Items (hash key `pk`): the key, `k␟<rule>␟<key>` with `since` (its first event, kept by
-//! `if_not_exists`), and each pair, `p␟<rule>␟<key>␟<value>` with `first`; both with
+//! `if_not_exists`), and each pair, `p␟<rule>␟<key>␟<value>` with `firstSeen`; both with
 //! `expires` (seconds, the table's time to live). A pair is first when its conditional put
 //! succeeds: the item is absent, or expired (unseen for `forget_after`). Known pairs are
 //! touched (their `expires` moved on) every third of `forget_after`, so a pair in use never
@@ -117,7 +117,7 @@ impl Store {
             .put_item()
             .table_name(&self.table)
             .item("pk", s(pair_pk(&c.rule, &c.key, &c.value)))
-            .item("first", n(c.time))
+            .item("firstSeen", n(c.time))
             .item("expires", n(c.time + c.forget_after))
             .condition_expression("attribute_not_exists(pk) OR expires < :t")
             .expression_attribute_values(":t", n(c.time))
@@ -135,27 +135,111 @@ impl Store {
         }
     }
 
+    /// Writes a baseline built from the archive (`baseline seed`): each key's first event (the
+    /// earlier of the table's and the seed's) and each pair not forgotten by `now`, their
+    /// expiries moved on (never back). `forget` gives a rule's `forget_after`. Returns the keys
+    /// and pairs written.
+    pub async fn seed(
+        &self,
+        saved: &[super::baseline::SavedKey],
+        forget: &dyn Fn(&str) -> Option<i64>,
+        now: i64,
+    ) -> Result<(usize, usize), Failed> {
+        use futures_util::stream::{self, StreamExt, TryStreamExt};
+        let mut writes = Vec::new();
+        for k in saved {
+            let Some(f) = forget(&k.rule) else { continue };
+            let pairs: Vec<_> = k.values.iter().filter(|v| v.last + f >= now).collect();
+            if pairs.is_empty() {
+                continue;
+            }
+            writes.push((key_pk(&k.rule, &k.key), k.since, k.last + 2 * f, true));
+            for v in pairs {
+                writes.push((
+                    pair_pk(&k.rule, &k.key, &v.value),
+                    v.last,
+                    v.last + f,
+                    false,
+                ));
+            }
+        }
+        let keys = writes.iter().filter(|w| w.3).count();
+        let pairs = writes.len() - keys;
+        stream::iter(writes)
+            .map(|(pk, t, expires, is_key)| self.seed_one(pk, t, expires, is_key))
+            .buffer_unordered(16)
+            .try_collect::<Vec<()>>()
+            .await?;
+        Ok((keys, pairs))
+    }
+
+    async fn seed_one(&self, pk: String, t: i64, expires: i64, is_key: bool) -> Result<(), Failed> {
+        let later = "attribute_not_exists(expires) OR expires < :e";
+        match is_key {
+            // The earliest first event of the table's and the seed's.
+            true => {
+                let earlier = "attribute_not_exists(since) OR since > :t";
+                self.update_if(&pk, "SET since = :t", earlier, &[(":t", t)])
+                    .await?;
+                self.update_if(&pk, "SET expires = :e", later, &[(":e", expires)])
+                    .await
+            }
+            false => {
+                let expr = "SET firstSeen = if_not_exists(firstSeen, :t), expires = :e";
+                self.update_if(&pk, expr, later, &[(":t", t), (":e", expires)])
+                    .await
+            }
+        }
+    }
+
+    /// An update under a condition; the condition failing is not an error.
+    async fn update_if(
+        &self,
+        pk: &str,
+        expr: &str,
+        cond: &str,
+        values: &[(&str, i64)],
+    ) -> Result<(), Failed> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", s(pk))
+            .update_expression(expr)
+            .condition_expression(cond);
+        for (k, v) in values {
+            req = req.expression_attribute_values(*k, n(*v));
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(failed("UpdateItem", e)),
+        }
+    }
+
     /// Moves a known pair's expiry (and its key's) on.
     pub async fn touch(&self, t: &Touch) -> Result<(), Failed> {
-        for (pk, expires) in [
-            (pair_pk(&t.rule, &t.key, &t.value), t.time + t.forget_after),
-            (key_pk(&t.rule, &t.key), t.time + 2 * t.forget_after),
-        ] {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .key("pk", s(pk))
-                .update_expression("SET expires = :e")
-                .condition_expression("attribute_not_exists(expires) OR expires < :e")
-                .expression_attribute_values(":e", n(expires))
-                .send()
-                .await
-                .map(|_| ())
-                .or_else(|e| match e.as_service_error() {
-                    Some(x) if x.is_conditional_check_failed_exception() => Ok(()),
-                    _ => Err(failed("UpdateItem", e)),
-                })?;
-        }
-        Ok(())
+        let later = "attribute_not_exists(expires) OR expires < :e";
+        let pair = pair_pk(&t.rule, &t.key, &t.value);
+        self.update_if(
+            &pair,
+            "SET expires = :e",
+            later,
+            &[(":e", t.time + t.forget_after)],
+        )
+        .await?;
+        let key = key_pk(&t.rule, &t.key);
+        self.update_if(
+            &key,
+            "SET expires = :e",
+            later,
+            &[(":e", t.time + 2 * t.forget_after)],
+        )
+        .await
     }
 }

@@ -56,6 +56,14 @@ impl Pipeline {
         self.judge = self.judge.with_first_seen(rules);
     }
 
+    /// The baseline as saved with the snapshot.
+    pub fn first_seen_snapshot(&self) -> Vec<crate::firstseen::baseline::SavedKey> {
+        self.baseline
+            .as_ref()
+            .map(Baseline::snapshot)
+            .unwrap_or_default()
+    }
+
     /// Pairs held and pairs evicted to stay within `max_pairs`.
     pub fn first_seen_stats(&self) -> (usize, u64) {
         self.baseline

@@ -22,7 +22,7 @@ const ALERT_ID_CAPACITY: usize = 200_000;
 use crate::identity::{self, Clue, Sessions};
 
 /// The pipeline's state in serializable form.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PipelineSnapshot {
     /// The ids: all of them, or those added since a mark ([`Pipeline::snapshot_since`]). The
     /// state file keeps them in its id log (`state::id_log`), not in its JSON; they are read

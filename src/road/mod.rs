@@ -19,6 +19,7 @@ pub mod kinesis;
 pub mod lambda;
 pub mod live;
 pub mod replay;
+pub mod seed;
 
 use std::path::PathBuf;
 
@@ -54,6 +55,9 @@ pub enum RoadError {
         what: String,
         source: std::io::Error,
     },
+    /// `baseline seed`: nothing to seed, or nowhere to put it.
+    #[error("{0}")]
+    Seed(String),
 }
 
 /// An engine for a road that ends (replay, backtest): on event time, nothing restored, the

@@ -12,8 +12,15 @@ use crate::common::*;
 use serde_json::Value;
 
 const DAY: i64 = 86_400;
-/// 2024-08-01T00:00:00Z.
-const T0: i64 = 1_722_470_400;
+/// Day 0 of the records: midnight UTC 60 days ago (recent, so nothing is forgotten by now:
+/// the shared table's time to live works on the wall clock).
+fn t0() -> i64 {
+    static T0: std::sync::OnceLock<i64> = std::sync::OnceLock::new();
+    *T0.get_or_init(|| {
+        let now = time::OffsetDateTime::now_utc().unix_timestamp();
+        now - now.rem_euclid(DAY) - 60 * DAY
+    })
+}
 const ACCOUNT: &str = "111122223333";
 
 /// The fixture's first IAM-user write (christophe, Stratus Red Team), re-timed to `day` and
@@ -28,7 +35,7 @@ fn record(region: &str, day: i64, n: usize) -> String {
     v["userIdentity"]["arn"] = format!("arn:aws:iam::{ACCOUNT}:user/christophe").into();
     v["recipientAccountId"] = ACCOUNT.into();
     v["awsRegion"] = region.into();
-    let t = time::OffsetDateTime::from_unix_timestamp(T0 + day * DAY).unwrap();
+    let t = time::OffsetDateTime::from_unix_timestamp(t0() + day * DAY).unwrap();
     v["eventTime"] = t
         .format(&time::format_description::well_known::Rfc3339)
         .unwrap()
@@ -187,7 +194,7 @@ fn workers_sharing_the_baseline_table_raise_a_new_pair_once_and_share_history() 
         .filter(|i| i["pk"].as_s().unwrap().starts_with('k'))
         .map(|i| i["since"].as_n().unwrap().parse().unwrap())
         .collect();
-    assert_eq!(since, vec![T0], "the key's first event, day 0");
+    assert_eq!(since, vec![t0()], "the key's first event, day 0");
     let pairs = items
         .iter()
         .filter(|i| i["pk"].as_s().unwrap().starts_with('p'))
@@ -244,4 +251,102 @@ fn without_the_shared_table_a_worker_decides_alone_and_says_so() {
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
     assert!(errors >= 1.0, "the fallback is counted:\n{body}");
+}
+
+/// `baseline seed` from the organization trail's archive in moto's S3, into `run`'s state
+/// file; then the live stream: the seeded pair raises nothing, and a new region alerts at
+/// once (the key's history came from the archive: no learning period).
+#[test]
+fn a_baseline_seeded_from_an_s3_archive_works_on_day_one() {
+    seeded_then_live(false);
+}
+
+/// The same, seeded into the shared table (`[baseline] table`) that the live worker uses.
+#[test]
+fn a_baseline_seeded_into_the_shared_table_works_on_day_one() {
+    seeded_then_live(true);
+}
+
+fn seeded_then_live(table: bool) {
+    let k = start_kinesalite();
+    let m = start_moto();
+    let t = Tmp::new();
+    let rt = rt();
+    // The archive: the user in us-east-1 on day 0 and eu-west-1 on day 5, as CloudTrail
+    // delivers them to S3.
+    let files: Vec<(String, Vec<u8>)> = [("us-east-1", 0i64), ("eu-west-1", 5)]
+        .iter()
+        .enumerate()
+        .map(|(i, (region, day))| {
+            let day_text = time::OffsetDateTime::from_unix_timestamp(t0() + day * DAY)
+                .unwrap()
+                .date()
+                .to_string();
+            let key = crate::common::archive::key(ACCOUNT, region, &day_text, "0100", i);
+            let body = s3_logfile(&[record(region, *day, 10 + i)]);
+            (key, gz(body.as_bytes()))
+        })
+        .collect();
+    rt.block_on(crate::common::archive::upload(
+        &crate::common::archive::s3(m.port),
+        "org-trail",
+        "",
+        &files,
+    ));
+    let cfg = t.write(
+        "seed.toml",
+        format!(
+            "[policy]\napproved_regions = [\"us-east-1\", \"eu-west-1\", \"ap-southeast-2\"]\n\n\
+             [source.kinesis]\nstream = \"org\"\nstart = \"trim_horizon\"\npoll_interval = \"100ms\"\n\n\
+             [checkpoint]\npath = \"{}\"\ninterval = \"200ms\"\n\n\
+             [[first_seen]]\nname = \"region-for-principal\"\nkey = [\"principal\"]\nvalue = [\"region\"]\nlearn_for = \"10d\"\n{}",
+            t.path("state/cp.json").display(),
+            if table { "\n[baseline]\ntable = \"fs-seeded\"\n" } else { "" }
+        ),
+    );
+    let seed = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["baseline", "seed", "--config", &cfg.display().to_string()])
+        .arg("s3://org-trail/AWSLogs/")
+        .env("AWS_ENDPOINT_URL", format!("http://127.0.0.1:{}", m.port))
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&seed.stderr);
+    assert_eq!(seed.status.code(), Some(0), "{said}");
+    let into = if table {
+        "table fs-seeded"
+    } else {
+        "state file"
+    };
+    assert!(
+        said.contains(&format!(
+            "2 events read; 1 keys and 2 pairs written to the {into}"
+        )),
+        "{said}"
+    );
+    let c = client(k.port);
+    rt.block_on(create_stream(&c, "org", 1));
+    let last = rt.block_on(async {
+        put_one(&c, "org", &record("eu-west-1", 30, 20)).await;
+        put_one(&c, "org", &record("ap-southeast-2", 31, 21)).await
+    });
+    let out = t.path("out.jsonl");
+    let run = Consumer::spawn(
+        &cfg,
+        k.port,
+        table.then_some(m.port),
+        &["--output", &out.display().to_string()],
+    );
+    wait_for("the live events are read", || {
+        read_all(&t.path("state/cp.json"), &last)
+    });
+    assert_eq!(run.stop().0, 0);
+    let got: Vec<String> = first_seen(&out).into_iter().map(|(r, _)| r).collect();
+    assert_eq!(
+        got,
+        vec!["ap-southeast-2".to_string()],
+        "the seeded pair is quiet; the new region alerts (a month of history, from the archive)"
+    );
 }

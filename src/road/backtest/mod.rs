@@ -22,6 +22,7 @@ use crate::backtest::Report;
 use crate::clock::now_secs;
 use crate::config::Config;
 use crate::engine::parallel;
+use crate::firstseen::baseline::SavedKey;
 use crate::source::replay::Reader;
 use read::{Out, Unit};
 use side::{compare, tally_notify, Side};
@@ -48,6 +49,26 @@ pub struct Options {
     /// Say every prefix listed before reading.
     pub explain_listing: bool,
     pub progress: bool,
+}
+
+impl Options {
+    /// A plain walk of `scope` on `jobs` threads (default fetch settings, a progress bar,
+    /// nothing written but the report).
+    pub fn walk(scope: Scope, info: ScopeInfo, jobs: usize) -> Options {
+        Options {
+            scope,
+            info,
+            jobs: jobs.max(1),
+            dead_letter: None,
+            alerts: None,
+            alerts_text: false,
+            fetch_concurrency: 16,
+            max_in_flight_bytes: 256 << 20,
+            gunzip_only: false,
+            explain_listing: false,
+            progress: true,
+        }
+    }
 }
 
 /// The scope a command line states: accounts and regions (none: all), the time window, the
@@ -80,6 +101,28 @@ pub fn run(
     rt: &tokio::runtime::Runtime,
     say: &dyn Fn(&str),
 ) -> Result<Report, RoadError> {
+    walk(config, baseline, o, rt, say).map(|(report, _)| report)
+}
+
+/// [`run`] with `config` alone, keeping the first-seen baseline the walk built
+/// (`baseline seed`).
+pub fn walk_for_baseline(
+    config: &Config,
+    o: Options,
+    rt: &tokio::runtime::Runtime,
+    say: &dyn Fn(&str),
+) -> Result<(Report, Vec<SavedKey>), RoadError> {
+    walk(config, None, o, rt, say)
+}
+
+fn walk(
+    config: &Config,
+    baseline: Option<&Config>,
+    o: Options,
+    rt: &tokio::runtime::Runtime,
+    say: &dyn Fn(&str),
+) -> Result<(Report, Vec<SavedKey>), RoadError> {
+    let mut first_seen = Vec::new();
     let s = &o.scope;
     let partition = s.partition.map(|(index, count)| Partition { index, count });
     let mut report = Report::new(o.info.clone(), partition);
@@ -208,6 +251,7 @@ pub fn run(
             report.input.outside = c.outside;
             report.input.dead_letters = c.dead_letters;
             report.input.dedup_forgotten = side.engine.dedup_evicted_early();
+            first_seen = side.engine.first_seen_snapshot();
         }
         rt.block_on(side.engine.shutdown());
     }
@@ -224,7 +268,7 @@ pub fn run(
     }
     report.normalize();
     say(&summary(&report, list_secs, started, o.jobs));
-    Ok(report)
+    Ok((report, first_seen))
 }
 
 fn progress_bar(total_bytes: u64) -> ProgressBar {
