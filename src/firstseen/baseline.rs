@@ -15,6 +15,16 @@ pub struct Learning {
     pub forget_after: i64,
 }
 
+impl Learning {
+    /// `learn_for` and `forget_after` in days.
+    pub fn days(learn_for: i64, forget_after: i64) -> Learning {
+        Learning {
+            learn_for: learn_for * 86_400,
+            forget_after: forget_after * 86_400,
+        }
+    }
+}
+
 /// What recording a pair found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Seen {
@@ -122,6 +132,19 @@ impl Baseline {
                     .iter()
                     .any(|v| &*v.value == value && time - v.last <= l.forget_after)
             })
+    }
+
+    /// A key's first event and its values with when each was last seen, most recent first
+    /// (`explain`).
+    pub fn key_view(&self, rule: usize, key: &str) -> Option<(i64, Vec<(String, i64)>)> {
+        let k = self.keys.get(&(rule as u16, Box::from(key)))?;
+        let mut values: Vec<(String, i64)> = k
+            .values
+            .iter()
+            .map(|v| (v.value.to_string(), v.last))
+            .collect();
+        values.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        Some((k.since, values))
     }
 
     /// An event's pair at `time`: recorded; `Some` when it is new and its key has learnt.
@@ -302,16 +325,8 @@ mod tests {
     const DAY: i64 = 86_400;
 
     fn baseline(max_pairs: usize) -> Baseline {
-        Baseline::new(
-            vec![(
-                "region-for-principal".into(),
-                Learning {
-                    learn_for: 14 * DAY,
-                    forget_after: 90 * DAY,
-                },
-            )],
-            max_pairs,
-        )
+        let rules = vec![("region-for-principal".into(), Learning::days(14, 90))];
+        Baseline::new(rules, max_pairs)
     }
 
     #[test]

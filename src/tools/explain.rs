@@ -16,6 +16,8 @@ pub struct Explainer<'p> {
     /// The judge replay uses: what it raises is what replay raises for the event.
     judge: Judge,
     scratch: Scratch,
+    /// The first-seen baseline explained against ([`super::explain_first_seen`]).
+    known: super::explain_first_seen::Known,
     at: Option<i64>,
     /// The explanations so far.
     pub text: String,
@@ -37,6 +39,7 @@ impl<'p> Explainer<'p> {
             rules: RuleSet::from_rules(&config.rules),
             judge: crate::build::judge(config, tree, at.is_none()),
             scratch: Scratch::default(),
+            known: super::explain_first_seen::Known::load(config),
             at,
             text: String::new(),
             events: 0,
@@ -205,6 +208,10 @@ impl Explainer<'_> {
             }
         }
         self.judged(&mut s, ev);
+        let activity = region::activity(p, ev).is_ok();
+        let rules = self.judge.first_seen();
+        self.known
+            .explain(&mut s, rules, activity, &self.scratch.sightings);
         s
     }
 

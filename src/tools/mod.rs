@@ -4,6 +4,7 @@
 //! (the config against the organization).
 
 pub mod explain;
+pub mod explain_first_seen;
 pub mod grep;
 pub mod lint;
 pub mod rule_tests;
