@@ -38,6 +38,8 @@ pub enum Field {
     EventSource,
     EventName,
     SourceIp,
+    /// Who is behind the session: `identity.origin` (an alert's), resolved from the stream.
+    Origin,
     /// A dotted path of the record (`userAgent`, `requestParameters.instanceType`).
     Path(Vec<String>),
 }
@@ -51,9 +53,7 @@ impl Field {
             "event_source" => Field::EventSource,
             "event_name" => Field::EventName,
             "source_ip" => Field::SourceIp,
-            "identity.origin" => {
-                return Err("identity.origin is not available to first-seen rules yet (it is resolved only for events that alert); use principal".into())
-            }
+            "identity.origin" => Field::Origin,
             path => {
                 let parts: Vec<String> = path.split('.').map(str::to_string).collect();
                 let top = parts.first().map(String::as_str).unwrap_or_default();
@@ -61,7 +61,7 @@ impl Field {
                     || !crate::cloudtrail_fields::TOP.iter().any(|(n, _)| *n == top)
                 {
                     return Err(format!(
-                        "{s:?}: expected principal, account, region, event_source, event_name, source_ip, or a dotted path of the record starting with one of its fields (userAgent, requestParameters.…)"
+                        "{s:?}: expected principal, account, region, event_source, event_name, source_ip, identity.origin, or a dotted path of the record starting with one of its fields (userAgent, requestParameters.…)"
                     ));
                 }
                 Field::Path(parts)
@@ -78,6 +78,7 @@ impl Field {
             Field::EventSource => "event_source".into(),
             Field::EventName => "event_name".into(),
             Field::SourceIp => "source_ip".into(),
+            Field::Origin => "identity.origin".into(),
             Field::Path(p) => p.join("."),
         }
     }

@@ -257,7 +257,6 @@ mod tests {
             "first_seen[1].key: expected at least one field",
             "first_seen[1].forget_after:",
             "first_seen[2].name: \"ok\" is the name of an earlier",
-            "first_seen[2].key[0]: identity.origin is not available",
             "baseline.max_pairs: 0 is out of range",
             "runbooks.\"first-seen:nope\": no [[first_seen]] rule is named \"nope\"",
         ] {

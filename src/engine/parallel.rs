@@ -180,7 +180,10 @@ impl Visit for Recorder<'_, '_> {
         let e = JudgedEvent {
             key: ev.event_id().map(dedup::key),
             time: ev.time_secs(),
-            clue: crate::identity::clue(&ev, !alerts.is_empty()),
+            clue: crate::identity::clue(
+                &ev,
+                !alerts.is_empty() || sightings.iter().any(|(_, s)| s.needs_origin()),
+            ),
             alerts,
             hits,
             raw: (!sightings.is_empty()).then(|| ev.raw.into()),

@@ -51,8 +51,15 @@ pub const VALUES_SHOWN: usize = 10;
 struct Key {
     since: i64,
     last: i64,
+    /// The time it is filed under in `order` (at most [`ORDER_STEP`] behind `last`: the index
+    /// moves in steps, not at every event).
+    ordered: i64,
     values: Vec<Value>,
 }
+
+/// How far a key's last sighting runs ahead of its place in the eviction order before the
+/// place is moved: eviction is least-recently-seen to within this.
+const ORDER_STEP: i64 = 3600;
 
 struct Value {
     value: Box<str>,
@@ -82,8 +89,10 @@ pub struct SavedValue {
 pub struct Baseline {
     /// The rules' names and settings, by index.
     rules: Vec<(String, Learning)>,
-    keys: HashMap<(u16, Box<str>), Key>,
-    /// Keys by when last seen: eviction and expiry take the oldest first.
+    /// By rule, then key.
+    keys: Vec<HashMap<Box<str>, Key>>,
+    /// Keys by when last seen (to within [`ORDER_STEP`]): eviction and expiry take the
+    /// oldest first.
     order: BTreeSet<(i64, u16, Box<str>)>,
     pairs: usize,
     max_pairs: usize,
@@ -96,8 +105,8 @@ pub struct Baseline {
 impl Baseline {
     pub fn new(rules: Vec<(String, Learning)>, max_pairs: usize) -> Baseline {
         Baseline {
+            keys: rules.iter().map(|_| HashMap::new()).collect(),
             rules,
-            keys: HashMap::new(),
             order: BTreeSet::new(),
             pairs: 0,
             max_pairs: max_pairs.max(1),
@@ -117,7 +126,11 @@ impl Baseline {
     }
 
     pub fn keys(&self) -> usize {
-        self.keys.len()
+        self.keys.iter().map(HashMap::len).sum()
+    }
+
+    fn key(&self, rule: usize, key: &str) -> Option<&Key> {
+        self.keys.get(rule)?.get(key)
     }
 
     /// Whether `value` is known for `key` of rule `rule` at `time` (not forgotten).
@@ -125,19 +138,17 @@ impl Baseline {
         let Some((_, l)) = self.rules.get(rule) else {
             return false;
         };
-        self.keys
-            .get(&(rule as u16, Box::from(key)))
-            .is_some_and(|k| {
-                k.values
-                    .iter()
-                    .any(|v| &*v.value == value && time - v.last <= l.forget_after)
-            })
+        self.key(rule, key).is_some_and(|k| {
+            k.values
+                .iter()
+                .any(|v| &*v.value == value && time - v.last <= l.forget_after)
+        })
     }
 
     /// A key's first event and its values with when each was last seen, most recent first
     /// (`explain`).
     pub fn key_view(&self, rule: usize, key: &str) -> Option<(i64, Vec<(String, i64)>)> {
-        let k = self.keys.get(&(rule as u16, Box::from(key)))?;
+        let k = self.key(rule, key)?;
         let mut values: Vec<(String, i64)> = k
             .values
             .iter()
@@ -162,14 +173,16 @@ impl Baseline {
     pub fn record(&mut self, rule: usize, key: &str, value: &str, time: i64) -> Option<Seen> {
         let l = self.rules.get(rule)?.1;
         let shared = self.shared;
-        let id = (rule as u16, Box::<str>::from(key));
-        let k = match self.keys.get_mut(&id) {
+        let map = self.keys.get_mut(rule)?;
+        let k = match map.get_mut(key) {
             Some(k) => k,
             None => {
-                self.order.insert((time, id.0, id.1.clone()));
-                self.keys.entry(id.clone()).or_insert(Key {
+                let id: Box<str> = key.into();
+                self.order.insert((time, rule as u16, id.clone()));
+                map.entry(id).or_insert(Key {
                     since: time,
                     last: time,
+                    ordered: time,
                     values: Vec::new(),
                 })
             }
@@ -210,10 +223,12 @@ impl Baseline {
                 }
             }
         };
-        if time > k.last {
-            self.order.remove(&(k.last, id.0, id.1.clone()));
-            k.last = time;
-            self.order.insert((time, id.0, id.1.clone()));
+        k.last = k.last.max(time);
+        if k.last - k.ordered > ORDER_STEP {
+            let id: Box<str> = key.into();
+            self.order.remove(&(k.ordered, rule as u16, id.clone()));
+            k.ordered = k.last;
+            self.order.insert((k.ordered, rule as u16, id));
         }
         self.evict();
         Some(found)
@@ -222,31 +237,43 @@ impl Baseline {
     /// Drops keys whose every value is forgotten at `now` (they learn again if they return),
     /// oldest first, up to the first key still remembered.
     pub fn expire(&mut self, now: i64) {
-        while let Some((last, rule, _)) = self.order.first() {
+        while let Some((ordered, rule, _)) = self.order.first() {
             let forget = self
                 .rules
                 .get(*rule as usize)
                 .map_or(0, |r| r.1.forget_after);
-            if now - last <= forget {
+            if now - ordered <= forget {
                 break;
             }
             let Some((_, rule, key)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(gone) = self.keys.remove(&(rule, key)) {
-                self.pairs -= gone.values.len();
+            let Some(map) = self.keys.get_mut(rule as usize) else {
+                continue;
+            };
+            match map.get_mut(&key) {
+                // Seen since it was filed: filed again at its last sighting.
+                Some(k) if now - k.last <= forget => {
+                    k.ordered = k.last;
+                    self.order.insert((k.last, rule, key));
+                }
+                Some(_) => {
+                    if let Some(gone) = map.remove(&key) {
+                        self.pairs -= gone.values.len();
+                    }
+                }
+                None => {}
             }
         }
     }
 
     /// The baseline as saved with the snapshot (keys by rule name).
     pub fn snapshot(&self) -> Vec<SavedKey> {
-        let mut out: Vec<SavedKey> = self
-            .keys
-            .iter()
-            .filter_map(|((rule, key), k)| {
-                Some(SavedKey {
-                    rule: self.rules.get(*rule as usize)?.0.clone(),
+        let mut out = Vec::new();
+        for ((name, _), map) in self.rules.iter().zip(&self.keys) {
+            for (key, k) in map {
+                out.push(SavedKey {
+                    rule: name.clone(),
                     key: key.to_string(),
                     since: k.since,
                     last: k.last,
@@ -259,9 +286,9 @@ impl Baseline {
                             synced: v.synced,
                         })
                         .collect(),
-                })
-            })
-            .collect();
+                });
+            }
+        }
         out.sort_by(|a, b| (&a.rule, &a.key).cmp(&(&b.rule, &b.key)));
         out
     }
@@ -274,16 +301,19 @@ impl Baseline {
             let Some(rule) = self.rules.iter().position(|(n, _)| *n == s.rule) else {
                 continue;
             };
-            let id = (rule as u16, Box::<str>::from(s.key.as_str()));
-            let k = self.keys.entry(id.clone()).or_insert_with(|| Key {
+            let id: Box<str> = s.key.as_str().into();
+            let map = &mut self.keys[rule];
+            let k = map.entry(id.clone()).or_insert_with(|| Key {
                 since: s.since,
                 last: s.last,
+                ordered: s.last,
                 values: Vec::new(),
             });
-            self.order.remove(&(k.last, id.0, id.1.clone()));
+            self.order.remove(&(k.ordered, rule as u16, id.clone()));
             k.since = k.since.min(s.since);
             k.last = k.last.max(s.last);
-            self.order.insert((k.last, id.0, id.1));
+            k.ordered = k.last;
+            self.order.insert((k.ordered, rule as u16, id));
             for v in s.values {
                 match k.values.iter_mut().find(|x| *x.value == *v.value) {
                     Some(x) => {
@@ -307,10 +337,14 @@ impl Baseline {
     /// Drops the keys seen least recently until `max_pairs` holds.
     fn evict(&mut self) {
         while self.pairs > self.max_pairs {
-            let Some(oldest) = self.order.pop_first() else {
+            let Some((_, rule, key)) = self.order.pop_first() else {
                 break;
             };
-            if let Some(gone) = self.keys.remove(&(oldest.1, oldest.2)) {
+            if let Some(gone) = self
+                .keys
+                .get_mut(rule as usize)
+                .and_then(|m| m.remove(&key))
+            {
                 self.pairs -= gone.values.len();
                 self.evicted_pairs += gone.values.len() as u64;
             }

@@ -14,6 +14,10 @@ use crate::event::{format_utc_secs, Event};
 use crate::rules::policy::AccountPolicy;
 use crate::rules::{build_alert, AlertWhat, RegionPolicy};
 
+/// Stands for `identity.origin` in a sighting's key or value until the pipeline, which keeps
+/// the sessions, resolves it ([`Sighting::needs_origin`]).
+pub const ORIGIN: &str = "\u{1}origin\u{1}";
+
 /// One rule's pair for one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sighting {
@@ -23,6 +27,23 @@ pub struct Sighting {
     pub value: String,
     /// The event's time (or the judge's `now` without one), seconds.
     pub time: i64,
+}
+
+impl Sighting {
+    /// Its key or value holds `identity.origin`, still to be resolved.
+    pub fn needs_origin(&self) -> bool {
+        self.key.contains(ORIGIN) || self.value.contains(ORIGIN)
+    }
+
+    /// `identity.origin` put in; `false` when there is none (the rule then gets nothing).
+    pub fn resolve_origin(&mut self, origin: Option<&str>) -> bool {
+        let Some(o) = origin.filter(|o| !o.is_empty()) else {
+            return false;
+        };
+        self.key = self.key.replace(ORIGIN, o);
+        self.value = self.value.replace(ORIGIN, o);
+        true
+    }
 }
 
 /// The rules' settings for the baseline.
@@ -50,6 +71,7 @@ pub fn sight(
 ) {
     let mut activity = None;
     let mut record = None;
+    let time = ev.time_secs().unwrap_or(now);
     for (i, r) in rules.iter().enumerate() {
         if r.activity_only
             && !*activity.get_or_insert_with(|| crate::rules::region::activity(policy, ev).is_ok())
@@ -66,7 +88,7 @@ pub fn sight(
             rule: i,
             key,
             value,
-            time: ev.time_secs().unwrap_or(now),
+            time,
         });
     }
 }
@@ -77,28 +99,32 @@ fn text(
     ev: &Event<'_>,
     record: &mut Option<Option<serde_json::Value>>,
 ) -> Option<String> {
-    let mut out = String::new();
+    let mut out = String::with_capacity(64);
     for (i, f) in fields.iter().enumerate() {
         if i > 0 {
             out.push('|');
         }
-        let one = match f {
-            Field::Principal => ev.stable_principal().map(str::to_string),
-            Field::Account => ev.account().map(str::to_string),
-            Field::Region => ev.region().map(str::to_string),
-            Field::EventSource => ev.event_source().map(str::to_string),
-            Field::EventName => ev.event_name().map(str::to_string),
-            Field::SourceIp => ev.source_ip.as_deref().map(str::to_string),
+        let one: std::borrow::Cow<'_, str> = match f {
+            Field::Principal => ev.stable_principal()?.into(),
+            Field::Account => ev.account()?.into(),
+            Field::Region => ev.region()?.into(),
+            Field::EventSource => ev.event_source()?.into(),
+            Field::EventName => ev.event_name()?.into(),
+            Field::SourceIp => ev.source_ip.as_deref()?.into(),
+            Field::Origin => ORIGIN.into(),
             Field::Path(p) => {
                 let v = crate::rules::sigma::parsed(record, ev)?;
                 match crate::rules::sigma::matcher::lookup(v, p)? {
-                    serde_json::Value::Null => None,
-                    serde_json::Value::String(s) => Some(s.clone()),
-                    other => Some(other.to_string()),
+                    serde_json::Value::Null => return None,
+                    serde_json::Value::String(s) => s.clone().into(),
+                    other => other.to_string().into(),
                 }
             }
         };
-        out.push_str(one.filter(|s| !s.is_empty())?.as_str());
+        if one.is_empty() {
+            return None;
+        }
+        out.push_str(&one);
     }
     Some(out)
 }

@@ -100,12 +100,22 @@ impl Pipeline {
         let limit = now.saturating_add(self.settings.max_clock_skew_secs);
         let on_event_time = self.judge.is_on_event_time();
         let shared = self.shared.is_some();
-        let evicted = b.evicted_pairs;
+        let (evicted, pairs) = (b.evicted_pairs, b.pairs());
         let mut found = Vec::new();
         let mut touches = Vec::new();
+        let mut origin: Option<Option<String>> = None;
         for mut s in sighted.list {
             if !on_event_time && s.time > limit {
                 s.time = now;
+            }
+            if s.needs_origin() {
+                let o = origin.get_or_insert_with(|| {
+                    let f = &clue?.facts;
+                    identity::resolve(f, &self.sessions, now).origin
+                });
+                if !s.resolve_origin(o.as_deref()) {
+                    continue;
+                }
             }
             // Keys whose every value is forgotten by this event's time are dropped (they
             // learn again). On event time, not arrival: a stream can carry old events.
@@ -118,10 +128,15 @@ impl Pipeline {
                 _ => {}
             }
         }
-        metrics::gauge!(crate::metric::FIRST_SEEN_PAIRS).set(b.pairs() as f64);
+        if b.pairs() != pairs {
+            metrics::gauge!(crate::metric::FIRST_SEEN_PAIRS).set(b.pairs() as f64);
+        }
         if b.evicted_pairs > evicted {
             metrics::counter!(crate::metric::FIRST_SEEN_EVICTED_TOTAL)
                 .increment(b.evicted_pairs - evicted);
+        }
+        if found.is_empty() && touches.is_empty() {
+            return Vec::new();
         }
         let rules = self.judge.first_seen().to_vec();
         if let Some(q) = self.shared.as_mut() {
@@ -370,5 +385,52 @@ mod tests {
             Some(f.key.as_str()),
             "an IAM user is its own origin"
         );
+    }
+}
+
+#[cfg(test)]
+mod origin_tests {
+    use super::*;
+    use crate::decode::object;
+
+    /// `identity.origin` as a key: the Stratus identity fixture's role sessions (real records,
+    /// in order: the AssumeRole calls, then the sessions) are the IAM user who
+    /// assumed the roles, so the user's first use of each service through a role is one
+    /// alert, keyed by the user's ARN.
+    #[test]
+    fn identity_origin_keys_role_sessions_by_the_user_behind_them() {
+        let text = "[policy]\napproved_regions = [\"us-east-1\"]\n\
+            [[first_seen]]\nname = \"service-for-origin\"\nkey = [\"identity.origin\"]\nvalue = [\"event_source\"]\nlearn_for = \"0d\"\nactivity_only = false\n";
+        let c = crate::config::load_str(text, "t.toml", 0).unwrap().config;
+        let mut p = Pipeline::new(
+            &c.dedup,
+            crate::rules::custom::RuleSet::from_rules(&c.rules),
+            crate::rules::RegionPolicy::build(&c.policy),
+            false,
+        )
+        .with_first_seen(c.first_seen.clone(), 10_000);
+        let mut through_roles = Vec::new();
+        let text = include_str!("../../tests/fixtures/stratus_identity.jsonl");
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let ev = object::parse(line).unwrap().event;
+            let mut out = Vec::new();
+            p.process(&ev, ev.time_secs().unwrap_or(0), &mut out);
+            for a in out {
+                let Some(f) = a.first_seen.as_deref() else {
+                    continue;
+                };
+                if a.principal_type.as_deref() == Some("AssumedRole") {
+                    through_roles.push((f.key.clone(), a.principal.clone().unwrap_or_default()));
+                }
+            }
+        }
+        assert!(
+            !through_roles.is_empty(),
+            "role sessions whose origin is known"
+        );
+        for (key, principal) in &through_roles {
+            assert!(key.ends_with(":user/christophe"), "{key} for {principal}");
+            assert!(principal.contains(":assumed-role/"), "{principal}");
+        }
     }
 }

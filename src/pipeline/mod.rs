@@ -278,7 +278,12 @@ impl Pipeline {
             event: Some(ev),
             raw: None,
         };
-        let clue = identity::clue(ev, !judged.is_empty());
+        // identity.origin in a first-seen rule needs who is behind every event it counts.
+        let origin = sighted
+            .list
+            .iter()
+            .any(crate::firstseen::Sighting::needs_origin);
+        let clue = identity::clue(ev, !judged.is_empty() || origin);
         self.judged(judged, hits, sighted, clue, at, out)
     }
 
