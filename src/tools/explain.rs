@@ -318,3 +318,87 @@ impl Visit for Explainer<'_> {
         ));
     }
 }
+
+/// `explain`'s first-seen part ([`super::explain_first_seen`]) through the explainer.
+#[cfg(test)]
+mod first_seen_tests {
+    use super::Explainer;
+    use crate::decode::{object, Position, Visit};
+
+    const DAY: i64 = 86_400;
+    const T0: i64 = 1_722_470_400;
+
+    /// The fixture's first IAM-user write, as `region` on `day`, read-only or not.
+    fn record(region: &str, day: i64, read_only: bool) -> String {
+        let mut v: serde_json::Value = crate::engine::tests::lines()
+            .iter()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find(|v| v["userIdentity"]["type"] == "IAMUser" && v["readOnly"] == false)
+            .unwrap();
+        v["awsRegion"] = region.into();
+        v["readOnly"] = read_only.into();
+        v["eventTime"] = crate::event::format_utc_secs(T0 + day * DAY).into();
+        v["eventID"] = format!("{region}-{day}").into();
+        v.to_string()
+    }
+
+    fn explain(config: &crate::config::Config, text: &str) -> String {
+        let policy = crate::build::region_policy(config, None);
+        let mut ex = Explainer::new(&policy, config, None, None);
+        let ev = object::parse(text).unwrap().event;
+        ex.event(ev, &Position::new("t"));
+        ex.text
+    }
+
+    #[test]
+    fn explain_says_what_the_state_files_baseline_knows_and_what_the_event_is() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("cp.json");
+        let text = format!(
+            "[policy]\napproved_regions = [\"us-east-1\"]\n\
+             [source.kinesis]\nstream = \"org\"\n\
+             [checkpoint]\npath = \"{}\"\n\
+             [[first_seen]]\nname = \"region-for-principal\"\nkey = [\"principal\"]\nvalue = [\"region\"]\n",
+            state.display()
+        );
+        let config = crate::config::load_str(&text, "t.toml", 0).unwrap().config;
+        let none = explain(&config, &record("eu-west-1", 30, false));
+        assert!(none.contains("no baseline: no state file at"), "{none}");
+        assert!(none.contains("new key: its history starts here"), "{none}");
+        // run's state file with the user's history: us-east-1 on day 0 and day 20.
+        let mut p = crate::pipeline::Pipeline::new(
+            &config.dedup,
+            crate::rules::custom::RuleSet::from_rules(&config.rules),
+            crate::build::region_policy(&config, None),
+            false,
+        )
+        .with_first_seen(config.first_seen.clone(), 100);
+        for day in [0, 20] {
+            let r = record("us-east-1", day, false);
+            let ev = object::parse(&r).unwrap().event;
+            p.process(&ev, T0 + day * DAY, &mut Vec::new());
+        }
+        let mut file = crate::state::StateFile::open(&state, "org").unwrap();
+        file.state.engine.pipeline = Some(p.snapshot());
+        file.save().unwrap();
+        let known = explain(&config, &record("us-east-1", 30, false));
+        assert!(
+            known.contains("known since 2024-08-01T00:00:00Z (30d of history; learn_for 14d)"),
+            "{known}"
+        );
+        assert!(known.contains("=> known: no alert"), "{known}");
+        let new = explain(&config, &record("eu-west-1", 30, false));
+        assert!(new.contains("with region eu-west-1"), "{new}");
+        assert!(new.contains("=> new value, ALERT (medium)"), "{new}");
+        let read = explain(&config, &record("eu-west-1", 30, true));
+        assert!(
+            read.contains("not counted: a read-only call (activity_only)"),
+            "{read}"
+        );
+        let early = explain(&config, &record("eu-west-1", 5, false));
+        assert!(
+            early.contains("the key is still learning: no alert"),
+            "{early}"
+        );
+    }
+}

@@ -350,3 +350,67 @@ fn seeded_then_live(table: bool) {
         "the seeded pair is quiet; the new region alerts (a month of history, from the archive)"
     );
 }
+
+/// `backtest` evaluates first-seen rules with a baseline built as the archive is read: what
+/// a rule would have raised, before it is enabled; it never touches the shared table.
+#[test]
+fn backtest_raises_what_a_first_seen_rule_would_have() {
+    let t = Tmp::new();
+    let archive = t.path("archive");
+    for (i, (region, day)) in [
+        ("us-east-1", 0i64),
+        ("eu-west-1", 3),
+        ("ap-southeast-2", 20),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let day_text = time::OffsetDateTime::from_unix_timestamp(t0() + day * DAY)
+            .unwrap()
+            .date()
+            .to_string();
+        let key = crate::common::archive::key(ACCOUNT, region, &day_text, "0100", i);
+        let path = archive.join(key);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let body = s3_logfile(&[record(region, *day, 30 + i)]);
+        std::fs::write(path, gz(body.as_bytes())).unwrap();
+    }
+    let cfg = t.write(
+        "bt.toml",
+        "[policy]\napproved_regions = [\"us-east-1\", \"eu-west-1\", \"ap-southeast-2\"]\n\n\
+         [[first_seen]]\nname = \"region-for-principal\"\nkey = [\"principal\"]\nvalue = [\"region\"]\nlearn_for = \"10d\"\n\n\
+         [baseline]\ntable = \"never-touched\"\n",
+    );
+    let alerts = t.path("alerts.jsonl");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["backtest", "--config", &cfg.display().to_string()])
+        .args(["--alerts", &alerts.display().to_string()])
+        .arg(archive.display().to_string())
+        .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<(String, String)> = std::fs::read_to_string(&alerts)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap()["alert"].clone())
+        .filter(|a| a["first_seen"].is_object())
+        .map(|a| {
+            let s = |k: &str| a[k].as_str().unwrap_or_default().to_string();
+            (s("rule"), s("region"))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            "first-seen:region-for-principal".to_string(),
+            "ap-southeast-2".to_string()
+        )],
+        "eu-west-1 on day 3 was still learning; ap-southeast-2 on day 20 is new"
+    );
+}
