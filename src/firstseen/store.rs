@@ -55,6 +55,8 @@ pub struct Touch {
 pub struct Store {
     client: Client,
     table: String,
+    /// This process, as the `writer` of the pairs it puts.
+    me: String,
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -77,9 +79,18 @@ impl Store {
     /// The table (created if missing, with its time to live on `expires`).
     pub async fn open(client: Client, table: &str) -> Result<Store, Failed> {
         crate::dynamo::ensure_table(&client, table, "pk", Some("expires")).await?;
+        let me = format!(
+            "{}-{}-{:x}",
+            std::process::id(),
+            crate::clock::now_secs(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
         Ok(Store {
             client,
             table: table.to_string(),
+            me,
         })
     }
 
@@ -118,13 +129,19 @@ impl Store {
             .table_name(&self.table)
             .item("pk", s(pair_pk(&c.rule, &c.key, &c.value)))
             .item("firstSeen", n(c.time))
+            .item("writer", s(&self.me))
             .item("expires", n(c.time + c.forget_after))
             .condition_expression("attribute_not_exists(pk) OR expires < :t")
             .expression_attribute_values(":t", n(c.time))
             .send()
             .await;
         match r {
-            Ok(_) => Ok((true, since)),
+            // Read back (strongly consistent): DynamoDB's conditional put is atomic, but an
+            // emulator may let two racing puts both succeed; the item says who wrote it.
+            Ok(_) => Ok((
+                self.writer(&c.rule, &c.key, &c.value).await? == self.me,
+                since,
+            )),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|x| x.is_conditional_check_failed_exception()) =>
@@ -220,6 +237,25 @@ impl Store {
             }
             Err(e) => Err(failed("UpdateItem", e)),
         }
+    }
+
+    /// Who wrote a pair's item last.
+    async fn writer(&self, rule: &str, key: &str, value: &str) -> Result<String, Failed> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", s(pair_pk(rule, key, value)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| failed("GetItem", e))?;
+        Ok(got
+            .item()
+            .and_then(|i| i.get("writer"))
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default())
     }
 
     /// Moves a known pair's expiry (and its key's) on.
