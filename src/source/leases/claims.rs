@@ -51,25 +51,11 @@ impl LeaseTable {
         }
         // Read back (strongly consistent): DynamoDB's conditional put is atomic, but an
         // emulator may let two racing puts both succeed; the item says who holds it.
-        Ok(self.claimant(gap_alert).await?.as_deref() == Some(self.me.as_str()))
-    }
-
-    /// Who holds a claim now.
-    async fn claimant(&self, gap_alert: &str) -> Result<Option<String>, LeaseError> {
-        let got = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("leaseKey", s(key(gap_alert)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.api("GetItem", e))?;
-        Ok(got
-            .item()
-            .and_then(|i| i.get("claimedBy"))
-            .and_then(|v| v.as_s().ok())
-            .cloned())
+        Ok(self
+            .attribute(&key(gap_alert), "claimedBy")
+            .await?
+            .as_deref()
+            == Some(self.me.as_str()))
     }
 
     /// Shows the claimant is still reading; Ok(false) when the claim is no longer its own

@@ -226,17 +226,46 @@ impl LeaseTable {
 
     /// Takes a free or expired lease, if its counter is still the one observed.
     pub async fn take(&self, shard: &str, counter: i64) -> Result<bool, LeaseError> {
-        self.update(
-            shard,
-            "SET leaseOwner = :me, leaseCounter = :next REMOVE wantedBy",
-            "leaseCounter = :seen",
-            &[
-                (":me", s(&self.me)),
-                (":next", n(counter + 1)),
-                (":seen", n(counter)),
-            ],
+        let taken = self
+            .update(
+                shard,
+                "SET leaseOwner = :me, leaseCounter = :next REMOVE wantedBy",
+                "leaseCounter = :seen",
+                &[
+                    (":me", s(&self.me)),
+                    (":next", n(counter + 1)),
+                    (":seen", n(counter)),
+                ],
+            )
+            .await?;
+        // Read back (strongly consistent): DynamoDB's conditional update is atomic, but an
+        // emulator may let two racing takes both succeed; the item says who owns it.
+        Ok(
+            taken
+                && self.attribute(shard, "leaseOwner").await?.as_deref() == Some(self.me.as_str()),
         )
-        .await
+    }
+
+    /// A string attribute of an item, read strongly consistent (who owns or claims it now).
+    pub(super) async fn attribute(
+        &self,
+        item: &str,
+        attr: &str,
+    ) -> Result<Option<String>, LeaseError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("leaseKey", s(item))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.api("GetItem", e))?;
+        Ok(got
+            .item()
+            .and_then(|i| i.get(attr))
+            .and_then(|v| v.as_s().ok())
+            .cloned())
     }
 
     /// Shows this worker is alive; Ok(false) if the lease is no longer its own.
