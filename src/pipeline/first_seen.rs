@@ -134,6 +134,10 @@ impl Pipeline {
         if b.evicted_pairs > evicted {
             metrics::counter!(crate::metric::FIRST_SEEN_EVICTED_TOTAL)
                 .increment(b.evicted_pairs - evicted);
+            // Said at the first eviction and every power of ten after: not per event.
+            if super::power_of_ten(b.evicted_pairs) || evicted == 0 {
+                tracing::warn!(evicted = b.evicted_pairs, held = b.pairs(), "baseline.max_pairs reached: the first-seen pairs of the keys seen least recently are forgotten; those keys learn again");
+            }
         }
         if found.is_empty() && touches.is_empty() {
             return Vec::new();
