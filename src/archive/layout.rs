@@ -77,49 +77,6 @@ pub fn parse_key(key: &str) -> Option<KeyInfo> {
     })
 }
 
-/// The key prefixes that cover exactly the days `lo..=hi` under a region folder: whole
-/// years, then whole months, then single days.
-pub fn day_prefixes(region_prefix: &str, lo: Date, hi: Date) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut d = lo;
-    while d <= hi {
-        let year_end = Date::from_calendar_date(d.year(), Month::December, 31).unwrap_or(d);
-        if d.ordinal() == 1 && year_end <= hi {
-            out.push(format!("{region_prefix}{:04}/", d.year()));
-            d = match year_end.next_day() {
-                Some(n) => n,
-                None => break,
-            };
-            continue;
-        }
-        let month_end =
-            Date::from_calendar_date(d.year(), d.month(), d.month().length(d.year())).unwrap_or(d);
-        if d.day() == 1 && month_end <= hi {
-            out.push(format!(
-                "{region_prefix}{:04}/{:02}/",
-                d.year(),
-                d.month() as u8
-            ));
-            d = match month_end.next_day() {
-                Some(n) => n,
-                None => break,
-            };
-            continue;
-        }
-        out.push(format!(
-            "{region_prefix}{:04}/{:02}/{:02}/",
-            d.year(),
-            d.month() as u8,
-            d.day()
-        ));
-        d = match d.next_day() {
-            Some(n) => n,
-            None => break,
-        };
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -155,28 +112,5 @@ mod tests {
         assert!(is_digest(
             "AWSLogs/111122223333/CloudTrail-Digest/eu-west-1/2026/09/03/x"
         ));
-    }
-
-    #[test]
-    fn day_ranges_become_the_fewest_prefixes_that_cover_them_exactly() {
-        let r = "AWSLogs/111122223333/CloudTrail/eu-west-1/";
-        let p = day_prefixes(r, date!(2025 - 12 - 30), date!(2027 - 02 - 02));
-        let short: Vec<&str> = p.iter().map(|s| &s[r.len()..]).collect();
-        assert_eq!(
-            short,
-            [
-                "2025/12/30/",
-                "2025/12/31/",
-                "2026/",
-                "2027/01/",
-                "2027/02/01/",
-                "2027/02/02/"
-            ]
-        );
-        assert_eq!(
-            day_prefixes(r, date!(2026 - 09 - 01), date!(2026 - 09 - 30)),
-            [format!("{r}2026/09/")]
-        );
-        assert!(day_prefixes(r, date!(2026 - 09 - 02), date!(2026 - 09 - 01)).is_empty());
     }
 }

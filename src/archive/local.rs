@@ -49,6 +49,7 @@ impl Local {
         &self,
         dir: &Path,
         key: &str,
+        start: &str,
         out: &mut Listing,
         delimited: bool,
     ) -> Result<(), String> {
@@ -59,14 +60,14 @@ impl Local {
             let Some(name) = e.file_name().to_str().map(str::to_string) else {
                 continue;
             };
-            if name.starts_with('.') {
+            if name.starts_with('.') || !name.starts_with(start) {
                 continue;
             }
             let child = format!("{key}{name}");
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             match (is_dir, delimited) {
                 (true, true) => out.prefixes.push(format!("{child}/")),
-                (true, false) => self.walk(&e.path(), &format!("{child}/"), out, false)?,
+                (true, false) => self.walk(&e.path(), &format!("{child}/"), "", out, false)?,
                 (false, _) => out.objects.push(Object {
                     key: child,
                     size: e.metadata().map(|m| m.len()).unwrap_or(0),
@@ -80,12 +81,17 @@ impl Local {
 impl Lister for Local {
     async fn list(&self, prefix: &str, delimited: bool) -> Result<Listing, String> {
         let mut out = Listing::default();
-        // Prefixes the planner makes end in `/` (folders); the root may be "".
-        let dir = self.root.join(prefix.trim_end_matches('/'));
+        // A folder (`…/`, or the root ""), or a folder and the start of names in it (an
+        // hour of a day folder: `…/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHH`).
+        let (folder, start) = match prefix.rfind('/') {
+            Some(i) => prefix.split_at(i + 1),
+            None => ("", prefix),
+        };
+        let dir = self.root.join(folder.trim_end_matches('/'));
         if !dir.is_dir() {
             return Ok(out); // nothing under this prefix, as S3 would say
         }
-        self.walk(&dir, prefix, &mut out, delimited)?;
+        self.walk(&dir, folder, start, &mut out, delimited)?;
         Ok(out)
     }
 }

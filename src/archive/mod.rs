@@ -5,5 +5,9 @@ pub mod layout;
 pub mod local;
 pub mod plan;
 pub mod s3;
+pub mod walk;
+#[cfg(test)]
+mod walk_tests;
 
-pub use plan::{plan, Lister, Listing, Object, Plan, Planned, Scope};
+pub use plan::{Lister, Listing, Object, Planned, Scope};
+pub use walk::{walk, Limits, Window};

@@ -98,7 +98,10 @@ struct RunArgs {
     /// (the floor that decode and the rules are measured against).
     #[arg(long, hide = true)]
     gunzip_only: bool,
-    /// Print every prefix listed (to stderr) before reading.
+    /// A day expected to hold more objects than this is listed and read by hours.
+    #[arg(long, default_value_t = trailwatch::archive::Limits::default().window_objects)]
+    window_objects: usize,
+    /// Print every prefix listed (to stderr), as the walk lists it.
     #[arg(long)]
     explain_listing: bool,
     #[command(flatten)]
@@ -180,6 +183,7 @@ fn backtest(a: RunArgs) -> anyhow::Result<ExitCode> {
         alerts: a.alerts,
         alerts_text: a.alerts_format == super::replay::Format::Text,
         fetch_concurrency: a.fetch_concurrency,
+        window_objects: a.window_objects.max(1),
         max_in_flight_bytes: a.max_in_flight_bytes,
         gunzip_only: a.gunzip_only,
         explain_listing: a.explain_listing,

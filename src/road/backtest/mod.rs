@@ -8,6 +8,7 @@ mod read;
 mod side;
 pub(super) mod sources;
 
+use std::cell::RefCell;
 use std::fs::File;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -16,7 +17,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::RoadError;
 use crate::alert::Alert;
-use crate::archive::Scope;
+use crate::archive::{self, Scope};
 use crate::backtest::report::{Partition, ScopeInfo};
 use crate::backtest::Report;
 use crate::clock::now_secs;
@@ -26,7 +27,7 @@ use crate::firstseen::baseline::SavedKey;
 use crate::source::replay::Reader;
 use read::{Out, Unit};
 use side::{compare, tally_notify, Side};
-use sources::From;
+use sources::{Listed, Step};
 
 /// What `backtest` was asked besides the configs.
 pub struct Options {
@@ -43,6 +44,8 @@ pub struct Options {
     pub alerts_text: bool,
     /// S3 objects fetched at once, and the most bytes of them held.
     pub fetch_concurrency: usize,
+    /// A day expected to hold more objects than this is listed and read by hours.
+    pub window_objects: usize,
     pub max_in_flight_bytes: u64,
     /// Benchmarks: list, fetch and gunzip every object, and nothing else.
     pub gunzip_only: bool,
@@ -63,6 +66,7 @@ impl Options {
             alerts: None,
             alerts_text: false,
             fetch_concurrency: 16,
+            window_objects: archive::Limits::default().window_objects,
             max_in_flight_bytes: 256 << 20,
             gunzip_only: false,
             explain_listing: false,
@@ -129,23 +133,19 @@ fn walk(
     let wall = now_secs();
     let started = Instant::now();
     let today = time::OffsetDateTime::now_utc().date();
-    let listed = rt.block_on(sources::list(&o.info.sources, &o.scope, today));
-    if o.explain_listing {
-        for (src, level) in &listed.levels {
-            say(&format!("source {src}: {level}"));
-        }
-        for p in &listed.listed {
-            say(&format!("listed {p}"));
-        }
-    }
-    for f in &listed.unlisted {
-        say(&format!("trailwatch: cannot list {}: {}", f.key, f.error));
-    }
-    report.input.digests_skipped = listed.digests;
-    report.input.unexpected_keys = listed.unexpected.len() as u64;
-    report.input.unexpected = listed.unexpected.clone();
-    report.input.unlisted = listed.unlisted.clone();
-    let list_secs = started.elapsed().as_secs_f64();
+    let steps = sources::walk(
+        rt,
+        o.info.sources.clone(),
+        o.scope.clone(),
+        today,
+        sources::Ahead {
+            limits: archive::Limits {
+                window_objects: o.window_objects,
+            },
+            concurrency: o.fetch_concurrency,
+            max_bytes: o.max_in_flight_bytes,
+        },
+    );
 
     let mut sides = vec![Side::new(rt, config, o.dead_letter.clone())?];
     if let Some(b) = baseline {
@@ -168,25 +168,19 @@ fn walk(
         )),
         None => None,
     };
-    let total_bytes: u64 = listed.objects.iter().map(|p| p.size).sum();
-    let total_objects = listed.objects.len() as u64;
     let bar = match o.progress {
-        true => progress_bar(total_bytes),
+        true => progress_bar(),
         false => ProgressBar::hidden(),
     };
-    let mut fetched = sources::fetch_ahead(
-        rt,
-        &listed.objects,
-        o.fetch_concurrency,
-        o.max_in_flight_bytes,
-    );
-    let units = listed.objects.into_iter().map(|planned| {
-        let fetched = match planned.from {
-            From::S3(..) => fetched.blocking_recv(),
-            _ => None,
-        };
-        Unit { planned, fetched }
-    });
+    // What the walk listed, gathered as it goes (the walk runs ahead of the reading).
+    let listing = RefCell::new(Listing::default());
+    let units = Units {
+        steps,
+        listing: &listing,
+        explain: o.explain_listing,
+        say,
+        started,
+    };
     let keep = |ev: &crate::event::Event<'_>| s.admits(ev.account(), ev.region(), ev.time_secs());
     let max_whole = config.decode.max_document_bytes as u64;
     let judging = read::Judging {
@@ -225,9 +219,7 @@ fn walk(
             bar.inc(bytes);
             let events = sides[0].counts.events;
             let rate = events as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!(
-                "{objects_done}/{total_objects} objects, {rate:.0} events/s"
-            ));
+            bar.set_message(format!("{objects_done} objects, {rate:.0} events/s"));
             if let Some(t) = stamp {
                 for (which, side) in sides.iter_mut().enumerate() {
                     side.timeline.advance(t, &mut notify);
@@ -241,6 +233,12 @@ fn walk(
         }
     });
     bar.finish_and_clear();
+    let listing = listing.into_inner();
+    report.input.digests_skipped = listing.found.digests;
+    report.input.unexpected_keys = listing.found.unexpected.len() as u64;
+    report.input.unexpected = listing.found.unexpected;
+    report.input.unlisted = listing.found.unlisted;
+    let list_secs = listing.finished.unwrap_or_default();
     for (which, side) in sides.into_iter().enumerate() {
         side.timeline.finish(&mut notify);
         tally_notify(&mut report, &mut notify, which == 1);
@@ -271,10 +269,62 @@ fn walk(
     Ok((report, first_seen))
 }
 
-fn progress_bar(total_bytes: u64) -> ProgressBar {
-    let bar = ProgressBar::with_draw_target(Some(total_bytes), ProgressDrawTarget::stderr());
+/// What the walk listed so far, and when its listing ended.
+#[derive(Default)]
+struct Listing {
+    found: Listed,
+    finished: Option<f64>,
+}
+
+/// The objects to read, in order, taken from the walk's steps on the caller's thread; the
+/// listings between them are gathered (and said, when asked) on the way.
+struct Units<'a> {
+    steps: tokio::sync::mpsc::Receiver<Step>,
+    listing: &'a RefCell<Listing>,
+    explain: bool,
+    say: &'a dyn Fn(&str),
+    started: Instant,
+}
+
+impl Iterator for Units<'_> {
+    type Item = Unit;
+
+    fn next(&mut self) -> Option<Unit> {
+        loop {
+            let Some(step) = self.steps.blocking_recv() else {
+                let mut l = self.listing.borrow_mut();
+                l.finished
+                    .get_or_insert(self.started.elapsed().as_secs_f64());
+                return None;
+            };
+            match step {
+                Step::Object(planned, fetched) => return Some(Unit { planned, fetched }),
+                Step::Listing(l) => {
+                    if self.explain {
+                        for p in &l.listed {
+                            (self.say)(&format!("listed {p}"));
+                        }
+                    }
+                    for f in &l.unlisted {
+                        (self.say)(&format!("trailwatch: cannot list {}: {}", f.key, f.error));
+                    }
+                    self.listing.borrow_mut().found.merge(l);
+                }
+                Step::Walked(src, level) => {
+                    if self.explain {
+                        (self.say)(&format!("source {src}: {level}"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A spinner with the bytes read (the archive's size is not known before it is walked).
+fn progress_bar() -> ProgressBar {
+    let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
+        "{spinner} [{elapsed_precise}] {bytes} ({bytes_per_sec}) {msg}",
     ) {
         bar.set_style(style);
     }
@@ -288,7 +338,7 @@ fn summary(report: &Report, list_secs: f64, started: Instant, jobs: usize) -> St
     format!(
         "trailwatch backtest: {} objects ({} bytes), {} events, {} duplicates, {} outside the scope, {} dead letters, \
          {} objects failed, {} unexpected keys, {} digests skipped; {} alerts, {} notify items{}; \
-         listed in {:.2} s, {:.2} s in all, {:.0} events/s on {jobs} threads",
+         listing done at {:.2} s, {:.2} s in all, {:.0} events/s on {jobs} threads",
         i.objects, i.bytes, i.events, i.duplicates, i.outside, i.dead_letters,
         i.failed.len(), i.unexpected_keys, i.digests_skipped,
         report.totals.alerts, report.totals.notify,

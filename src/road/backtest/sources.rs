@@ -1,11 +1,12 @@
 //! The backtest road's sources: what each SOURCE argument names (an S3 prefix, a local directory in
-//! the archive's layout, or any file `replay` reads), listed into one plan, and the fetch
-//! stage that reads S3 objects ahead of the workers, in plan order, within a memory bound.
+//! the archive's layout, or any file `replay` reads), walked window by window (see
+//! [`archive::walk`]), and the fetch stage that reads S3 objects ahead of the workers, in
+//! read order, within a memory bound.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::archive::{self, local::Local, s3::S3, Plan, Scope};
+use crate::archive::{self, local::Local, s3::S3, Scope};
 use crate::backtest::report::Failed;
 use futures_util::StreamExt;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
@@ -39,39 +40,150 @@ pub struct Listed {
 }
 
 impl Listed {
-    fn add(&mut self, plan: Plan, from: impl Fn(&str) -> From, name: impl Fn(&str) -> String) {
-        self.digests += plan.digests;
-        self.unexpected
-            .extend(plan.unexpected.iter().map(|k| name(k)));
-        self.unlisted
-            .extend(plan.failed.into_iter().map(|(key, error)| Failed {
-                key: name(&key),
-                error,
-            }));
-        self.listed.extend(plan.listed.iter().map(|k| name(k)));
-        for p in plan.objects {
-            self.objects.push(Planned {
-                name: name(&p.object.key),
-                stamp: p.info.map(|i| i.stamp),
-                size: p.object.size,
-                from: from(&p.object.key),
-            });
-        }
+    /// Adds a window's listing to what is known so far.
+    pub fn merge(&mut self, l: Listed) {
+        self.objects.extend(l.objects);
+        self.digests += l.digests;
+        self.unexpected.extend(l.unexpected);
+        self.unlisted.extend(l.unlisted);
+        self.listed.extend(l.listed);
+        self.levels.extend(l.levels);
     }
 }
 
-/// Lists every source within `scope`; a source that cannot be listed at all is reported,
-/// and the others are read.
+/// Lists every source within `scope`, whole (a backfill's window); a source that cannot
+/// be listed at all is reported, and the others are read.
 pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Listed {
-    let mut out = Listed::default();
+    let out = std::sync::Mutex::new(Listed::default());
+    walk_sources(sources, scope, today, archive::Limits::default(), |step| {
+        if let Ok(mut o) = out.lock() {
+            match step {
+                Step::Listing(l) => o.merge(l),
+                Step::Object(p, _) => o.objects.push(p),
+                Step::Walked(src, level) => o.levels.push((src, level)),
+            }
+        }
+        async { true }
+    })
+    .await;
+    out.into_inner().unwrap_or_default()
+}
+
+/// An object's bytes as fetched, holding its share of the memory bound until dropped.
+pub struct Fetched {
+    pub bytes: Result<Vec<u8>, String>,
+    _permit: Option<OwnedSemaphorePermit>,
+}
+
+/// What the walk of the sources hands the reader, in read order.
+pub enum Step {
+    /// A window's listing: what it listed, could not list, and found that is not a log.
+    Listing(Listed),
+    /// An object to read, with its bytes when it is in S3 (fetched ahead).
+    Object(Planned, Option<Fetched>),
+    /// A directory or S3 source walked whole, and the layout level it was recognised as.
+    Walked(String, archive::plan::Level),
+}
+
+/// How the walk reads ahead: windows as big as `limits`, S3 objects fetched `concurrency`
+/// at a time with at most `max_bytes` (by listed size) held.
+#[derive(Clone, Copy)]
+pub struct Ahead {
+    pub limits: archive::Limits,
+    pub concurrency: usize,
+    pub max_bytes: u64,
+}
+
+/// Walks every source in turn, window by window, and fetches S3 objects ahead, in order:
+/// the receiver gets every step in read order. The next window is listed while this one is
+/// read; memory holds about two windows and `max_bytes` of objects, whatever the archive's
+/// length.
+pub fn walk(
+    rt: &tokio::runtime::Runtime,
+    sources: Vec<String>,
+    scope: Scope,
+    today: time::Date,
+    ahead: Ahead,
+) -> mpsc::Receiver<Step> {
+    let concurrency = ahead.concurrency.max(1);
+    // Objects waiting for the fetch stage: a few times what it fetches at once.
+    let (steps_tx, steps_rx) = mpsc::channel::<Step>(4 * concurrency);
+    rt.spawn(async move {
+        walk_sources(&sources, &scope, today, ahead.limits, |step| {
+            let tx = steps_tx.clone();
+            async move { tx.send(step).await.is_ok() }
+        })
+        .await;
+    });
+    // Permits are KiB, so a bound of many GiB fits a semaphore.
+    let kib = |b: u64| (b.div_ceil(1024).max(1)).min(u32::MAX as u64) as u32;
+    let limit = kib(ahead.max_bytes);
+    let sem = Arc::new(Semaphore::new(limit as usize));
+    let (tx, rx) = mpsc::channel(concurrency);
+    rt.spawn(async move {
+        let steps = futures_util::stream::unfold(steps_rx, |mut rx| async move {
+            rx.recv().await.map(|s| (s, rx))
+        });
+        let fetched = steps
+            .map(|step| {
+                let sem = sem.clone();
+                async move {
+                    let Step::Object(p, None) = step else {
+                        return step;
+                    };
+                    let From::S3(s3, key) = &p.from else {
+                        return Step::Object(p, None);
+                    };
+                    let permit = sem.acquire_many_owned(kib(p.size).min(limit)).await.ok();
+                    let bytes = s3.get(key).await;
+                    Step::Object(
+                        p,
+                        Some(Fetched {
+                            bytes,
+                            _permit: permit,
+                        }),
+                    )
+                }
+            })
+            .buffered(concurrency);
+        let mut fetched = std::pin::pin!(fetched);
+        while let Some(step) = fetched.next().await {
+            if tx.send(step).await.is_err() {
+                return; // the reader stopped
+            }
+        }
+    });
+    rx
+}
+
+/// Walks each source, handing `step` its windows' listings and objects (no bytes yet) in
+/// read order; stops when `step` answers false.
+async fn walk_sources<F, Fut>(
+    sources: &[String],
+    scope: &Scope,
+    today: time::Date,
+    limits: archive::Limits,
+    step: F,
+) where
+    F: Fn(Step) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
     let mut client = None;
     for src in sources {
+        let one = |p: Planned| step(Step::Object(p, None));
+        let failed = |error: String| {
+            let mut l = Listed::default();
+            l.unlisted.push(Failed {
+                key: src.clone(),
+                error,
+            });
+            step(Step::Listing(l))
+        };
         if src.starts_with("s3://") {
             let Some((bucket, prefix)) = archive::s3::parse_url(src) else {
-                out.unlisted.push(Failed {
-                    key: src.clone(),
-                    error: "expected s3://bucket/prefix".into(),
-                });
+                if !failed("expected s3://bucket/prefix".into()).await {
+                    return;
+                }
                 continue;
             };
             let c = match &client {
@@ -82,95 +194,116 @@ pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Liste
                 client: c.clone(),
                 bucket: bucket.clone(),
             });
-            let plan = archive::plan(&*s3, &prefix, scope, today).await;
-            out.levels.push((src.clone(), plan.level));
-            out.add(
-                plan,
+            let level = windows(
+                &*s3,
+                &prefix,
+                (scope, today, limits),
                 |k| From::S3(s3.clone(), k.to_string()),
                 |k| format!("s3://{bucket}/{k}"),
-            );
-            continue;
-        }
-        if src == "-" {
-            out.objects.push(Planned {
-                name: "-".into(),
-                stamp: None,
-                size: 0,
-                from: From::Stdin,
-            });
-            continue;
-        }
-        let path = PathBuf::from(src);
-        match std::fs::metadata(&path) {
-            Ok(m) if m.is_dir() => {
-                let (store, prefix) = Local::at(&path);
-                let plan = archive::plan(&store, &prefix, scope, today).await;
-                out.levels.push((src.clone(), plan.level));
-                out.add(
-                    plan,
-                    |k| From::File(store.path(k)),
-                    |k| store.path(k).display().to_string(),
-                );
+                &step,
+            )
+            .await;
+            match level {
+                Some(level) if step(Step::Walked(src.clone(), level)).await => continue,
+                _ => return,
             }
-            Ok(m) => out.objects.push(Planned {
-                name: src.clone(),
-                stamp: None,
-                size: m.len(),
-                from: From::File(path),
-            }),
-            Err(e) => out.unlisted.push(Failed {
-                key: src.clone(),
-                error: e.to_string(),
-            }),
+        }
+        let going = match src.as_str() {
+            "-" => {
+                one(Planned {
+                    name: "-".into(),
+                    stamp: None,
+                    size: 0,
+                    from: From::Stdin,
+                })
+                .await
+            }
+            _ => {
+                let path = PathBuf::from(src);
+                match std::fs::metadata(&path) {
+                    Ok(m) if m.is_dir() => {
+                        let (store, prefix) = Local::at(&path);
+                        let level = windows(
+                            &store,
+                            &prefix,
+                            (scope, today, limits),
+                            |k| From::File(store.path(k)),
+                            |k| store.path(k).display().to_string(),
+                            &step,
+                        )
+                        .await;
+                        match level {
+                            Some(level) => step(Step::Walked(src.clone(), level)).await,
+                            None => false,
+                        }
+                    }
+                    Ok(m) => {
+                        one(Planned {
+                            name: src.clone(),
+                            stamp: None,
+                            size: m.len(),
+                            from: From::File(path),
+                        })
+                        .await
+                    }
+                    Err(e) => failed(e.to_string()).await,
+                }
+            }
+        };
+        if !going {
+            return;
         }
     }
-    out
 }
 
-/// An object's bytes as fetched, holding its share of the memory bound until dropped.
-pub struct Fetched {
-    pub bytes: Result<Vec<u8>, String>,
-    _permit: Option<OwnedSemaphorePermit>,
-}
-
-/// Fetches the S3 objects of `objects`, in order, `concurrency` at a time and at most
-/// `max_bytes` (by listed size) held at once; the receiver gets them in plan order.
-pub fn fetch_ahead(
-    rt: &tokio::runtime::Runtime,
-    objects: &[Planned],
-    concurrency: usize,
-    max_bytes: u64,
-) -> mpsc::Receiver<Fetched> {
-    let todo: Vec<(Arc<S3>, String, u64)> = objects
-        .iter()
-        .filter_map(|p| match &p.from {
-            From::S3(s3, key) => Some((s3.clone(), key.clone(), p.size)),
-            _ => None,
-        })
-        .collect();
-    // Permits are KiB, so a bound of many GiB fits a semaphore.
-    let kib = |b: u64| (b.div_ceil(1024).max(1)).min(u32::MAX as u64) as u32;
-    let limit = kib(max_bytes);
-    let sem = Arc::new(Semaphore::new(limit as usize));
-    let (tx, rx) = mpsc::channel(concurrency.max(1));
-    rt.spawn(async move {
-        let mut stream = futures_util::stream::iter(todo)
-            .map(|(s3, key, size)| {
-                let sem = sem.clone();
-                async move {
-                    let permit = sem.acquire_many_owned(kib(size).min(limit)).await.ok();
-                    Fetched {
-                        bytes: s3.get(&key).await,
-                        _permit: permit,
-                    }
+/// One directory or S3 source, window by window; its level, or `None` when the reader
+/// stopped.
+async fn windows<L, F, Fut>(
+    lister: &L,
+    prefix: &str,
+    (scope, today, limits): (&Scope, time::Date, archive::Limits),
+    from: impl Fn(&str) -> From,
+    name: impl Fn(&str) -> String,
+    step: &F,
+) -> Option<archive::plan::Level>
+where
+    L: archive::Lister + Sync,
+    F: Fn(Step) -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let (tx, mut rx) = mpsc::channel(1);
+    let walking = archive::walk(lister, prefix, scope, today, limits, tx);
+    let reading = async {
+        while let Some(w) = rx.recv().await {
+            let mut l = Listed::default();
+            l.digests = w.digests;
+            l.unexpected = w.unexpected.iter().map(|k| name(k)).collect();
+            l.listed = w.listed.iter().map(|k| name(k)).collect();
+            l.unlisted = w
+                .failed
+                .into_iter()
+                .map(|(key, error)| Failed {
+                    key: name(&key),
+                    error,
+                })
+                .collect();
+            if !step(Step::Listing(l)).await {
+                return false;
+            }
+            for p in w.objects {
+                let planned = Planned {
+                    name: name(&p.object.key),
+                    stamp: p.info.map(|i| i.stamp),
+                    size: p.object.size,
+                    from: from(&p.object.key),
+                };
+                if !step(Step::Object(planned, None)).await {
+                    return false;
                 }
-            })
-            .buffered(concurrency.max(1));
-        while let Some(f) = stream.next().await {
-            if tx.send(f).await.is_err() {
-                return;
             }
         }
-    });
-    rx
+        true
+    };
+    let (level, going) = tokio::join!(walking, reading);
+    going.then_some(level)
 }
