@@ -388,20 +388,7 @@ fn partial_runs_merged_equal_the_whole_run() {
     );
     assert_eq!(events(&r0) + events(&r1), events(&json(&whole)));
     let merged = t.path("merged.json");
-    let out = Command::new(env!("CARGO_BIN_EXE_trailwatch"))
-        .args(["backtest", "merge"])
-        .arg(&p0)
-        .arg(&p1)
-        .arg("--report")
-        .arg(&merged)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    archive::merge(&[&p0, &p1], &merged);
     let mut want = json(&whole);
     want["scope"] = json(&p0)["scope"].clone();
     assert_eq!(json(&merged), want);

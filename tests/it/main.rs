@@ -7,6 +7,7 @@
 
 mod common;
 
+mod archive_walk;
 mod backfill;
 mod backtest;
 mod cli;

@@ -42,10 +42,24 @@ pub fn key(account: &str, region: &str, day: &str, stamp: &str, n: usize) -> Str
 
 impl Archive {
     pub fn build() -> Archive {
+        Archive::of_days(&DAYS)
+    }
+
+    /// The same shape over `n` days from `2026-08-03` (several weeks: a month boundary, and
+    /// days the short archive does not have).
+    pub fn weeks(n: usize) -> Archive {
+        let start = time::macros::date!(2026 - 08 - 03);
+        let days: Vec<String> = (0..n)
+            .map(|i| (start + time::Duration::days(i as i64)).to_string())
+            .collect();
+        Archive::of_days(&days)
+    }
+
+    fn of_days(days: &[impl AsRef<str>]) -> Archive {
         let base = records();
         let mut files = Vec::new();
         let mut n = 0;
-        for day in DAYS {
+        for day in days.iter().map(AsRef::as_ref) {
             for account in ACCOUNTS {
                 for region in REGIONS {
                     for stamp in STAMPS {
@@ -133,4 +147,21 @@ pub async fn upload(
             .await
             .unwrap();
     }
+}
+
+/// `backtest merge` of partition reports into `out`; asserts it succeeded.
+pub fn merge(parts: &[&Path], out: &Path) {
+    let done = std::process::Command::new(env!("CARGO_BIN_EXE_trailwatch"))
+        .args(["backtest", "merge"])
+        .args(parts)
+        .arg("--report")
+        .arg(out)
+        .output()
+        .unwrap();
+    assert_eq!(
+        done.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&done.stderr)
+    );
 }
