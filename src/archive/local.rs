@@ -1,6 +1,7 @@
 //! A local directory in the archive's layout, listed as S3 would list it (keys are paths
 //! relative to the directory, with `/`).
 
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use super::plan::{Lister, Listing, Object};
@@ -52,8 +53,8 @@ impl Local {
         start: &str,
         out: &mut Listing,
         delimited: bool,
-    ) -> Result<(), String> {
-        let rd = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    ) -> std::io::Result<()> {
+        let rd = std::fs::read_dir(dir)?;
         let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
@@ -67,7 +68,12 @@ impl Local {
             let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
             match (is_dir, delimited) {
                 (true, true) => out.prefixes.push(format!("{child}/")),
-                (true, false) => self.walk(&e.path(), &format!("{child}/"), "", out, false)?,
+                (true, false) => {
+                    let sub = e.path();
+                    // A folder inside that cannot be read is an error, whatever the cause.
+                    self.walk(&sub, &format!("{child}/"), "", out, false)
+                        .map_err(|e| std::io::Error::other(format!("{}: {e}", sub.display())))?
+                }
                 (false, _) => out.objects.push(Object {
                     key: child,
                     size: e.metadata().map(|m| m.len()).unwrap_or(0),
@@ -88,10 +94,13 @@ impl Lister for Local {
             None => ("", prefix),
         };
         let dir = self.root.join(folder.trim_end_matches('/'));
-        if !dir.is_dir() {
-            return Ok(out); // nothing under this prefix, as S3 would say
+        match self.walk(&dir, folder, start, &mut out, delimited) {
+            // Nothing under this prefix, as S3 would say.
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                Ok(Listing::default())
+            }
+            Err(e) => Err(format!("{}: {e}", dir.display())),
+            Ok(()) => Ok(out),
         }
-        self.walk(&dir, folder, start, &mut out, delimited)?;
-        Ok(out)
     }
 }

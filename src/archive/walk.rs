@@ -59,10 +59,6 @@ const LISTING_CONCURRENCY: usize = 16;
 /// Folder-days listed together in a day read by hours (its pass for what the hours miss).
 const REST_GROUP: usize = 4 * LISTING_CONCURRENCY;
 
-/// CloudTrail writes a region's file about every five minutes: the first guess of a
-/// folder-day's objects, before a day has been listed.
-const FIRST_GUESS_PER_FOLDER_DAY: usize = 288;
-
 /// One account's region folder (`…/ACCOUNT/CloudTrail/REGION/`) and the days it is read for.
 struct Folder {
     prefix: String,
@@ -99,8 +95,9 @@ struct Walk<'a, L> {
     tx: mpsc::Sender<Window>,
     /// Found since the last window was sent.
     pending: Window,
-    /// Objects a folder-day held, on the last day listed.
-    per_folder_day: usize,
+    /// Objects a folder-day held, on the last day listed (none yet: the first day's first
+    /// folders are listed to judge it).
+    per_folder_day: Option<usize>,
     /// The reader hung up: stop.
     closed: bool,
 }
@@ -124,7 +121,7 @@ pub async fn walk(
         limits,
         tx,
         pending: Window::default(),
-        per_folder_day: FIRST_GUESS_PER_FOLDER_DAY,
+        per_folder_day: None,
         closed: false,
     };
     let mut level = Level::default();
@@ -419,12 +416,7 @@ impl<L: Lister> Walk<'_, L> {
             while d <= end.min(hi) && !self.closed {
                 let today: Vec<&Folder> = folders.iter().filter(|f| f.reads(d)).collect();
                 if !today.is_empty() {
-                    if today.len().saturating_mul(self.per_folder_day) > self.limits.window_objects
-                    {
-                        self.by_hours(d, &today).await;
-                    } else {
-                        self.day(d, &today).await;
-                    }
+                    self.day(d, &today).await;
                 }
                 d = match d.next_day() {
                     Some(n) => n,
@@ -483,7 +475,40 @@ impl<L: Lister> Walk<'_, L> {
         }
     }
 
+    /// One day of these folders: one window, or 24 when the day is expected to hold more
+    /// than the limit (by the last day's objects per folder, or, on the first day, by its
+    /// first folders, listed to judge it).
     async fn day(&mut self, d: Date, folders: &[&Folder]) {
+        let (n, limit) = (folders.len(), self.limits.window_objects);
+        let big = move |per: usize| n.saturating_mul(per) > limit;
+        let (mut found, mut done) = (0, 0);
+        match self.per_folder_day {
+            None => {
+                let sample = &folders[..n.min(REST_GROUP)];
+                let kept = (self.pending.objects.len(), self.pending.unexpected.len());
+                let digests = self.pending.digests;
+                found = self.list_day(d, sample).await;
+                let per = found.div_ceil(sample.len()).max(1);
+                if big(per) {
+                    // Read by hours, where the sample's files are found again.
+                    self.pending.objects.truncate(kept.0);
+                    self.pending.unexpected.truncate(kept.1);
+                    self.pending.digests = digests;
+                    self.per_folder_day = Some(per);
+                    return self.by_hours(d, folders).await;
+                }
+                done = sample.len();
+            }
+            Some(per) if big(per) => return self.by_hours(d, folders).await,
+            Some(_) => {}
+        }
+        found += self.list_day(d, &folders[done..]).await;
+        self.learn(found, n);
+        self.send().await;
+    }
+
+    /// Lists these folders' day folders into the pending window; how many log files it found.
+    async fn list_day(&mut self, d: Date, folders: &[&Folder]) -> usize {
         let asks = folders.iter().map(|f| (day_prefix(f, d), ())).collect();
         let before = self.pending.objects.len();
         for (_, (), l) in self.list_many(asks, false).await {
@@ -493,8 +518,7 @@ impl<L: Lister> Walk<'_, L> {
                 }
             }
         }
-        self.learn(self.pending.objects.len() - before, folders.len());
-        self.send().await;
+        self.pending.objects.len() - before
     }
 
     /// A big day, an hour at a time. First the whole day, a few folders at a time, keeping
@@ -549,7 +573,7 @@ impl<L: Lister> Walk<'_, L> {
 
     fn learn(&mut self, objects: usize, folder_days: usize) {
         if folder_days > 0 {
-            self.per_folder_day = objects.div_ceil(folder_days).max(1);
+            self.per_folder_day = Some(objects.div_ceil(folder_days).max(1));
         }
     }
 

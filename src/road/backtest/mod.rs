@@ -176,6 +176,7 @@ fn walk(
     let listing = RefCell::new(Listing::default());
     let units = Units {
         steps,
+        queued: Default::default(),
         listing: &listing,
         explain: o.explain_listing,
         say,
@@ -280,6 +281,8 @@ struct Listing {
 /// listings between them are gathered (and said, when asked) on the way.
 struct Units<'a> {
     steps: tokio::sync::mpsc::Receiver<Step>,
+    /// Objects of the last batch not yet handed out.
+    queued: std::collections::VecDeque<sources::Planned>,
     listing: &'a RefCell<Listing>,
     explain: bool,
     say: &'a dyn Fn(&str),
@@ -290,6 +293,12 @@ impl Iterator for Units<'_> {
     type Item = Unit;
 
     fn next(&mut self) -> Option<Unit> {
+        if let Some(planned) = self.queued.pop_front() {
+            return Some(Unit {
+                planned,
+                fetched: None,
+            });
+        }
         loop {
             let Some(step) = self.steps.blocking_recv() else {
                 let mut l = self.listing.borrow_mut();
@@ -298,7 +307,21 @@ impl Iterator for Units<'_> {
                 return None;
             };
             match step {
-                Step::Object(planned, fetched) => return Some(Unit { planned, fetched }),
+                Step::Objects(v) => {
+                    self.queued.extend(v);
+                    if let Some(planned) = self.queued.pop_front() {
+                        return Some(Unit {
+                            planned,
+                            fetched: None,
+                        });
+                    }
+                }
+                Step::Fetched(planned, f) => {
+                    return Some(Unit {
+                        planned,
+                        fetched: Some(f),
+                    })
+                }
                 Step::Listing(l) => {
                     if self.explain {
                         for p in &l.listed {

@@ -59,7 +59,8 @@ pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Liste
         if let Ok(mut o) = out.lock() {
             match step {
                 Step::Listing(l) => o.merge(l),
-                Step::Object(p, _) => o.objects.push(p),
+                Step::Objects(v) => o.objects.extend(v),
+                Step::Fetched(p, _) => o.objects.push(p),
                 Step::Walked(src, level) => o.levels.push((src, level)),
             }
         }
@@ -79,8 +80,11 @@ pub struct Fetched {
 pub enum Step {
     /// A window's listing: what it listed, could not list, and found that is not a log.
     Listing(Listed),
-    /// An object to read, with its bytes when it is in S3 (fetched ahead).
-    Object(Planned, Option<Fetched>),
+    /// Objects to read, in order (a window's local files, or a file source): the worker
+    /// reads them.
+    Objects(Vec<Planned>),
+    /// An S3 object and its bytes, fetched ahead.
+    Fetched(Planned, Fetched),
     /// A directory or S3 source walked whole, and the layout level it was recognised as.
     Walked(String, archive::plan::Level),
 }
@@ -96,7 +100,7 @@ pub struct Ahead {
 
 /// Walks every source in turn, window by window, and fetches S3 objects ahead, in order:
 /// the receiver gets every step in read order. The next window is listed while this one is
-/// read; memory holds about two windows and `max_bytes` of objects, whatever the archive's
+/// read; memory holds about three windows and `max_bytes` of objects, whatever the archive's
 /// length.
 pub fn walk(
     rt: &tokio::runtime::Runtime,
@@ -106,8 +110,9 @@ pub fn walk(
     ahead: Ahead,
 ) -> mpsc::Receiver<Step> {
     let concurrency = ahead.concurrency.max(1);
-    // Objects waiting for the fetch stage: a few times what it fetches at once.
-    let (steps_tx, steps_rx) = mpsc::channel::<Step>(4 * concurrency);
+    // One batch waits for the fetch stage, one for the reader: with the walk's window
+    // being listed, the one sent and the one being batched, about three windows are held.
+    let (steps_tx, steps_rx) = mpsc::channel::<Step>(1);
     rt.spawn(async move {
         walk_sources(&sources, &scope, today, ahead.limits, |step| {
             let tx = steps_tx.clone();
@@ -119,29 +124,45 @@ pub fn walk(
     let kib = |b: u64| (b.div_ceil(1024).max(1)).min(u32::MAX as u64) as u32;
     let limit = kib(ahead.max_bytes);
     let sem = Arc::new(Semaphore::new(limit as usize));
-    let (tx, rx) = mpsc::channel(concurrency);
+    let (tx, rx) = mpsc::channel(1);
     rt.spawn(async move {
         let steps = futures_util::stream::unfold(steps_rx, |mut rx| async move {
             rx.recv().await.map(|s| (s, rx))
         });
-        let fetched = steps
+        // S3 objects one by one (each is fetched); anything else passes whole.
+        let work = steps.flat_map(|step| {
+            let each: Vec<Step> = match step {
+                Step::Objects(v) if v.iter().any(|p| matches!(p.from, From::S3(..))) => {
+                    v.into_iter().map(|p| Step::Objects(vec![p])).collect()
+                }
+                step => vec![step],
+            };
+            futures_util::stream::iter(each)
+        });
+        let fetched = work
             .map(|step| {
                 let sem = sem.clone();
                 async move {
-                    let Step::Object(p, None) = step else {
+                    let Step::Objects(mut v) = step else {
                         return step;
                     };
+                    if v.len() != 1 {
+                        return Step::Objects(v);
+                    }
+                    let Some(p) = v.pop() else {
+                        return Step::Objects(v);
+                    };
                     let From::S3(s3, key) = &p.from else {
-                        return Step::Object(p, None);
+                        return Step::Objects(vec![p]);
                     };
                     let permit = sem.acquire_many_owned(kib(p.size).min(limit)).await.ok();
                     let bytes = s3.get(key).await;
-                    Step::Object(
+                    Step::Fetched(
                         p,
-                        Some(Fetched {
+                        Fetched {
                             bytes,
                             _permit: permit,
-                        }),
+                        },
                     )
                 }
             })
@@ -170,7 +191,7 @@ async fn walk_sources<F, Fut>(
 {
     let mut client = None;
     for src in sources {
-        let one = |p: Planned| step(Step::Object(p, None));
+        let one = |p: Planned| step(Step::Objects(vec![p]));
         let failed = |error: String| {
             let mut l = Listed::default();
             l.unlisted.push(Failed {
@@ -256,6 +277,10 @@ async fn walk_sources<F, Fut>(
     }
 }
 
+/// Objects handed on at once: a window's objects go in batches, so the stages between the
+/// walk and the reader hold a few thousand objects, not windows.
+const BATCH: usize = 4096;
+
 /// One directory or S3 source, window by window; its level, or `None` when the reader
 /// stopped.
 async fn windows<L, F, Fut>(
@@ -275,29 +300,35 @@ where
     let walking = archive::walk(lister, prefix, scope, today, limits, tx);
     let reading = async {
         while let Some(w) = rx.recv().await {
-            let mut l = Listed::default();
-            l.digests = w.digests;
-            l.unexpected = w.unexpected.iter().map(|k| name(k)).collect();
-            l.listed = w.listed.iter().map(|k| name(k)).collect();
-            l.unlisted = w
-                .failed
-                .into_iter()
-                .map(|(key, error)| Failed {
-                    key: name(&key),
-                    error,
-                })
-                .collect();
+            let l = Listed {
+                digests: w.digests,
+                unexpected: w.unexpected.iter().map(|k| name(k)).collect(),
+                listed: w.listed.iter().map(|k| name(k)).collect(),
+                unlisted: w
+                    .failed
+                    .into_iter()
+                    .map(|(key, error)| Failed {
+                        key: name(&key),
+                        error,
+                    })
+                    .collect(),
+                ..Listed::default()
+            };
             if !step(Step::Listing(l)).await {
                 return false;
             }
-            for p in w.objects {
-                let planned = Planned {
-                    name: name(&p.object.key),
-                    stamp: p.info.map(|i| i.stamp),
-                    size: p.object.size,
-                    from: from(&p.object.key),
-                };
-                if !step(Step::Object(planned, None)).await {
+            let mut objects = w.objects.into_iter().map(|p| Planned {
+                name: name(&p.object.key),
+                stamp: p.info.map(|i| i.stamp),
+                size: p.object.size,
+                from: from(&p.object.key),
+            });
+            loop {
+                let batch: Vec<Planned> = objects.by_ref().take(BATCH).collect();
+                if batch.is_empty() {
+                    break;
+                }
+                if !step(Step::Objects(batch)).await {
                     return false;
                 }
             }
