@@ -15,7 +15,7 @@ use crate::rules::{build_alert, custom_reason, region, AlertWhat, RegionPolicy};
 pub struct Judge {
     policy: Arc<RegionPolicy>,
     custom: Arc<RuleSet>,
-    sigma: Arc<Vec<crate::rules::sigma::Rule>>,
+    sigma: Arc<crate::rules::sigma::RuleSet>,
     first_seen: Arc<Vec<crate::config::first_seen::FirstSeenRule>>,
     include_event: bool,
     /// Judge exemption expiry at each event's own time (replay) instead of `now` (live).
@@ -49,7 +49,7 @@ impl Judge {
     /// Sigma rules, evaluated after the custom rules.
     pub fn with_sigma(&self, sigma: Vec<crate::rules::sigma::Rule>) -> Self {
         Judge {
-            sigma: Arc::new(sigma),
+            sigma: Arc::new(crate::rules::sigma::RuleSet::new(sigma)),
             ..self.clone()
         }
     }
@@ -164,13 +164,8 @@ impl Judge {
         }
         scratch.matched.clear();
         let mut record = None;
-        crate::rules::sigma::evaluate_sharing(
-            &self.sigma,
-            ev,
-            &mut scratch.matched,
-            &mut scratch.stats,
-            &mut record,
-        );
+        self.sigma
+            .evaluate_sharing(ev, &mut scratch.matched, &mut scratch.stats, &mut record);
         for &i in &scratch.matched {
             let rule = &self.sigma[i];
             if rule.output {

@@ -634,6 +634,23 @@ impl NumOp {
 }
 
 impl FieldTest {
+    /// The values this test requires `field` to equal, when it tests only that field for
+    /// plain (no wildcard), case-folded ASCII text: then nothing else can satisfy it.
+    pub fn plain_values(&self, field: &str) -> Option<Vec<String>> {
+        if self.path.as_deref() != Some(&[field.to_string()][..]) || self.tests.is_empty() {
+            return None;
+        }
+        self.tests
+            .iter()
+            .map(|t| match t {
+                Test::Text(w) if !w.cased => {
+                    w.literal().filter(|l| l.is_ascii()).map(str::to_string)
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The prefilter: the answer from the decoder's hot fields alone, `None` when they cannot
     /// tell (a field they do not hold, a keyword, a field reference).
     pub fn decide(&self, ev: &Event<'_>) -> Option<bool> {
