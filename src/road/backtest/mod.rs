@@ -322,7 +322,7 @@ impl Iterator for Units<'_> {
                         fetched: Some(f),
                     })
                 }
-                Step::Listing(l) => {
+                Step::Listing(mut l) => {
                     if self.explain {
                         for p in &l.listed {
                             (self.say)(&format!("listed {p}"));
@@ -331,6 +331,8 @@ impl Iterator for Units<'_> {
                     for f in &l.unlisted {
                         (self.say)(&format!("trailwatch: cannot list {}: {}", f.key, f.error));
                     }
+                    // What was listed is said (when asked), not kept: it grows with the archive.
+                    l.listed = Vec::new();
                     self.listing.borrow_mut().found.merge(l);
                 }
                 Step::Walked(src, level) => {
