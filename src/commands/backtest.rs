@@ -94,8 +94,7 @@ struct RunArgs {
     /// Most bytes of fetched objects held at once (by listed size).
     #[arg(long, default_value_t = 256 << 20)]
     max_in_flight_bytes: u64,
-    /// Benchmarks: list, fetch and gunzip every object on the workers, and nothing else
-    /// (the floor that decode and the rules are measured against).
+    /// Benchmarks: list, fetch and gunzip every object on the workers, and nothing else.
     #[arg(long, hide = true)]
     gunzip_only: bool,
     /// A day expected to hold more objects than this is listed and read by hours.
