@@ -13,6 +13,7 @@ mod backtest;
 mod cli;
 mod delivery;
 mod deploy;
+mod deploy_stacks;
 mod efo;
 mod faults;
 mod filter_cli;
