@@ -112,11 +112,16 @@ pub struct Index {
     open: Vec<usize>,
     /// Every rule that matches events (not correlations).
     all: Vec<usize>,
+    /// Where `eventSource` is among the hot fields (looked up once, not per event).
+    source: Option<Hot>,
 }
 
 impl Index {
     pub fn new(rules: &[super::Rule]) -> Index {
-        let mut ix = Index::default();
+        let mut ix = Index {
+            source: Hot::of(&[FIELDS[0]]),
+            ..Index::default()
+        };
         for (i, r) in rules.iter().enumerate() {
             if r.selections.is_empty() {
                 continue; // A correlation rule: it matches through its windows.
@@ -138,7 +143,7 @@ impl Index {
     /// The rules `ev` may meet, as two lists in rule order (to be merged): all of them when
     /// its `eventSource` cannot be read from the hot fields as ASCII text.
     pub fn lists(&self, ev: &Event<'_>) -> (&[usize], &[usize]) {
-        let source = Hot::of(&[FIELDS[0]]).map(|h| h.value(ev));
+        let source = self.source.map(|h| h.value(ev));
         match source {
             Some(HotValue::Str(s)) if s.is_ascii() => {
                 let gated = match s.bytes().any(|b| b.is_ascii_uppercase()) {
