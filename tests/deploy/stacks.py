@@ -108,7 +108,9 @@ out["stacks"]["part3-updated"] = out["stacks"].pop("part3")
 # policies as they were, so the update above cannot show the role's new statement.
 stack("part3-noslash", "3-trailwatch-ecs.yaml", dict(part3, ConfigParameterName="trailwatch-config",
       LeaseTableName="leases-2", BaselineTableName="baseline-2",
-      OrganizationReadRoleArn=o6.get("OrganizationReadRoleArn", "")))
+      OrganizationReadRoleArn=o6.get("OrganizationReadRoleArn", ""),
+      # [backfill] on, so the task role holds every statement the code may need.
+      ArchiveBucketArn="arn:aws:s3:::archive"))
 c("s3").create_bucket(Bucket="code")
 stack("part4", "4-trailwatch-lambda.yaml", {"CodeBucket": "code", "CodeKey": "trailwatch.zip", "StreamArn": o1.get("StreamArn", ""),
       "StreamKeyArn": o1.get("StreamKeyArn", ""), "PagerTopicArn": pager, "SlackWebhookSecretArn": slack, "AlarmTopicArn": alarms})
@@ -160,6 +162,17 @@ for n in ["part3-updated", "part3-noslash"]:
     out.setdefault("ssm_resources", {})[n] = role_actions(stack_role(sname, "ExecutionRole")).get("ssm:GetParameters", [])
 out["task_role"] = role_actions(stack_role("part3-noslash", "TaskRole"))
 out["org_role"] = o6.get("OrganizationReadRoleArn", "")
+# What deleting a stack keeps: part 3's two tables (DeletionPolicy: Retain), not its roles.
+task_role = stack_role("part3-noslash", "TaskRole")
+cf.delete_stack(StackName="part3-noslash")
+for _ in range(100):
+    if not [x for x in cf.list_stacks()["StackSummaries"]
+            if x["StackName"] == "part3-noslash" and x["StackStatus"] != "DELETE_COMPLETE"]:
+        break
+    time.sleep(0.1)
+tables = ddb.list_tables()["TableNames"]
+roles = [r["RoleName"] for r in iam.list_roles()["Roles"]]
+out["after_delete"] = {"tables": sorted(t for t in tables if t.endswith("-2")), "task_role_kept": task_role in roles}
 skipped = sorted(set(re.findall(r"No Moto CloudFormation support for (\S+)", open(moto_log).read())))
 out["not_created_by_moto"] = skipped
 print(json.dumps(out))

@@ -4,7 +4,8 @@
 //! through the services: the stream, the lease table's key, the SSM parameter's ARN with and
 //! without a leading slash, the task role's grants.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use crate::common::emu::{moto_bin, moto_python};
 use crate::common::Tmp;
@@ -82,6 +83,12 @@ fn every_stack_is_created_in_order_and_wired_as_the_code_expects() {
         logs.contains(":log-group:/aws/ecs/containerinsights/") && logs.ends_with("/prometheus:*"),
         "{logs}"
     );
+    the_task_role_grants_the_calls_the_service_makes(task);
+    // Deleting part 3 keeps its tables (checkpoints, learned pairs), not the rest.
+    assert_eq!(
+        r["after_delete"],
+        serde_json::json!({"tables": ["baseline-2", "leases-2"], "task_role_kept": false})
+    );
     // What moto did not create is known, and said.
     let skipped: Vec<&str> = r["not_created_by_moto"]
         .as_array()
@@ -96,4 +103,197 @@ fn every_stack_is_created_in_order_and_wired_as_the_code_expects() {
             "moto skipped {s}: add it to docs/operations.md"
         );
     }
+}
+
+/// Calls the code makes that the task role does not grant, each with where it is granted.
+const NOT_THE_TASK_ROLES: [(&str, &str); 3] = [
+    // src/org/fetch.rs runs as part 6's role, which the task role may assume (deploy.rs
+    // compares that role with fetch.rs call by call).
+    ("organizations:", "part 6's organization-read role"),
+    // `backtest --report s3://…`: part 7's batch job role (deploy.rs checks it).
+    ("s3:PutObject", "part 7's batch job role"),
+    // Only when a table is missing; part 3 creates both tables, so the service never needs it.
+    ("dynamodb:CreateTable", "nobody: part 3 creates the tables"),
+];
+
+/// The task role allows exactly the calls the service makes, each on the resource it makes
+/// it on: the calls are read from the code (every SDK operation `src/` calls), not listed.
+fn the_task_role_grants_the_calls_the_service_makes(task: &Value) {
+    let calls = calls_in_code();
+    let made: BTreeSet<&String> = calls.values().flatten().collect();
+    for want in [
+        "kinesis:GetRecords",
+        "dynamodb:Scan",
+        "sns:Publish",
+        "s3:ListBucket",
+    ] {
+        assert!(
+            made.iter().any(|m| *m == want),
+            "{want} not found in {calls:?}"
+        );
+    }
+    let service: BTreeSet<&str> = made
+        .iter()
+        .map(|a| a.as_str())
+        .filter(|a| !NOT_THE_TASK_ROLES.iter().any(|(n, _)| a.starts_with(n)))
+        .collect();
+    // Granted for other reasons than a call: the CloudWatch agent sidecar's log group, the
+    // stream's and archive's keys (KMS decrypts for Kinesis and S3), part 6's role to assume.
+    let granted: BTreeSet<&str> = task
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with("logs:") && *a != "kms:Decrypt" && *a != "sts:AssumeRole")
+        .collect();
+    assert_eq!(
+        granted, service,
+        "the task role grants exactly the calls the service makes"
+    );
+    // Each table gets its own calls: the leases' from source/leases/, the first-seen
+    // baseline's from firstseen/store.rs (whose table has a time to live), and both are
+    // described before use.
+    let on = |table: &str| -> BTreeSet<String> {
+        task.as_object()
+            .unwrap()
+            .iter()
+            .filter(|(_, r)| {
+                r.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r.as_str().unwrap().ends_with(table))
+            })
+            .map(|(a, _)| a.clone())
+            .collect()
+    };
+    let of = |prefix: &str| -> BTreeSet<String> {
+        calls
+            .iter()
+            .filter(|(f, _)| f.starts_with(prefix))
+            .flat_map(|(_, a)| a.iter().cloned())
+            .chain(["dynamodb:DescribeTable".to_string()])
+            .collect()
+    };
+    assert_eq!(on(":table/leases-2"), of("src/source/leases/"));
+    let store = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/src/firstseen/store.rs"
+    ))
+    .unwrap();
+    assert!(store.contains("ensure_table(&client, table, \"pk\", Some(\"expires\"))"));
+    let mut baseline = of("src/firstseen/store.rs");
+    baseline.insert("dynamodb:UpdateTimeToLive".into());
+    assert_eq!(on(":table/baseline-2"), baseline);
+}
+
+/// The IAM action of every AWS SDK operation each file of `src/` calls (test modules left
+/// out). An operation is a method of the SDK's client: its name is a folder of the crate's
+/// `src/operation/`, read at the version Cargo.lock pins, from cargo's registry.
+fn calls_in_code() -> BTreeMap<String, BTreeSet<String>> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let lock = std::fs::read_to_string(root.join("Cargo.lock")).unwrap();
+    let home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cargo"));
+    let registry = home.join("registry/src");
+    // Operation (snake case) → the services that have it.
+    let mut ops: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for block in lock.split("[[package]]") {
+        let field = |k: &str| {
+            block
+                .lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim_matches('"').to_string())
+        };
+        let (Some(name), Some(version)) = (field("name = "), field("version = ")) else {
+            continue;
+        };
+        let Some(service) = name.strip_prefix("aws-sdk-") else {
+            continue;
+        };
+        let dir = std::fs::read_dir(&registry)
+            .unwrap_or_else(|e| panic!("cargo's registry at {}: {e}", registry.display()))
+            .filter_map(Result::ok)
+            .map(|index| index.path().join(format!("{name}-{version}/src/operation")))
+            .find(|d| d.is_dir())
+            .unwrap_or_else(|| {
+                panic!(
+                    "{name} {version}'s sources are not under {}",
+                    registry.display()
+                )
+            });
+        for op in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
+            let op = op.file_name().to_string_lossy().into_owned();
+            ops.entry(op).or_default().push(service.to_string());
+        }
+    }
+    let mut out = BTreeMap::new();
+    let mut files = vec![root.join("src")];
+    while let Some(p) = files.pop() {
+        if p.is_dir() {
+            files.extend(
+                std::fs::read_dir(&p)
+                    .unwrap()
+                    .filter_map(|e| e.ok().map(|e| e.path())),
+            );
+            continue;
+        }
+        let rel = p
+            .strip_prefix(root)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        if !rel.ends_with(".rs") || rel.ends_with("tests.rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let code = text.split("#[cfg(test)]").next().unwrap_or_default();
+        let mut found = BTreeSet::new();
+        for call in code.split('.').skip(1) {
+            // `.operation()`: a name, then empty parentheses (the builder's first call).
+            let end = call
+                .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .unwrap_or(call.len());
+            let (op, rest) = call.split_at(end);
+            if !rest.starts_with("()") {
+                continue;
+            }
+            let Some(services) = ops.get(op) else {
+                continue;
+            };
+            let services: Vec<&String> = match services.len() {
+                1 => services.iter().collect(),
+                _ => services
+                    .iter()
+                    .filter(|s| code.contains(&format!("aws_sdk_{s}")))
+                    .collect(),
+            };
+            assert_eq!(services.len(), 1, "{rel}: which SDK's {op}? {services:?}");
+            found.insert(iam_action(services[0], op));
+        }
+        if !found.is_empty() {
+            out.insert(rel, found);
+        }
+    }
+    out
+}
+
+/// The IAM action an SDK operation needs: its name in CamelCase, but for the few whose
+/// action is named otherwise.
+fn iam_action(service: &str, op: &str) -> String {
+    let camel: String = op
+        .split('_')
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    let action = match (service, camel.as_str()) {
+        ("s3", "ListObjectsV2") => "ListBucket".to_string(),
+        ("sns", "PublishBatch") => "Publish".to_string(),
+        _ => camel,
+    };
+    format!("{service}:{action}")
 }

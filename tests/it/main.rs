@@ -21,6 +21,7 @@ mod first_seen;
 mod gap;
 mod health;
 mod identity;
+mod image;
 mod incident;
 mod kinesis;
 mod lambda;

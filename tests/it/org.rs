@@ -1244,16 +1244,7 @@ fn serve_follows_the_organization() {
         .spawn()
         .unwrap();
     let stdout = child.stdout.take().unwrap();
-    let (tx, lines) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for l in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(l);
-        }
-    });
+    let lines = stdout_lines(stdout);
     let http = reqwest::Client::new();
     let post = |id: &str, rec: String| {
         let body = json!({"requestId": id, "timestamp": 0, "records": [{"data": b64(&gz(cwl_data(&[&rec]).as_bytes()))}]});

@@ -588,3 +588,17 @@ pub const ALERT_FIELDS: [&str; 21] = [
     "approved_regions",
     "policy_level",
 ];
+
+/// The lines a child writes (its stdout), as they come, on a channel.
+pub fn stdout_lines(out: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for l in std::io::BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(l).is_err() {
+                break;
+            }
+        }
+    });
+    lines
+}
