@@ -15,7 +15,8 @@
 //!
 //! [`ordered`] is the executor: units are handed out in order; each unit's results flow
 //! through a small bounded channel, and the caller drains the units front to back. Memory is
-//! bounded by `2 × jobs + 2` units in flight and a few chunks each, however long a unit is.
+//! bounded by the units in flight (at most 128 a worker and 64 MiB of input by their weight)
+//! and a few chunks each, however long a unit is.
 
 use std::collections::VecDeque;
 use std::sync::mpsc::{self, Receiver, SyncSender};
@@ -232,10 +233,13 @@ pub fn default_jobs() -> usize {
 /// Runs `work` on each unit on `jobs` threads and hands every result to `apply` on the
 /// calling thread, in unit order and, within a unit, in the order `work` emitted them.
 /// `work` emits through the callback it is given (a long unit emits many chunks). With
-/// `jobs` ≤ 1 everything runs on the calling thread.
+/// `jobs` ≤ 1 everything runs on the calling thread. `weight` is a unit's input size (its
+/// bytes, compressed or not): the units handed out and not yet applied weigh at most
+/// [`MAX_WEIGHT_AHEAD`] (and at least one unit is always out).
 pub fn ordered<U, R>(
     units: impl IntoIterator<Item = U>,
     jobs: usize,
+    weight: impl Fn(&U) -> u64,
     work: impl Fn(U, &mut dyn FnMut(R)) + Sync,
     mut apply: impl FnMut(R),
 ) where
@@ -250,11 +254,12 @@ pub fn ordered<U, R>(
     }
     /// Chunks a unit may run ahead of the one being applied.
     const CHUNKS_AHEAD: usize = 4;
-    /// Units queued per worker. The calling thread shares the cores with the workers; when
-    /// it waits for a time slice, each worker still has units to go on with (measured: with
-    /// 2 per worker, 2 workers on 2 cores were 1.26× one; with 16, 1.53×). Fetched bytes
-    /// stay under the fetch stage's memory bound.
-    const AHEAD: usize = 16;
+    /// Units queued per worker. The calling thread shares the cores with the workers and
+    /// hands out units only between two it applies: while the front unit is slow (a page
+    /// read from disk, a time slice lost), the others must have units to go on with.
+    /// Measured over the archives of `scripts/bench-backtest` on 2 cores: 2 a worker, 1.26×
+    /// one worker; 16, 1.50×; 128, 1.60× (1.75× on the 1 GB archive; docs/operations.md).
+    const AHEAD: usize = 128;
     let (to_workers, queue) = mpsc::channel::<(U, SyncSender<R>)>();
     let queue = Mutex::new(queue);
     std::thread::scope(|s| {
@@ -272,28 +277,35 @@ pub fn ordered<U, R>(
                 });
             });
         }
-        let mut waiting: VecDeque<Receiver<R>> = VecDeque::new();
+        let mut waiting: VecDeque<(Receiver<R>, u64)> = VecDeque::new();
+        let mut ahead = 0u64;
         let mut units = units.into_iter();
         loop {
             // Enough units queued that no worker idles while the front one is applied.
-            while waiting.len() < AHEAD * jobs {
+            while waiting.len() < AHEAD * jobs && (waiting.is_empty() || ahead < MAX_WEIGHT_AHEAD) {
                 let Some(u) = units.next() else { break };
+                let w = weight(&u);
                 let (tx, rx) = mpsc::sync_channel(CHUNKS_AHEAD);
                 if to_workers.send((u, tx)).is_err() {
                     break;
                 }
-                waiting.push_back(rx);
+                ahead += w;
+                waiting.push_back((rx, w));
             }
-            let Some(front) = waiting.pop_front() else {
+            let Some((front, w)) = waiting.pop_front() else {
                 break;
             };
             for r in front {
                 apply(r);
             }
+            ahead -= w;
         }
         drop(to_workers);
     });
 }
+
+/// The input the units handed out and not yet applied may weigh, together (see [`ordered`]).
+pub const MAX_WEIGHT_AHEAD: u64 = 64 << 20;
 
 /// Decodes and judges `records` on up to `jobs` threads, each taking a contiguous share of
 /// about equal bytes; the shares come back in order.
@@ -355,6 +367,7 @@ mod tests {
             ordered(
                 units.clone(),
                 jobs,
+                |_| 1,
                 |u, emit| {
                     std::thread::sleep(std::time::Duration::from_millis((40 - u) % 5));
                     for k in 0..(u % 9) {
@@ -379,6 +392,7 @@ mod tests {
         ordered(
             [0u32, 1],
             2,
+            |_| 1,
             |u, emit| {
                 if u == 0 {
                     std::thread::sleep(std::time::Duration::from_millis(50));
@@ -394,5 +408,37 @@ mod tests {
         assert_eq!(got.len(), 1001);
         assert_eq!(got[0], (0, 0));
         assert!(got[1..].windows(2).all(|w| w[0].1 + 1 == w[1].1));
+    }
+
+    #[test]
+    fn units_out_ahead_weigh_no_more_than_the_bound() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        // Units as heavy as the bound go out one at a time; light ones many at once.
+        for (w, most) in [(MAX_WEIGHT_AHEAD, 1), (1, 8)] {
+            let started = AtomicUsize::new(0);
+            let mut applied = 0;
+            let mut out_at_once = 0;
+            ordered(
+                0..40u32,
+                2,
+                |_| w,
+                |u, emit| {
+                    started.fetch_add(1, Ordering::SeqCst);
+                    // The front unit is slow: the other worker runs ahead if it may.
+                    let ms = if u == 0 { 60 } else { 1 };
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    emit(u)
+                },
+                |_| {
+                    out_at_once = out_at_once.max(started.load(Ordering::SeqCst) - applied);
+                    applied += 1;
+                },
+            );
+            assert_eq!(applied, 40);
+            match w {
+                1 => assert!(out_at_once >= most, "weight {w}: {out_at_once}"),
+                _ => assert_eq!(out_at_once, most, "weight {w}"),
+            }
+        }
     }
 }

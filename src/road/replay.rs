@@ -211,7 +211,12 @@ pub fn run(
         };
         emit(Read::Done(name, stats));
     };
-    parallel::ordered(&inputs, engine.jobs(), work, |read| {
+    // A file's size weighs it (stdin: nothing to weigh, and it is read alone).
+    let weight = |input: &&Input| match input {
+        Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
+        Input::Stdin => 0,
+    };
+    parallel::ordered(&inputs, engine.jobs(), weight, work, |read| {
         if out.failed.is_some() {
             return;
         }

@@ -200,7 +200,8 @@ fn walk(
     let mut notify = Vec::new();
     let mut out_error: Option<std::io::Error> = None;
     let mut objects_done = 0u64;
-    parallel::ordered(units, o.jobs, work, |out| match out {
+    let weight = |u: &Unit| u.planned.size;
+    parallel::ordered(units, o.jobs, weight, work, |out| match out {
         Out::Chunk(mut judged) => {
             let mut raised: Vec<Vec<Alert>> = Vec::new();
             // The baseline first: judge 0's feed takes the dead letters out of the chunk.
