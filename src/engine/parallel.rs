@@ -424,9 +424,15 @@ mod tests {
                 |_| w,
                 |u, emit| {
                     started.fetch_add(1, Ordering::SeqCst);
-                    // The front unit is slow: the other worker runs ahead if it may.
-                    let ms = if u == 0 { 60 } else { 1 };
-                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    // The front unit is slow: the other worker runs ahead if it may (the
+                    // front waits for 8 more to start, or 300 ms when none may).
+                    let t = std::time::Instant::now();
+                    while u == 0
+                        && started.load(Ordering::SeqCst) < 9
+                        && t.elapsed() < std::time::Duration::from_millis(300)
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(1));
+                    }
                     emit(u)
                 },
                 |_| {
