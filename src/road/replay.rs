@@ -133,13 +133,7 @@ impl Submitter<'_> {
 }
 
 fn progress_bar(inputs: &[Input]) -> ProgressBar {
-    let total: u64 = inputs
-        .iter()
-        .filter_map(|i| match i {
-            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
-            Input::Stdin => None,
-        })
-        .sum();
+    let total: u64 = inputs.iter().filter_map(Input::size).sum();
     let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
     if let Ok(style) = ProgressStyle::with_template(
         "{spinner} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta}) {msg}",
@@ -211,11 +205,8 @@ pub fn run(
         };
         emit(Read::Done(name, stats));
     };
-    // A file's size weighs it (stdin: nothing to weigh, and it is read alone).
-    let weight = |input: &&Input| match input {
-        Input::File(p) => std::fs::metadata(p).map_or(0, |m| m.len()),
-        Input::Stdin => 0,
-    };
+    // A file's size weighs it (stdin: nothing to weigh).
+    let weight = |input: &&Input| input.size().unwrap_or(0);
     parallel::ordered(&inputs, engine.jobs(), weight, work, |read| {
         if out.failed.is_some() {
             return;

@@ -27,6 +27,14 @@ impl Input {
             Input::File(p) => p.display().to_string(),
         }
     }
+
+    /// A file's size now (none for stdin, or a file that cannot be read).
+    pub fn size(&self) -> Option<u64> {
+        match self {
+            Input::File(p) => std::fs::metadata(p).ok().map(|m| m.len()),
+            Input::Stdin => None,
+        }
+    }
 }
 
 /// Expands arguments into inputs: `-` is stdin, directories are walked recursively in name

@@ -203,6 +203,15 @@ fn the_image_runs_as_its_user_keeps_its_state_in_its_volume_and_loads_the_sigma_
             sigma = Some(a);
         }
     }
+    // Healthy by the health check's own command, run in the image against the running process.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let healthy = loop {
+        let h = in_image(&m.root, &["health", &addr], &[]).output().unwrap();
+        if h.status.success() || Instant::now() > deadline {
+            break h.status.success();
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
     // The checkpoint is in the volume, written by the image's user, once the records are done.
     let checkpoint = state.join("checkpoints.json");
     let saved = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
@@ -217,24 +226,6 @@ fn the_image_runs_as_its_user_keeps_its_state_in_its_volume_and_loads_the_sigma_
         sigma.is_some(),
         "no alert from the image's Sigma rules: {stderr}"
     );
-
-    // Healthy by the health check's own command, run in the image against the running
-    // process: checked before it stopped, so run it again and ask while it runs.
-    let mut again = in_image(&m.root, &args, &env)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let healthy = loop {
-        let h = in_image(&m.root, &["health", &addr], &[]).output().unwrap();
-        if h.status.success() || Instant::now() > deadline {
-            break h.status.success();
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    };
-    let _ = again.kill();
-    let _ = again.wait();
     assert!(healthy, "`trailwatch health {addr}` never answered healthy");
     let dead = in_image(&m.root, &["health", &addr], &[]).output().unwrap();
     assert!(

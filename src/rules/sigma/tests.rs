@@ -470,7 +470,6 @@ fn most_sigmahq_rules_are_gated_on_their_service_and_a_negation_or_a_wildcard_is
         }
     }
     let gated = rules.iter().filter(|r| !r.gates.is_empty()).count();
-    eprintln!("{gated} of {} SigmaHQ rules gated", rules.len());
     assert!(
         gated * 10 >= rules.len() * 8,
         "{gated} of {} gated",

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod archive;
+pub mod aws_calls;
 pub mod emu;
 pub mod http;
 pub mod proxy;
