@@ -1,13 +1,32 @@
 //! A local directory in the archive's layout, listed as S3 would list it (keys are paths
 //! relative to the directory, with `/`).
+//!
+//! A folder is opened relative to the directory's descriptor and read with raw
+//! `getdents64` (no `fstat` an open, no path walk from the working directory), and a batch of
+//! folders is split between [`Local::threads`] threads: the first window of a sparse archive
+//! is thousands of small folders, read before its first object can be placed in order.
 
-use std::io::ErrorKind;
+use std::io::{self, ErrorKind};
+use std::mem::MaybeUninit;
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use rustix::fd::{AsFd, BorrowedFd, OwnedFd};
+use rustix::fs::{openat, statat, AtFlags, FileType, Mode, OFlags, RawDir, CWD};
 
 use super::plan::{Lister, Listing, Object};
 
+/// Folders in one batch below which it is read on the calling thread alone.
+const SPLIT_FROM: usize = 64;
+
+/// Bytes of directory entries read a call.
+const DIRENT_BUFFER: usize = 32 * 1024;
+
 pub struct Local {
     pub root: PathBuf,
+    /// Threads a batch of folders is read on (`backtest --jobs`).
+    pub threads: usize,
+    root_fd: OnceLock<OwnedFd>,
 }
 
 impl Local {
@@ -18,7 +37,7 @@ impl Local {
     pub fn at(dir: &Path) -> (Local, String) {
         let parts: Vec<_> = dir.components().collect();
         let at = parts.iter().rposition(|c| c.as_os_str() == "AWSLogs");
-        match at {
+        let (root, prefix) = match at {
             Some(i) => {
                 let root: PathBuf = parts[..i].iter().collect();
                 let prefix: Vec<String> = parts[i..]
@@ -30,15 +49,16 @@ impl Local {
                 } else {
                     root
                 };
-                (Local { root }, format!("{}/", prefix.join("/")))
+                (root, format!("{}/", prefix.join("/")))
             }
-            None => (
-                Local {
-                    root: dir.to_path_buf(),
-                },
-                String::new(),
-            ),
-        }
+            None => (dir.to_path_buf(), String::new()),
+        };
+        let store = Local {
+            root,
+            threads: 1,
+            root_fd: OnceLock::new(),
+        };
+        (store, prefix)
     }
 
     /// The file behind a key.
@@ -46,46 +66,25 @@ impl Local {
         self.root.join(key)
     }
 
-    fn walk(
-        &self,
-        dir: &Path,
-        key: &str,
-        start: &str,
-        out: &mut Listing,
-        delimited: bool,
-    ) -> std::io::Result<()> {
-        let rd = std::fs::read_dir(dir)?;
-        let mut entries: Vec<_> = rd.filter_map(Result::ok).collect();
-        entries.sort_by_key(|e| e.file_name());
-        for e in entries {
-            let Some(name) = e.file_name().to_str().map(str::to_string) else {
-                continue;
-            };
-            if name.starts_with('.') || !name.starts_with(start) {
-                continue;
-            }
-            let child = format!("{key}{name}");
-            let is_dir = e.file_type().map(|t| t.is_dir()).unwrap_or(false);
-            match (is_dir, delimited) {
-                (true, true) => out.prefixes.push(format!("{child}/")),
-                (true, false) => {
-                    let sub = e.path();
-                    // A folder inside that cannot be read is an error, whatever the cause.
-                    self.walk(&sub, &format!("{child}/"), "", out, false)
-                        .map_err(|e| std::io::Error::other(format!("{}: {e}", sub.display())))?
-                }
-                (false, _) => out.objects.push(Object {
-                    key: child,
-                    size: e.metadata().map(|m| m.len()).unwrap_or(0),
-                }),
-            }
+    /// The store's directory, opened once.
+    fn root_fd(&self) -> io::Result<BorrowedFd<'_>> {
+        if self.root_fd.get().is_none() {
+            let fd = open_dir(CWD, &self.root)?;
+            let _ = self.root_fd.set(fd);
         }
-        Ok(())
+        match self.root_fd.get() {
+            Some(fd) => Ok(fd.as_fd()),
+            None => Err(io::Error::other("the directory was not kept open")),
+        }
     }
-}
 
-impl Lister for Local {
-    async fn list(&self, prefix: &str, delimited: bool) -> Result<Listing, String> {
+    /// One prefix, as [`Lister::list`] answers it.
+    fn list_one(
+        &self,
+        prefix: &str,
+        delimited: bool,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> Result<Listing, String> {
         let mut out = Listing::default();
         // A folder (`…/`, or the root ""), or a folder and the start of names in it (an
         // hour of a day folder: `…/DD/ACCOUNT_CloudTrail_REGION_YYYYMMDDTHH`).
@@ -93,14 +92,144 @@ impl Lister for Local {
             Some(i) => prefix.split_at(i + 1),
             None => ("", prefix),
         };
-        let dir = self.root.join(folder.trim_end_matches('/'));
-        match self.walk(&dir, folder, start, &mut out, delimited) {
+        let rel = folder.trim_end_matches('/');
+        let read = self.root_fd().and_then(|root| {
+            let dir = open_dir(root, if rel.is_empty() { "." } else { rel })?;
+            self.walk(dir.as_fd(), folder, start, &mut out, delimited, buf)
+        });
+        match read {
             // Nothing under this prefix, as S3 would say.
             Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
                 Ok(Listing::default())
             }
-            Err(e) => Err(format!("{}: {e}", dir.display())),
+            Err(e) => Err(format!("{}: {e}", self.root.join(rel).display())),
             Ok(()) => Ok(out),
         }
     }
+
+    fn walk(
+        &self,
+        dir: BorrowedFd<'_>,
+        key: &str,
+        start: &str,
+        out: &mut Listing,
+        delimited: bool,
+        buf: &mut [MaybeUninit<u8>],
+    ) -> io::Result<()> {
+        for (name, kind) in entries(dir, buf)? {
+            if name.starts_with('.') || !name.starts_with(start) {
+                continue;
+            }
+            let child = format!("{key}{name}");
+            match (kind == FileType::Directory, delimited) {
+                (true, true) => out.prefixes.push(format!("{child}/")),
+                (true, false) => {
+                    // A folder inside that cannot be read is an error, whatever the cause.
+                    let inside = |e: io::Error| {
+                        io::Error::other(format!("{}: {e}", self.root.join(&child).display()))
+                    };
+                    let sub = open_dir(dir, name.as_str()).map_err(inside)?;
+                    self.walk(sub.as_fd(), &format!("{child}/"), "", out, false, buf)
+                        .map_err(inside)?
+                }
+                (false, _) => out.objects.push(Object {
+                    size: statat(dir, name.as_str(), AtFlags::SYMLINK_NOFOLLOW)
+                        .map(|s| u64::try_from(s.st_size).unwrap_or(0))
+                        .unwrap_or(0),
+                    key: child,
+                }),
+            }
+        }
+        Ok(())
+    }
+}
+
+fn open_dir(at: impl AsFd, path: impl rustix::path::Arg) -> io::Result<OwnedFd> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    Ok(openat(at, path, flags, Mode::empty())?)
+}
+
+/// A folder's entries by name, each with its type (names that are not UTF-8 are left out, as
+/// S3 keys are UTF-8).
+fn entries(
+    dir: BorrowedFd<'_>,
+    buf: &mut [MaybeUninit<u8>],
+) -> io::Result<Vec<(String, FileType)>> {
+    let mut found = Vec::new();
+    let mut unknown = Vec::new();
+    let mut it = RawDir::new(dir, buf);
+    while let Some(e) = it.next() {
+        let e = e?;
+        let Ok(name) = e.file_name().to_str() else {
+            continue;
+        };
+        if name == "." || name == ".." {
+            continue;
+        }
+        if e.file_type() == FileType::Unknown {
+            unknown.push(found.len());
+        }
+        found.push((name.to_string(), e.file_type()));
+    }
+    // File systems that do not fill in the type in the entry.
+    for i in unknown {
+        if let Ok(s) = statat(dir, found[i].0.as_str(), AtFlags::SYMLINK_NOFOLLOW) {
+            found[i].1 = FileType::from_raw_mode(s.st_mode);
+        }
+    }
+    found.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    Ok(found)
+}
+
+impl Lister for Local {
+    async fn list(&self, prefix: &str, delimited: bool) -> Result<Listing, String> {
+        self.list_one(prefix, delimited, &mut dirent_buffer())
+    }
+
+    async fn list_all(&self, prefixes: &[String], delimited: bool) -> Vec<Result<Listing, String>> {
+        let threads = self
+            .threads
+            .clamp(1, prefixes.len().div_ceil(SPLIT_FROM).max(1));
+        let part = |chunk: &[String]| {
+            let mut buf = dirent_buffer();
+            chunk
+                .iter()
+                .map(|p| self.list_one(p, delimited, &mut buf))
+                .collect::<Vec<_>>()
+        };
+        if threads == 1 {
+            return part(prefixes);
+        }
+        // Contiguous parts, joined in order: the answers come back in the order asked.
+        let size = prefixes.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let running: Vec<_> = prefixes
+                .chunks(size)
+                .map(|chunk| {
+                    let thread = std::thread::Builder::new()
+                        .name("trailwatch-list".into())
+                        .spawn_scoped(s, move || part(chunk));
+                    (chunk, thread)
+                })
+                .collect();
+            let mut out = Vec::with_capacity(prefixes.len());
+            for (chunk, thread) in running {
+                match thread.map_err(|e| e.to_string()).map(|t| t.join()) {
+                    Ok(Ok(got)) => out.extend(got),
+                    // No thread to be had: this part on the calling thread.
+                    Err(_) => out.extend(part(chunk)),
+                    Ok(Err(_)) => out.extend(
+                        chunk
+                            .iter()
+                            .map(|p| Err(format!("{p}: the listing thread panicked"))),
+                    ),
+                }
+            }
+            out
+        })
+    }
+}
+
+fn dirent_buffer() -> Vec<MaybeUninit<u8>> {
+    vec![MaybeUninit::uninit(); DIRENT_BUFFER]
 }

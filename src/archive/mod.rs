@@ -3,6 +3,8 @@
 
 pub mod layout;
 pub mod local;
+#[cfg(test)]
+mod local_tests;
 pub mod plan;
 pub mod s3;
 pub mod walk;

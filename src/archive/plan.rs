@@ -22,8 +22,12 @@ pub struct Listing {
     pub objects: Vec<Object>,
 }
 
+/// Listing calls in flight at once: S3 answers each in tens of milliseconds, so a walk of
+/// hundreds of account and region folders would otherwise wait on them one by one.
+pub const LISTING_CONCURRENCY: usize = 16;
+
 /// A store that lists keys by prefix: S3, or a local directory laid out the same way.
-pub trait Lister {
+pub trait Lister: Sync {
     /// Lists `prefix`; `delimited` lists one level (folders as prefixes), else everything
     /// under it.
     fn list(
@@ -31,6 +35,20 @@ pub trait Lister {
         prefix: &str,
         delimited: bool,
     ) -> impl Future<Output = Result<Listing, String>> + Send;
+
+    /// Lists every prefix, answers in the order asked: by default
+    /// [`LISTING_CONCURRENCY`] calls at once.
+    fn list_all(
+        &self,
+        prefixes: &[String],
+        delimited: bool,
+    ) -> impl Future<Output = Vec<Result<Listing, String>>> + Send {
+        use futures_util::stream::{self, StreamExt};
+        stream::iter(prefixes)
+            .map(move |p| self.list(p, delimited))
+            .buffered(LISTING_CONCURRENCY)
+            .collect()
+    }
 }
 
 /// What the run may read: from the command line.

@@ -21,7 +21,7 @@ use time::{Date, Month};
 use tokio::sync::mpsc;
 
 use super::layout::{self, KeyInfo};
-use super::plan::{Level, Lister, Listing, Object, Planned, Scope};
+use super::plan::{Level, Lister, Listing, Object, Planned, Scope, LISTING_CONCURRENCY};
 
 /// What one window holds: its objects in read order, and what its listing found besides.
 #[derive(Debug, Default)]
@@ -41,6 +41,9 @@ pub struct Window {
 pub struct Limits {
     /// A day expected to hold more objects than this is listed by hours.
     pub window_objects: usize,
+    /// Threads a local directory's folders are read on (S3's listing calls are concurrent
+    /// whatever this says).
+    pub listing_threads: usize,
 }
 
 impl Default for Limits {
@@ -48,13 +51,10 @@ impl Default for Limits {
         // About 50 MB of listing (some 200 bytes an object, key and planning).
         Limits {
             window_objects: 250_000,
+            listing_threads: 1,
         }
     }
 }
-
-/// Listing calls in flight at once: S3 answers each in tens of milliseconds, so a walk of
-/// hundreds of account and region folders would otherwise wait on them one by one.
-const LISTING_CONCURRENCY: usize = 16;
 
 /// Folder-days listed together in a day read by hours (its pass for what the hours miss).
 const REST_GROUP: usize = 4 * LISTING_CONCURRENCY;
@@ -178,26 +178,18 @@ pub async fn walk(
 }
 
 impl<L: Lister> Walk<'_, L> {
-    /// Lists every prefix (`delimited` as in [`Lister::list`]), up to
-    /// [`LISTING_CONCURRENCY`] at once; answers come back in the order asked, each with its
-    /// tag. A prefix that cannot be listed is recorded and left out.
+    /// Lists every prefix (`delimited` as in [`Lister::list`]; [`Lister::list_all`]);
+    /// answers come back in the order asked, each with its tag. A prefix that cannot be
+    /// listed is recorded and left out.
     async fn list_many<T>(
         &mut self,
         asks: Vec<(String, T)>,
         delimited: bool,
     ) -> Vec<(String, T, Listing)> {
-        use futures_util::stream::{self, StreamExt};
-        let lister = self.lister;
-        let answers: Vec<_> = stream::iter(asks)
-            .map(|(prefix, tag)| async move {
-                let got = lister.list(&prefix, delimited).await;
-                (prefix, tag, got)
-            })
-            .buffered(LISTING_CONCURRENCY)
-            .collect()
-            .await;
+        let (prefixes, tags): (Vec<String>, Vec<T>) = asks.into_iter().unzip();
+        let answers = self.lister.list_all(&prefixes, delimited).await;
         let mut out = Vec::with_capacity(answers.len());
-        for (prefix, tag, got) in answers {
+        for ((prefix, tag), got) in prefixes.into_iter().zip(tags).zip(answers) {
             self.pending.listed.push(prefix.clone());
             match got {
                 Ok(l) => out.push((prefix, tag, l)),

@@ -190,8 +190,8 @@ fn partitions_split_whole_account_regions_and_cover_everything_once() {
     assert_eq!(seen.len(), whole.objects.len());
 }
 
-/// Every window of a walk, in the order sent.
-fn windows(m: &Mem, root: &str, scope: &Scope, limits: Limits) -> Vec<Window> {
+/// Every window of a walk, in the order sent (today is 2026-12-01).
+pub(super) fn windows(m: &impl Lister, root: &str, scope: &Scope, limits: Limits) -> Vec<Window> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
@@ -320,7 +320,15 @@ fn a_big_day_is_read_an_hour_at_a_time_and_nothing_in_it_is_skipped() {
     ));
     let whole = plan_of(&m);
     let m2 = Mem::new(m.keys.clone());
-    let ws = windows(&m2, "", &Scope::default(), Limits { window_objects: 5 });
+    let ws = windows(
+        &m2,
+        "",
+        &Scope::default(),
+        Limits {
+            window_objects: 5,
+            ..Limits::default()
+        },
+    );
     for w in &ws {
         let hours: BTreeSet<i64> = w
             .objects

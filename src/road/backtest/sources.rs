@@ -243,7 +243,8 @@ async fn walk_sources<F, Fut>(
                 let path = PathBuf::from(src);
                 match std::fs::metadata(&path) {
                     Ok(m) if m.is_dir() => {
-                        let (store, prefix) = Local::at(&path);
+                        let (mut store, prefix) = Local::at(&path);
+                        store.threads = limits.listing_threads;
                         let level = windows(
                             &store,
                             &prefix,
