@@ -72,7 +72,7 @@ struct RunArgs {
     /// Only these regions (comma-separated).
     #[arg(long, value_delimiter = ',', value_name = "REGION,...")]
     regions: Vec<String>,
-    /// Threads that decode and judge (default: the cores available).
+    /// Threads that decode and judge, and list a local archive (default: the cores available).
     #[arg(long)]
     jobs: Option<usize>,
     /// Write every alert as a JSON line `{"diff": "added"|"removed"|"same", "alert": …}`.
