@@ -383,6 +383,10 @@ impl Feed<'_, '_> {
 
 /// Takes judge `which`'s items out of `items` (each tagged with its judge), leaving the others.
 fn take_judges<T>(items: &mut Vec<(usize, T)>, which: usize) -> Vec<T> {
+    // One judge (no baseline), or nothing: all of them, in place, nothing sorted out.
+    if items.iter().all(|(j, _)| *j == which) {
+        return std::mem::take(items).into_iter().map(|(_, x)| x).collect();
+    }
     let (mine, others): (Vec<_>, Vec<_>) = std::mem::take(items)
         .into_iter()
         .partition(|(j, _)| *j == which);

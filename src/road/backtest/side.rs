@@ -5,6 +5,7 @@ use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use crate::alert::Alert;
 use crate::backtest::{Mark, Report, Timeline};
@@ -109,17 +110,25 @@ impl Side {
 
 /// The siem alerts of a submission (the engine's output is the caller here).
 fn alerts_of(rt: &tokio::runtime::Runtime, engine: &Engine, p: Pending) -> Vec<Alert> {
-    let alerts = p
+    let siem: Vec<Arc<Item>> = p
         .items()
         .iter()
-        .filter_map(|i| match &**i {
-            Item::Siem(a) => Some(a.clone()),
-            Item::Notify(_) => None,
-        })
+        .filter(|i| matches!(&***i, Item::Siem(_)))
+        .cloned()
         .collect();
-    // Accepted at once (Output::Caller): settles the engine's books.
+    // Accepted at once (Output::Caller): settles the engine's books, and keeps nothing of
+    // the items, so each alert is taken back without a copy.
     let _ = rt.block_on(async { engine.submit(p).await.wait().await });
-    alerts
+    siem.into_iter()
+        .filter_map(|i| match Arc::try_unwrap(i) {
+            Ok(Item::Siem(a)) => Some(a),
+            Ok(Item::Notify(_)) => None,
+            Err(shared) => match &*shared {
+                Item::Siem(a) => Some(a.clone()),
+                Item::Notify(_) => None,
+            },
+        })
+        .collect()
 }
 
 /// Marks a chunk's alerts against the baseline's (by alert id), counts them, writes them,
