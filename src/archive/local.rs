@@ -68,14 +68,11 @@ impl Local {
 
     /// The store's directory, opened once.
     fn root_fd(&self) -> io::Result<BorrowedFd<'_>> {
-        if self.root_fd.get().is_none() {
-            let fd = open_dir(CWD, &self.root)?;
-            let _ = self.root_fd.set(fd);
+        if let Some(fd) = self.root_fd.get() {
+            return Ok(fd.as_fd());
         }
-        match self.root_fd.get() {
-            Some(fd) => Ok(fd.as_fd()),
-            None => Err(io::Error::other("the directory was not kept open")),
-        }
+        let fd = open_dir(CWD, &self.root)?;
+        Ok(self.root_fd.get_or_init(|| fd).as_fd())
     }
 
     /// One prefix, as [`Lister::list`] answers it.
@@ -214,15 +211,19 @@ impl Lister for Local {
                 .collect();
             let mut out = Vec::with_capacity(prefixes.len());
             for (chunk, thread) in running {
-                match thread.map_err(|e| e.to_string()).map(|t| t.join()) {
+                match thread.map(|t| t.join()) {
                     Ok(Ok(got)) => out.extend(got),
-                    // No thread to be had: this part on the calling thread.
-                    Err(_) => out.extend(part(chunk)),
                     Ok(Err(_)) => out.extend(
                         chunk
                             .iter()
                             .map(|p| Err(format!("{p}: the listing thread panicked"))),
                     ),
+                    // No thread to be had: this part on the calling thread (the same
+                    // answers, later).
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot start a listing thread; listing on one");
+                        out.extend(part(chunk))
+                    }
                 }
             }
             out

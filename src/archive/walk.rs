@@ -41,9 +41,6 @@ pub struct Window {
 pub struct Limits {
     /// A day expected to hold more objects than this is listed by hours.
     pub window_objects: usize,
-    /// Threads a local directory's folders are read on (S3's listing calls are concurrent
-    /// whatever this says).
-    pub listing_threads: usize,
 }
 
 impl Default for Limits {
@@ -51,7 +48,6 @@ impl Default for Limits {
         // About 50 MB of listing (some 200 bytes an object, key and planning).
         Limits {
             window_objects: 250_000,
-            listing_threads: 1,
         }
     }
 }

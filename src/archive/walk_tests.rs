@@ -320,15 +320,7 @@ fn a_big_day_is_read_an_hour_at_a_time_and_nothing_in_it_is_skipped() {
     ));
     let whole = plan_of(&m);
     let m2 = Mem::new(m.keys.clone());
-    let ws = windows(
-        &m2,
-        "",
-        &Scope::default(),
-        Limits {
-            window_objects: 5,
-            ..Limits::default()
-        },
-    );
+    let ws = windows(&m2, "", &Scope::default(), Limits { window_objects: 5 });
     for w in &ws {
         let hours: BTreeSet<i64> = w
             .objects

@@ -141,8 +141,8 @@ fn walk(
         sources::Ahead {
             limits: archive::Limits {
                 window_objects: o.window_objects,
-                listing_threads: o.jobs,
             },
+            listing_threads: o.jobs,
             concurrency: o.fetch_concurrency,
             max_bytes: o.max_in_flight_bytes,
         },

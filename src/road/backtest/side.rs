@@ -120,13 +120,9 @@ fn alerts_of(rt: &tokio::runtime::Runtime, engine: &Engine, p: Pending) -> Vec<A
     // the items, so each alert is taken back without a copy.
     let _ = rt.block_on(async { engine.submit(p).await.wait().await });
     siem.into_iter()
-        .filter_map(|i| match Arc::try_unwrap(i) {
-            Ok(Item::Siem(a)) => Some(a),
-            Ok(Item::Notify(_)) => None,
-            Err(shared) => match &*shared {
-                Item::Siem(a) => Some(a.clone()),
-                Item::Notify(_) => None,
-            },
+        .filter_map(|i| match Arc::unwrap_or_clone(i) {
+            Item::Siem(a) => Some(a),
+            Item::Notify(_) => None,
         })
         .collect()
 }

@@ -55,17 +55,23 @@ impl Listed {
 /// be listed at all is reported, and the others are read.
 pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Listed {
     let out = std::sync::Mutex::new(Listed::default());
-    walk_sources(sources, scope, today, archive::Limits::default(), |step| {
-        if let Ok(mut o) = out.lock() {
-            match step {
-                Step::Listing(l) => o.merge(l),
-                Step::Objects(v) => o.objects.extend(v),
-                Step::Fetched(p, _) => o.objects.push(p),
-                Step::Walked(src, level) => o.levels.push((src, level)),
+    walk_sources(
+        sources,
+        scope,
+        today,
+        (archive::Limits::default(), 1),
+        |step| {
+            if let Ok(mut o) = out.lock() {
+                match step {
+                    Step::Listing(l) => o.merge(l),
+                    Step::Objects(v) => o.objects.extend(v),
+                    Step::Fetched(p, _) => o.objects.push(p),
+                    Step::Walked(src, level) => o.levels.push((src, level)),
+                }
             }
-        }
-        async { true }
-    })
+            async { true }
+        },
+    )
     .await;
     out.into_inner().unwrap_or_default()
 }
@@ -89,11 +95,13 @@ pub enum Step {
     Walked(String, archive::plan::Level),
 }
 
-/// How the walk reads ahead: windows as big as `limits`, S3 objects fetched `concurrency`
-/// at a time with at most `max_bytes` (by listed size) held.
+/// How the walk reads ahead: windows as big as `limits`, a local archive's folders read on
+/// `listing_threads` threads, S3 objects fetched `concurrency` at a time with at most
+/// `max_bytes` (by listed size) held.
 #[derive(Clone, Copy)]
 pub struct Ahead {
     pub limits: archive::Limits,
+    pub listing_threads: usize,
     pub concurrency: usize,
     pub max_bytes: u64,
 }
@@ -114,7 +122,8 @@ pub fn walk(
     // being listed, the one sent and the one being batched, about three windows are held.
     let (steps_tx, steps_rx) = mpsc::channel::<Step>(1);
     rt.spawn(async move {
-        walk_sources(&sources, &scope, today, ahead.limits, |step| {
+        let read = (ahead.limits, ahead.listing_threads);
+        walk_sources(&sources, &scope, today, read, |step| {
             let tx = steps_tx.clone();
             async move { tx.send(step).await.is_ok() }
         })
@@ -178,12 +187,13 @@ pub fn walk(
 }
 
 /// Walks each source, handing `step` its windows' listings and objects (no bytes yet) in
-/// read order; stops when `step` answers false.
+/// read order, a local archive's folders read on `listing_threads` threads; stops when
+/// `step` answers false.
 async fn walk_sources<F, Fut>(
     sources: &[String],
     scope: &Scope,
     today: time::Date,
-    limits: archive::Limits,
+    (limits, listing_threads): (archive::Limits, usize),
     step: F,
 ) where
     F: Fn(Step) -> Fut,
@@ -244,7 +254,7 @@ async fn walk_sources<F, Fut>(
                 match std::fs::metadata(&path) {
                     Ok(m) if m.is_dir() => {
                         let (mut store, prefix) = Local::at(&path);
-                        store.threads = limits.listing_threads;
+                        store.threads = listing_threads;
                         let level = windows(
                             &store,
                             &prefix,
