@@ -146,8 +146,9 @@ fn open_dir(at: impl AsFd, path: impl rustix::path::Arg) -> io::Result<OwnedFd> 
     Ok(openat(at, path, flags, Mode::empty())?)
 }
 
-/// A folder's entries by name, each with its type (names that are not UTF-8 are left out, as
-/// S3 keys are UTF-8).
+/// A folder's entries by name, each with its type. A name that is not UTF-8 (S3 keys are) is
+/// kept with U+FFFD in place of what cannot be read, so it is reported as any key outside the
+/// layout is, or fails to be read, rather than left out unsaid.
 fn entries(
     dir: BorrowedFd<'_>,
     buf: &mut [MaybeUninit<u8>],
@@ -157,16 +158,14 @@ fn entries(
     let mut it = RawDir::new(dir, buf);
     while let Some(e) = it.next() {
         let e = e?;
-        let Ok(name) = e.file_name().to_str() else {
-            continue;
-        };
+        let name = e.file_name().to_string_lossy();
         if name == "." || name == ".." {
             continue;
         }
         if e.file_type() == FileType::Unknown {
             unknown.push(found.len());
         }
-        found.push((name.to_string(), e.file_type()));
+        found.push((name.into_owned(), e.file_type()));
     }
     // File systems that do not fill in the type in the entry.
     for i in unknown {

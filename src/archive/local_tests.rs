@@ -71,6 +71,23 @@ fn a_folder_is_listed_one_level_or_whole_with_sizes_and_hidden_names_left_out() 
 }
 
 #[test]
+fn a_name_that_is_not_utf8_is_listed_not_left_out() {
+    use std::os::unix::ffi::OsStrExt;
+    let t = tempfile::tempdir().unwrap();
+    let folder = t.path().join("AWSLogs/a");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join(std::ffi::OsStr::from_bytes(b"bad\xff.json.gz")),
+        b"x",
+    )
+    .unwrap();
+    let (store, _) = Local::at(t.path());
+    let got = block_on(store.list("AWSLogs/a/", true)).unwrap();
+    let listed: Vec<&str> = got.objects.iter().map(|o| o.key.as_str()).collect();
+    assert_eq!(listed, ["AWSLogs/a/bad\u{fffd}.json.gz"]);
+}
+
+#[test]
 fn a_key_prefix_inside_a_folder_lists_the_names_that_start_with_it() {
     let t = tempfile::tempdir().unwrap();
     let day = "AWSLogs/o-x1/111111111111/CloudTrail/us-east-1/2026/01/31/";
