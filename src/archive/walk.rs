@@ -182,6 +182,9 @@ impl<L: Lister> Walk<'_, L> {
         asks: Vec<(String, T)>,
         delimited: bool,
     ) -> Vec<(String, T, Listing)> {
+        if asks.is_empty() {
+            return Vec::new();
+        }
         let (prefixes, tags): (Vec<String>, Vec<T>) = asks.into_iter().unzip();
         let answers = self.lister.list_all(&prefixes, delimited).await;
         let mut out = Vec::with_capacity(answers.len());

@@ -143,6 +143,7 @@ fn walk(
                 window_objects: o.window_objects,
             },
             listing_threads: o.jobs,
+            name_listings: o.explain_listing,
             concurrency: o.fetch_concurrency,
             max_bytes: o.max_in_flight_bytes,
         },
@@ -219,10 +220,13 @@ fn walk(
             objects_done += 1;
             report.input.objects += 1;
             report.input.bytes += bytes;
-            bar.inc(bytes);
-            let events = sides[0].counts.events;
-            let rate = events as f64 / started.elapsed().as_secs_f64().max(1e-9);
-            bar.set_message(format!("{objects_done} objects, {rate:.0} events/s"));
+            // Said only where it is seen (a message an object, on the ordered stage).
+            if !bar.is_hidden() {
+                bar.inc(bytes);
+                let events = sides[0].counts.events;
+                let rate = events as f64 / started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_message(format!("{objects_done} objects, {rate:.0} events/s"));
+            }
             if let Some(t) = stamp {
                 for (which, side) in sides.iter_mut().enumerate() {
                     side.timeline.advance(t, &mut notify);

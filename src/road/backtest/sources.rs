@@ -59,7 +59,7 @@ pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Liste
         sources,
         scope,
         today,
-        (archive::Limits::default(), 1),
+        (archive::Limits::default(), 1, false),
         |step| {
             if let Ok(mut o) = out.lock() {
                 match step {
@@ -97,11 +97,14 @@ pub enum Step {
 
 /// How the walk reads ahead: windows as big as `limits`, a local archive's folders read on
 /// `listing_threads` threads, S3 objects fetched `concurrency` at a time with at most
-/// `max_bytes` (by listed size) held.
+/// `max_bytes` (by listed size) held. With `name_listings`, each window's listing calls
+/// are named in its [`Step::Listing`] (`--explain-listing`); otherwise they are not
+/// (thousands of names before the first object, for nothing).
 #[derive(Clone, Copy)]
 pub struct Ahead {
     pub limits: archive::Limits,
     pub listing_threads: usize,
+    pub name_listings: bool,
     pub concurrency: usize,
     pub max_bytes: u64,
 }
@@ -122,7 +125,7 @@ pub fn walk(
     // being listed, the one sent and the one being batched, about three windows are held.
     let (steps_tx, steps_rx) = mpsc::channel::<Step>(1);
     rt.spawn(async move {
-        let read = (ahead.limits, ahead.listing_threads);
+        let read = (ahead.limits, ahead.listing_threads, ahead.name_listings);
         walk_sources(&sources, &scope, today, read, |step| {
             let tx = steps_tx.clone();
             async move { tx.send(step).await.is_ok() }
@@ -187,13 +190,13 @@ pub fn walk(
 }
 
 /// Walks each source, handing `step` its windows' listings and objects (no bytes yet) in
-/// read order, a local archive's folders read on `listing_threads` threads; stops when
-/// `step` answers false.
+/// read order, a local archive's folders read on `listing_threads` threads (the listing
+/// calls named when `named`); stops when `step` answers false.
 async fn walk_sources<F, Fut>(
     sources: &[String],
     scope: &Scope,
     today: time::Date,
-    (limits, listing_threads): (archive::Limits, usize),
+    (limits, listing_threads, named): (archive::Limits, usize, bool),
     step: F,
 ) where
     F: Fn(Step) -> Fut,
@@ -228,7 +231,7 @@ async fn walk_sources<F, Fut>(
             let level = windows(
                 &*s3,
                 &prefix,
-                (scope, today, limits),
+                (scope, today, limits, named),
                 |k| From::S3(s3.clone(), k.to_string()),
                 |k| format!("s3://{bucket}/{k}"),
                 &step,
@@ -258,7 +261,7 @@ async fn walk_sources<F, Fut>(
                         let level = windows(
                             &store,
                             &prefix,
-                            (scope, today, limits),
+                            (scope, today, limits, named),
                             |k| From::File(store.path(k)),
                             |k| store.path(k).display().to_string(),
                             &step,
@@ -289,15 +292,18 @@ async fn walk_sources<F, Fut>(
 }
 
 /// Objects handed on at once: a window's objects go in batches, so the stages between the
-/// walk and the reader hold a few thousand objects, not windows.
+/// walk and the reader hold a few thousand objects, not windows. A window's first batch
+/// is [`FIRST_BATCH`] and each next one twice the last: the workers start on the first
+/// objects while the rest of the window is named (the first window waits for nothing else).
 const BATCH: usize = 4096;
+const FIRST_BATCH: usize = 64;
 
 /// One directory or S3 source, window by window; its level, or `None` when the reader
 /// stopped.
 async fn windows<L, F, Fut>(
     lister: &L,
     prefix: &str,
-    (scope, today, limits): (&Scope, time::Date, archive::Limits),
+    (scope, today, limits, named): (&Scope, time::Date, archive::Limits, bool),
     from: impl Fn(&str) -> From,
     name: impl Fn(&str) -> String,
     step: &F,
@@ -314,7 +320,10 @@ where
             let l = Listed {
                 digests: w.digests,
                 unexpected: w.unexpected.iter().map(|k| name(k)).collect(),
-                listed: w.listed.iter().map(|k| name(k)).collect(),
+                listed: match named {
+                    true => w.listed.iter().map(|k| name(k)).collect(),
+                    false => Vec::new(),
+                },
                 unlisted: w
                     .failed
                     .into_iter()
@@ -334,14 +343,16 @@ where
                 size: p.object.size,
                 from: from(&p.object.key),
             });
+            let mut size = FIRST_BATCH;
             loop {
-                let batch: Vec<Planned> = objects.by_ref().take(BATCH).collect();
+                let batch: Vec<Planned> = objects.by_ref().take(size).collect();
                 if batch.is_empty() {
                     break;
                 }
                 if !step(Step::Objects(batch)).await {
                     return false;
                 }
+                size = (size * 2).min(BATCH);
             }
         }
         true
