@@ -5,7 +5,7 @@
 //! never larger than the cap. Anything else (several members, a trailer that lies, corrupt
 //! data) takes the streaming path, which enforces the same cap.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::io::Read;
 
 use flate2::read::MultiGzDecoder;
@@ -103,9 +103,45 @@ fn one_member(data: &[u8], limit: usize) -> Option<Vec<u8>> {
     if size > limit {
         return None;
     }
-    let mut out = vec![0u8; size];
-    let n = INFLATER.with(|i| i.borrow_mut().as_mut()?.inflate_exact(body, &mut out))?;
-    (n == size && crc32(&out) == crc).then_some(out)
+    let mut out = SPARE.with(Cell::take);
+    // Only what the last member on this thread did not reach is zeroed: the inflater
+    // writes every byte of `out` or the member is refused (`n == size`).
+    if out.len() < size {
+        out.resize(size, 0);
+    }
+    out.truncate(size);
+    let n = INFLATER.with(|i| i.borrow_mut().as_mut()?.inflate_exact(body, &mut out));
+    match n {
+        Some(n) if n == size && crc32(&out) == crc => Some(out),
+        _ => {
+            give_back(out);
+            None
+        }
+    }
+}
+
+thread_local! {
+    /// A buffer done with, for the next member inflated on this thread.
+    static SPARE: Cell<Vec<u8>> = const { Cell::new(Vec::new()) };
+}
+
+/// Buffers up to this size are kept for the next member; a bigger one is freed.
+const KEEP: usize = 4 << 20;
+
+/// Hands a buffer [`gunzip`] returned back once its bytes are no longer needed, so the next
+/// member on this thread is inflated into it: a log file a unit, the same few hundred KiB
+/// allocated, faulted in and zeroed for each without it.
+pub fn give_back(done: Vec<u8>) {
+    if done.capacity() <= KEEP {
+        SPARE.with(|s| {
+            let kept = s.take();
+            s.set(if kept.capacity() > done.capacity() {
+                kept
+            } else {
+                done
+            });
+        });
+    }
 }
 
 /// Decompresses all gzip members of `data`, failing once the output would pass `limit` bytes.
@@ -180,6 +216,41 @@ mod tests {
         // Claim more than the data: libdeflate's output is short, streaming finds the bad size.
         g[n - 4..].copy_from_slice(&200_000u32.to_le_bytes());
         assert!(gunzip(&g, 1 << 20).is_err());
+    }
+
+    #[test]
+    fn a_buffer_given_back_is_inflated_into_again_and_nothing_of_it_shows() {
+        // Each test runs on a thread of its own: the spare starts empty.
+        let big: Vec<u8> = (0..50_000u32).map(|i| (i % 251) as u8).collect();
+        let first = gunzip(&gz(&big), 1 << 20).unwrap();
+        assert_eq!(first, big);
+        let at = first.as_ptr();
+        give_back(first);
+        // A smaller member lands in the same allocation, with none of the bigger one's bytes.
+        let small = gunzip(&gz(b"small"), 1 << 20).unwrap();
+        assert_eq!((small.as_slice(), small.as_ptr()), (&b"small"[..], at));
+        give_back(small);
+        // So does a corrupt one, refused as before, and the buffer stays for the next.
+        let mut bad = gz(&big);
+        bad[20] ^= 0xff;
+        assert!(gunzip(&bad, 1 << 20).is_err());
+        let again = gunzip(&gz(&big[..40_000]), 1 << 20).unwrap();
+        assert_eq!((&again[..], again.as_ptr()), (&big[..40_000], at));
+        give_back(again);
+        // One over KEEP is not kept.
+        let spare = || {
+            SPARE.with(|s| {
+                let v = s.take();
+                let c = v.capacity();
+                s.set(v);
+                c
+            })
+        };
+        assert!(spare() >= 50_000);
+        let huge = gunzip(&gz(&vec![7u8; KEEP + 1]), KEEP + 1).unwrap();
+        assert_eq!(huge.len(), KEEP + 1);
+        give_back(huge);
+        assert_eq!(spare(), 0, "a buffer over KEEP was kept");
     }
 
     #[test]

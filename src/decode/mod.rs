@@ -245,7 +245,10 @@ impl Decoder {
         }
         if gzip::is_gzip(data) {
             return match gzip::gunzip(data, self.limits.max_decompressed_bytes) {
-                Ok(plain) => pos.with(Step::Gzip, |pos| self.bytes(&plain, pos, v, depth + 1)),
+                Ok(plain) => {
+                    pos.with(Step::Gzip, |pos| self.bytes(&plain, pos, v, depth + 1));
+                    gzip::give_back(plain)
+                }
                 Err(e) => v.dead_letter(DeadLetter::new(pos, data, e.to_string())),
             };
         }
