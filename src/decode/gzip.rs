@@ -106,10 +106,7 @@ fn one_member(data: &[u8], limit: usize) -> Option<Vec<u8>> {
     let mut out = SPARE.with(Cell::take);
     // Only what the last member on this thread did not reach is zeroed: the inflater
     // writes every byte of `out` or the member is refused (`n == size`).
-    if out.len() < size {
-        out.resize(size, 0);
-    }
-    out.truncate(size);
+    out.resize(size, 0);
     let n = INFLATER.with(|i| i.borrow_mut().as_mut()?.inflate_exact(body, &mut out));
     match n {
         Some(n) if n == size && crc32(&out) == crc => Some(out),

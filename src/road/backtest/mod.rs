@@ -139,11 +139,13 @@ fn walk(
         o.scope.clone(),
         today,
         sources::Ahead {
-            limits: archive::Limits {
-                window_objects: o.window_objects,
+            walking: sources::Walking {
+                limits: archive::Limits {
+                    window_objects: o.window_objects,
+                },
+                listing_threads: o.jobs,
+                name_listings: o.explain_listing,
             },
-            listing_threads: o.jobs,
-            name_listings: o.explain_listing,
             concurrency: o.fetch_concurrency,
             max_bytes: o.max_in_flight_bytes,
         },

@@ -55,23 +55,17 @@ impl Listed {
 /// be listed at all is reported, and the others are read.
 pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Listed {
     let out = std::sync::Mutex::new(Listed::default());
-    walk_sources(
-        sources,
-        scope,
-        today,
-        (archive::Limits::default(), 1, false),
-        |step| {
-            if let Ok(mut o) = out.lock() {
-                match step {
-                    Step::Listing(l) => o.merge(l),
-                    Step::Objects(v) => o.objects.extend(v),
-                    Step::Fetched(p, _) => o.objects.push(p),
-                    Step::Walked(src, level) => o.levels.push((src, level)),
-                }
+    walk_sources(sources, scope, today, Walking::default(), |step| {
+        if let Ok(mut o) = out.lock() {
+            match step {
+                Step::Listing(l) => o.merge(l),
+                Step::Objects(v) => o.objects.extend(v),
+                Step::Fetched(p, _) => o.objects.push(p),
+                Step::Walked(src, level) => o.levels.push((src, level)),
             }
-            async { true }
-        },
-    )
+        }
+        async { true }
+    })
     .await;
     out.into_inner().unwrap_or_default()
 }
@@ -95,16 +89,32 @@ pub enum Step {
     Walked(String, archive::plan::Level),
 }
 
-/// How the walk reads ahead: windows as big as `limits`, a local archive's folders read on
-/// `listing_threads` threads, S3 objects fetched `concurrency` at a time with at most
-/// `max_bytes` (by listed size) held. With `name_listings`, each window's listing calls
-/// are named in its [`Step::Listing`] (`--explain-listing`); otherwise they are not
-/// (thousands of names before the first object, for nothing).
+/// How the walk lists: windows as big as `limits`, a local archive's folders read on
+/// `listing_threads` threads. With `name_listings`, each window's listing calls are named in
+/// its [`Step::Listing`] (`--explain-listing`); otherwise they are not (thousands of names
+/// before the first object, for nothing).
 #[derive(Clone, Copy)]
-pub struct Ahead {
+pub struct Walking {
     pub limits: archive::Limits,
     pub listing_threads: usize,
     pub name_listings: bool,
+}
+
+impl Default for Walking {
+    fn default() -> Self {
+        Walking {
+            limits: archive::Limits::default(),
+            listing_threads: 1,
+            name_listings: false,
+        }
+    }
+}
+
+/// How the walk reads ahead: it lists as `walking` says, and fetches S3 objects
+/// `concurrency` at a time with at most `max_bytes` (by listed size) held.
+#[derive(Clone, Copy)]
+pub struct Ahead {
+    pub walking: Walking,
     pub concurrency: usize,
     pub max_bytes: u64,
 }
@@ -125,8 +135,7 @@ pub fn walk(
     // being listed, the one sent and the one being batched, about three windows are held.
     let (steps_tx, steps_rx) = mpsc::channel::<Step>(1);
     rt.spawn(async move {
-        let read = (ahead.limits, ahead.listing_threads, ahead.name_listings);
-        walk_sources(&sources, &scope, today, read, |step| {
+        walk_sources(&sources, &scope, today, ahead.walking, |step| {
             let tx = steps_tx.clone();
             async move { tx.send(step).await.is_ok() }
         })
@@ -190,13 +199,12 @@ pub fn walk(
 }
 
 /// Walks each source, handing `step` its windows' listings and objects (no bytes yet) in
-/// read order, a local archive's folders read on `listing_threads` threads (the listing
-/// calls named when `named`); stops when `step` answers false.
+/// read order, listed as `walking` says; stops when `step` answers false.
 async fn walk_sources<F, Fut>(
     sources: &[String],
     scope: &Scope,
     today: time::Date,
-    (limits, listing_threads, named): (archive::Limits, usize, bool),
+    walking: Walking,
     step: F,
 ) where
     F: Fn(Step) -> Fut,
@@ -231,7 +239,7 @@ async fn walk_sources<F, Fut>(
             let level = windows(
                 &*s3,
                 &prefix,
-                (scope, today, limits, named),
+                (scope, today, walking),
                 |k| From::S3(s3.clone(), k.to_string()),
                 |k| format!("s3://{bucket}/{k}"),
                 &step,
@@ -257,11 +265,11 @@ async fn walk_sources<F, Fut>(
                 match std::fs::metadata(&path) {
                     Ok(m) if m.is_dir() => {
                         let (mut store, prefix) = Local::at(&path);
-                        store.threads = listing_threads;
+                        store.threads = walking.listing_threads;
                         let level = windows(
                             &store,
                             &prefix,
-                            (scope, today, limits, named),
+                            (scope, today, walking),
                             |k| From::File(store.path(k)),
                             |k| store.path(k).display().to_string(),
                             &step,
@@ -303,7 +311,7 @@ const FIRST_BATCH: usize = 64;
 async fn windows<L, F, Fut>(
     lister: &L,
     prefix: &str,
-    (scope, today, limits, named): (&Scope, time::Date, archive::Limits, bool),
+    (scope, today, walking): (&Scope, time::Date, Walking),
     from: impl Fn(&str) -> From,
     name: impl Fn(&str) -> String,
     step: &F,
@@ -314,13 +322,13 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     let (tx, mut rx) = mpsc::channel(1);
-    let walking = archive::walk(lister, prefix, scope, today, limits, tx);
+    let listing = archive::walk(lister, prefix, scope, today, walking.limits, tx);
     let reading = async {
         while let Some(w) = rx.recv().await {
             let l = Listed {
                 digests: w.digests,
                 unexpected: w.unexpected.iter().map(|k| name(k)).collect(),
-                listed: match named {
+                listed: match walking.name_listings {
                     true => w.listed.iter().map(|k| name(k)).collect(),
                     false => Vec::new(),
                 },
@@ -357,6 +365,6 @@ where
         }
         true
     };
-    let (level, going) = tokio::join!(walking, reading);
+    let (level, going) = tokio::join!(listing, reading);
     going.then_some(level)
 }
