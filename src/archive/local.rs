@@ -193,41 +193,47 @@ impl Lister for Local {
                 .map(|p| self.list_one(p, delimited, &mut buf))
                 .collect::<Vec<_>>()
         };
-        if threads == 1 {
-            return part(prefixes);
-        }
-        // Contiguous parts, joined in order: the answers come back in the order asked.
-        let size = prefixes.len().div_ceil(threads);
-        std::thread::scope(|s| {
-            let running: Vec<_> = prefixes
-                .chunks(size)
-                .map(|chunk| {
-                    let thread = std::thread::Builder::new()
-                        .name("trailwatch-list".into())
-                        .spawn_scoped(s, move || part(chunk));
-                    (chunk, thread)
-                })
-                .collect();
-            let mut out = Vec::with_capacity(prefixes.len());
-            for (chunk, thread) in running {
-                match thread.map(|t| t.join()) {
-                    Ok(Ok(got)) => out.extend(got),
-                    Ok(Err(_)) => out.extend(
-                        chunk
-                            .iter()
-                            .map(|p| Err(format!("{p}: the listing thread panicked"))),
-                    ),
-                    // No thread to be had: this part on the calling thread (the same
-                    // answers, later).
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot start a listing thread; listing on one");
-                        out.extend(part(chunk))
-                    }
-                }
-            }
-            out
+        let builder = || std::thread::Builder::new().name("trailwatch-list".into());
+        in_parts(prefixes, threads, &builder, part, |p| {
+            Err(format!("{p}: the listing thread panicked"))
         })
     }
+}
+
+/// `items` in `threads` contiguous parts, each answered by `part` on a thread from
+/// `builder`, the answers joined in the order of `items`. A part whose thread cannot be
+/// started is answered on the calling thread (the same answers, later); a part whose thread
+/// panicked answers `panicked(item)` for each of its items.
+pub(super) fn in_parts<T: Sync, R: Send>(
+    items: &[T],
+    threads: usize,
+    builder: &dyn Fn() -> std::thread::Builder,
+    part: impl Fn(&[T]) -> Vec<R> + Sync,
+    panicked: impl Fn(&T) -> R,
+) -> Vec<R> {
+    if threads <= 1 || items.len() <= 1 {
+        return part(items);
+    }
+    let size = items.len().div_ceil(threads);
+    let part = &part;
+    std::thread::scope(|s| {
+        let running: Vec<_> = items
+            .chunks(size)
+            .map(|chunk| (chunk, builder().spawn_scoped(s, move || part(chunk))))
+            .collect();
+        let mut out = Vec::with_capacity(items.len());
+        for (chunk, thread) in running {
+            match thread.map(|t| t.join()) {
+                Ok(Ok(got)) => out.extend(got),
+                Ok(Err(_)) => out.extend(chunk.iter().map(&panicked)),
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot start a listing thread; listing on the calling thread");
+                    out.extend(part(chunk))
+                }
+            }
+        }
+        out
+    })
 }
 
 fn dirent_buffer() -> Vec<MaybeUninit<u8>> {

@@ -1,7 +1,7 @@
 //! A local directory listed as S3 lists it: one level or everything under a prefix, an hour's
 //! key prefix, what is left out, and batches split between threads answering in the order
 //! asked, equal to one thread's answers.
-use super::local::Local;
+use super::local::{in_parts, Local};
 use super::plan::{Lister, Listing, Scope};
 use super::walk::{Limits, Window};
 use super::walk_tests::windows;
@@ -153,6 +153,64 @@ fn a_batch_split_between_threads_answers_in_the_order_asked_as_one_thread_does()
             .collect();
         assert_eq!(split, one, "{threads} threads");
     }
+}
+
+/// A batch split between threads, each part answering its items with the thread it ran on.
+fn split(
+    builder: &dyn Fn() -> std::thread::Builder,
+    panics_on: Option<u32>,
+) -> Vec<Result<(u32, std::thread::ThreadId), u32>> {
+    let items: Vec<u32> = (0..10).collect();
+    let part = |chunk: &[u32]| {
+        assert!(
+            panics_on.is_none_or(|p| !chunk.contains(&p)),
+            "a listing bug"
+        );
+        chunk
+            .iter()
+            .map(|&i| Ok((i, std::thread::current().id())))
+            .collect()
+    };
+    in_parts(&items, 3, builder, part, |&i| Err(i))
+}
+
+#[test]
+fn a_part_whose_thread_panics_fails_its_own_items_and_the_others_are_answered_in_order() {
+    let got = split(&std::thread::Builder::new, Some(5));
+    // Parts of 4: 0–3, 4–7 (its thread panicked), 8–9.
+    let ok: Vec<u32> = got
+        .iter()
+        .filter_map(|r| r.as_ref().ok().map(|(i, _)| *i))
+        .collect();
+    let failed: Vec<u32> = got
+        .iter()
+        .filter_map(|r| r.as_ref().err().copied())
+        .collect();
+    assert_eq!(ok, [0, 1, 2, 3, 8, 9]);
+    assert_eq!(failed, [4, 5, 6, 7]);
+    assert!(
+        got[4..8].iter().all(|r| r.is_err()),
+        "in the order asked: {got:?}"
+    );
+    let me = std::thread::current().id();
+    assert!(
+        got.iter().flatten().all(|(_, t)| *t != me),
+        "read on threads of their own"
+    );
+}
+
+#[test]
+fn a_part_whose_thread_cannot_start_is_answered_on_the_calling_thread() {
+    // A stack larger than the address space: no thread can be started.
+    let no_thread = || std::thread::Builder::new().stack_size(1 << 50);
+    let got = split(&no_thread, None);
+    let me = std::thread::current().id();
+    let answered: Vec<u32> = got
+        .iter()
+        .map(|r| r.as_ref().map(|(i, _)| *i).unwrap())
+        .collect();
+    assert_eq!(answered, (0..10).collect::<Vec<_>>());
+    assert!(got.iter().flatten().all(|(_, t)| *t == me), "{got:?}");
 }
 
 #[test]
