@@ -259,7 +259,10 @@ pub fn ordered<U, R>(
     /// read from disk, a time slice lost), the others must have units to go on with.
     /// Measured over the archives of `scripts/bench-backtest` on 2 cores: 2 a worker, 1.26×
     /// one worker; 16, 1.50×; 128, 1.60× (1.75× on the 1 GB archive; docs/operations.md).
-    const AHEAD: usize = 128;
+    /// And while this thread is the slower (a stretch of small objects that raise many
+    /// alerts, a flood), the workers bank units for after it: 128 a worker ran dry there
+    /// (~10 ms of a core idle a run over the 200k corpus), 512 does not.
+    const AHEAD: usize = 512;
     let (to_workers, queue) = mpsc::channel::<(U, SyncSender<R>)>();
     let queue = Mutex::new(queue);
     std::thread::scope(|s| {
