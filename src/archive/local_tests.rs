@@ -3,8 +3,8 @@
 //! asked, equal to one thread's answers.
 use super::local::{in_parts, Local};
 use super::plan::{Lister, Listing, Scope};
-use super::walk::{Limits, Window};
-use super::walk_tests::windows;
+use super::walk::Window;
+use super::walk_tests::{named, windows};
 use std::path::Path;
 
 fn put(root: &Path, key: &str, bytes: usize) {
@@ -229,7 +229,7 @@ fn a_walk_on_several_threads_gives_the_windows_of_one() {
             })
             .collect()
     };
-    let walk = |store: &Local| windows(store, "AWSLogs/", &Scope::default(), Limits::default());
+    let walk = |store: &Local| windows(store, "AWSLogs/", &Scope::default(), named());
     let one = walk(&store);
     assert_eq!(one.len(), 2, "a window a day");
     assert_eq!(one.iter().map(|w| w.objects.len()).sum::<usize>(), 270);

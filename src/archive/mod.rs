@@ -12,4 +12,4 @@ pub mod walk;
 mod walk_tests;
 
 pub use plan::{Lister, Listing, Object, Planned, Scope};
-pub use walk::{walk, Limits, Window};
+pub use walk::{walk, Walking, Window};

@@ -4,7 +4,7 @@
 //! soon as it is listed, over a bounded channel, so the next day is listed while this one is
 //! read, and memory holds a window or two, whatever the archive's length.
 //!
-//! A day that would hold more than [`Limits::window_objects`] objects (judged from the days
+//! A day that would hold more than [`Walking::window_objects`] objects (judged from the days
 //! before) is listed an hour at a time instead: CloudTrail names a file
 //! `ACCOUNT_CloudTrail_REGION_YYYYMMDDTHHMMZ_…`, so an hour is a key prefix. A day listed by
 //! hours is also listed whole once, in small groups, keeping only what the hours cannot
@@ -36,18 +36,28 @@ pub struct Window {
     pub failed: Vec<(String, String)>,
 }
 
-/// How big a window may grow.
+/// How the walk goes: how big a window may grow and whether it names its listing calls
+/// (the walk's), and the threads a local directory's folders are read on (the store's).
 #[derive(Debug, Clone, Copy)]
-pub struct Limits {
+pub struct Walking {
     /// A day expected to hold more objects than this is listed by hours.
     pub window_objects: usize,
+    /// Each window names the prefixes it listed ([`Window::listed`], for
+    /// `--explain-listing`); off, none is named: thousands of names before the first object,
+    /// for nothing.
+    pub name_listings: bool,
+    /// Threads a local directory's folders are read on ([`super::local::Local::threads`];
+    /// S3's listing calls are concurrent whatever this says).
+    pub listing_threads: usize,
 }
 
-impl Default for Limits {
+impl Default for Walking {
     fn default() -> Self {
-        // About 50 MB of listing (some 200 bytes an object, key and planning).
-        Limits {
+        Walking {
+            // About 50 MB of listing (some 200 bytes an object, key and planning).
             window_objects: 250_000,
+            name_listings: false,
+            listing_threads: 1,
         }
     }
 }
@@ -87,7 +97,7 @@ struct Walk<'a, L> {
     lister: &'a L,
     scope: &'a Scope,
     today: Date,
-    limits: Limits,
+    walking: Walking,
     tx: mpsc::Sender<Window>,
     /// Found since the last window was sent.
     pending: Window,
@@ -107,14 +117,14 @@ pub async fn walk(
     root: &str,
     scope: &Scope,
     today: Date,
-    limits: Limits,
+    walking: Walking,
     tx: mpsc::Sender<Window>,
 ) -> Level {
     let mut w = Walk {
         lister,
         scope,
         today,
-        limits,
+        walking,
         tx,
         pending: Window::default(),
         per_folder_day: None,
@@ -189,7 +199,9 @@ impl<L: Lister> Walk<'_, L> {
         let answers = self.lister.list_all(&prefixes, delimited).await;
         let mut out = Vec::with_capacity(answers.len());
         for ((prefix, tag), got) in prefixes.into_iter().zip(tags).zip(answers) {
-            self.pending.listed.push(prefix.clone());
+            if self.walking.name_listings {
+                self.pending.listed.push(prefix.clone());
+            }
             match got {
                 Ok(l) => out.push((prefix, tag, l)),
                 Err(e) => {
@@ -470,7 +482,7 @@ impl<L: Lister> Walk<'_, L> {
     /// than the limit (by the last day's objects per folder, or, on the first day, by its
     /// first folders, listed to judge it).
     async fn day(&mut self, d: Date, folders: &[&Folder]) {
-        let (n, limit) = (folders.len(), self.limits.window_objects);
+        let (n, limit) = (folders.len(), self.walking.window_objects);
         let big = move |per: usize| n.saturating_mul(per) > limit;
         let (mut found, mut done) = (0, 0);
         match self.per_folder_day {

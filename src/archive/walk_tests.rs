@@ -1,15 +1,23 @@
 //! The archive walk on keys in memory, listed as S3 lists them: which prefixes are listed,
 //! the windows and their order, the hours of a big day, and what is reported on the way.
 use super::plan::{Lister, Listing, Object, Scope};
-use super::walk::{walk, Limits, Window};
+use super::walk::{walk, Walking, Window};
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 use time::macros::date;
 
+/// The default walk, naming its listing calls (the tests read them).
+pub(super) fn named() -> Walking {
+    Walking {
+        name_listings: true,
+        ..Walking::default()
+    }
+}
+
 /// The whole walk as one window, in read order.
 async fn plan(lister: &impl Lister, root: &str, scope: &Scope, today: time::Date) -> Window {
     let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-    let walking = walk(lister, root, scope, today, Limits::default(), tx);
+    let walking = walk(lister, root, scope, today, named(), tx);
     let mut all = Window::default();
     let collect = async {
         while let Some(w) = rx.recv().await {
@@ -191,13 +199,13 @@ fn partitions_split_whole_account_regions_and_cover_everything_once() {
 }
 
 /// Every window of a walk, in the order sent (today is 2026-12-01).
-pub(super) fn windows(m: &impl Lister, root: &str, scope: &Scope, limits: Limits) -> Vec<Window> {
+pub(super) fn windows(m: &impl Lister, root: &str, scope: &Scope, walking: Walking) -> Vec<Window> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .build()
         .unwrap();
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let walking = walk(m, root, scope, date!(2026 - 12 - 01), limits, tx);
+        let walking = walk(m, root, scope, date!(2026 - 12 - 01), walking, tx);
         let mut got = Vec::new();
         let collect = async {
             while let Some(w) = rx.recv().await {
@@ -266,7 +274,7 @@ fn keys(ws: &[Window]) -> Vec<String> {
 #[test]
 fn windows_come_a_day_each_in_order_and_together_are_the_whole_sorted_archive() {
     let m = org();
-    let ws = windows(&m, "", &Scope::default(), Limits::default());
+    let ws = windows(&m, "", &Scope::default(), named());
     let days: Vec<time::Date> = ws
         .iter()
         .filter(|w| !w.objects.is_empty())
@@ -320,7 +328,15 @@ fn a_big_day_is_read_an_hour_at_a_time_and_nothing_in_it_is_skipped() {
     ));
     let whole = plan_of(&m);
     let m2 = Mem::new(m.keys.clone());
-    let ws = windows(&m2, "", &Scope::default(), Limits { window_objects: 5 });
+    let ws = windows(
+        &m2,
+        "",
+        &Scope::default(),
+        Walking {
+            window_objects: 5,
+            ..named()
+        },
+    );
     for w in &ws {
         let hours: BTreeSet<i64> = w
             .objects
@@ -395,7 +411,7 @@ fn the_walk_stops_listing_when_the_reader_hangs_up() {
     rt.block_on(async {
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
         let scope = Scope::default();
-        let walking = walk(&m, "", &scope, date!(2026 - 12 - 01), Limits::default(), tx);
+        let walking = walk(&m, "", &scope, date!(2026 - 12 - 01), named(), tx);
         let first = async move {
             let w = rx.recv().await;
             drop(rx);

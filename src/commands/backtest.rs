@@ -98,7 +98,7 @@ struct RunArgs {
     #[arg(long, hide = true)]
     gunzip_only: bool,
     /// A day expected to hold more objects than this is listed and read by hours.
-    #[arg(long, default_value_t = trailwatch::archive::Limits::default().window_objects)]
+    #[arg(long, default_value_t = trailwatch::archive::Walking::default().window_objects)]
     window_objects: usize,
     /// Print every prefix listed (to stderr), as the walk lists it.
     #[arg(long)]

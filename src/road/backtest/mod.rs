@@ -66,7 +66,7 @@ impl Options {
             alerts: None,
             alerts_text: false,
             fetch_concurrency: 16,
-            window_objects: archive::Limits::default().window_objects,
+            window_objects: archive::Walking::default().window_objects,
             max_in_flight_bytes: 256 << 20,
             gunzip_only: false,
             explain_listing: false,
@@ -139,12 +139,10 @@ fn walk(
         o.scope.clone(),
         today,
         sources::Ahead {
-            walking: sources::Walking {
-                limits: archive::Limits {
-                    window_objects: o.window_objects,
-                },
-                listing_threads: o.jobs,
+            walking: archive::Walking {
+                window_objects: o.window_objects,
                 name_listings: o.explain_listing,
+                listing_threads: o.jobs,
             },
             concurrency: o.fetch_concurrency,
             max_bytes: o.max_in_flight_bytes,

@@ -55,7 +55,7 @@ impl Listed {
 /// be listed at all is reported, and the others are read.
 pub async fn list(sources: &[String], scope: &Scope, today: time::Date) -> Listed {
     let out = std::sync::Mutex::new(Listed::default());
-    walk_sources(sources, scope, today, Walking::default(), |step| {
+    walk_sources(sources, scope, today, archive::Walking::default(), |step| {
         if let Ok(mut o) = out.lock() {
             match step {
                 Step::Listing(l) => o.merge(l),
@@ -89,32 +89,11 @@ pub enum Step {
     Walked(String, archive::plan::Level),
 }
 
-/// How the walk lists: windows as big as `limits`, a local archive's folders read on
-/// `listing_threads` threads. With `name_listings`, each window's listing calls are named in
-/// its [`Step::Listing`] (`--explain-listing`); otherwise they are not (thousands of names
-/// before the first object, for nothing).
-#[derive(Clone, Copy)]
-pub struct Walking {
-    pub limits: archive::Limits,
-    pub listing_threads: usize,
-    pub name_listings: bool,
-}
-
-impl Default for Walking {
-    fn default() -> Self {
-        Walking {
-            limits: archive::Limits::default(),
-            listing_threads: 1,
-            name_listings: false,
-        }
-    }
-}
-
 /// How the walk reads ahead: it lists as `walking` says, and fetches S3 objects
 /// `concurrency` at a time with at most `max_bytes` (by listed size) held.
 #[derive(Clone, Copy)]
 pub struct Ahead {
-    pub walking: Walking,
+    pub walking: archive::Walking,
     pub concurrency: usize,
     pub max_bytes: u64,
 }
@@ -204,7 +183,7 @@ async fn walk_sources<F, Fut>(
     sources: &[String],
     scope: &Scope,
     today: time::Date,
-    walking: Walking,
+    walking: archive::Walking,
     step: F,
 ) where
     F: Fn(Step) -> Fut,
@@ -311,7 +290,7 @@ const FIRST_BATCH: usize = 64;
 async fn windows<L, F, Fut>(
     lister: &L,
     prefix: &str,
-    (scope, today, walking): (&Scope, time::Date, Walking),
+    (scope, today, walking): (&Scope, time::Date, archive::Walking),
     from: impl Fn(&str) -> From,
     name: impl Fn(&str) -> String,
     step: &F,
@@ -322,16 +301,13 @@ where
     Fut: std::future::Future<Output = bool>,
 {
     let (tx, mut rx) = mpsc::channel(1);
-    let listing = archive::walk(lister, prefix, scope, today, walking.limits, tx);
+    let listing = archive::walk(lister, prefix, scope, today, walking, tx);
     let reading = async {
         while let Some(w) = rx.recv().await {
             let l = Listed {
                 digests: w.digests,
                 unexpected: w.unexpected.iter().map(|k| name(k)).collect(),
-                listed: match walking.name_listings {
-                    true => w.listed.iter().map(|k| name(k)).collect(),
-                    false => Vec::new(),
-                },
+                listed: w.listed.iter().map(|k| name(k)).collect(),
                 unlisted: w
                     .failed
                     .into_iter()
