@@ -585,6 +585,35 @@ fn unread_objects_fail_the_ci_gate_unless_accepted() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("INCOMPLETE: 1 inputs not read"));
 }
 
+/// `--explain-listing` names each prefix listed, among them the day folder of every log
+/// file read; without it, none is named.
+#[test]
+fn explain_listing_names_the_prefixes_listed_and_only_when_asked() {
+    let t = Tmp::new();
+    let a = Archive::build();
+    a.write(&t.path("archive"));
+    let cfg = t.config(NEW);
+    let listed = |explain: bool| -> Vec<String> {
+        let mut c = tw(None);
+        c.arg("--config").arg(&cfg);
+        if explain {
+            c.arg("--explain-listing");
+        }
+        let out = run(c.arg(t.path("archive")));
+        String::from_utf8_lossy(&out.stderr)
+            .lines()
+            .filter_map(|l| l.strip_prefix("listed ").map(str::to_string))
+            .collect()
+    };
+    let named = listed(true);
+    for (key, _) in a.logs() {
+        let day = &key[..key.rfind('/').unwrap() + 1];
+        let want = t.path("archive").join(day).display().to_string();
+        assert!(named.contains(&want), "{want} not in {named:?}");
+    }
+    assert!(listed(false).is_empty(), "named without --explain-listing");
+}
+
 /// Issue 27, case 4: a local source at the folder above `AWSLogs/`, at `AWSLogs/`, at the
 /// organization folder or at an account folder is recognised (and `--explain-listing` says
 /// which), so `--accounts` prunes the same from each. Failed before: from `AWSLogs/` and the
