@@ -234,12 +234,18 @@ fn s3_listing_reads_only_the_prefixes_the_scope_allows_and_totals_match_the_loca
     );
 }
 
-#[test]
-fn a_policy_change_adds_and_removes_exactly_the_expected_alerts() {
+/// The test archive written to `archive/` in a new directory, and the config `NEW` there.
+fn local_archive() -> (Tmp, Archive, std::path::PathBuf) {
     let t = Tmp::new();
     let a = Archive::build();
     a.write(&t.path("archive"));
-    let old = t.config(NEW);
+    let cfg = t.config(NEW);
+    (t, a, cfg)
+}
+
+#[test]
+fn a_policy_change_adds_and_removes_exactly_the_expected_alerts() {
+    let (t, _, old) = local_archive();
     // The baseline's alerts, to choose an exemption and to know what must go.
     run(tw(None)
         .arg("--config")
@@ -589,10 +595,7 @@ fn unread_objects_fail_the_ci_gate_unless_accepted() {
 /// file read; without it, none is named.
 #[test]
 fn explain_listing_names_the_prefixes_listed_and_only_when_asked() {
-    let t = Tmp::new();
-    let a = Archive::build();
-    a.write(&t.path("archive"));
-    let cfg = t.config(NEW);
+    let (t, a, cfg) = local_archive();
     let listed = |explain: bool| -> Vec<String> {
         let mut c = tw(None);
         c.arg("--config").arg(&cfg);
@@ -620,10 +623,7 @@ fn explain_listing_names_the_prefixes_listed_and_only_when_asked() {
 /// organization folder every object was read and discarded as outside the scope.
 #[test]
 fn every_layout_level_prunes_the_same() {
-    let t = Tmp::new();
-    let a = Archive::build();
-    a.write(&t.path("archive"));
-    let cfg = t.config(NEW);
+    let (t, a, cfg) = local_archive();
     let org = format!("archive/AWSLogs/{}", archive::ORG);
     let levels = [
         ("archive", "the folder above AWSLogs/"),
